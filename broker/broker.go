@@ -1,0 +1,399 @@
+// Package broker is the citymesh MQTT 3.1.1 and 5.0 broker: listeners,
+// connections, sessions, QoS flows, retained messages, wills, shared
+// subscriptions and the subscription index. It knows nothing of cities; it
+// moves messages.
+//
+// Lock order, outermost first: Broker.mu, then session.mu. The subscription
+// index, the retained store and the shared-group counters have their own locks
+// and are never held while another lock is taken.
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/topic"
+)
+
+// Version is the broker's version, reported in $SYS/broker/version.
+const Version = "0.1.0"
+
+// Options configures a Broker. The zero value is usable: every zero field
+// takes the default documented on it.
+type Options struct {
+	// MaxPacketSize is the largest packet accepted from clients, in bytes,
+	// announced in CONNACK [MQTT-3.2.2-15]. Default 1 MiB.
+	MaxPacketSize uint32
+	// ReceiveMaximum is how many QoS 1 and 2 publishes a client may have
+	// unacknowledged towards the broker [MQTT-3.3.4-9]. Default 1024.
+	ReceiveMaximum uint16
+	// MaxInflight caps the broker's own outbound window per session, below
+	// the client's Receive Maximum [MQTT-3.3.4-7]. Default 1024.
+	MaxInflight uint16
+	// TopicAliasMaximum is how many topic aliases a client may set towards the
+	// broker [MQTT-3.2.2-17]. Default 1024; the broker also assigns aliases
+	// towards clients that allow them.
+	TopicAliasMaximum uint16
+	// MaxQueuedMessages bounds each session's queue of messages waiting to be
+	// sent (beyond the inflight window). Default 10,000.
+	MaxQueuedMessages int
+	// MaxQueuedBytes bounds the payload bytes in each session's queue.
+	// Default 64 MiB.
+	MaxQueuedBytes int
+	// QueueQoS0Offline, when set, queues QoS 0 messages for disconnected
+	// persistent sessions as well (the specification allows either, MQTT 5.0 §4.1).
+	// Default off, as in Mosquitto.
+	QueueQoS0Offline bool
+	// MaxSessionExpiry caps the Session Expiry Interval clients ask for, in
+	// seconds. MQTT 3.1.1 persistent sessions get this value too. Default
+	// 0 means no cap (and no expiry for 3.1.1 persistent sessions).
+	MaxSessionExpiry uint32
+	// MaxKeepAlive caps the client's keep alive, in seconds; a larger or zero
+	// keep alive is answered with Server Keep Alive [MQTT-3.2.2-21] (MQTT 5
+	// only). Default 0 means no cap.
+	MaxKeepAlive uint16
+	// ConnectTimeout is how long a new connection may take to send CONNECT.
+	// Default 10 s.
+	ConnectTimeout time.Duration
+	// SysInterval is the period of $SYS/ statistics. Default 10 s; negative
+	// disables them.
+	SysInterval time.Duration
+	// Logger receives the broker's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxPacketSize == 0 {
+		o.MaxPacketSize = 1 << 20
+	}
+	if o.ReceiveMaximum == 0 {
+		o.ReceiveMaximum = 1024
+	}
+	if o.MaxInflight == 0 {
+		o.MaxInflight = 1024
+	}
+	if o.TopicAliasMaximum == 0 {
+		o.TopicAliasMaximum = 1024
+	}
+	if o.MaxQueuedMessages == 0 {
+		o.MaxQueuedMessages = 10000
+	}
+	if o.MaxQueuedBytes == 0 {
+		o.MaxQueuedBytes = 64 << 20
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.SysInterval == 0 {
+		o.SysInterval = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// subOptions is what the index keeps per subscription.
+type subOptions struct {
+	qos               byte
+	noLocal           bool
+	retainAsPublished bool
+	retainHandling    byte
+	subIDs            []uint32 // zero or one identifier, shared by every delivery
+}
+
+type subIndex = topic.Index[*session, subOptions]
+type subEntry = topic.Entry[*session, subOptions]
+
+// Broker is an MQTT broker. Create it with New, feed it connections with Serve
+// or ServeConn, and stop it with Close.
+type Broker struct {
+	opts  Options
+	log   *slog.Logger
+	index *subIndex
+	ret   retainedStore
+	stats Stats
+	start time.Time
+
+	mu        sync.Mutex
+	sessions  map[string]*session
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closed    bool
+
+	shareMu sync.Mutex
+	shareRR map[string]*atomic.Uint32 // shared subscription filter → round-robin counter
+
+	matchPool sync.Pool // *[]subEntry scratch for routing
+	wg        sync.WaitGroup
+	done      chan struct{}
+}
+
+// New returns a broker configured by opts.
+func New(opts Options) *Broker {
+	opts.setDefaults()
+	b := &Broker{
+		opts:      opts,
+		log:       opts.Logger,
+		index:     topic.NewIndex[*session, subOptions](),
+		sessions:  make(map[string]*session),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		shareRR:   make(map[string]*atomic.Uint32),
+		start:     time.Now(),
+		done:      make(chan struct{}),
+	}
+	b.ret.init()
+	b.matchPool.New = func() any { s := make([]subEntry, 0, 64); return &s }
+	if opts.SysInterval > 0 {
+		b.wg.Go(b.sysLoop)
+	}
+	return b
+}
+
+// Serve accepts connections on ln until ctx ends, ln fails or the broker is
+// closed, and serves each on its own goroutine.
+func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errors.New("broker: closed")
+	}
+	b.listeners[ln] = struct{}{}
+	b.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer func() {
+		b.mu.Lock()
+		delete(b.listeners, ln)
+		b.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || b.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				b.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("broker: accept on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		b.ServeConn(nc)
+	}
+}
+
+// ServeConn serves one established network connection (TCP, TLS or a
+// WebSocket adapted to net.Conn) on a new goroutine and returns at once.
+func (b *Broker) ServeConn(nc net.Conn) {
+	c := newConn(b, nc)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		nc.Close()
+		return
+	}
+	b.conns[c] = struct{}{}
+	b.mu.Unlock()
+	b.wg.Go(c.serve)
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// Close stops the listeners, disconnects every client with Server shutting
+// down [MQTT-4.13], and waits for their goroutines to end.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	for ln := range b.listeners {
+		ln.Close()
+	}
+	type pair struct {
+		c *conn
+		s *session
+	}
+	conns := make([]pair, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, pair{c, c.s})
+	}
+	b.mu.Unlock()
+	for _, p := range conns {
+		p.c.shutdown(p.s, mqtt.ServerShuttingDown)
+	}
+	b.wg.Wait()
+	return nil
+}
+
+// Stats returns a snapshot of the broker's counters.
+func (b *Broker) Stats() StatsSnapshot { return b.stats.snapshot(b) }
+
+// newClientID returns a server-assigned client identifier [MQTT-3.1.3-6].
+func newClientID() string {
+	var buf [12]byte
+	rand.Read(buf[:])
+	return "citymesh-" + hex.EncodeToString(buf[:])
+}
+
+// shareCounter returns the round-robin counter of a shared subscription.
+func (b *Broker) shareCounter(filter string) *atomic.Uint32 {
+	b.shareMu.Lock()
+	defer b.shareMu.Unlock()
+	c := b.shareRR[filter]
+	if c == nil {
+		c = new(atomic.Uint32)
+		b.shareRR[filter] = c
+	}
+	return c
+}
+
+// publish routes msg to every matching subscription and updates the retained
+// store. It reports how many sessions it was queued for. It is safe to call
+// from any goroutine.
+func (b *Broker) publish(msg *Message) int {
+	if msg.Retain {
+		b.ret.set(msg) // an empty payload deletes [MQTT-3.3.1-6][MQTT-3.3.1-7]
+	}
+	sp := b.matchPool.Get().(*[]subEntry)
+	matches := b.index.Match(msg.Topic, (*sp)[:0])
+	n := b.route(msg, matches)
+	clear(matches)
+	*sp = matches[:0]
+	b.matchPool.Put(sp)
+	return n
+}
+
+// route delivers msg to the sessions in matches: one delivery per session for
+// its non-shared subscriptions, with the highest granted QoS and every
+// subscription identifier [MQTT-3.3.4-2][MQTT-3.3.4-3], and one delivery per
+// shared subscription group to one of its members (MQTT 5.0 §4.8.2).
+func (b *Broker) route(msg *Message, matches []subEntry) int {
+	n := 0
+	for i := range matches {
+		e := &matches[i]
+		if e.Sub == nil {
+			continue // already merged into an earlier entry, or a handled group
+		}
+		if e.Group != "" {
+			n += b.routeShared(msg, matches, i)
+			continue
+		}
+		if e.Value.noLocal && msg.Origin != "" && e.Sub.id == msg.Origin {
+			continue // [MQTT-3.8.3-3]
+		}
+		d := delivery{msg: msg, qos: min(msg.QoS, e.Value.qos), subIDs: e.Value.subIDs}
+		d.retain = msg.Retain && e.Value.retainAsPublished // [MQTT-3.3.1-12][MQTT-3.3.1-13]
+		// Merge later entries of the same session (overlapping subscriptions).
+		for j := i + 1; j < len(matches); j++ {
+			f := &matches[j]
+			if f.Sub != e.Sub || f.Group != "" {
+				continue
+			}
+			if !(f.Value.noLocal && msg.Origin != "" && f.Sub.id == msg.Origin) {
+				d.qos = max(d.qos, min(msg.QoS, f.Value.qos))
+				d.retain = d.retain || (msg.Retain && f.Value.retainAsPublished)
+				if len(f.Value.subIDs) > 0 {
+					d.subIDs = append(append([]uint32(nil), d.subIDs...), f.Value.subIDs...)
+				}
+			}
+			f.Sub = nil
+		}
+		if e.Sub.enqueue(d) {
+			n++
+		}
+	}
+	return n
+}
+
+// routeShared picks one member of the shared group of matches[i], in round
+// robin order preferring connected members (section 4.8.2 leaves the choice to
+// the server), and delivers to it. It clears the group's entries so route does
+// not visit them again.
+func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) int {
+	filter := matches[i].Filter
+	var buf [16]int
+	idx := buf[:0]
+	for j := i; j < len(matches); j++ {
+		if matches[j].Sub != nil && matches[j].Filter == filter {
+			idx = append(idx, j)
+		}
+	}
+	start := int(b.shareCounter(filter).Add(1) % uint32(len(idx)))
+	pick := idx[start]
+	for k := range idx {
+		if j := idx[(start+k)%len(idx)]; matches[j].Sub.online() {
+			pick = j
+			break
+		}
+	}
+	e := matches[pick]
+	for _, j := range idx {
+		matches[j].Sub = nil
+	}
+	if e.Sub.enqueue(sharedDelivery(msg, e.Value, filter)) {
+		return 1
+	}
+	return 0
+}
+
+// sharedDelivery builds the delivery of msg through shared subscription
+// filter with options o.
+func sharedDelivery(msg *Message, o subOptions, filter string) delivery {
+	d := delivery{msg: msg, qos: min(msg.QoS, o.qos), subIDs: o.subIDs, share: filter}
+	d.retain = msg.Retain && o.retainAsPublished
+	return d
+}
+
+// reroute hands a delivery that was bound for a departing member of a shared
+// group to another member of that group, preferring connected ones. It
+// reports whether one took it.
+func (b *Broker) reroute(d delivery, leaving *session) bool {
+	sp := b.matchPool.Get().(*[]subEntry)
+	matches := b.index.Match(d.msg.Topic, (*sp)[:0])
+	defer func() {
+		clear(matches)
+		*sp = matches[:0]
+		b.matchPool.Put(sp)
+	}()
+	var members []int
+	for i := range matches {
+		if matches[i].Filter == d.share && matches[i].Sub != leaving {
+			members = append(members, i)
+		}
+	}
+	if len(members) == 0 {
+		return false
+	}
+	start := int(b.shareCounter(d.share).Add(1) % uint32(len(members)))
+	pick := members[start]
+	for k := range members {
+		if j := members[(start+k)%len(members)]; matches[j].Sub.online() {
+			pick = j
+			break
+		}
+	}
+	e := matches[pick]
+	return e.Sub.enqueue(sharedDelivery(d.msg, e.Value, d.share))
+}

@@ -1,0 +1,795 @@
+package broker
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/topic"
+)
+
+// ctrl is a packet other than an application message waiting to be written.
+// Acknowledgements are kept as values so that acknowledging a publish does not
+// allocate.
+type ctrl struct {
+	kind mqtt.PacketType // PUBACK, PUBREC, PUBREL, PUBCOMP, or 0 for pkt
+	id   uint16
+	code mqtt.ReasonCode
+	pkt  mqtt.Packet
+}
+
+// conn is one client network connection. Its reader goroutine (serve) decodes
+// and handles packets; a writer goroutine (writeLoop) runs only while there is
+// something to write, so an idle connection costs one goroutine.
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	r      *mqtt.Reader
+	remote string
+
+	// Set while handling CONNECT, read-only afterwards.
+	s         *session
+	clientID  string
+	version   byte
+	keepAlive time.Duration
+	maxOut    uint32   // the client's Maximum Packet Size, 0 for none
+	recvMax   int      // the client's Receive Maximum, capped by Options.MaxInflight
+	aliasMax  uint16   // the client's Topic Alias Maximum
+	problems  bool     // the client's Request Problem Information [MQTT-3.1.2-29]
+	will      *Message // guarded by s.mu once attached
+	willDelay uint32
+	connected bool
+
+	// Reader goroutine only.
+	inAliases map[uint16]string // client → broker topic aliases [MQTT-3.3.2-10]
+	lastRead  time.Time
+
+	// Guarded by s.mu (the session's mutex).
+	writing    bool
+	dead       bool // a write failed or the connection was closed
+	detached   bool // no longer the session's outlet
+	closeAfter bool // close the socket once ctrl is written
+	ctrlq      []ctrl
+
+	// Writer goroutine only (one at a time, handed over through s.mu).
+	bw         *bufio.Writer
+	scratch    []byte
+	batch      []delivery
+	ctrlSpare  []ctrl
+	outAliases map[string]uint16
+	pub        mqtt.Publish
+
+	closeOnce sync.Once
+}
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String()}
+	c.r = mqtt.NewReader(nc, 1024)
+	c.r.MaxPacketSize = b.opts.MaxPacketSize
+	return c
+}
+
+func (c *conn) logger() *slog.Logger {
+	return c.b.log.With("client", c.clientID, "remote", c.remote)
+}
+
+// closeSocket closes the network connection once.
+func (c *conn) closeSocket() {
+	c.closeOnce.Do(func() { c.nc.Close() })
+}
+
+// serve is the connection's reader goroutine.
+func (c *conn) serve() {
+	c.b.stats.connects.Add(1)
+	defer c.cleanup()
+	c.nc.SetReadDeadline(time.Now().Add(c.b.opts.ConnectTimeout))
+	pkt, err := c.r.ReadPacket()
+	if err != nil {
+		var me *mqtt.Error
+		if errors.As(err, &me) {
+			c.b.stats.protocolErrors.Add(1)
+			c.logger().Warn("bad CONNECT; closing", "err", err)
+			if cp, ok := pkt.(*mqtt.Connect); ok && me.Code == mqtt.UnsupportedProtocolVersion {
+				c.refuse(cp.Version, mqtt.UnsupportedProtocolVersion) // [MQTT-3.1.2-2]
+			} else if ok && cp.Version == mqtt.V5 {
+				c.refuse(mqtt.V5, me.Code)
+			}
+		} else if !isClosedErr(err) {
+			c.b.log.Debug("connection ended before CONNECT", "remote", c.remote, "err", err)
+		}
+		return
+	}
+	cp, ok := pkt.(*mqtt.Connect)
+	if !ok {
+		// The first packet must be CONNECT [MQTT-3.1.0-1].
+		c.b.stats.protocolErrors.Add(1)
+		c.b.log.Warn("first packet is not CONNECT; closing", "remote", c.remote, "type", pkt.Type())
+		return
+	}
+	if !c.handleConnect(cp) {
+		return
+	}
+	for {
+		c.refreshDeadline()
+		pkt, err := c.r.ReadPacket()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if err := c.handle(pkt); err != nil {
+			c.protocolFailure(err)
+			return
+		}
+		if _, ok := pkt.(*mqtt.Disconnect); ok {
+			return
+		}
+	}
+}
+
+// refreshDeadline moves the read deadline to one and a half keep alive
+// periods from now [MQTT-3.1.2-24], at most a few times per period.
+func (c *conn) refreshDeadline() {
+	if c.keepAlive == 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(c.lastRead) < c.keepAlive/4 {
+		return
+	}
+	c.lastRead = now
+	c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// readFailed handles an error from ReadPacket after CONNECT.
+func (c *conn) readFailed(err error) {
+	var me *mqtt.Error
+	switch {
+	case errors.As(err, &me):
+		c.protocolFailure(me)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.logger().Info("keep alive timeout; closing")
+		c.sendDisconnect(mqtt.KeepAliveTimeout, "")
+	case isClosedErr(err):
+		c.logger().Debug("connection closed by peer")
+	default:
+		c.logger().Debug("read failed", "err", err)
+	}
+}
+
+// protocolFailure logs a protocol violation and answers it as the
+// specification asks: DISCONNECT with the reason code for MQTT 5, closing the
+// connection for MQTT 3.1.1 [MQTT-4.13.1-1].
+func (c *conn) protocolFailure(err error) {
+	c.b.stats.protocolErrors.Add(1)
+	code := mqtt.UnspecifiedError
+	var me *mqtt.Error
+	if errors.As(err, &me) {
+		code = me.Code
+	}
+	c.logger().Warn("protocol violation; disconnecting", "err", err, "reason", code)
+	c.sendDisconnect(code, err.Error())
+}
+
+// sendDisconnect queues a DISCONNECT (MQTT 5 only) and asks the writer to close
+// the socket after it.
+func (c *conn) sendDisconnect(code mqtt.ReasonCode, reason string) {
+	s := c.s
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.version >= mqtt.V5 && !c.dead {
+		d := &mqtt.Disconnect{ReasonCode: code}
+		if reason != "" && len(reason) < 256 {
+			d.Props.ReasonString = reason
+		}
+		c.ctrlq = append(c.ctrlq, ctrl{pkt: d})
+	}
+	c.closeAfter = true
+	c.wakeLocked()
+}
+
+// refuse writes a CONNACK that refuses the connection, synchronously, before
+// any session exists [MQTT-3.2.2-7].
+func (c *conn) refuse(version byte, code mqtt.ReasonCode) {
+	ack := &mqtt.Connack{ReasonCode: code}
+	if version != mqtt.V5 {
+		// MQTT 3.1 and 3.1.1 CONNACK, also for unknown protocol levels.
+		ack.ReasonCode = code.V3ConnackCode()
+		version = mqtt.V311
+	}
+	buf, err := ack.AppendTo(nil, version)
+	if err != nil {
+		return
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	c.nc.Write(buf)
+}
+
+// cleanup runs when the reader goroutine ends.
+func (c *conn) cleanup() {
+	b := c.b
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+	b.stats.disconnects.Add(1)
+	if c.s == nil {
+		c.closeSocket()
+		return
+	}
+	b.detach(c)
+	// Let the writer finish a final DISCONNECT, but never wait long.
+	s := c.s
+	s.mu.Lock()
+	pending := c.writing
+	if !pending {
+		c.dead = true
+	}
+	s.mu.Unlock()
+	if pending {
+		time.AfterFunc(time.Second, c.closeSocket)
+	} else {
+		c.closeSocket()
+	}
+}
+
+// handleConnect handles the CONNECT packet. It reports whether the connection
+// was accepted.
+func (c *conn) handleConnect(p *mqtt.Connect) bool {
+	b := c.b
+	c.version = p.Version
+	c.r.Version = p.Version
+	v5 := p.Version >= mqtt.V5
+	id := p.ClientID
+	c.clientID = id
+	if v5 && p.Props.AuthMethod != "" {
+		// Enhanced authentication is not offered [MQTT-4.12.0-1].
+		c.logger().Warn("refusing enhanced authentication", "method", p.Props.AuthMethod)
+		c.refuse(p.Version, mqtt.BadAuthenticationMethod)
+		return false
+	}
+	assigned := false
+	if id == "" {
+		if !v5 && !p.CleanStart {
+			// [MQTT-3.1.3-8] (3.1.1): a zero-byte ClientId needs CleanSession=1.
+			c.refuse(p.Version, mqtt.ClientIdentifierNotValid)
+			return false
+		}
+		id = newClientID() // [MQTT-3.1.3-6]
+		c.clientID = id
+		assigned = v5
+	}
+	if p.Will != nil {
+		if err := topic.ValidName(p.Will.Topic); err != nil {
+			c.logger().Warn("invalid will topic; refusing", "err", err)
+			c.refuse(p.Version, mqtt.TopicNameInvalid)
+			return false
+		}
+		if v5 && p.Will.Props.PayloadFormat == 1 && !utf8.Valid(p.Will.Payload) {
+			c.refuse(p.Version, mqtt.PayloadFormatInvalid) // MQTT 5.0 §3.1.3.2.3 Payload Format Indicator
+			return false
+		}
+		wp := &mqtt.Publish{QoS: p.Will.QoS, Retain: p.Will.Retain, Payload: p.Will.Payload, Props: p.Will.Props}
+		c.will = newMessage(wp, p.Will.Topic, id, time.Now())
+		c.will.Expires = time.Time{} // the interval counts from when the will is published
+		c.willDelay = p.Will.Props.WillDelay
+	}
+
+	ack := &mqtt.Connack{}
+	ka := p.KeepAlive
+	if v5 && b.opts.MaxKeepAlive > 0 && (ka == 0 || ka > b.opts.MaxKeepAlive) {
+		ka = b.opts.MaxKeepAlive
+		ack.Props.ServerKeepAlive = ka // [MQTT-3.2.2-21]
+		ack.Props.Set(mqtt.PropServerKeepAlive)
+	}
+	c.keepAlive = time.Duration(ka) * time.Second
+	if ka == 0 {
+		c.nc.SetReadDeadline(time.Time{}) // keep alive off [MQTT-3.1.2-22 ff.]
+	}
+	var expiry uint32
+	switch {
+	case v5:
+		expiry = p.Props.SessionExpiry // [MQTT-3.1.2-11 ff.]
+	case !p.CleanStart:
+		expiry = NeverExpire
+	}
+	if b.opts.MaxSessionExpiry > 0 && expiry > b.opts.MaxSessionExpiry {
+		expiry = b.opts.MaxSessionExpiry
+		if v5 {
+			ack.Props.SessionExpiry = expiry
+		}
+	}
+	c.recvMax = int(b.opts.MaxInflight)
+	if v5 {
+		if rm := p.Props.ReceiveMaximum; rm > 0 && int(rm) < c.recvMax {
+			c.recvMax = int(rm) // [MQTT-3.3.4-7]
+		}
+		c.maxOut = p.Props.MaximumPacketSize
+		c.aliasMax = p.Props.TopicAliasMaximum
+		c.problems = !p.Props.Has(mqtt.PropRequestProblemInfo) || p.Props.RequestProblemInfo == 1
+		ack.Props.ReceiveMaximum = b.opts.ReceiveMaximum
+		ack.Props.MaximumPacketSize = b.opts.MaxPacketSize
+		ack.Props.TopicAliasMaximum = b.opts.TopicAliasMaximum
+		if assigned {
+			ack.Props.AssignedClientID = id // [MQTT-3.2.2-16]
+		}
+	}
+	c.connected = true
+	b.attach(c, id, p.CleanStart, expiry, ack)
+	c.logger().Debug("client connected", "version", p.Version, "clean", p.CleanStart, "keepalive", ka, "expiry", expiry)
+	return true
+}
+
+// handle dispatches one packet received after CONNECT.
+func (c *conn) handle(pkt mqtt.Packet) error {
+	switch p := pkt.(type) {
+	case *mqtt.Publish:
+		return c.handlePublish(p)
+	case *mqtt.Ack:
+		return c.handleAck(p)
+	case *mqtt.Subscribe:
+		return c.handleSubscribe(p)
+	case *mqtt.Unsubscribe:
+		return c.handleUnsubscribe(p)
+	case *mqtt.Pingreq:
+		c.sendCtrl(ctrl{pkt: &mqtt.Pingresp{}}) // [MQTT-3.12.4-1]
+		return nil
+	case *mqtt.Disconnect:
+		return c.handleDisconnect(p)
+	case *mqtt.Connect:
+		return mqtt.Errorf(mqtt.ProtocolError, "second CONNECT") // [MQTT-3.1.0-2]
+	case *mqtt.Auth:
+		return mqtt.Errorf(mqtt.ProtocolError, "AUTH without enhanced authentication") // MQTT 5.0 §4.12
+	default:
+		return mqtt.Errorf(mqtt.ProtocolError, "unexpected %s from a client", pkt.Type())
+	}
+}
+
+// sendCtrl queues a control packet and wakes the writer.
+func (c *conn) sendCtrl(k ctrl) {
+	s := c.s
+	s.mu.Lock()
+	c.ctrlq = append(c.ctrlq, k)
+	c.wakeLocked()
+	s.mu.Unlock()
+}
+
+func (c *conn) handlePublish(p *mqtt.Publish) error {
+	b := c.b
+	v5 := c.version >= mqtt.V5
+	name := p.Topic
+	if v5 && p.Props.TopicAlias != 0 {
+		alias := p.Props.TopicAlias
+		if alias > b.opts.TopicAliasMaximum {
+			return mqtt.Errorf(mqtt.TopicAliasInvalid, "topic alias %d above maximum %d", alias, b.opts.TopicAliasMaximum) // [MQTT-3.3.2-9]
+		}
+		if name != "" {
+			if c.inAliases == nil {
+				c.inAliases = make(map[uint16]string)
+			}
+			c.inAliases[alias] = name
+		} else {
+			var ok bool
+			if name, ok = c.inAliases[alias]; !ok {
+				return mqtt.Errorf(mqtt.ProtocolError, "unknown topic alias %d", alias) // MQTT 5.0 §3.3.2.3.4
+			}
+		}
+	}
+	if name == "" {
+		return mqtt.Errorf(mqtt.ProtocolError, "empty topic name without topic alias") // [MQTT-3.3.2-1]
+	}
+	if len(name) > 0 && name[0] == '$' && hasPrefix(name, "$SYS/") {
+		// Clients may not publish into the broker's own namespace.
+		return c.ackPublish(p, mqtt.NotAuthorized)
+	}
+	if v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
+		return c.ackPublish(p, mqtt.PayloadFormatInvalid) // MQTT 5.0 §3.3.2.3.2
+	}
+	s := c.s
+	if p.QoS == 2 {
+		s.mu.Lock()
+		_, dup := s.inQoS2[p.PacketID]
+		if !dup && len(s.inQoS2) >= int(b.opts.ReceiveMaximum) {
+			s.mu.Unlock()
+			return mqtt.Errorf(mqtt.ReceiveMaximumExceeded, "more than %d unacknowledged QoS 2 publishes", b.opts.ReceiveMaximum) // [MQTT-3.3.4-9]
+		}
+		if !dup {
+			if s.inQoS2 == nil {
+				s.inQoS2 = make(map[uint16]struct{})
+			}
+			s.inQoS2[p.PacketID] = struct{}{}
+		}
+		s.mu.Unlock()
+		if dup {
+			// A resent PUBLISH of an exchange in progress is acknowledged
+			// again but not delivered twice [MQTT-4.3.3-10].
+			c.sendCtrl(ctrl{kind: mqtt.PUBREC, id: p.PacketID})
+			return nil
+		}
+	}
+	msg := newMessage(p, name, c.clientID, time.Now())
+	b.stats.msgsIn.Add(1)
+	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
+	n := b.publish(msg)
+	code := mqtt.Success
+	if n == 0 && v5 {
+		code = mqtt.NoMatchingSubscribers
+	}
+	return c.ackPublish(p, code)
+}
+
+func hasPrefix(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
+
+// ackPublish sends PUBACK for QoS 1 [MQTT-4.3.2-4] or PUBREC for QoS 2
+// [MQTT-4.3.3-8]. MQTT 3.1.1 has no error acknowledgements: a refused QoS 1 or
+// 2 message is acknowledged and dropped, a refused QoS 0 message dropped.
+func (c *conn) ackPublish(p *mqtt.Publish, code mqtt.ReasonCode) error {
+	if c.version < mqtt.V5 && code.IsError() {
+		code = mqtt.Success
+	}
+	switch p.QoS {
+	case 1:
+		c.sendCtrl(ctrl{kind: mqtt.PUBACK, id: p.PacketID, code: code})
+	case 2:
+		if code.IsError() {
+			s := c.s
+			s.mu.Lock()
+			delete(s.inQoS2, p.PacketID) // [MQTT-4.3.3-9]
+			s.mu.Unlock()
+		}
+		c.sendCtrl(ctrl{kind: mqtt.PUBREC, id: p.PacketID, code: code})
+	}
+	return nil
+}
+
+func (c *conn) handleAck(a *mqtt.Ack) error {
+	s := c.s
+	switch a.Kind {
+	case mqtt.PUBREL:
+		s.mu.Lock()
+		_, ok := s.inQoS2[a.PacketID]
+		delete(s.inQoS2, a.PacketID)
+		s.mu.Unlock()
+		code := mqtt.Success
+		if !ok && c.version >= mqtt.V5 {
+			code = mqtt.PacketIdentifierNotFound
+		}
+		c.sendCtrl(ctrl{kind: mqtt.PUBCOMP, id: a.PacketID, code: code}) // [MQTT-4.3.3-11]
+		return nil
+	case mqtt.PUBACK, mqtt.PUBREC, mqtt.PUBCOMP:
+		known, rel := s.acknowledge(a.Kind, a.PacketID, a.ReasonCode)
+		if !known {
+			if a.Kind == mqtt.PUBREC && c.version >= mqtt.V5 {
+				c.sendCtrl(ctrl{kind: mqtt.PUBREL, id: a.PacketID, code: mqtt.PacketIdentifierNotFound})
+			}
+			c.logger().Debug("acknowledgement for unknown packet identifier", "type", a.Kind, "id", a.PacketID)
+			return nil
+		}
+		if rel {
+			c.sendCtrl(ctrl{kind: mqtt.PUBREL, id: a.PacketID}) // [MQTT-4.3.3-4]
+		}
+		return nil
+	}
+	return mqtt.Errorf(mqtt.ProtocolError, "unexpected %s", a.Kind)
+}
+
+func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
+	b := c.b
+	s := c.s
+	v5 := c.version >= mqtt.V5
+	ack := &mqtt.Suback{PacketID: p.PacketID, ReasonCodes: make([]mqtt.ReasonCode, len(p.Subscriptions))}
+	var subIDs []uint32
+	if len(p.Props.SubscriptionIDs) > 0 {
+		subIDs = []uint32{p.Props.SubscriptionIDs[0]}
+	}
+	type retainedReq struct {
+		filter string
+		opts   subOptions
+	}
+	var wantRetained []retainedReq
+	for i, sub := range p.Subscriptions {
+		if err := topic.ValidFilter(sub.Filter); err != nil {
+			c.logger().Info("refusing subscription", "filter", sub.Filter, "err", err)
+			ack.ReasonCodes[i] = mqtt.TopicFilterInvalid // MQTT 5.0 §3.9.3
+			if !v5 {
+				ack.ReasonCodes[i] = 0x80 // 3.1.1 failure return code
+			}
+			continue
+		}
+		_, _, shared := topic.ParseShared(sub.Filter)
+		if shared && sub.NoLocal {
+			return mqtt.Errorf(mqtt.ProtocolError, "No Local on shared subscription %q", sub.Filter) // [MQTT-3.8.3-4]
+		}
+		opts := subOptions{qos: min(sub.QoS, 2), noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished,
+			retainHandling: sub.RetainHandling, subIDs: subIDs}
+		existed := b.index.Subscribe(sub.Filter, s, opts) // replaces an existing one [MQTT-3.8.4-3]
+		s.mu.Lock()
+		s.subs[sub.Filter] = opts
+		s.mu.Unlock()
+		ack.ReasonCodes[i] = mqtt.ReasonCode(opts.qos) // [MQTT-3.8.4-6]
+		// Retained messages are not sent for shared subscriptions
+		// (MQTT 5.0 §4.8.2); Retain Handling decides for others
+		// [MQTT-3.3.1-9][MQTT-3.3.1-10][MQTT-3.3.1-11].
+		if !shared && (opts.retainHandling == 0 || (opts.retainHandling == 1 && !existed)) {
+			wantRetained = append(wantRetained, retainedReq{sub.Filter, opts})
+		}
+	}
+	c.sendCtrl(ctrl{pkt: ack}) // [MQTT-3.8.4-1]
+	now := time.Now()
+	for _, r := range wantRetained {
+		b.ret.match(r.filter, func(m *Message) {
+			if m.expired(now) {
+				return
+			}
+			// Sent with RETAIN set [MQTT-3.3.1-8].
+			s.enqueue(delivery{msg: m, qos: min(m.QoS, r.opts.qos), retain: true, subIDs: r.opts.subIDs})
+		})
+	}
+	return nil
+}
+
+func (c *conn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
+	s := c.s
+	ack := &mqtt.Unsuback{PacketID: p.PacketID}
+	if c.version >= mqtt.V5 {
+		ack.ReasonCodes = make([]mqtt.ReasonCode, len(p.Filters))
+	}
+	for i, f := range p.Filters {
+		existed := c.b.index.Unsubscribe(f, s) // [MQTT-3.10.4-1]
+		s.mu.Lock()
+		delete(s.subs, f)
+		s.mu.Unlock()
+		if ack.ReasonCodes != nil && !existed {
+			ack.ReasonCodes[i] = mqtt.NoSubscriptionExisted
+		}
+	}
+	c.sendCtrl(ctrl{pkt: ack}) // [MQTT-3.10.4-4]
+	return nil
+}
+
+func (c *conn) handleDisconnect(p *mqtt.Disconnect) error {
+	s := c.s
+	if c.version >= mqtt.V5 && p.Props.Has(mqtt.PropSessionExpiry) {
+		s.mu.Lock()
+		was := s.expiry
+		if was == 0 && p.Props.SessionExpiry != 0 {
+			s.mu.Unlock()
+			return mqtt.Errorf(mqtt.ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT") // [MQTT-3.14.2-2]
+		}
+		s.expiry = p.Props.SessionExpiry
+		if max := c.b.opts.MaxSessionExpiry; max > 0 && s.expiry > max {
+			s.expiry = max
+		}
+		s.mu.Unlock()
+	}
+	if p.ReasonCode != mqtt.DisconnectWithWill {
+		s.mu.Lock()
+		c.will = nil // a normal DISCONNECT discards the will [MQTT-3.14.4-3]
+		s.mu.Unlock()
+	}
+	c.logger().Debug("client disconnected", "reason", p.ReasonCode)
+	return nil
+}
+
+// wake starts the writer goroutine if it is not running. It implements
+// outlet; the session's mutex is held.
+func (c *conn) wake() { c.wakeLocked() }
+
+func (c *conn) wakeLocked() {
+	if c.writing || c.dead {
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
+}
+
+// detach implements outlet: the session has been taken over by another
+// connection [MQTT-3.1.4-3].
+func (c *conn) detach(reason mqtt.ReasonCode) {
+	c.detached = true
+	if c.version >= mqtt.V5 && !c.dead {
+		c.ctrlq = append(c.ctrlq, ctrl{pkt: &mqtt.Disconnect{ReasonCode: reason}})
+	}
+	c.closeAfter = true
+	if !c.writing && !c.dead {
+		c.wakeLocked()
+	}
+	time.AfterFunc(time.Second, c.closeSocket)
+}
+
+// writeLoop writes queued control packets and deliveries until there is
+// nothing left, flushing whenever it runs dry.
+func (c *conn) writeLoop() {
+	s := c.s
+	if c.bw == nil {
+		c.bw = writerPool.Get().(*bufio.Writer)
+		c.bw.Reset(c.nc)
+	}
+	for {
+		s.mu.Lock()
+		ctrls := c.ctrlq
+		c.ctrlq = c.ctrlSpare[:0]
+		c.ctrlSpare = nil
+		batch := c.batch[:0]
+		if !c.detached && s.out == outlet(c) {
+			batch = s.take(batch, 64, c.recvMax, c.maxOut, c.version, time.Now())
+		}
+		if len(ctrls) == 0 && len(batch) == 0 {
+			c.ctrlSpare = ctrls
+			if c.bw.Buffered() > 0 && !c.dead {
+				s.mu.Unlock()
+				if err := c.bw.Flush(); err != nil {
+					c.writeFailed(err)
+				}
+				continue
+			}
+			c.writing = false
+			closeNow := c.closeAfter
+			if closeNow {
+				c.dead = true
+			}
+			bw := c.bw
+			c.bw = nil
+			s.mu.Unlock()
+			bw.Reset(nil)
+			writerPool.Put(bw)
+			if closeNow {
+				c.closeSocket()
+			}
+			return
+		}
+		dead := c.dead
+		s.mu.Unlock()
+		if !dead {
+			c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			err := c.writeBatch(ctrls, batch)
+			if err != nil {
+				c.writeFailed(err)
+			}
+		}
+		clear(batch)
+		c.batch = batch[:0]
+		clear(ctrls)
+		s.mu.Lock()
+		if c.ctrlSpare == nil {
+			c.ctrlSpare = ctrls[:0]
+		}
+		s.mu.Unlock()
+	}
+}
+
+// writeFailed marks the connection dead after a failed write and closes it;
+// the reader goroutine then cleans up.
+func (c *conn) writeFailed(err error) {
+	s := c.s
+	s.mu.Lock()
+	c.dead = true
+	s.mu.Unlock()
+	c.logger().Debug("write failed; closing", "err", err)
+	c.closeSocket()
+}
+
+func (c *conn) writeBatch(ctrls []ctrl, batch []delivery) error {
+	var err error
+	for i := range ctrls {
+		k := &ctrls[i]
+		if k.pkt != nil {
+			c.scratch, err = k.pkt.AppendTo(c.scratch[:0], c.version)
+		} else {
+			a := mqtt.Ack{Kind: k.kind, PacketID: k.id, ReasonCode: k.code}
+			c.scratch, err = a.AppendTo(c.scratch[:0], c.version)
+		}
+		if err != nil {
+			c.logger().Error("encoding failed", "type", k.kind, "err", err)
+			continue
+		}
+		if _, err := c.bw.Write(c.scratch); err != nil {
+			return err
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	now := time.Now()
+	s := c.s
+	sent := 0
+	for i := range batch {
+		d := &batch[i]
+		if d.released {
+			a := mqtt.Ack{Kind: mqtt.PUBREL, PacketID: d.packetID}
+			c.scratch, _ = a.AppendTo(c.scratch[:0], c.version)
+			if _, err := c.bw.Write(c.scratch); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.writePublish(d, now); err != nil {
+			return err
+		}
+		sent++
+	}
+	c.b.stats.msgsOut.Add(uint64(sent))
+	s.mu.Lock()
+	for i := range batch {
+		if batch[i].qos > 0 && !batch[i].sent {
+			s.markSent(batch[i].packetID)
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// writePublish encodes one delivery: a small per-receiver header (packet
+// identifier, topic alias, subscription identifiers, remaining expiry) written
+// before the shared payload.
+func (c *conn) writePublish(d *delivery, now time.Time) error {
+	m := d.msg
+	p := &c.pub
+	*p = mqtt.Publish{Dup: d.sent, QoS: d.qos, Retain: d.retain, Topic: m.Topic, PacketID: d.packetID, Payload: m.Payload}
+	if c.version >= mqtt.V5 {
+		p.Props = m.Props
+		p.Props.SubscriptionIDs = d.subIDs
+		if !m.Expires.IsZero() {
+			p.Props.MessageExpiry = m.remainingExpiry(now) // [MQTT-3.3.2-6]
+			p.Props.Set(mqtt.PropMessageExpiry)
+		}
+		if c.aliasMax > 0 {
+			if a, ok := c.outAliases[m.Topic]; ok {
+				p.Topic = "" // MQTT 5.0 §3.3.2.3.4: the alias alone
+				p.Props.TopicAlias = a
+			} else if len(c.outAliases) < int(c.aliasMax) {
+				if c.outAliases == nil {
+					c.outAliases = make(map[string]uint16)
+				}
+				a = uint16(len(c.outAliases) + 1) // [MQTT-3.3.2-8] not above the client's maximum
+				c.outAliases[m.Topic] = a
+				p.Props.TopicAlias = a
+			}
+		}
+	}
+	var err error
+	c.scratch, err = p.AppendHeader(c.scratch[:0], c.version)
+	if err != nil {
+		c.logger().Error("encoding PUBLISH failed", "topic", m.Topic, "err", err)
+		return nil
+	}
+	if _, err := c.bw.Write(c.scratch); err != nil {
+		return err
+	}
+	if _, err := c.bw.Write(m.Payload); err != nil {
+		return err
+	}
+	c.b.stats.bytesOut.Add(uint64(len(m.Payload)))
+	return nil
+}
+
+// shutdown disconnects the client because the broker stops. s is the
+// connection's session as read under the broker's mutex, or nil.
+func (c *conn) shutdown(s *session, code mqtt.ReasonCode) {
+	if s == nil {
+		c.closeSocket()
+		return
+	}
+	s.mu.Lock()
+	if c.version >= mqtt.V5 && !c.dead && !c.detached {
+		c.ctrlq = append(c.ctrlq, ctrl{pkt: &mqtt.Disconnect{ReasonCode: code}})
+	}
+	c.closeAfter = true
+	c.wakeLocked()
+	s.mu.Unlock()
+	time.AfterFunc(time.Second, c.closeSocket)
+}

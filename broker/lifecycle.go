@@ -1,0 +1,224 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/citymesh/citymesh/mqtt"
+)
+
+// endedSession is what is left to do, outside the locks, after a session ended.
+type endedSession struct {
+	s       *session
+	filters []string
+	moved   []delivery // shared-subscription deliveries to hand to other members
+	will    *Message
+}
+
+// attach binds connection c to the session of client id after a CONNECT,
+// taking the session over from another connection [MQTT-3.1.4-3], discarding
+// it on Clean Start [MQTT-3.1.2-4], or creating it, and queues ack as the
+// first packet the client gets.
+func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, ack *mqtt.Connack) {
+	var wills []*Message
+	var ended *endedSession
+	b.mu.Lock()
+	s := b.sessions[id]
+	if s != nil {
+		s.mu.Lock()
+		if old := s.out; old != nil {
+			old.detach(mqtt.SessionTakenOver)
+			if oc, ok := old.(*conn); ok && oc.will != nil {
+				// The old connection ends without DISCONNECT: its will is
+				// published now unless it is delayed and the session goes on,
+				// in which case this new connection cancels it [MQTT-3.1.3-9].
+				if oc.willDelay == 0 || clean {
+					wills = append(wills, oc.will)
+				}
+				oc.will = nil
+			}
+			s.out = nil
+			b.log.Info("session taken over", "client", id)
+		}
+		if pw := s.will; pw != nil {
+			pw.timer.Stop()
+			s.will = nil
+			if clean {
+				wills = append(wills, pw.msg) // the session ends before the delay
+			}
+		}
+		s.mu.Unlock()
+		if clean {
+			ended = b.endSessionLocked(s)
+			s = nil
+		}
+	}
+	present := s != nil
+	if s == nil {
+		s = newSession(b, id)
+		b.sessions[id] = s
+	}
+	s.mu.Lock()
+	s.expiry = expiry
+	c.s = s
+	if c.version >= mqtt.V5 || !clean {
+		ack.SessionPresent = present // [MQTT-3.2.2-2][MQTT-3.2.2-3]
+	}
+	c.ctrlq = append(c.ctrlq, ctrl{pkt: ack})
+	s.attachLocked(c)
+	c.wakeLocked()
+	s.mu.Unlock()
+	b.mu.Unlock()
+	b.finishEnded(ended)
+	for _, w := range wills {
+		b.publishWill(w)
+	}
+}
+
+// detach unbinds connection c from its session when the connection ends:
+// the will is published or scheduled [MQTT-3.1.3-9], shared-subscription
+// messages move to other members, and the session ends now (expiry 0) or when
+// its expiry interval has passed [MQTT-3.1.2-11 ff.].
+func (b *Broker) detach(c *conn) {
+	s := c.s
+	var ended *endedSession
+	var moved []delivery
+	var will *Message
+	b.mu.Lock()
+	s.mu.Lock()
+	if c.detached {
+		s.mu.Unlock()
+		b.mu.Unlock()
+		return // taken over: the session belongs to another connection now
+	}
+	c.detached = true
+	s.out = nil
+	w, delay := c.will, c.willDelay
+	c.will = nil
+	expiry := s.expiry
+	if expiry != 0 {
+		moved = s.takeShared()
+		if w != nil {
+			if delay == 0 {
+				will = w
+			} else {
+				pw := &pendingWill{msg: w}
+				pw.timer = time.AfterFunc(time.Duration(min(delay, expiry))*time.Second, func() { b.fireWill(s, pw) })
+				s.will = pw
+			}
+		}
+		if expiry != NeverExpire {
+			s.timer = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.expireSession(s) })
+		}
+		s.mu.Unlock()
+	} else {
+		will = w // the session ends now, so the will cannot wait [MQTT-3.1.3-9]
+		s.mu.Unlock()
+		ended = b.endSessionLocked(s)
+	}
+	b.mu.Unlock()
+	for _, d := range moved {
+		if !b.reroute(d, s) {
+			b.stats.dropNoShareMember.Add(1)
+		}
+	}
+	b.finishEnded(ended)
+	if will != nil {
+		b.publishWill(will)
+	}
+}
+
+// endSessionLocked ends session s and removes it from the broker. It is called
+// with b.mu held; finishEnded must be called with its result after b.mu is
+// released.
+func (b *Broker) endSessionLocked(s *session) *endedSession {
+	if b.sessions[s.id] == s {
+		delete(b.sessions, s.id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil
+	}
+	s.ended = true
+	e := &endedSession{s: s}
+	for f := range s.subs {
+		e.filters = append(e.filters, f)
+	}
+	s.subs = nil
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if s.will != nil {
+		s.will.timer.Stop()
+		e.will = s.will.msg
+		s.will = nil
+	}
+	// Shared QoS 2 deliveries already sent stay undelivered rather than go to
+	// another member [MQTT-4.8.2-5]; QoS 1 and unsent ones move on.
+	e.moved = s.takeShared()
+	s.queue = queue{}
+	s.inflight = nil
+	s.inQoS2 = nil
+	s.resend = nil
+	return e
+}
+
+// finishEnded removes an ended session's subscriptions and hands on what it
+// held.
+func (b *Broker) finishEnded(e *endedSession) {
+	if e == nil {
+		return
+	}
+	for _, f := range e.filters {
+		b.index.Unsubscribe(f, e.s)
+	}
+	for _, d := range e.moved {
+		if !b.reroute(d, e.s) {
+			b.stats.dropNoShareMember.Add(1)
+		}
+	}
+	if e.will != nil {
+		b.publishWill(e.will)
+	}
+	b.log.Debug("session ended", "client", e.s.id)
+}
+
+// expireSession ends s when its expiry interval has passed while offline.
+func (b *Broker) expireSession(s *session) {
+	b.mu.Lock()
+	s.mu.Lock()
+	offline := s.out == nil && !s.ended
+	s.mu.Unlock()
+	var e *endedSession
+	if offline && b.sessions[s.id] == s {
+		e = b.endSessionLocked(s)
+	}
+	b.mu.Unlock()
+	if e != nil {
+		b.stats.sessionsExpired.Add(1)
+	}
+	b.finishEnded(e)
+}
+
+// fireWill publishes a delayed will when its delay has passed.
+func (b *Broker) fireWill(s *session, pw *pendingWill) {
+	s.mu.Lock()
+	if s.will != pw {
+		s.mu.Unlock()
+		return
+	}
+	s.will = nil
+	s.mu.Unlock()
+	b.publishWill(pw.msg)
+}
+
+// publishWill publishes a will message; its expiry interval counts from now.
+func (b *Broker) publishWill(w *Message) {
+	m := *w
+	if m.Props.Has(mqtt.PropMessageExpiry) {
+		m.Expires = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
+	}
+	b.stats.willsPublished.Add(1)
+	b.publish(&m)
+}

@@ -1,0 +1,206 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/topic"
+)
+
+// Handler receives the messages of one in-process subscription; retained is
+// true for a retained message sent because of the subscription. Handlers of a
+// Local client are called one at a time, in delivery order; a handler must
+// not block for long, since the client's queue fills while it runs. m must not
+// be changed.
+type Handler func(m *Message, retained bool)
+
+// Local is a client that lives in the broker's process: services on the same
+// node publish and subscribe through it without a network connection. It has
+// a clean session that ends when it is closed, and the same bounded queue as
+// any other session.
+type Local struct {
+	b *Broker
+	s *session
+
+	hmu      sync.RWMutex
+	handlers map[uint32]Handler // subscription identifier → handler
+	filters  map[string]uint32  // filter → subscription identifier
+	nextID   uint32
+
+	running bool // guarded by s.mu
+	closed  bool // guarded by s.mu
+	batch   []delivery
+}
+
+// ErrClientIDInUse is returned by NewLocal when another client has the
+// identifier.
+var ErrClientIDInUse = errors.New("broker: client identifier in use")
+
+// NewLocal connects an in-process client with identifier id ("" assigns one).
+func (b *Broker) NewLocal(id string) (*Local, error) {
+	if id == "" {
+		id = newClientID()
+	}
+	l := &Local{b: b, handlers: make(map[uint32]Handler), filters: make(map[string]uint32)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errors.New("broker: closed")
+	}
+	if _, ok := b.sessions[id]; ok {
+		return nil, fmt.Errorf("%w: %q", ErrClientIDInUse, id)
+	}
+	s := newSession(b, id)
+	b.sessions[id] = s
+	s.mu.Lock()
+	s.attachLocked(l)
+	s.mu.Unlock()
+	l.s = s
+	return l, nil
+}
+
+// ID returns the client identifier.
+func (l *Local) ID() string { return l.s.id }
+
+// Publish publishes m as this client. It reports how many sessions the message
+// was queued for. m must not be changed afterwards.
+func (l *Local) Publish(m *Message) (int, error) {
+	if err := topic.ValidName(m.Topic); err != nil {
+		return 0, fmt.Errorf("broker: publish: %w", err)
+	}
+	if m.QoS > 2 {
+		return 0, fmt.Errorf("broker: publish: QoS %d", m.QoS)
+	}
+	m.Origin = l.s.id
+	if m.Props.Has(mqtt.PropMessageExpiry) && m.Expires.IsZero() {
+		m.Expires = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
+	}
+	l.b.stats.msgsIn.Add(1)
+	l.b.stats.bytesIn.Add(uint64(len(m.Payload)))
+	return l.b.publish(m), nil
+}
+
+// Subscribe subscribes to filter with the options of sub (sub.Filter is
+// ignored) and calls h for each message. Retained messages are delivered as
+// the Retain Handling option says. Subscribing again to the same filter
+// replaces the handler.
+func (l *Local) Subscribe(filter string, sub mqtt.Subscription, h Handler) error {
+	if err := topic.ValidFilter(filter); err != nil {
+		return fmt.Errorf("broker: subscribe: %w", err)
+	}
+	l.hmu.Lock()
+	id, ok := l.filters[filter]
+	if !ok {
+		l.nextID++
+		id = l.nextID
+		l.filters[filter] = id
+	}
+	l.handlers[id] = h
+	l.hmu.Unlock()
+	_, _, shared := topic.ParseShared(filter)
+	opts := subOptions{qos: min(sub.QoS, 2), noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished,
+		retainHandling: sub.RetainHandling, subIDs: []uint32{id}}
+	existed := l.b.index.Subscribe(filter, l.s, opts)
+	l.s.mu.Lock()
+	if l.s.subs != nil {
+		l.s.subs[filter] = opts
+	}
+	l.s.mu.Unlock()
+	if !shared && (opts.retainHandling == 0 || (opts.retainHandling == 1 && !existed)) {
+		now := time.Now()
+		l.b.ret.match(filter, func(m *Message) {
+			if !m.expired(now) {
+				l.s.enqueue(delivery{msg: m, qos: min(m.QoS, opts.qos), retain: true, subIDs: opts.subIDs})
+			}
+		})
+	}
+	return nil
+}
+
+// Unsubscribe removes the subscription to filter.
+func (l *Local) Unsubscribe(filter string) error {
+	existed := l.b.index.Unsubscribe(filter, l.s)
+	l.s.mu.Lock()
+	delete(l.s.subs, filter)
+	l.s.mu.Unlock()
+	l.hmu.Lock()
+	if id, ok := l.filters[filter]; ok {
+		delete(l.handlers, id)
+		delete(l.filters, filter)
+	}
+	l.hmu.Unlock()
+	if !existed {
+		return fmt.Errorf("broker: unsubscribe %q: no such subscription", filter)
+	}
+	return nil
+}
+
+// Close ends the client's session.
+func (l *Local) Close() error {
+	b := l.b
+	b.mu.Lock()
+	l.s.mu.Lock()
+	if l.closed {
+		l.s.mu.Unlock()
+		b.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.s.out = nil
+	l.s.mu.Unlock()
+	e := b.endSessionLocked(l.s)
+	b.mu.Unlock()
+	b.finishEnded(e)
+	return nil
+}
+
+// wake implements outlet.
+func (l *Local) wake() {
+	if l.running || l.closed {
+		return
+	}
+	l.running = true
+	go l.drain()
+}
+
+// detach implements outlet; a Local client's identifier is never reused while
+// it is open, so it is not taken over.
+func (l *Local) detach(mqtt.ReasonCode) {}
+
+func (l *Local) drain() {
+	s := l.s
+	for {
+		s.mu.Lock()
+		batch := s.take(l.batch[:0], 256, 1<<16-1, 0, mqtt.V5, time.Now())
+		if len(batch) == 0 || l.closed {
+			l.running = false
+			s.mu.Unlock()
+			return
+		}
+		// In-process delivery completes at once: nothing stays inflight.
+		for i := range batch {
+			if batch[i].qos > 0 {
+				delete(s.inflight, batch[i].packetID)
+			}
+		}
+		s.mu.Unlock()
+		l.hmu.RLock()
+		for i := range batch {
+			d := &batch[i]
+			for _, id := range d.subIDs {
+				if h := l.handlers[id]; h != nil {
+					l.hmu.RUnlock()
+					h(d.msg, d.retain)
+					l.hmu.RLock()
+				}
+			}
+		}
+		l.hmu.RUnlock()
+		l.b.stats.msgsOut.Add(uint64(len(batch)))
+		clear(batch)
+		l.batch = batch[:0]
+	}
+}

@@ -1,0 +1,102 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/citymesh/citymesh/mqtt"
+)
+
+// Message is one application message inside the broker. It is created once
+// when a PUBLISH arrives and shared by reference among every subscriber it is
+// delivered to, so it must not be changed after it has been published.
+type Message struct {
+	// Topic is the topic name the message was published to.
+	Topic string
+	// Payload is the application payload.
+	Payload []byte
+	// QoS is the quality of service the publisher used.
+	QoS byte
+	// Retain is the RETAIN flag the publisher set.
+	Retain bool
+	// Props holds the properties that travel with the message to its
+	// receivers [MQTT-3.3.2.3]: payload format indicator, message expiry,
+	// content type, response topic, correlation data and user properties.
+	// Topic Alias and Subscription Identifier are per connection and are never
+	// stored here.
+	Props mqtt.Properties
+	// Origin is the client identifier of the publisher, or "" for messages
+	// the broker makes itself. It drives the No Local option [MQTT-3.8.3-3].
+	Origin string
+	// Expires is when the message expires, or the zero time if it does not
+	// [MQTT-3.3.2-5].
+	Expires time.Time
+}
+
+// newMessage copies the parts of a decoded PUBLISH that outlive the read
+// buffer into a Message. Payload and property bytes are copied into one
+// allocation.
+func newMessage(p *mqtt.Publish, topic, origin string, now time.Time) *Message {
+	m := &Message{Topic: topic, QoS: p.QoS, Retain: p.Retain, Origin: origin}
+	n := len(p.Payload) + len(p.Props.CorrelationData)
+	if n > 0 {
+		buf := make([]byte, n)
+		k := copy(buf, p.Payload)
+		m.Payload = buf[:k:k]
+		if len(p.Props.CorrelationData) > 0 {
+			m.Props.CorrelationData = buf[k:]
+			copy(m.Props.CorrelationData, p.Props.CorrelationData)
+		}
+	}
+	copyMessageProps(&m.Props, &p.Props)
+	if m.Props.Has(mqtt.PropMessageExpiry) {
+		m.Expires = now.Add(time.Duration(m.Props.MessageExpiry) * time.Second)
+	}
+	return m
+}
+
+// copyMessageProps copies the properties that are forwarded with an
+// application message [MQTT-3.3.2-4][MQTT-3.3.2-15][MQTT-3.3.2-16][MQTT-3.3.2-17][MQTT-3.3.2-20].
+// CorrelationData is left to the caller.
+func copyMessageProps(dst, src *mqtt.Properties) {
+	dst.PayloadFormat = src.PayloadFormat
+	dst.MessageExpiry = src.MessageExpiry
+	dst.ContentType = src.ContentType
+	dst.ResponseTopic = src.ResponseTopic
+	if len(src.User) > 0 {
+		dst.User = append([]mqtt.UserProperty(nil), src.User...)
+	}
+	const keep = 1<<mqtt.PropPayloadFormat | 1<<mqtt.PropMessageExpiry | 1<<mqtt.PropContentType |
+		1<<mqtt.PropResponseTopic | 1<<mqtt.PropCorrelationData | 1<<mqtt.PropUser
+	dst.Present = src.Present & keep
+}
+
+// expired reports whether the message's expiry interval has elapsed at now.
+func (m *Message) expired(now time.Time) bool {
+	return !m.Expires.IsZero() && !now.Before(m.Expires)
+}
+
+// remainingExpiry returns the Message Expiry Interval to send to a receiver:
+// the original interval less the time the message waited [MQTT-3.3.2-6].
+func (m *Message) remainingExpiry(now time.Time) uint32 {
+	d := m.Expires.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return uint32((d + time.Second - 1) / time.Second)
+}
+
+// delivery is one message on its way to one session: the shared message plus
+// the few things that differ per receiver.
+type delivery struct {
+	msg    *Message
+	qos    byte     // granted QoS for this receiver: min(publish QoS, subscription QoS)
+	retain bool     // RETAIN flag to send [MQTT-3.3.1-8][MQTT-3.3.1-12][MQTT-3.3.1-13]
+	subIDs []uint32 // subscription identifiers of the matching subscriptions [MQTT-3.3.4-3]
+	share  string   // the shared subscription filter it was routed through, if any
+
+	// Outbound state, valid while the delivery is inflight.
+	packetID uint16
+	seq      uint64 // send order, for in-order redelivery after reconnect
+	sent     bool   // sent at least once: redeliveries carry DUP [MQTT-3.3.1-1]
+	released bool   // QoS 2: PUBREC received and PUBREL sent [MQTT-4.3.3-4]
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gopkg.in/yaml.v3"
+
+	"github.com/citymesh/citymesh/broker"
+)
+
+func init() {
+	register("serve", "run a citymesh node: MQTT broker, WebSocket and HTTP", runServe)
+}
+
+// serveConfig is the configuration file of `citymesh serve`; command-line flags
+// override it. Every field is optional.
+type serveConfig struct {
+	MQTT    string `yaml:"mqtt"` // MQTT over TCP listen address
+	WS      string `yaml:"ws"`   // MQTT over WebSocket listen address (path /mqtt)
+	HTTP    string `yaml:"http"` // HTTP listen address: /healthz, /metrics
+	Data    string `yaml:"data"` // data directory
+	Log     string `yaml:"log"`  // log level: debug, info, warn, error
+	Remote  bool   `yaml:"allow_remote_anonymous"`
+	Limits  limits `yaml:"limits"`
+	SysSecs int    `yaml:"sys_interval_seconds"`
+}
+
+type limits struct {
+	MaxPacketSize     uint32 `yaml:"max_packet_size"`
+	ReceiveMaximum    uint16 `yaml:"receive_maximum"`
+	MaxInflight       uint16 `yaml:"max_inflight"`
+	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
+	MaxQueuedMessages int    `yaml:"max_queued_messages"`
+	MaxQueuedBytes    int    `yaml:"max_queued_bytes"`
+	MaxSessionExpiry  uint32 `yaml:"max_session_expiry_seconds"`
+	MaxKeepAlive      uint16 `yaml:"max_keep_alive_seconds"`
+}
+
+func runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg := serveConfig{MQTT: "127.0.0.1:1883", WS: "127.0.0.1:8083", HTTP: "127.0.0.1:8080", Data: "./data", Log: "info"}
+	configFile := fs.String("config", "", "YAML configuration `file` (flags override it)")
+	mqttAddr := fs.String("mqtt", "", "MQTT over TCP listen `address` (default 127.0.0.1:1883; \"off\" disables)")
+	wsAddr := fs.String("ws", "", "MQTT over WebSocket listen `address`, path /mqtt (default 127.0.0.1:8083; \"off\" disables)")
+	httpAddr := fs.String("http", "", "HTTP listen `address` for /healthz and /metrics (default 127.0.0.1:8080; \"off\" disables)")
+	data := fs.String("data", "", "data `directory` (default ./data)")
+	logLevel := fs.String("log", "", "log `level`: debug, info, warn or error (default info)")
+	remote := fs.Bool("allow-remote-anonymous", false, "allow listening on non-loopback addresses without authentication")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *configFile != "" {
+		raw, err := os.ReadFile(*configFile)
+		if err != nil {
+			return fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return fmt.Errorf("config %s: %w", *configFile, err)
+		}
+	}
+	for _, o := range []struct {
+		dst *string
+		v   string
+	}{{&cfg.MQTT, *mqttAddr}, {&cfg.WS, *wsAddr}, {&cfg.HTTP, *httpAddr}, {&cfg.Data, *data}, {&cfg.Log, *logLevel}} {
+		if o.v != "" {
+			*o.dst = o.v
+		}
+	}
+	cfg.Remote = cfg.Remote || *remote
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log)); err != nil {
+		return fmt.Errorf("log level %q: %w", cfg.Log, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	for _, a := range []string{cfg.MQTT, cfg.WS, cfg.HTTP} {
+		if a == "off" || a == "" {
+			continue
+		}
+		if !cfg.Remote && !isLoopback(a) {
+			return fmt.Errorf("refusing to listen on %s without authentication: use a loopback address, or --allow-remote-anonymous", a)
+		}
+	}
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	opts := broker.Options{
+		MaxPacketSize:     cfg.Limits.MaxPacketSize,
+		ReceiveMaximum:    cfg.Limits.ReceiveMaximum,
+		MaxInflight:       cfg.Limits.MaxInflight,
+		TopicAliasMaximum: cfg.Limits.TopicAliasMaximum,
+		MaxQueuedMessages: cfg.Limits.MaxQueuedMessages,
+		MaxQueuedBytes:    cfg.Limits.MaxQueuedBytes,
+		MaxSessionExpiry:  cfg.Limits.MaxSessionExpiry,
+		MaxKeepAlive:      cfg.Limits.MaxKeepAlive,
+		SysInterval:       time.Duration(cfg.SysSecs) * time.Second,
+		Logger:            log,
+	}
+	b := broker.New(opts)
+	defer b.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	listening := 0
+	if cfg.MQTT != "off" {
+		ln, err := net.Listen("tcp", cfg.MQTT)
+		if err != nil {
+			return fmt.Errorf("mqtt listener: %w", err)
+		}
+		log.Info("MQTT listening", "addr", ln.Addr().String())
+		listening++
+		go func() { errc <- b.Serve(ctx, ln) }()
+	}
+	if cfg.WS != "off" {
+		srv, ln, err := listenHTTP(cfg.WS, wsHandler(ctx, b, log))
+		if err != nil {
+			return fmt.Errorf("websocket listener: %w", err)
+		}
+		log.Info("MQTT over WebSocket listening", "addr", ln.Addr().String(), "path", "/mqtt")
+		listening++
+		go func() { errc <- serveHTTP(ctx, srv, ln) }()
+	}
+	if cfg.HTTP != "off" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(b.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintln(w, "ok")
+		})
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv, ln, err := listenHTTP(cfg.HTTP, mux)
+		if err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		log.Info("HTTP listening", "addr", ln.Addr().String())
+		listening++
+		go func() { errc <- serveHTTP(ctx, srv, ln) }()
+	}
+	if listening == 0 {
+		return errors.New("every listener is off")
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func listenHTTP(addr string, h http.Handler) (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln, nil
+}
+
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// wsHandler serves MQTT over WebSocket on /mqtt, with the "mqtt" subprotocol
+// (MQTT 5.0 section 6).
+func wsHandler(ctx context.Context, b *broker.Broker, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/mqtt", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			Subprotocols:       []string{"mqtt", "mqttv3.1"},
+			InsecureSkipVerify: true, // browsers on other origins (the dashboard) may connect
+		})
+		if err != nil {
+			log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		c.SetReadLimit(-1) // the broker enforces the maximum packet size
+		b.ServeConn(websocket.NetConn(ctx, c, websocket.MessageBinary))
+	})
+	return mux
+}
