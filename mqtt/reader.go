@@ -128,3 +128,6 @@ func (r *Reader) intern(b []byte) string {
 	r.topics[s] = s
 	return s
 }
+
+// Buffered reports how many bytes are read ahead and not yet decoded.
+func (r *Reader) Buffered() int { return r.end - r.start }

@@ -1,0 +1,185 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/citymesh/citymesh/mqtt"
+)
+
+// rawClient is a minimal MQTT client over a real socket for benchmarks: it
+// encodes with package mqtt and keeps no state beyond what a benchmark needs.
+type rawClient struct {
+	nc net.Conn
+	r  *mqtt.Reader
+	w  *bufio.Writer
+	v  byte
+}
+
+func dialRaw(tb testing.TB, addr, id string, v byte) *rawClient {
+	tb.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &rawClient{nc: nc, r: mqtt.NewReader(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10), v: v}
+	c.send(tb, &mqtt.Connect{Version: v, CleanStart: true, ClientID: id, KeepAlive: 60})
+	c.flush(tb)
+	c.r.Version = v
+	pkt, err := c.r.ReadPacket()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if ack, ok := pkt.(*mqtt.Connack); !ok || ack.ReasonCode != 0 {
+		tb.Fatalf("connect: %v", pkt)
+	}
+	return c
+}
+
+func (c *rawClient) send(tb testing.TB, p mqtt.Packet) {
+	buf, err := p.AppendTo(nil, c.v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := c.w.Write(buf); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (c *rawClient) flush(tb testing.TB) {
+	if err := c.w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (c *rawClient) subscribe(tb testing.TB, filter string, qos byte) {
+	c.send(tb, &mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: filter, QoS: qos}}})
+	c.flush(tb)
+	for {
+		pkt, err := c.r.ReadPacket()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, ok := pkt.(*mqtt.Suback); ok {
+			return
+		}
+	}
+}
+
+func startBenchBroker(tb testing.TB) string {
+	b := New(Options{SysInterval: -1, MaxQueuedMessages: 1 << 20, MaxQueuedBytes: 1 << 30})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go b.Serve(ctx, ln)
+	tb.Cleanup(func() { cancel(); b.Close() })
+	return ln.Addr().String()
+}
+
+// BenchmarkThroughputPairs measures end-to-end messages per second through
+// the broker over loopback TCP: pairs of one publisher and one subscriber on
+// their own topic, 64-byte payloads, at QoS 0 and QoS 1. Each op is one
+// message delivered.
+func BenchmarkThroughputPairs(b *testing.B) {
+	for _, qos := range []byte{0, 1} {
+		for _, pairs := range []int{1, 10} {
+			b.Run(fmt.Sprintf("qos%d/pairs%d", qos, pairs), func(b *testing.B) {
+				addr := startBenchBroker(b)
+				payload := make([]byte, 64)
+				per := max(b.N/pairs, 1)
+				var subs, pubs []*rawClient
+				for i := range pairs {
+					s := dialRaw(b, addr, fmt.Sprintf("s%d", i), mqtt.V5)
+					s.subscribe(b, fmt.Sprintf("bench/%d", i), qos)
+					subs = append(subs, s)
+					pubs = append(pubs, dialRaw(b, addr, fmt.Sprintf("p%d", i), mqtt.V5))
+				}
+				b.SetBytes(64)
+				b.ResetTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for i := range pairs {
+					wg.Go(func() { receiveN(b, subs[i], per) })
+					wg.Go(func() { publishN(b, pubs[i], fmt.Sprintf("bench/%d", i), qos, payload, per) })
+				}
+				wg.Wait()
+				b.ReportMetric(float64(per*pairs)/time.Since(start).Seconds(), "msgs/s")
+				for i := range pairs {
+					subs[i].nc.Close()
+					pubs[i].nc.Close()
+				}
+			})
+		}
+	}
+}
+
+// publishN publishes n messages, keeping up to 512 QoS 1 messages inflight.
+func publishN(tb testing.TB, c *rawClient, topic string, qos byte, payload []byte, n int) {
+	const window = 512
+	acks := make(chan struct{}, window)
+	done := make(chan struct{})
+	if qos > 0 {
+		go func() {
+			defer close(done)
+			for range n {
+				if _, err := c.r.ReadPacket(); err != nil {
+					return
+				}
+				<-acks
+			}
+		}()
+	}
+	p := &mqtt.Publish{Topic: topic, QoS: qos, Payload: payload}
+	var buf []byte
+	for i := range n {
+		if qos > 0 {
+			select {
+			case acks <- struct{}{}:
+			default:
+				c.w.Flush()
+				acks <- struct{}{}
+			}
+			p.PacketID = uint16(i%65000) + 1
+		}
+		buf, _ = p.AppendTo(buf[:0], c.v)
+		c.w.Write(buf)
+	}
+	c.w.Flush()
+	if qos > 0 {
+		<-done
+	}
+}
+
+// receiveN reads n PUBLISH packets, acknowledging QoS 1.
+func receiveN(tb testing.TB, c *rawClient, n int) {
+	c.nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+	var buf []byte
+	for got := 0; got < n; {
+		pkt, err := c.r.ReadPacket()
+		if err != nil {
+			tb.Errorf("receive after %d of %d: %v", got, n, err)
+			return
+		}
+		p, ok := pkt.(*mqtt.Publish)
+		if !ok {
+			continue
+		}
+		got++
+		if p.QoS == 1 {
+			a := mqtt.Ack{Kind: mqtt.PUBACK, PacketID: p.PacketID}
+			buf, _ = a.AppendTo(buf[:0], c.v)
+			c.w.Write(buf)
+			if c.r.Buffered() == 0 {
+				c.w.Flush()
+			}
+		}
+	}
+	c.w.Flush()
+}
