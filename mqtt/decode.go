@@ -60,9 +60,9 @@ type decoder struct {
 	b   []byte
 	off int
 	err *Error
-	// intern, when set, turns topic bytes into strings without allocating
-	// for topics seen before.
-	intern func([]byte) string
+	// r, when set, interns topic strings so that topics seen before are not
+	// allocated again.
+	r *Reader
 }
 
 func (d *decoder) fail(code ReasonCode, format string, args ...any) {
@@ -354,7 +354,7 @@ func checkFlags(t PacketType, flags byte) *Error {
 
 // decodeBody decodes the body of one packet whose fixed header byte is h. The
 // result may alias body. pub, when non-nil, is reused for PUBLISH.
-func decodeBody(h byte, body []byte, version byte, pub *Publish, intern func([]byte) string) (Packet, error) {
+func decodeBody(h byte, body []byte, version byte, pub *Publish, r *Reader) (Packet, error) {
 	t := PacketType(h >> 4)
 	flags := h & 0x0F
 	if t == 0 {
@@ -369,7 +369,7 @@ func decodeBody(h byte, body []byte, version byte, pub *Publish, intern func([]b
 	if t == AUTH && version < V5 {
 		return nil, Errorf(MalformedPacket, "AUTH in MQTT 3.1.1")
 	}
-	d := &decoder{b: body, intern: intern}
+	d := &decoder{b: body, r: r}
 	v5 := version >= V5
 	var pkt Packet
 	switch t {
@@ -393,8 +393,8 @@ func decodeBody(h byte, body []byte, version byte, pub *Publish, intern func([]b
 		if d.err == nil && hasWildcard(tb) {
 			return nil, Errorf(TopicNameInvalid, "wildcard in PUBLISH topic %q", tb) // [MQTT-3.3.2-2]
 		}
-		if d.intern != nil {
-			p.Topic = d.intern(tb)
+		if d.r != nil {
+			p.Topic = d.r.intern(tb)
 		} else {
 			p.Topic = string(tb)
 		}

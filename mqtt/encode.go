@@ -71,24 +71,28 @@ func insertVarInt(dst []byte, pos int, v int) []byte {
 // (MQTT 5.0 §2.2.2), in identifier order.
 func appendProps(dst []byte, p *Properties) ([]byte, error) {
 	start := len(dst)
+	m := p.mask()
+	if m == 0 {
+		return append(dst, 0), nil
+	}
 	var err error
-	if p.Has(PropPayloadFormat) {
+	if m&(1<<PropPayloadFormat) != 0 {
 		dst = append(dst, byte(PropPayloadFormat), p.PayloadFormat)
 	}
-	if p.Has(PropMessageExpiry) {
+	if m&(1<<PropMessageExpiry) != 0 {
 		dst = appendUint32(append(dst, byte(PropMessageExpiry)), p.MessageExpiry)
 	}
-	if p.Has(PropContentType) {
+	if m&(1<<PropContentType) != 0 {
 		if dst, err = appendString(append(dst, byte(PropContentType)), p.ContentType); err != nil {
 			return dst, err
 		}
 	}
-	if p.Has(PropResponseTopic) {
+	if m&(1<<PropResponseTopic) != 0 {
 		if dst, err = appendString(append(dst, byte(PropResponseTopic)), p.ResponseTopic); err != nil {
 			return dst, err
 		}
 	}
-	if p.Has(PropCorrelationData) {
+	if m&(1<<PropCorrelationData) != 0 {
 		if dst, err = appendString(append(dst, byte(PropCorrelationData)), p.CorrelationData); err != nil {
 			return dst, err
 		}
@@ -96,64 +100,64 @@ func appendProps(dst []byte, p *Properties) ([]byte, error) {
 	for _, id := range p.SubscriptionIDs {
 		dst = AppendVarInt(append(dst, byte(PropSubscriptionID)), id)
 	}
-	if p.Has(PropSessionExpiry) {
+	if m&(1<<PropSessionExpiry) != 0 {
 		dst = appendUint32(append(dst, byte(PropSessionExpiry)), p.SessionExpiry)
 	}
-	if p.Has(PropAssignedClientID) {
+	if m&(1<<PropAssignedClientID) != 0 {
 		if dst, err = appendString(append(dst, byte(PropAssignedClientID)), p.AssignedClientID); err != nil {
 			return dst, err
 		}
 	}
-	if p.Has(PropServerKeepAlive) {
+	if m&(1<<PropServerKeepAlive) != 0 {
 		dst = appendUint16(append(dst, byte(PropServerKeepAlive)), p.ServerKeepAlive)
 	}
-	if p.Has(PropAuthMethod) {
+	if m&(1<<PropAuthMethod) != 0 {
 		if dst, err = appendString(append(dst, byte(PropAuthMethod)), p.AuthMethod); err != nil {
 			return dst, err
 		}
 	}
-	if p.Has(PropAuthData) {
+	if m&(1<<PropAuthData) != 0 {
 		if dst, err = appendString(append(dst, byte(PropAuthData)), p.AuthData); err != nil {
 			return dst, err
 		}
 	}
-	if p.Has(PropRequestProblemInfo) {
+	if m&(1<<PropRequestProblemInfo) != 0 {
 		dst = append(dst, byte(PropRequestProblemInfo), p.RequestProblemInfo)
 	}
-	if p.Has(PropWillDelay) {
+	if m&(1<<PropWillDelay) != 0 {
 		dst = appendUint32(append(dst, byte(PropWillDelay)), p.WillDelay)
 	}
-	if p.Has(PropRequestResponseInfo) {
+	if m&(1<<PropRequestResponseInfo) != 0 {
 		dst = append(dst, byte(PropRequestResponseInfo), p.RequestResponseInfo)
 	}
-	if p.Has(PropResponseInfo) {
+	if m&(1<<PropResponseInfo) != 0 {
 		if dst, err = appendString(append(dst, byte(PropResponseInfo)), p.ResponseInfo); err != nil {
 			return dst, err
 		}
 	}
-	if p.Has(PropServerReference) {
+	if m&(1<<PropServerReference) != 0 {
 		if dst, err = appendString(append(dst, byte(PropServerReference)), p.ServerReference); err != nil {
 			return dst, err
 		}
 	}
-	if p.Has(PropReasonString) {
+	if m&(1<<PropReasonString) != 0 {
 		if dst, err = appendString(append(dst, byte(PropReasonString)), p.ReasonString); err != nil {
 			return dst, err
 		}
 	}
-	if p.Has(PropReceiveMaximum) {
+	if m&(1<<PropReceiveMaximum) != 0 {
 		dst = appendUint16(append(dst, byte(PropReceiveMaximum)), p.ReceiveMaximum)
 	}
-	if p.Has(PropTopicAliasMaximum) {
+	if m&(1<<PropTopicAliasMaximum) != 0 {
 		dst = appendUint16(append(dst, byte(PropTopicAliasMaximum)), p.TopicAliasMaximum)
 	}
-	if p.Has(PropTopicAlias) {
+	if m&(1<<PropTopicAlias) != 0 {
 		dst = appendUint16(append(dst, byte(PropTopicAlias)), p.TopicAlias)
 	}
-	if p.Has(PropMaximumQoS) {
+	if m&(1<<PropMaximumQoS) != 0 {
 		dst = append(dst, byte(PropMaximumQoS), p.MaximumQoS)
 	}
-	if p.Has(PropRetainAvailable) {
+	if m&(1<<PropRetainAvailable) != 0 {
 		dst = append(dst, byte(PropRetainAvailable), p.RetainAvailable)
 	}
 	for _, u := range p.User {
@@ -165,16 +169,16 @@ func appendProps(dst []byte, p *Properties) ([]byte, error) {
 			return dst, err
 		}
 	}
-	if p.Has(PropMaximumPacketSize) {
+	if m&(1<<PropMaximumPacketSize) != 0 {
 		dst = appendUint32(append(dst, byte(PropMaximumPacketSize)), p.MaximumPacketSize)
 	}
-	if p.Has(PropWildcardSubAvailable) {
+	if m&(1<<PropWildcardSubAvailable) != 0 {
 		dst = append(dst, byte(PropWildcardSubAvailable), p.WildcardSubAvailable)
 	}
-	if p.Has(PropSubIDAvailable) {
+	if m&(1<<PropSubIDAvailable) != 0 {
 		dst = append(dst, byte(PropSubIDAvailable), p.SubIDAvailable)
 	}
-	if p.Has(PropSharedSubAvailable) {
+	if m&(1<<PropSharedSubAvailable) != 0 {
 		dst = append(dst, byte(PropSharedSubAvailable), p.SharedSubAvailable)
 	}
 	return insertVarInt(dst, start, len(dst)-start), nil
@@ -329,26 +333,30 @@ func PublishSize(p *Publish, version byte) int {
 // propsLen is the encoded length of the properties of p, without the
 // property length itself.
 func propsLen(p *Properties) int {
+	m := p.mask()
+	if m == 0 {
+		return 0
+	}
 	n := 0
-	if p.Has(PropPayloadFormat) {
+	if m&(1<<PropPayloadFormat) != 0 {
 		n += 2
 	}
-	if p.Has(PropMessageExpiry) {
+	if m&(1<<PropMessageExpiry) != 0 {
 		n += 5
 	}
-	if p.Has(PropContentType) {
+	if m&(1<<PropContentType) != 0 {
 		n += 3 + len(p.ContentType)
 	}
-	if p.Has(PropResponseTopic) {
+	if m&(1<<PropResponseTopic) != 0 {
 		n += 3 + len(p.ResponseTopic)
 	}
-	if p.Has(PropCorrelationData) {
+	if m&(1<<PropCorrelationData) != 0 {
 		n += 3 + len(p.CorrelationData)
 	}
 	for _, id := range p.SubscriptionIDs {
 		n += 1 + varIntLen(int(id))
 	}
-	if p.Has(PropTopicAlias) {
+	if m&(1<<PropTopicAlias) != 0 {
 		n += 3
 	}
 	for _, u := range p.User {
@@ -356,61 +364,61 @@ func propsLen(p *Properties) int {
 	}
 	// The remaining properties never appear in PUBLISH; count them anyway so
 	// that the result is right for any packet.
-	if p.Has(PropSessionExpiry) {
+	if m&(1<<PropSessionExpiry) != 0 {
 		n += 5
 	}
-	if p.Has(PropAssignedClientID) {
+	if m&(1<<PropAssignedClientID) != 0 {
 		n += 3 + len(p.AssignedClientID)
 	}
-	if p.Has(PropServerKeepAlive) {
+	if m&(1<<PropServerKeepAlive) != 0 {
 		n += 3
 	}
-	if p.Has(PropAuthMethod) {
+	if m&(1<<PropAuthMethod) != 0 {
 		n += 3 + len(p.AuthMethod)
 	}
-	if p.Has(PropAuthData) {
+	if m&(1<<PropAuthData) != 0 {
 		n += 3 + len(p.AuthData)
 	}
-	if p.Has(PropRequestProblemInfo) {
+	if m&(1<<PropRequestProblemInfo) != 0 {
 		n += 2
 	}
-	if p.Has(PropWillDelay) {
+	if m&(1<<PropWillDelay) != 0 {
 		n += 5
 	}
-	if p.Has(PropRequestResponseInfo) {
+	if m&(1<<PropRequestResponseInfo) != 0 {
 		n += 2
 	}
-	if p.Has(PropResponseInfo) {
+	if m&(1<<PropResponseInfo) != 0 {
 		n += 3 + len(p.ResponseInfo)
 	}
-	if p.Has(PropServerReference) {
+	if m&(1<<PropServerReference) != 0 {
 		n += 3 + len(p.ServerReference)
 	}
-	if p.Has(PropReasonString) {
+	if m&(1<<PropReasonString) != 0 {
 		n += 3 + len(p.ReasonString)
 	}
-	if p.Has(PropReceiveMaximum) {
+	if m&(1<<PropReceiveMaximum) != 0 {
 		n += 3
 	}
-	if p.Has(PropTopicAliasMaximum) {
+	if m&(1<<PropTopicAliasMaximum) != 0 {
 		n += 3
 	}
-	if p.Has(PropMaximumQoS) {
+	if m&(1<<PropMaximumQoS) != 0 {
 		n += 2
 	}
-	if p.Has(PropRetainAvailable) {
+	if m&(1<<PropRetainAvailable) != 0 {
 		n += 2
 	}
-	if p.Has(PropMaximumPacketSize) {
+	if m&(1<<PropMaximumPacketSize) != 0 {
 		n += 5
 	}
-	if p.Has(PropWildcardSubAvailable) {
+	if m&(1<<PropWildcardSubAvailable) != 0 {
 		n += 2
 	}
-	if p.Has(PropSubIDAvailable) {
+	if m&(1<<PropSubIDAvailable) != 0 {
 		n += 2
 	}
-	if p.Has(PropSharedSubAvailable) {
+	if m&(1<<PropSharedSubAvailable) != 0 {
 		n += 2
 	}
 	return n

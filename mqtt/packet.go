@@ -146,67 +146,45 @@ type Properties struct {
 
 // Has reports whether property id is present: marked in Present, or holding a
 // non-zero value.
-func (p *Properties) Has(id PropID) bool {
-	if p.Present&(1<<id) != 0 {
-		return true
+func (p *Properties) Has(id PropID) bool { return p.mask()&(1<<id) != 0 }
+
+// mask returns Present together with a bit for every property that holds a
+// non-zero value.
+func (p *Properties) mask() uint64 {
+	m := p.Present
+	set := func(cond bool, id PropID) {
+		if cond {
+			m |= 1 << id
+		}
 	}
-	switch id {
-	case PropPayloadFormat:
-		return p.PayloadFormat != 0
-	case PropMessageExpiry:
-		return p.MessageExpiry != 0
-	case PropContentType:
-		return p.ContentType != ""
-	case PropResponseTopic:
-		return p.ResponseTopic != ""
-	case PropCorrelationData:
-		return len(p.CorrelationData) > 0
-	case PropSubscriptionID:
-		return len(p.SubscriptionIDs) > 0
-	case PropSessionExpiry:
-		return p.SessionExpiry != 0
-	case PropAssignedClientID:
-		return p.AssignedClientID != ""
-	case PropServerKeepAlive:
-		return p.ServerKeepAlive != 0
-	case PropAuthMethod:
-		return p.AuthMethod != ""
-	case PropAuthData:
-		return len(p.AuthData) > 0
-	case PropRequestProblemInfo:
-		return p.RequestProblemInfo != 0
-	case PropWillDelay:
-		return p.WillDelay != 0
-	case PropRequestResponseInfo:
-		return p.RequestResponseInfo != 0
-	case PropResponseInfo:
-		return p.ResponseInfo != ""
-	case PropServerReference:
-		return p.ServerReference != ""
-	case PropReasonString:
-		return p.ReasonString != ""
-	case PropReceiveMaximum:
-		return p.ReceiveMaximum != 0
-	case PropTopicAliasMaximum:
-		return p.TopicAliasMaximum != 0
-	case PropTopicAlias:
-		return p.TopicAlias != 0
-	case PropMaximumQoS:
-		return p.MaximumQoS != 0
-	case PropRetainAvailable:
-		return p.RetainAvailable != 0
-	case PropUser:
-		return len(p.User) > 0
-	case PropMaximumPacketSize:
-		return p.MaximumPacketSize != 0
-	case PropWildcardSubAvailable:
-		return p.WildcardSubAvailable != 0
-	case PropSubIDAvailable:
-		return p.SubIDAvailable != 0
-	case PropSharedSubAvailable:
-		return p.SharedSubAvailable != 0
-	}
-	return false
+	set(p.PayloadFormat != 0, PropPayloadFormat)
+	set(p.MessageExpiry != 0, PropMessageExpiry)
+	set(p.ContentType != "", PropContentType)
+	set(p.ResponseTopic != "", PropResponseTopic)
+	set(len(p.CorrelationData) > 0, PropCorrelationData)
+	set(len(p.SubscriptionIDs) > 0, PropSubscriptionID)
+	set(p.SessionExpiry != 0, PropSessionExpiry)
+	set(p.AssignedClientID != "", PropAssignedClientID)
+	set(p.ServerKeepAlive != 0, PropServerKeepAlive)
+	set(p.AuthMethod != "", PropAuthMethod)
+	set(len(p.AuthData) > 0, PropAuthData)
+	set(p.RequestProblemInfo != 0, PropRequestProblemInfo)
+	set(p.WillDelay != 0, PropWillDelay)
+	set(p.RequestResponseInfo != 0, PropRequestResponseInfo)
+	set(p.ResponseInfo != "", PropResponseInfo)
+	set(p.ServerReference != "", PropServerReference)
+	set(p.ReasonString != "", PropReasonString)
+	set(p.ReceiveMaximum != 0, PropReceiveMaximum)
+	set(p.TopicAliasMaximum != 0, PropTopicAliasMaximum)
+	set(p.TopicAlias != 0, PropTopicAlias)
+	set(p.MaximumQoS != 0, PropMaximumQoS)
+	set(p.RetainAvailable != 0, PropRetainAvailable)
+	set(len(p.User) > 0, PropUser)
+	set(p.MaximumPacketSize != 0, PropMaximumPacketSize)
+	set(p.WildcardSubAvailable != 0, PropWildcardSubAvailable)
+	set(p.SubIDAvailable != 0, PropSubIDAvailable)
+	set(p.SharedSubAvailable != 0, PropSharedSubAvailable)
+	return m
 }
 
 // Set marks property id as present, so that it is encoded even when its value

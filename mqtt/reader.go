@@ -112,7 +112,7 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	h := r.buf[r.start]
 	body := r.buf[r.start+i+1 : r.start+total : r.start+total]
 	r.start += total
-	return decodeBody(h, body, r.Version, &r.pub, r.intern)
+	return decodeBody(h, body, r.Version, &r.pub, r)
 }
 
 // intern returns the topic in b as a string, allocating only for topics not
