@@ -1,0 +1,515 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"math/bits"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/citymesh/citymesh/client"
+	"github.com/citymesh/citymesh/mqtt"
+)
+
+func init() {
+	register("bench", "load an MQTT broker and measure throughput and latency", runBench)
+}
+
+// benchConfig holds the bench flags.
+type benchConfig struct {
+	host            string
+	port            int
+	version         string
+	pubs, subs      int
+	qos             int
+	size            int
+	rate            float64
+	duration        time.Duration
+	count           int
+	pattern         string
+	topic, subTopic string
+	topics          int
+	inflight        int
+	connections     int
+	pid             int
+	hold            time.Duration
+	jsonOut, quiet  bool
+	connectParallel int
+}
+
+// benchResult is what a run measured; --json prints it.
+type benchResult struct {
+	Pattern         string  `json:"pattern"`
+	Publishers      int     `json:"publishers"`
+	Subscribers     int     `json:"subscribers"`
+	QoS             int     `json:"qos"`
+	Size            int     `json:"size"`
+	Seconds         float64 `json:"seconds"`
+	Sent            int64   `json:"sent"`
+	Received        int64   `json:"received"`
+	Expected        int64   `json:"expected"`
+	SentPerSec      float64 `json:"sent_per_sec"`
+	ReceivedPerSec  float64 `json:"received_per_sec"`
+	Lost            int64   `json:"lost"`
+	Duplicates      int64   `json:"duplicates"`
+	OutOfOrder      int64   `json:"out_of_order"`
+	LatencyP50us    float64 `json:"latency_p50_us"`
+	LatencyP90us    float64 `json:"latency_p90_us"`
+	LatencyP99us    float64 `json:"latency_p99_us"`
+	LatencyMaxus    float64 `json:"latency_max_us"`
+	Connections     int     `json:"connections,omitempty"`
+	ConnectPerSec   float64 `json:"connect_per_sec,omitempty"`
+	RSSPerConnBytes float64 `json:"rss_per_connection_bytes,omitempty"`
+	Errors          int64   `json:"errors"`
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var c benchConfig
+	fs.StringVar(&c.host, "h", "localhost", "broker `host`")
+	fs.IntVar(&c.port, "p", 1883, "broker `port`")
+	fs.StringVar(&c.version, "V", "311", "protocol `version`: 5 or 311")
+	fs.IntVar(&c.pubs, "pub", 1, "`number` of publishers")
+	fs.IntVar(&c.subs, "sub", 1, "`number` of subscribers")
+	fs.IntVar(&c.qos, "qos", 0, "`qos` of publishes and subscriptions")
+	fs.IntVar(&c.size, "size", 64, "payload size in `bytes` (at least 16)")
+	fs.Float64Var(&c.rate, "rate", 0, "messages per second per publisher (`0` = as fast as possible)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long publishers publish")
+	fs.IntVar(&c.count, "count", 0, "messages per publisher (instead of -duration)")
+	fs.StringVar(&c.pattern, "pattern", "pairs", "`pattern`: pairs, fanout, fanin, wildcard or custom")
+	fs.StringVar(&c.topic, "topic", "", "custom publish topic `template`: {i} publisher index, {j} message index modulo -topics")
+	fs.StringVar(&c.subTopic, "sub-topic", "", "custom subscription `filter` template: {i} subscriber index")
+	fs.IntVar(&c.topics, "topics", 10, "distinct {j} values in topic templates")
+	fs.IntVar(&c.inflight, "inflight", 1024, "maximum QoS 1/2 messages inflight per publisher")
+	fs.IntVar(&c.connections, "connections", 0, "idle connection mode: open `N` connections and report the connect rate")
+	fs.IntVar(&c.pid, "pid", 0, "broker `pid`, to report its memory per idle connection")
+	fs.DurationVar(&c.hold, "hold", 2*time.Second, "idle connection mode: how long to hold the connections")
+	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
+	fs.IntVar(&c.connectParallel, "connect-parallel", 64, "concurrent connection attempts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	v, err := parseVersion(c.version)
+	if err != nil {
+		return err
+	}
+	if c.size < 16 {
+		return errors.New("-size must be at least 16 bytes (timestamp and sequence)")
+	}
+	addr := net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	var res benchResult
+	if c.connections > 0 {
+		res, err = benchIdle(ctx, c, addr, v)
+	} else {
+		res, err = benchTraffic(ctx, c, addr, v)
+	}
+	if err != nil {
+		return err
+	}
+	if c.jsonOut {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	printResult(res)
+	return nil
+}
+
+func printResult(r benchResult) {
+	if r.Connections > 0 {
+		fmt.Printf("connections: %d in %.2f s = %.0f connects/s", r.Connections, r.Seconds, r.ConnectPerSec)
+		if r.RSSPerConnBytes > 0 {
+			fmt.Printf(", broker RSS %.2f KiB per connection", r.RSSPerConnBytes/1024)
+		}
+		fmt.Printf(", errors %d\n", r.Errors)
+		return
+	}
+	fmt.Printf("%s: %d pub, %d sub, qos %d, %d B, %.1f s\n", r.Pattern, r.Publishers, r.Subscribers, r.QoS, r.Size, r.Seconds)
+	fmt.Printf("sent     %d msgs, %.0f msgs/s\n", r.Sent, r.SentPerSec)
+	fmt.Printf("received %d msgs, %.0f msgs/s (expected %d; lost %d, duplicates %d, out of order %d)\n",
+		r.Received, r.ReceivedPerSec, r.Expected, r.Lost, r.Duplicates, r.OutOfOrder)
+	fmt.Printf("latency  p50 %.0f µs, p90 %.0f µs, p99 %.0f µs, max %.0f µs\n", r.LatencyP50us, r.LatencyP90us, r.LatencyP99us, r.LatencyMaxus)
+	if r.Errors > 0 {
+		fmt.Printf("errors   %d\n", r.Errors)
+	}
+}
+
+// expand fills a topic template.
+func expand(tmpl string, i, j int) string {
+	s := strings.ReplaceAll(tmpl, "{i}", strconv.Itoa(i))
+	return strings.ReplaceAll(s, "{j}", strconv.Itoa(j))
+}
+
+// plan returns the publish topic template, the subscription filter of
+// subscriber k, and how many subscribers receive each message.
+func (c *benchConfig) plan() (pubTopic func(i, j int) string, subFilter func(k int) string, fanout int, err error) {
+	switch c.pattern {
+	case "pairs":
+		if c.subs != c.pubs {
+			c.subs = c.pubs
+		}
+		return func(i, _ int) string { return "bench/" + strconv.Itoa(i) },
+			func(k int) string { return "bench/" + strconv.Itoa(k) }, 1, nil
+	case "fanout":
+		c.pubs = 1
+		return func(int, int) string { return "bench/fanout" }, func(int) string { return "bench/fanout" }, c.subs, nil
+	case "fanin":
+		c.subs = 1
+		return func(i, _ int) string { return "bench/fanin/" + strconv.Itoa(i) }, func(int) string { return "bench/fanin/#" }, 1, nil
+	case "wildcard":
+		return func(i, j int) string { return "city/b" + strconv.Itoa(i) + "/energy/m" + strconv.Itoa(j%c.topics) },
+			func(int) string { return "city/+/energy/#" }, c.subs, nil
+	case "custom":
+		if c.topic == "" || c.subTopic == "" {
+			return nil, nil, 0, errors.New("-pattern custom needs -topic and -sub-topic")
+		}
+		return func(i, j int) string { return expand(c.topic, i, j%c.topics) },
+			func(k int) string { return expand(c.subTopic, k, 0) }, -1, nil
+	}
+	return nil, nil, 0, fmt.Errorf("unknown pattern %q", c.pattern)
+}
+
+// histogram is a log-linear latency histogram with about 3% resolution:
+// 32 linear sub-buckets per power of two of nanoseconds.
+type histogram struct {
+	counts [64 * 32]int64
+	max    int64
+	n      int64
+}
+
+func bucketOf(ns int64) int {
+	if ns < 32 {
+		return int(max(ns, 0))
+	}
+	e := bits.Len64(uint64(ns)) - 1 // ns in [2^e, 2^(e+1))
+	sub := int((ns >> (e - 5)) & 31)
+	return e*32 + sub
+}
+
+func bucketValue(b int) float64 {
+	if b < 32 {
+		return float64(b)
+	}
+	e, sub := b/32, b%32
+	return math.Ldexp(1+float64(sub)/32, e)
+}
+
+func (h *histogram) add(ns int64) {
+	h.counts[bucketOf(ns)]++
+	h.n++
+	h.max = max(h.max, ns)
+}
+
+func (h *histogram) merge(o *histogram) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.max = max(h.max, o.max)
+}
+
+func (h *histogram) quantile(q float64) float64 {
+	if h.n == 0 {
+		return 0
+	}
+	target := int64(math.Ceil(q * float64(h.n)))
+	var seen int64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= target {
+			return bucketValue(i)
+		}
+	}
+	return float64(h.max)
+}
+
+// subscriberState tracks what one subscriber received from each publisher.
+type subscriberState struct {
+	mu       sync.Mutex
+	hist     histogram
+	lastSeq  []int64 // per publisher, -1 before the first
+	received atomic.Int64
+	dups     int64
+	ooo      int64
+}
+
+func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benchResult, error) {
+	pubTopic, subFilter, fanout, err := c.plan()
+	if err != nil {
+		return benchResult{}, err
+	}
+	var errs atomic.Int64
+	subs := make([]*subscriberState, c.subs)
+	var subClients []*client.Client
+	defer func() {
+		for _, sc := range subClients {
+			sc.Disconnect(context.Background(), 0)
+		}
+	}()
+	for k := range c.subs {
+		st := &subscriberState{lastSeq: make([]int64, c.pubs)}
+		for i := range st.lastSeq {
+			st.lastSeq[i] = -1
+		}
+		subs[k] = st
+		opts := client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("bench-sub-%d-%d", os.Getpid(), k)}
+		opts.OnMessage = func(p *mqtt.Publish) {
+			now := time.Now().UnixNano()
+			if len(p.Payload) < 16 {
+				return
+			}
+			sent := int64(binary.BigEndian.Uint64(p.Payload))
+			pub := int(binary.BigEndian.Uint32(p.Payload[8:]))
+			seq := int64(binary.BigEndian.Uint32(p.Payload[12:]))
+			st.mu.Lock()
+			st.hist.add(now - sent)
+			if pub < len(st.lastSeq) {
+				switch last := st.lastSeq[pub]; {
+				case seq == last || (seq < last && c.qos == 0):
+					st.dups++
+				case seq < last:
+					st.ooo++
+				default:
+					st.lastSeq[pub] = seq
+				}
+			}
+			st.mu.Unlock()
+			st.received.Add(1)
+		}
+		cl, err := client.Dial(ctx, opts)
+		if err != nil {
+			return benchResult{}, fmt.Errorf("subscriber %d: %w", k, err)
+		}
+		subClients = append(subClients, cl)
+		if _, err := cl.Subscribe(ctx, mqtt.Properties{}, mqtt.Subscription{Filter: subFilter(k), QoS: byte(c.qos)}); err != nil {
+			return benchResult{}, fmt.Errorf("subscriber %d: %w", k, err)
+		}
+	}
+	pubClients := make([]*client.Client, c.pubs)
+	for i := range c.pubs {
+		cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("bench-pub-%d-%d", os.Getpid(), i)})
+		if err != nil {
+			return benchResult{}, fmt.Errorf("publisher %d: %w", i, err)
+		}
+		pubClients[i] = cl
+	}
+	defer func() {
+		for _, pc := range pubClients {
+			pc.Disconnect(context.Background(), 0)
+		}
+	}()
+
+	var sent atomic.Int64
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if c.count == 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(runCtx, c.duration)
+		defer cancel()
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, pc := range pubClients {
+		wg.Go(func() {
+			window := make(chan struct{}, max(c.inflight, 1))
+			payload := make([]byte, c.size)
+			var interval time.Duration
+			if c.rate > 0 {
+				interval = time.Duration(float64(time.Second) / c.rate)
+			}
+			next := time.Now()
+			for j := 0; c.count == 0 || j < c.count; j++ {
+				if runCtx.Err() != nil {
+					break
+				}
+				if interval > 0 {
+					if d := time.Until(next); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-runCtx.Done():
+						}
+					}
+					next = next.Add(interval)
+				}
+				binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
+				binary.BigEndian.PutUint32(payload[8:], uint32(i))
+				binary.BigEndian.PutUint32(payload[12:], uint32(j))
+				p := &mqtt.Publish{Topic: pubTopic(i, j), QoS: byte(c.qos), Payload: payload}
+				var done func(error)
+				if c.qos > 0 {
+					window <- struct{}{}
+					done = func(err error) {
+						if err != nil {
+							errs.Add(1)
+						}
+						<-window
+					}
+				}
+				if err := pc.PublishAsync(p, done); err != nil {
+					errs.Add(1)
+					return
+				}
+				sent.Add(1)
+			}
+			for range cap(window) { // wait for the last acknowledgements
+				if c.qos == 0 {
+					break
+				}
+				select {
+				case window <- struct{}{}:
+				case <-time.After(5 * time.Second):
+					errs.Add(1)
+					return
+				}
+			}
+		})
+	}
+	received := func() int64 {
+		var n int64
+		for _, s := range subs {
+			n += s.received.Load()
+		}
+		return n
+	}
+	progressDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var lastS, lastR int64
+		for {
+			select {
+			case <-progressDone:
+				return
+			case <-t.C:
+				s, r := sent.Load(), received()
+				if !c.quiet {
+					fmt.Fprintf(os.Stderr, "%5.0fs  sent %9d/s  received %9d/s\n", time.Since(start).Seconds(), s-lastS, r-lastR)
+				}
+				lastS, lastR = s, r
+			}
+		}
+	}()
+	wg.Wait()
+	pubElapsed := time.Since(start)
+	expected := int64(-1)
+	if fanout > 0 {
+		expected = sent.Load() * int64(fanout)
+	}
+	// Wait for stragglers: until everything expected arrived, or nothing new
+	// arrived for two seconds.
+	last, lastChange := received(), time.Now()
+	for expected < 0 || received() < expected {
+		time.Sleep(10 * time.Millisecond)
+		if r := received(); r != last {
+			last, lastChange = r, time.Now()
+		} else if time.Since(lastChange) > 2*time.Second {
+			break
+		}
+	}
+	recvElapsed := time.Since(start)
+	close(progressDone)
+
+	res := benchResult{Pattern: c.pattern, Publishers: c.pubs, Subscribers: c.subs, QoS: c.qos, Size: c.size,
+		Seconds: pubElapsed.Seconds(), Sent: sent.Load(), Received: received(), Expected: expected, Errors: errs.Load()}
+	res.SentPerSec = float64(res.Sent) / pubElapsed.Seconds()
+	res.ReceivedPerSec = float64(res.Received) / min(recvElapsed, max(pubElapsed, lastChange.Sub(start))).Seconds()
+	var h histogram
+	for _, s := range subs {
+		s.mu.Lock()
+		h.merge(&s.hist)
+		res.Duplicates += s.dups
+		res.OutOfOrder += s.ooo
+		s.mu.Unlock()
+	}
+	if expected >= 0 {
+		res.Lost = max(expected-res.Received+res.Duplicates, 0)
+	}
+	res.LatencyP50us = h.quantile(0.50) / 1e3
+	res.LatencyP90us = h.quantile(0.90) / 1e3
+	res.LatencyP99us = h.quantile(0.99) / 1e3
+	res.LatencyMaxus = float64(h.max) / 1e3
+	return res, nil
+}
+
+// rss reads a process's resident set size in bytes from /proc.
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS line")
+}
+
+// benchIdle opens c.connections idle connections and reports the connect
+// rate and, with -pid, the broker's memory per connection.
+func benchIdle(ctx context.Context, c benchConfig, addr string, v byte) (benchResult, error) {
+	var before int64
+	if c.pid > 0 {
+		var err error
+		if before, err = rss(c.pid); err != nil {
+			return benchResult{}, fmt.Errorf("broker memory: %w", err)
+		}
+	}
+	var mu sync.Mutex
+	conns := make([]*client.Client, 0, c.connections)
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	sem := make(chan struct{}, max(c.connectParallel, 1))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := range c.connections {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, KeepAlive: 300 * time.Second,
+				ClientID: fmt.Sprintf("idle-%d-%d", os.Getpid(), k), ReadBufferSize: 256, WriteBufferSize: 256})
+			if err != nil {
+				errs.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			mu.Lock()
+			conns = append(conns, cl)
+			mu.Unlock()
+		})
+		if !c.quiet && (k+1)%1000 == 0 {
+			fmt.Fprintf(os.Stderr, "%d connections\n", k+1)
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	res := benchResult{Pattern: "idle", Connections: len(conns), Seconds: elapsed.Seconds(), Errors: errs.Load()}
+	res.ConnectPerSec = float64(len(conns)) / elapsed.Seconds()
+	select {
+	case <-time.After(c.hold):
+	case <-ctx.Done():
+	}
+	if c.pid > 0 && len(conns) > 0 {
+		after, err := rss(c.pid)
+		if err == nil {
+			res.RSSPerConnBytes = float64(after-before) / float64(len(conns))
+		}
+	}
+	for _, cl := range conns {
+		cl.Close()
+	}
+	if e, ok := firstErr.Load().(error); ok && !c.quiet {
+		fmt.Fprintf(os.Stderr, "first connection error: %v\n", e)
+	}
+	return res, nil
+}
