@@ -141,7 +141,12 @@ func (c *v5client) expectNone(t *testing.T, d time.Duration) {
 }
 
 func u32(v uint32) *uint32 { return &v }
-func u16(v uint16) *uint16 { return &v }
+
+func ptr[T any](v T) *T { return &v }
+
+func subOpt(filter string, qos byte) paho.SubscribeOptions {
+	return paho.SubscribeOptions{Topic: filter, QoS: qos}
+}
 
 func TestSpecQoSRoundTripV5(t *testing.T) {
 	_, addr := startBroker(t, broker.Options{})
