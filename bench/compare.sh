@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of citymesh with Mosquitto, nats-server (MQTT) and
+# mochi-mqtt on loopback, all driven by the same `citymesh bench`, scenario by
+# scenario and broker after broker, repeated ROUNDS times; prints medians and
+# the ratio citymesh/peer. Timings on a shared 2-core machine are noisy: read
+# the ratios, not the absolute figures.
+#
+# Usage: bench/compare.sh [-r ROUNDS] [-d SECONDS] [-b "citymesh mosquitto nats mochi"] [-s "scenario ..."]
+# Scenarios: qos0-pairs qos1-pairs fanout fanin wildcard latency idle
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=3
+secs=5
+brokers="citymesh mosquitto nats mochi"
+scenarios="qos0-pairs qos1-pairs fanout fanin wildcard latency idle"
+while getopts "r:d:b:s:" o; do
+  case $o in
+    r) rounds=$OPTARG ;;
+    d) secs=$OPTARG ;;
+    b) brokers=$OPTARG ;;
+    s) scenarios=$OPTARG ;;
+    *) echo "usage: $0 [-r rounds] [-d seconds] [-b brokers] [-s scenarios]"; exit 2 ;;
+  esac
+done
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if [ "$(id -u)" = 0 ]; then
+  missing=()
+  need mosquitto || missing+=(mosquitto)
+  need nats-server || missing+=(nats-server)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+go build -o "$tmp/citymesh" ./cmd/citymesh
+(cd bench/mochi && go build -o "$tmp/mochi" .)
+bench="$tmp/citymesh bench"
+
+port=21883
+start_broker() { # name
+  case $1 in
+    citymesh)
+      "$tmp/citymesh" serve --mqtt "127.0.0.1:$port" --ws off --http off --data "$tmp/cm-data" --log warn >"$tmp/citymesh.log" 2>&1 &
+      ;;
+    mosquitto)
+      printf 'listener %d 127.0.0.1\nallow_anonymous true\nlog_dest none\nmax_queued_messages 10000\nmax_connections -1\n' "$port" >"$tmp/mosquitto.conf"
+      mosquitto -c "$tmp/mosquitto.conf" >"$tmp/mosquitto.log" 2>&1 &
+      ;;
+    nats)
+      mkdir -p "$tmp/js"
+      printf 'server_name: cmp\nlisten: 127.0.0.1:%d\njetstream { store_dir: "%s" }\nmqtt { listen: 127.0.0.1:%d }\n' $((port+1000)) "$tmp/js" "$port" >"$tmp/nats.conf"
+      nats-server -c "$tmp/nats.conf" >"$tmp/nats.log" 2>&1 &
+      ;;
+    mochi)
+      "$tmp/mochi" -addr "127.0.0.1:$port" >"$tmp/mochi.log" 2>&1 &
+      ;;
+  esac
+  pid=$!
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "$1 did not start"; cat "$tmp/$1.log"; return 1
+}
+stop_broker() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=""; rm -rf "$tmp/js" "$tmp/cm-data"; }
+
+# NATS speaks only MQTT 3.1.1, so every broker is driven with 3.1.1.
+run() { # scenario -> one JSON line
+  local common=(-h 127.0.0.1 -p "$port" -V 311 -json -quiet -duration "${secs}s")
+  case $1 in
+    qos0-pairs) $bench "${common[@]}" -pattern pairs -pub 10 -qos 0 -size 64 ;;
+    qos1-pairs) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 64 ;;
+    fanout) $bench "${common[@]}" -pattern fanout -sub 50 -qos 0 -size 64 ;;
+    fanin) $bench "${common[@]}" -pattern fanin -pub 50 -qos 0 -size 64 ;;
+    wildcard) $bench "${common[@]}" -pattern wildcard -pub 100 -sub 5 -qos 0 -size 64 -topics 10 ;;
+    latency) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 64 -rate 1000 ;;
+    idle) $bench -h 127.0.0.1 -p "$port" -V 311 -json -quiet -connections 10000 -pid "$pid" -hold 2s ;;
+  esac
+}
+
+results="$tmp/results.jsonl"
+: >"$results"
+for r in $(seq "$rounds"); do
+  for s in $scenarios; do
+    for b in $brokers; do
+      start_broker "$b"
+      if out=$(run "$s" 2>"$tmp/bench.err"); then
+        echo "{\"round\":$r,\"scenario\":\"$s\",\"broker\":\"$b\",\"result\":$out}" >>"$results"
+        echo "round $r  $s  $b: $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f conn/s, %.2f KiB/conn" % (d["connect_per_sec"], d.get("rss_per_connection_bytes",0)/1024) if d.get("connections") else "recv %.0f/s lost %d p99 %.0fus" % (d["received_per_sec"], d["lost"], d["latency_p99_us"]))')" >&2
+      else
+        echo "round $r  $s  $b: FAILED: $(tail -1 "$tmp/bench.err")" >&2
+      fi
+      stop_broker
+    done
+  done
+done
+
+mkdir -p bench/results
+report="bench/results/compare-$(date -u +%Y%m%dT%H%M%SZ).txt"
+python3 - "$results" "$brokers" "$scenarios" <<'PY' | tee "$report"
+import json, sys, statistics, platform, os
+rows = [json.loads(l) for l in open(sys.argv[1])]
+brokers = sys.argv[2].split()
+scenarios = sys.argv[3].split()
+def med(s, b, key):
+    v = [r["result"].get(key, 0) for r in rows if r["scenario"] == s and r["broker"] == b]
+    return statistics.median(v) if v else None
+metrics = {
+    "qos0-pairs": [("received msgs/s", "received_per_sec", True)],
+    "qos1-pairs": [("received msgs/s", "received_per_sec", True)],
+    "fanout": [("received msgs/s", "received_per_sec", True)],
+    "fanin": [("received msgs/s", "received_per_sec", True)],
+    "wildcard": [("received msgs/s", "received_per_sec", True)],
+    "latency": [("p50 µs", "latency_p50_us", False), ("p99 µs", "latency_p99_us", False), ("max µs", "latency_max_us", False)],
+    "idle": [("connects/s", "connect_per_sec", True), ("KiB/conn", "rss_per_connection_bytes", False)],
+}
+print(f"machine: {platform.machine()}, {os.cpu_count()} cores; rounds: {max(r['round'] for r in rows)}; medians")
+hdr = f"{'scenario':12} {'metric':16}" + "".join(f"{b:>12}" for b in brokers) + "".join(f"{'cm/'+b:>12}" for b in brokers if b != "citymesh")
+print(hdr)
+for s in scenarios:
+    for label, key, higher in metrics[s]:
+        vals = {b: med(s, b, key) for b in brokers}
+        if key == "rss_per_connection_bytes":
+            vals = {b: (v / 1024 if v is not None else None) for b, v in vals.items()}
+        line = f"{s:12} {label:16}" + "".join(f"{(v if v is not None else float('nan')):12.1f}" for v in vals.values())
+        cm = vals.get("citymesh")
+        for b in brokers:
+            if b == "citymesh":
+                continue
+            v = vals[b]
+            ratio = (cm / v if higher else v / cm) if cm and v else float("nan")
+            line += f"{ratio:11.2f}x"
+        print(line)
+lost = [(r["scenario"], r["broker"], r["result"]["lost"]) for r in rows if r["result"].get("lost")]
+if lost:
+    print("messages lost (queue-full drops or broker limits):", ", ".join(f"{s}/{b}: {n}" for s, b, n in lost))
+print("ratios: >1x means citymesh is better (throughput higher, latency and memory lower)")
+PY
+echo "written to $report"
