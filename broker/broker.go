@@ -135,6 +135,31 @@ type Broker struct {
 	matchPool sync.Pool // *[]subEntry scratch for routing
 	wg        sync.WaitGroup
 	done      chan struct{}
+
+	// clock is the time in Unix nanoseconds, refreshed every clockTick. The
+	// message path reads it instead of calling time.Now, which is a system
+	// call on some virtual machines; deadlines and expiry need no finer
+	// resolution.
+	clock   atomic.Int64
+	clockFn func() time.Time
+}
+
+const clockTick = 5 * time.Millisecond
+
+// now returns the broker's coarse clock.
+func (b *Broker) now() time.Time { return time.Unix(0, b.clock.Load()) }
+
+func (b *Broker) clockLoop() {
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case now := <-t.C:
+			b.clock.Store(now.UnixNano())
+		}
+	}
 }
 
 // New returns a broker configured by opts.
@@ -152,6 +177,9 @@ func New(opts Options) *Broker {
 		done:      make(chan struct{}),
 	}
 	b.ret.init()
+	b.clock.Store(time.Now().UnixNano())
+	b.clockFn = b.now
+	b.wg.Go(b.clockLoop)
 	b.matchPool.New = func() any { s := make([]subEntry, 0, 64); return &s }
 	if opts.SysInterval > 0 {
 		b.wg.Go(b.sysLoop)

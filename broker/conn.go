@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -59,27 +60,43 @@ type conn struct {
 	ctrlq      []ctrl
 
 	// Writer goroutine only (one at a time, handed over through s.mu).
-	bw         *bufio.Writer
-	scratch    []byte
-	batch      []delivery
 	ctrlSpare  []ctrl
 	outAliases map[string]uint16
-	pub        mqtt.Publish
+	lastWrite  time.Time // when the write deadline was last moved
 
 	closeOnce sync.Once
 }
 
-var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+// writer is the state of a running writer goroutine. It is pooled, so an
+// idle connection holds no write buffer.
+type writer struct {
+	bw      *bufio.Writer
+	scratch []byte
+	batch   []delivery
+	pub     mqtt.Publish
+}
+
+var writerPool = sync.Pool{New: func() any {
+	return &writer{bw: bufio.NewWriterSize(nil, 32<<10), scratch: make([]byte, 0, 256), batch: make([]delivery, 0, 64)}
+}}
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String()}
-	c.r = mqtt.NewReader(nc, 1024)
+	c.r = mqtt.NewReader(nc, 16<<10)
 	c.r.MaxPacketSize = b.opts.MaxPacketSize
 	return c
 }
 
 func (c *conn) logger() *slog.Logger {
 	return c.b.log.With("client", c.clientID, "remote", c.remote)
+}
+
+// debug logs at debug level, building the connection's logger only when the
+// level is enabled.
+func (c *conn) debug(msg string, args ...any) {
+	if c.b.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.debug(msg, args...)
+	}
 }
 
 // closeSocket closes the network connection once.
@@ -141,7 +158,7 @@ func (c *conn) refreshDeadline() {
 	if c.keepAlive == 0 {
 		return
 	}
-	now := time.Now()
+	now := c.b.now()
 	if now.Sub(c.lastRead) < c.keepAlive/4 {
 		return
 	}
@@ -163,9 +180,9 @@ func (c *conn) readFailed(err error) {
 		c.logger().Info("keep alive timeout; closing")
 		c.sendDisconnect(mqtt.KeepAliveTimeout, "")
 	case isClosedErr(err):
-		c.logger().Debug("connection closed by peer")
+		c.debug("connection closed by peer")
 	default:
-		c.logger().Debug("read failed", "err", err)
+		c.debug("read failed", "err", err)
 	}
 }
 
@@ -284,7 +301,7 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 			return false
 		}
 		wp := &mqtt.Publish{QoS: p.Will.QoS, Retain: p.Will.Retain, Payload: p.Will.Payload, Props: p.Will.Props}
-		c.will = newMessage(wp, p.Will.Topic, id, time.Now())
+		c.will = newMessage(wp, p.Will.Topic, id, time.Now)
 		c.will.Expires = time.Time{} // the interval counts from when the will is published
 		c.willDelay = p.Will.Props.WillDelay
 	}
@@ -330,7 +347,7 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 	}
 	c.connected = true
 	b.attach(c, id, p.CleanStart, expiry, ack)
-	c.logger().Debug("client connected", "version", p.Version, "clean", p.CleanStart, "keepalive", ka, "expiry", expiry)
+	c.debug("client connected", "version", p.Version, "clean", p.CleanStart, "keepalive", ka, "expiry", expiry)
 	return true
 }
 
@@ -421,7 +438,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			return nil
 		}
 	}
-	msg := newMessage(p, name, c.clientID, time.Now())
+	msg := newMessage(p, name, c.clientID, c.b.clockFn)
 	b.stats.msgsIn.Add(1)
 	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
 	n := b.publish(msg)
@@ -476,7 +493,7 @@ func (c *conn) handleAck(a *mqtt.Ack) error {
 			if a.Kind == mqtt.PUBREC && c.version >= mqtt.V5 {
 				c.sendCtrl(ctrl{kind: mqtt.PUBREL, id: a.PacketID, code: mqtt.PacketIdentifierNotFound})
 			}
-			c.logger().Debug("acknowledgement for unknown packet identifier", "type", a.Kind, "id", a.PacketID)
+			c.debug("acknowledgement for unknown packet identifier", "type", a.Kind, "id", a.PacketID)
 			return nil
 		}
 		if rel {
@@ -518,7 +535,7 @@ func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
 			retainHandling: sub.RetainHandling, subIDs: subIDs}
 		existed := b.index.Subscribe(sub.Filter, s, opts) // replaces an existing one [MQTT-3.8.4-3]
 		s.mu.Lock()
-		s.subs[sub.Filter] = opts
+		s.addSubLocked(sub.Filter, opts)
 		s.mu.Unlock()
 		ack.ReasonCodes[i] = mqtt.ReasonCode(opts.qos) // [MQTT-3.8.4-6]
 		// Retained messages are not sent for shared subscriptions
@@ -581,7 +598,7 @@ func (c *conn) handleDisconnect(p *mqtt.Disconnect) error {
 		c.will = nil // a normal DISCONNECT discards the will [MQTT-3.14.4-3]
 		s.mu.Unlock()
 	}
-	c.logger().Debug("client disconnected", "reason", p.ReasonCode)
+	c.debug("client disconnected", "reason", p.ReasonCode)
 	return nil
 }
 
@@ -615,38 +632,41 @@ func (c *conn) detach(reason mqtt.ReasonCode) {
 // nothing left, flushing whenever it runs dry.
 func (c *conn) writeLoop() {
 	s := c.s
-	if c.bw == nil {
-		c.bw = writerPool.Get().(*bufio.Writer)
-		c.bw.Reset(c.nc)
-	}
+	w := writerPool.Get().(*writer)
+	w.bw.Reset(c.nc)
 	for {
 		s.mu.Lock()
 		ctrls := c.ctrlq
 		c.ctrlq = c.ctrlSpare[:0]
 		c.ctrlSpare = nil
-		batch := c.batch[:0]
+		batch := w.batch[:0]
 		if !c.detached && s.out == outlet(c) {
-			batch = s.take(batch, 64, c.recvMax, c.maxOut, c.version, time.Now())
+			batch = s.take(batch, cap(w.batch), c.recvMax, c.maxOut, c.version, c.b.now())
 		}
 		if len(ctrls) == 0 && len(batch) == 0 {
 			c.ctrlSpare = ctrls
-			if c.bw.Buffered() > 0 && !c.dead {
+			if w.bw.Buffered() > 0 && !c.dead {
 				s.mu.Unlock()
-				if err := c.bw.Flush(); err != nil {
+				if err := w.bw.Flush(); err != nil {
 					c.writeFailed(err)
 				}
 				continue
 			}
 			c.writing = false
+			if cap(c.ctrlSpare) > 16 {
+				c.ctrlSpare = nil // an idle connection keeps no large buffers
+			}
+			if cap(c.ctrlq) > 16 && len(c.ctrlq) == 0 {
+				c.ctrlq = nil
+			}
 			closeNow := c.closeAfter
 			if closeNow {
 				c.dead = true
 			}
-			bw := c.bw
-			c.bw = nil
 			s.mu.Unlock()
-			bw.Reset(nil)
-			writerPool.Put(bw)
+			w.bw.Reset(nil)
+			w.pub = mqtt.Publish{}
+			writerPool.Put(w)
 			if closeNow {
 				c.closeSocket()
 			}
@@ -655,14 +675,16 @@ func (c *conn) writeLoop() {
 		dead := c.dead
 		s.mu.Unlock()
 		if !dead {
-			c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			err := c.writeBatch(ctrls, batch)
-			if err != nil {
+			if now := c.b.now(); now.Sub(c.lastWrite) > time.Second {
+				c.lastWrite = now
+				c.nc.SetWriteDeadline(now.Add(30 * time.Second))
+			}
+			if err := c.writeBatch(w, ctrls, batch); err != nil {
 				c.writeFailed(err)
 			}
 		}
 		clear(batch)
-		c.batch = batch[:0]
+		w.batch = batch[:0]
 		clear(ctrls)
 		s.mu.Lock()
 		if c.ctrlSpare == nil {
@@ -679,45 +701,45 @@ func (c *conn) writeFailed(err error) {
 	s.mu.Lock()
 	c.dead = true
 	s.mu.Unlock()
-	c.logger().Debug("write failed; closing", "err", err)
+	c.debug("write failed; closing", "err", err)
 	c.closeSocket()
 }
 
-func (c *conn) writeBatch(ctrls []ctrl, batch []delivery) error {
+func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {
 	var err error
 	for i := range ctrls {
 		k := &ctrls[i]
 		if k.pkt != nil {
-			c.scratch, err = k.pkt.AppendTo(c.scratch[:0], c.version)
+			w.scratch, err = k.pkt.AppendTo(w.scratch[:0], c.version)
 		} else {
 			a := mqtt.Ack{Kind: k.kind, PacketID: k.id, ReasonCode: k.code}
-			c.scratch, err = a.AppendTo(c.scratch[:0], c.version)
+			w.scratch, err = a.AppendTo(w.scratch[:0], c.version)
 		}
 		if err != nil {
 			c.logger().Error("encoding failed", "type", k.kind, "err", err)
 			continue
 		}
-		if _, err := c.bw.Write(c.scratch); err != nil {
+		if _, err := w.bw.Write(w.scratch); err != nil {
 			return err
 		}
 	}
 	if len(batch) == 0 {
 		return nil
 	}
-	now := time.Now()
+	now := c.b.now()
 	s := c.s
 	sent := 0
 	for i := range batch {
 		d := &batch[i]
 		if d.released {
 			a := mqtt.Ack{Kind: mqtt.PUBREL, PacketID: d.packetID}
-			c.scratch, _ = a.AppendTo(c.scratch[:0], c.version)
-			if _, err := c.bw.Write(c.scratch); err != nil {
+			w.scratch, _ = a.AppendTo(w.scratch[:0], c.version)
+			if _, err := w.bw.Write(w.scratch); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := c.writePublish(d, now); err != nil {
+		if err := c.writePublish(w, d, now); err != nil {
 			return err
 		}
 		sent++
@@ -736,12 +758,14 @@ func (c *conn) writeBatch(ctrls []ctrl, batch []delivery) error {
 // writePublish encodes one delivery: a small per-receiver header (packet
 // identifier, topic alias, subscription identifiers, remaining expiry) written
 // before the shared payload.
-func (c *conn) writePublish(d *delivery, now time.Time) error {
+func (c *conn) writePublish(w *writer, d *delivery, now time.Time) error {
 	m := d.msg
-	p := &c.pub
+	p := &w.pub
 	*p = mqtt.Publish{Dup: d.sent, QoS: d.qos, Retain: d.retain, Topic: m.Topic, PacketID: d.packetID, Payload: m.Payload}
 	if c.version >= mqtt.V5 {
-		p.Props = m.Props
+		if m.Props != nil {
+			p.Props = *m.Props
+		}
 		p.Props.SubscriptionIDs = d.subIDs
 		if !m.Expires.IsZero() {
 			p.Props.MessageExpiry = m.remainingExpiry(now) // [MQTT-3.3.2-6]
@@ -762,15 +786,15 @@ func (c *conn) writePublish(d *delivery, now time.Time) error {
 		}
 	}
 	var err error
-	c.scratch, err = p.AppendHeader(c.scratch[:0], c.version)
+	w.scratch, err = p.AppendHeader(w.scratch[:0], c.version)
 	if err != nil {
 		c.logger().Error("encoding PUBLISH failed", "topic", m.Topic, "err", err)
 		return nil
 	}
-	if _, err := c.bw.Write(c.scratch); err != nil {
+	if _, err := w.bw.Write(w.scratch); err != nil {
 		return err
 	}
-	if _, err := c.bw.Write(m.Payload); err != nil {
+	if _, err := w.bw.Write(m.Payload); err != nil {
 		return err
 	}
 	c.b.stats.bytesOut.Add(uint64(len(m.Payload)))

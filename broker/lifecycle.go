@@ -216,7 +216,7 @@ func (b *Broker) fireWill(s *session, pw *pendingWill) {
 // publishWill publishes a will message; its expiry interval counts from now.
 func (b *Broker) publishWill(w *Message) {
 	m := *w
-	if m.Props.Has(mqtt.PropMessageExpiry) {
+	if m.Props != nil && m.Props.Has(mqtt.PropMessageExpiry) {
 		m.Expires = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
 	}
 	b.stats.willsPublished.Add(1)

@@ -75,7 +75,7 @@ func (l *Local) Publish(m *Message) (int, error) {
 		return 0, fmt.Errorf("broker: publish: QoS %d", m.QoS)
 	}
 	m.Origin = l.s.id
-	if m.Props.Has(mqtt.PropMessageExpiry) && m.Expires.IsZero() {
+	if m.Props != nil && m.Props.Has(mqtt.PropMessageExpiry) && m.Expires.IsZero() {
 		m.Expires = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
 	}
 	l.b.stats.msgsIn.Add(1)
@@ -105,9 +105,7 @@ func (l *Local) Subscribe(filter string, sub mqtt.Subscription, h Handler) error
 		retainHandling: sub.RetainHandling, subIDs: []uint32{id}}
 	existed := l.b.index.Subscribe(filter, l.s, opts)
 	l.s.mu.Lock()
-	if l.s.subs != nil {
-		l.s.subs[filter] = opts
-	}
+	l.s.addSubLocked(filter, opts)
 	l.s.mu.Unlock()
 	if !shared && (opts.retainHandling == 0 || (opts.retainHandling == 1 && !existed)) {
 		now := time.Now()

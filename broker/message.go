@@ -19,11 +19,11 @@ type Message struct {
 	// Retain is the RETAIN flag the publisher set.
 	Retain bool
 	// Props holds the properties that travel with the message to its
-	// receivers [MQTT-3.3.2.3]: payload format indicator, message expiry,
-	// content type, response topic, correlation data and user properties.
-	// Topic Alias and Subscription Identifier are per connection and are never
-	// stored here.
-	Props mqtt.Properties
+	// receivers (MQTT 5.0 §3.3.2.3): payload format indicator, message
+	// expiry, content type, response topic, correlation data and user
+	// properties; nil when there are none. Topic Alias and Subscription
+	// Identifier are per connection and are never stored here.
+	Props *mqtt.Properties
 	// Origin is the client identifier of the publisher, or "" for messages
 	// the broker makes itself. It drives the No Local option [MQTT-3.8.3-3].
 	Origin string
@@ -35,24 +35,27 @@ type Message struct {
 // newMessage copies the parts of a decoded PUBLISH that outlive the read
 // buffer into a Message. Payload and property bytes are copied into one
 // allocation.
-func newMessage(p *mqtt.Publish, topic, origin string, now time.Time) *Message {
+func newMessage(p *mqtt.Publish, topic, origin string, now func() time.Time) *Message {
 	m := &Message{Topic: topic, QoS: p.QoS, Retain: p.Retain, Origin: origin}
-	n := len(p.Payload) + len(p.Props.CorrelationData)
-	if n > 0 {
-		buf := make([]byte, n)
-		k := copy(buf, p.Payload)
-		m.Payload = buf[:k:k]
-		if len(p.Props.CorrelationData) > 0 {
-			m.Props.CorrelationData = buf[k:]
-			copy(m.Props.CorrelationData, p.Props.CorrelationData)
-		}
+	if len(p.Payload) > 0 {
+		m.Payload = append(make([]byte, 0, len(p.Payload)), p.Payload...)
 	}
-	copyMessageProps(&m.Props, &p.Props)
-	if m.Props.Has(mqtt.PropMessageExpiry) {
-		m.Expires = now.Add(time.Duration(m.Props.MessageExpiry) * time.Second)
+	if p.Props.Mask()&messageProps != 0 {
+		m.Props = new(mqtt.Properties)
+		copyMessageProps(m.Props, &p.Props)
+		if len(p.Props.CorrelationData) > 0 {
+			m.Props.CorrelationData = append([]byte(nil), p.Props.CorrelationData...)
+		}
+		if m.Props.Has(mqtt.PropMessageExpiry) {
+			m.Expires = now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
+		}
 	}
 	return m
 }
+
+// messageProps are the properties that travel with an application message.
+const messageProps = 1<<mqtt.PropPayloadFormat | 1<<mqtt.PropMessageExpiry | 1<<mqtt.PropContentType |
+	1<<mqtt.PropResponseTopic | 1<<mqtt.PropCorrelationData | 1<<mqtt.PropUser
 
 // copyMessageProps copies the properties that are forwarded with an
 // application message [MQTT-3.3.2-4][MQTT-3.3.2-15][MQTT-3.3.2-16][MQTT-3.3.2-17][MQTT-3.3.2-20].
@@ -65,9 +68,7 @@ func copyMessageProps(dst, src *mqtt.Properties) {
 	if len(src.User) > 0 {
 		dst.User = append([]mqtt.UserProperty(nil), src.User...)
 	}
-	const keep = 1<<mqtt.PropPayloadFormat | 1<<mqtt.PropMessageExpiry | 1<<mqtt.PropContentType |
-		1<<mqtt.PropResponseTopic | 1<<mqtt.PropCorrelationData | 1<<mqtt.PropUser
-	dst.Present = src.Present & keep
+	dst.Present = src.Present & messageProps
 }
 
 // expired reports whether the message's expiry interval has elapsed at now.

@@ -1,8 +1,9 @@
 package broker
 
-// queue is a FIFO of deliveries kept in a ring buffer that grows when full and
-// shrinks when mostly empty, so an idle session holds no memory for it. The zero
-// value is an empty queue.
+// queue is a FIFO of deliveries kept in a ring buffer that doubles when full
+// and is freed when drained (a small one is kept), so an idle session holds
+// little memory for it and a busy one does not resize while it works. The
+// zero value is an empty queue.
 type queue struct {
 	buf   []delivery
 	head  int // index of the first element
@@ -45,12 +46,11 @@ func (q *queue) pop() delivery {
 	q.n--
 	q.bytes -= len(d.msg.Payload)
 	if q.n == 0 {
+		// Drained: keep a small buffer for the next burst, free a large one.
 		q.head = 0
 		if len(q.buf) > 64 {
 			q.buf = nil
 		}
-	} else if len(q.buf) > 64 && q.n < len(q.buf)/8 {
-		q.resize(len(q.buf) / 4)
 	}
 	return d
 }

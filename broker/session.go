@@ -54,7 +54,19 @@ type pendingWill struct {
 }
 
 func newSession(b *Broker, id string) *session {
-	return &session{b: b, id: id, subs: make(map[string]subOptions)}
+	return &session{b: b, id: id}
+}
+
+// addSubLocked records a subscription of the session, unless it has ended.
+// Called with s.mu held.
+func (s *session) addSubLocked(filter string, o subOptions) {
+	if s.ended {
+		return
+	}
+	if s.subs == nil {
+		s.subs = make(map[string]subOptions)
+	}
+	s.subs[filter] = o
 }
 
 // online reports whether a client is attached.
@@ -150,7 +162,9 @@ func (s *session) take(out []delivery, n, window int, maxSize uint32, version by
 func publishSizeEstimate(d *delivery, version byte) int {
 	p := mqtt.Publish{QoS: d.qos, Topic: d.msg.Topic, PacketID: 1, Payload: d.msg.Payload}
 	if version >= mqtt.V5 {
-		p.Props = d.msg.Props
+		if d.msg.Props != nil {
+			p.Props = *d.msg.Props
+		}
 		p.Props.SubscriptionIDs = d.subIDs
 	}
 	return mqtt.PublishSize(&p, version)

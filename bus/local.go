@@ -30,7 +30,10 @@ func NewLocal(b *broker.Broker, id string) (*Local, error) {
 // Publish implements Bus.
 func (l *Local) Publish(ctx context.Context, m Message) error {
 	msg := &broker.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}
-	toProps(&msg.Props, &m)
+	if m.ContentType != "" || m.ResponseTopic != "" || m.CorrelationData != nil || m.Expiry > 0 || len(m.Properties) > 0 {
+		msg.Props = new(mqtt.Properties)
+		toProps(msg.Props, &m)
+	}
 	if _, err := l.c.Publish(msg); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
@@ -41,7 +44,9 @@ func (l *Local) Publish(ctx context.Context, m Message) error {
 func (l *Local) Subscribe(ctx context.Context, filter string, qos byte, h Handler) error {
 	err := l.c.Subscribe(filter, mqtt.Subscription{QoS: qos}, func(bm *broker.Message, retained bool) {
 		m := Message{Topic: bm.Topic, Payload: bm.Payload, QoS: min(bm.QoS, qos), Retain: retained}
-		fromProps(&m, &bm.Props)
+		if bm.Props != nil {
+			fromProps(&m, bm.Props)
+		}
 		if !bm.Expires.IsZero() {
 			m.Expiry = time.Until(bm.Expires)
 		}

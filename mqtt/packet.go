@@ -148,6 +148,10 @@ type Properties struct {
 // non-zero value.
 func (p *Properties) Has(id PropID) bool { return p.mask()&(1<<id) != 0 }
 
+// Mask returns a bit 1<<id for every property id that is present: marked in
+// Present or holding a non-zero value.
+func (p *Properties) Mask() uint64 { return p.mask() }
+
 // mask returns Present together with a bit for every property that holds a
 // non-zero value.
 func (p *Properties) mask() uint64 {

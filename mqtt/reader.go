@@ -3,6 +3,7 @@ package mqtt
 import (
 	"errors"
 	"io"
+	"sync"
 )
 
 // Reader decodes MQTT packets from a byte stream, such as a network
@@ -27,19 +28,64 @@ type Reader struct {
 	buf    []byte
 	start  int // first unread byte
 	end    int // end of buffered data
-	min    int // the buffer size to return to after a large packet
+	size   int // size of the large buffers taken from the pool
+	small  []byte
+	pooled *[]byte // the pooled buffer buf is, if any
 	pub    Publish
 	topics map[string]string
+}
+
+// smallSize is the buffer an idle Reader keeps: enough for the small packets
+// of a quiet connection. A Reader that receives more switches to a large
+// buffer from a pool and gives it back when it has decoded all it read, so
+// idle connections hold little memory and busy ones read in large batches.
+const smallSize = 256
+
+var bufPools sync.Map // size → *sync.Pool of *[]byte
+
+func pool(size int) *sync.Pool {
+	if p, ok := bufPools.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := bufPools.LoadOrStore(size, &sync.Pool{New: func() any { b := make([]byte, size); return &b }})
+	return p.(*sync.Pool)
 }
 
 // maxInterned bounds the topic intern cache; it is emptied when full.
 const maxInterned = 4096
 
-// NewReader returns a Reader that reads from r with an initial buffer of size
-// bytes (at least 64).
+// NewReader returns a Reader that reads from r in batches of up to size
+// bytes (at least 1 KiB).
 func NewReader(r io.Reader, size int) *Reader {
-	size = max(size, 64)
-	return &Reader{r: r, buf: make([]byte, size), min: size}
+	rd := &Reader{r: r, size: max(size, 1024)}
+	rd.small = make([]byte, smallSize)
+	rd.buf = rd.small
+	return rd
+}
+
+// grow moves the unread bytes into a buffer that can hold at least n bytes:
+// a pooled large buffer, or for a packet larger than that one of its own.
+func (r *Reader) grow(n int) {
+	var nb []byte
+	var pooled *[]byte
+	if n <= r.size {
+		pooled = pool(r.size).Get().(*[]byte)
+		nb = *pooled
+	} else {
+		nb = make([]byte, n)
+	}
+	r.end = copy(nb, r.buf[r.start:r.end])
+	r.start = 0
+	r.release()
+	r.buf, r.pooled = nb, pooled
+}
+
+// release gives a pooled buffer back.
+func (r *Reader) release() {
+	if r.pooled != nil {
+		pool(r.size).Put(r.pooled)
+		r.pooled = nil
+	}
 }
 
 // fill reads more bytes until at least n bytes are buffered from start.
@@ -48,18 +94,19 @@ func (r *Reader) fill(n int) error {
 		return nil
 	}
 	if n > len(r.buf)-r.start {
-		if n > len(r.buf) {
-			nb := make([]byte, max(n, 2*len(r.buf)))
-			r.end = copy(nb, r.buf[r.start:r.end])
-			r.buf = nb
+		if n > len(r.buf) || len(r.buf) == smallSize {
+			r.grow(n)
 		} else {
 			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
 		}
-		r.start = 0
 	}
 	for r.end-r.start < n {
 		m, err := r.r.Read(r.buf[r.end:])
 		r.end += m
+		if r.end == len(r.buf) && len(r.buf) == smallSize && err == nil {
+			r.grow(smallSize + 1) // the peer is sending more: read in large batches
+		}
 		if err != nil {
 			if r.end-r.start >= n {
 				return nil
@@ -79,9 +126,12 @@ func (r *Reader) fill(n int) error {
 // level is returned together with its error.
 func (r *Reader) ReadPacket() (Packet, error) {
 	if r.start == r.end {
+		// Everything read has been decoded: the caller is done with the
+		// previous packet, so the large buffer can go back to the pool.
 		r.start, r.end = 0, 0
-		if len(r.buf) > 4*r.min {
-			r.buf = make([]byte, r.min) // give back the memory of a large packet
+		if len(r.buf) != smallSize {
+			r.release()
+			r.buf = r.small
 		}
 	}
 	if err := r.fill(2); err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -148,6 +149,12 @@ func runServe(ctx context.Context, args []string) error {
 			fmt.Fprintln(w, "ok")
 		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		// Profiles for `go tool pprof`; the HTTP listener is on loopback unless
+		// configured otherwise.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		srv, ln, err := listenHTTP(cfg.HTTP, mux)
 		if err != nil {
 			return fmt.Errorf("http listener: %w", err)
