@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestRetainedStoreMatch(t *testing.T) {
@@ -74,21 +75,25 @@ func TestQueueOrderGrowShrink(t *testing.T) {
 	var q queue
 	m := &Message{Payload: []byte("xx")}
 	for i := range 1000 {
-		q.push(delivery{msg: m, seq: uint64(i)})
+		q.push(delivery{msg: m, seq: uint64(i)}, 0)
 	}
 	if q.Len() != 1000 || q.bytes != 2000 {
 		t.Fatalf("len %d bytes %d", q.Len(), q.bytes)
-	}
-	q.pushFront(delivery{msg: m, seq: 9999})
-	if d := q.pop(); d.seq != 9999 {
-		t.Fatalf("pushFront not first: %d", d.seq)
 	}
 	for i := range 1000 {
 		if d := q.pop(); d.seq != uint64(i) {
 			t.Fatalf("pop %d: got seq %d", i, d.seq)
 		}
 	}
-	if q.Len() != 0 || q.bytes != 0 || len(q.buf) > 64 {
-		t.Fatalf("queue not released: len %d bytes %d cap %d", q.Len(), q.bytes, len(q.buf))
+	if q.Len() != 0 || q.bytes != 0 {
+		t.Fatalf("queue not empty: len %d bytes %d", q.Len(), q.bytes)
+	}
+	q.trim(int64(time.Second) - 1)
+	if q.buf == nil {
+		t.Fatal("trimmed a buffer that grew less than a second ago")
+	}
+	q.trim(int64(2 * time.Second))
+	if q.buf != nil {
+		t.Fatal("an idle empty queue kept its large buffer")
 	}
 }

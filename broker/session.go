@@ -93,7 +93,7 @@ func (s *session) enqueue(d delivery) bool {
 		s.b.stats.dropQueueFull.Add(1)
 		return false
 	}
-	s.queue.push(d)
+	s.queue.push(d, s.b.clock.Load())
 	if s.out != nil {
 		s.out.wake()
 	}
@@ -154,6 +154,9 @@ func (s *session) take(out []delivery, n, window int, maxSize uint32, version by
 			s.inflight[dd.packetID] = dd
 		}
 		out = append(out, dd)
+	}
+	if s.queue.n == 0 {
+		s.queue.trim(now.UnixNano())
 	}
 	return out
 }
@@ -260,7 +263,7 @@ func (s *session) takeShared() []delivery {
 			if d.share != "" {
 				moved = append(moved, d)
 			} else {
-				keep.push(d)
+				keep.push(d, 0)
 			}
 		})
 		s.queue = keep
