@@ -141,20 +141,7 @@ func runServe(ctx context.Context, args []string) error {
 		go func() { errc <- serveHTTP(ctx, srv, ln) }()
 	}
 	if cfg.HTTP != "off" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(b.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			fmt.Fprintln(w, "ok")
-		})
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		// Profiles for `go tool pprof`; the HTTP listener is on loopback unless
-		// configured otherwise.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux := httpHandler(b)
 		srv, ln, err := listenHTTP(cfg.HTTP, mux)
 		if err != nil {
 			return fmt.Errorf("http listener: %w", err)
@@ -173,6 +160,25 @@ func runServe(ctx context.Context, args []string) error {
 	case err := <-errc:
 		return err
 	}
+}
+
+// httpHandler serves /healthz, Prometheus /metrics and /debug/pprof.
+func httpHandler(b *broker.Broker) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles for `go tool pprof`; the HTTP listener is on loopback unless
+	// configured otherwise.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 func isLoopback(addr string) bool {
