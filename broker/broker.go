@@ -132,6 +132,7 @@ type Broker struct {
 	shareMu sync.Mutex
 	shareRR map[string]*atomic.Uint32 // shared subscription filter → round-robin counter
 
+	poller    *poller   // parks idle connections; nil where unsupported
 	matchPool sync.Pool // *[]subEntry scratch for routing
 	wg        sync.WaitGroup
 	done      chan struct{}
@@ -180,6 +181,7 @@ func New(opts Options) *Broker {
 	b.clock.Store(time.Now().UnixNano())
 	b.clockFn = b.now
 	b.wg.Go(b.clockLoop)
+	b.poller = newPoller(b)
 	b.matchPool.New = func() any { s := make([]subEntry, 0, 64); return &s }
 	if opts.SysInterval > 0 {
 		b.wg.Go(b.sysLoop)
@@ -268,6 +270,7 @@ func (b *Broker) Close() error {
 		conns = append(conns, pair{c, c.s})
 	}
 	b.mu.Unlock()
+	b.poller.close() // parked connections get their reader goroutines back
 	for _, p := range conns {
 		p.c.shutdown(p.s, mqtt.ServerShuttingDown)
 	}
@@ -368,15 +371,7 @@ func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) int {
 			idx = append(idx, j)
 		}
 	}
-	start := int(b.shareCounter(filter).Add(1) % uint32(len(idx)))
-	pick := idx[start]
-	for k := range idx {
-		if j := idx[(start+k)%len(idx)]; matches[j].Sub.online() {
-			pick = j
-			break
-		}
-	}
-	e := matches[pick]
+	e := matches[b.pickShared(matches, idx, filter)]
 	for _, j := range idx {
 		matches[j].Sub = nil
 	}
@@ -384,6 +379,19 @@ func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) int {
 		return 1
 	}
 	return 0
+}
+
+// pickShared returns the index into matches of the member of shared
+// subscription filter to deliver to, among the entries at idx: the next in
+// round robin order whose client is connected, or the next if none is.
+func (b *Broker) pickShared(matches []subEntry, idx []int, filter string) int {
+	start := int(b.shareCounter(filter).Add(1) % uint32(len(idx)))
+	for k := range idx {
+		if j := idx[(start+k)%len(idx)]; matches[j].Sub.online() {
+			return j
+		}
+	}
+	return idx[start]
 }
 
 // sharedDelivery builds the delivery of msg through shared subscription
@@ -414,14 +422,6 @@ func (b *Broker) reroute(d delivery, leaving *session) bool {
 	if len(members) == 0 {
 		return false
 	}
-	start := int(b.shareCounter(d.share).Add(1) % uint32(len(members)))
-	pick := members[start]
-	for k := range members {
-		if j := members[(start+k)%len(members)]; matches[j].Sub.online() {
-			pick = j
-			break
-		}
-	}
-	e := matches[pick]
+	e := matches[b.pickShared(matches, members, d.share)]
 	return e.Sub.enqueue(sharedDelivery(d.msg, e.Value, d.share))
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -49,8 +50,12 @@ type conn struct {
 	connected bool
 
 	// Reader goroutine only.
-	inAliases map[uint16]string // client → broker topic aliases [MQTT-3.3.2-10]
-	lastRead  time.Time
+	inAliases  map[uint16]string // client → broker topic aliases [MQTT-3.3.2-10]
+	lastRead   time.Time         // when the read deadline was last moved
+	lastPacket time.Time         // when the last packet arrived
+	parkable   bool              // idle periods may be spent parked in the poller
+	parkFd     int32             // the socket while parked
+	parkTimer  *time.Timer       // ends a parked connection's keep alive; guarded by the poller
 
 	// Guarded by s.mu (the session's mutex).
 	writing    bool
@@ -99,15 +104,38 @@ func (c *conn) debug(msg string, args ...any) {
 	}
 }
 
-// closeSocket closes the network connection once.
+// closeSocket closes the network connection once; a parked connection is
+// resumed so that its reader sees the close and cleans up.
 func (c *conn) closeSocket() {
-	c.closeOnce.Do(func() { c.nc.Close() })
+	c.closeOnce.Do(func() {
+		c.nc.Close()
+		c.b.poller.unpark(c)
+	})
 }
 
-// serve is the connection's reader goroutine.
+// idleAfter is how long a connection may be silent before it is parked.
+const idleAfter = 5 * time.Second
+
+// serve is the connection's first reader goroutine: it handles CONNECT and
+// then reads packets until the connection ends or parks.
 func (c *conn) serve() {
 	c.b.stats.connects.Add(1)
-	defer c.cleanup()
+	if c.connect() {
+		c.readLoop(true)
+		return
+	}
+	c.cleanup()
+}
+
+// resume continues reading after the connection was parked.
+func (c *conn) resume() {
+	c.lastRead = time.Time{} // move the read deadline before reading
+	c.readLoop(false)
+}
+
+// connect reads and handles CONNECT, and reports whether the client is
+// connected.
+func (c *conn) connect() bool {
 	c.nc.SetReadDeadline(time.Now().Add(c.b.opts.ConnectTimeout))
 	pkt, err := c.r.ReadPacket()
 	if err != nil {
@@ -123,47 +151,98 @@ func (c *conn) serve() {
 		} else if !isClosedErr(err) {
 			c.b.log.Debug("connection ended before CONNECT", "remote", c.remote, "err", err)
 		}
-		return
+		return false
 	}
 	cp, ok := pkt.(*mqtt.Connect)
 	if !ok {
 		// The first packet must be CONNECT [MQTT-3.1.0-1].
 		c.b.stats.protocolErrors.Add(1)
 		c.b.log.Warn("first packet is not CONNECT; closing", "remote", c.remote, "type", pkt.Type())
-		return
+		return false
 	}
-	if !c.handleConnect(cp) {
+	c.lastPacket = c.b.now()
+	if _, ok := c.nc.(syscall.Conn); ok && c.b.poller != nil {
+		c.parkable = true
+	}
+	return c.handleConnect(cp)
+}
+
+// readLoop reads and handles packets until the connection ends, or until it
+// parks while idle (right after CONNECT if nothing follows, or after
+// idleAfter of silence); then the goroutine ends and the poller starts a new
+// one when there is something to read.
+func (c *conn) readLoop(first bool) {
+	if first && c.r.Buffered() == 0 && c.tryPark() {
 		return
 	}
 	for {
+		if c.r.Buffered() == 0 && c.keepAliveExpired() {
+			c.readFailed(os.ErrDeadlineExceeded)
+			break
+		}
 		c.refreshDeadline()
 		pkt, err := c.r.ReadPacket()
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !c.keepAliveExpired() {
+				if c.r.Buffered() == 0 && c.tryPark() {
+					return
+				}
+				c.lastRead = time.Time{}
+				continue
+			}
 			c.readFailed(err)
-			return
+			break
 		}
+		c.lastPacket = c.b.now()
 		if err := c.handle(pkt); err != nil {
 			c.protocolFailure(err)
-			return
+			break
 		}
 		if _, ok := pkt.(*mqtt.Disconnect); ok {
-			return
+			break
 		}
 	}
+	c.cleanup()
+}
+
+// keepAliveExpired reports whether one and a half keep alive periods have
+// passed since the last packet [MQTT-3.1.2-24].
+func (c *conn) keepAliveExpired() bool {
+	return c.keepAlive > 0 && c.b.now().Sub(c.lastPacket) >= c.keepAlive*3/2
+}
+
+// tryPark parks the connection in the poller, if it can be, and reports
+// whether it did.
+func (c *conn) tryPark() bool {
+	if !c.parkable {
+		return false
+	}
+	var until time.Time
+	if c.keepAlive > 0 {
+		until = c.lastPacket.Add(c.keepAlive * 3 / 2)
+		if !until.After(c.b.now()) {
+			return false
+		}
+	}
+	return c.b.poller.park(c, until)
 }
 
 // refreshDeadline moves the read deadline to one and a half keep alive
 // periods from now [MQTT-3.1.2-24], at most a few times per period.
 func (c *conn) refreshDeadline() {
-	if c.keepAlive == 0 {
+	period := c.keepAlive * 3 / 2
+	if c.parkable && (period == 0 || period > idleAfter) {
+		period = idleAfter // wake up to park when idle
+	}
+	if period == 0 {
 		return
 	}
 	now := c.b.now()
-	if now.Sub(c.lastRead) < c.keepAlive/4 {
+	if now.Sub(c.lastRead) < period/4 {
 		return
 	}
 	c.lastRead = now
-	c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
+	c.nc.SetReadDeadline(now.Add(period))
 }
 
 func isClosedErr(err error) bool {

@@ -481,3 +481,40 @@ func TestSpecSlowConsumerDoesNotBlockOthers(t *testing.T) {
 		t.Fatal("no queue_full drops for the subscriber that never reads")
 	}
 }
+
+// TestIdleConnectionsPark checks that idle connections give up their reader
+// goroutine and still receive, send and time out as before.
+func TestIdleConnectionsPark(t *testing.T) {
+	b, addr := startBroker(t, broker.Options{})
+	const n = 20
+	var subs []*raw
+	for i := range n {
+		c := dialRaw(t, addr)
+		c.connect(&mqtt.Connect{ClientID: fmt.Sprint("idle-", i), CleanStart: true, KeepAlive: 60})
+		c.subscribe(mqtt.Subscription{Filter: "park/#", QoS: 1})
+		subs = append(subs, c)
+	}
+	deadline := time.Now().Add(wait)
+	for b.Stats().Parked < n {
+		if time.Now().After(deadline) {
+			t.Skipf("connections did not park (%d of %d): no poller on this platform", b.Stats().Parked, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pub, _ := dialV5(t, addr, &paho.Connect{ClientID: "p", CleanStart: true})
+	pub.publish(t, &paho.Publish{Topic: "park/x", QoS: 1, Payload: []byte("to parked")})
+	for _, c := range subs {
+		p := c.readPublish() // delivered while parked
+		if string(p.Payload) != "to parked" {
+			t.Fatalf("got %q", p.Payload)
+		}
+		c.send(&mqtt.Ack{Kind: mqtt.PUBACK, PacketID: p.PacketID}) // wakes the reader
+		c.send(&mqtt.Pingreq{})
+		if _, ok := c.read().(*mqtt.Pingresp); !ok {
+			t.Fatal("no PINGRESP from a resumed connection")
+		}
+	}
+	if st := b.Stats(); st.Inflight != 0 {
+		t.Fatalf("%d messages still inflight after PUBACKs to resumed readers", st.Inflight)
+	}
+}

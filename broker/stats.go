@@ -28,6 +28,7 @@ type Stats struct {
 type StatsSnapshot struct {
 	Uptime          time.Duration
 	Clients         int // connected clients
+	Parked          int // connected clients idle in the poller, without a goroutine
 	Sessions        int // sessions, connected or not
 	Subscriptions   int
 	Retained        int
@@ -67,6 +68,7 @@ func (st *Stats) snapshot(b *Broker) StatsSnapshot {
 			"no_shared_member": st.dropNoShareMember.Load(),
 		},
 	}
+	s.Parked = b.poller.count()
 	b.mu.Lock()
 	sessions := make([]*session, 0, len(b.sessions))
 	for _, x := range b.sessions {
@@ -141,6 +143,7 @@ type collector struct{ b *Broker }
 
 var (
 	descClients     = prometheus.NewDesc("citymesh_clients_connected", "Connected MQTT clients.", nil, nil)
+	descParked      = prometheus.NewDesc("citymesh_clients_parked", "Connected clients idle without a reader goroutine.", nil, nil)
 	descSessions    = prometheus.NewDesc("citymesh_sessions", "Sessions held by the broker, connected or not.", nil, nil)
 	descSubs        = prometheus.NewDesc("citymesh_subscriptions", "Subscriptions in the index.", nil, nil)
 	descRetained    = prometheus.NewDesc("citymesh_retained_messages", "Retained messages.", nil, nil)
@@ -159,7 +162,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descClients, descSessions, descSubs, descRetained, descQueued, descInflight,
+	for _, d := range []*prometheus.Desc{descClients, descParked, descSessions, descSubs, descRetained, descQueued, descInflight,
 		descConnects, descMsgsIn, descMsgsOut, descBytesIn, descBytesOut, descProtoErrs, descDropped, descWills, descExpiredSess} {
 		ch <- d
 	}
@@ -175,6 +178,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
 	g(descClients, s.Clients)
+	g(descParked, s.Parked)
 	g(descSessions, s.Sessions)
 	g(descSubs, s.Subscriptions)
 	g(descRetained, s.Retained)

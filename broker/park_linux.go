@@ -1,0 +1,154 @@
+//go:build linux
+
+package broker
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// poller watches idle connections without a goroutine each. A connection
+// whose reader finds nothing to read "parks": its file descriptor joins an
+// epoll set and its reader goroutine ends, giving back its stack. When the
+// client sends something, when the keep alive deadline passes, or when the
+// broker closes the connection, a new reader goroutine takes over where the
+// old one stopped. An idle connection then costs only its heap state.
+type poller struct {
+	b      *Broker
+	epfd   int
+	mu     sync.Mutex
+	parked map[int32]*conn
+	closed bool
+}
+
+func newPoller(b *Broker) *poller {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		b.log.Warn("epoll unavailable; idle connections keep their goroutines", "err", err)
+		return nil
+	}
+	p := &poller{b: b, epfd: epfd, parked: make(map[int32]*conn)}
+	go p.loop()
+	return p
+}
+
+// loop hands connections that became readable back to reader goroutines.
+func (p *poller) loop() {
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		n, err := syscall.EpollWait(p.epfd, events, 500)
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			syscall.Close(p.epfd)
+			return
+		}
+		p.mu.Unlock()
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			p.b.log.Error("epoll wait failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for _, ev := range events[:n] {
+			p.mu.Lock()
+			c := p.parked[ev.Fd]
+			p.mu.Unlock()
+			if c != nil {
+				p.unpark(c)
+			}
+		}
+	}
+}
+
+// park registers c's socket and reports whether it did; the caller's
+// goroutine must then end without touching c again. until is when the keep
+// alive deadline passes (zero for none).
+func (p *poller) park(c *conn, until time.Time) bool {
+	if p == nil {
+		return false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false // TLS and WebSocket connections keep their goroutine
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	if raw.Control(func(f uintptr) { fd = int(f) }) != nil || fd < 0 {
+		return false
+	}
+	c.parkFd = int32(fd)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.parked[c.parkFd] = c
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: c.parkFd}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		delete(p.parked, c.parkFd)
+		return false
+	}
+	if !until.IsZero() {
+		// The timer's unpark waits for p.mu, so it cannot miss the entry.
+		// Two ticks of margin let the broker's coarse clock pass until too.
+		c.parkTimer = time.AfterFunc(time.Until(until)+2*clockTick, func() { p.unpark(c) })
+	}
+	return true
+}
+
+// unpark starts a reader goroutine for c if c is parked. It is safe to call
+// from any goroutine and for connections that are not parked.
+func (p *poller) unpark(c *conn) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.parked[c.parkFd] != c {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.parked, c.parkFd)
+	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(c.parkFd), nil)
+	if c.parkTimer != nil {
+		c.parkTimer.Stop()
+		c.parkTimer = nil
+	}
+	p.mu.Unlock()
+	c.b.wg.Go(c.resume)
+}
+
+// count reports how many connections are parked.
+func (p *poller) count() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.parked)
+}
+
+// close stops the poller and resumes every parked connection, so that each
+// ends through its reader goroutine.
+func (p *poller) close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.closed = true
+	var cs []*conn
+	for _, c := range p.parked {
+		cs = append(cs, c)
+	}
+	p.mu.Unlock()
+	for _, c := range cs {
+		p.unpark(c)
+	}
+}
