@@ -139,9 +139,14 @@ for s in scenarios:
             ratio = (cm / v if higher else v / cm) if cm and v else float("nan")
             line += f"{ratio:11.2f}x"
         print(line)
-lost = [(r["scenario"], r["broker"], r["result"]["lost"]) for r in rows if r["result"].get("lost")]
+lost = []
+for s in scenarios:
+    for b in brokers:
+        v = med(s, b, "lost")
+        if v:
+            lost.append(f"{s}/{b}: {v:.0f} ({100 * v / max(med(s, b, 'expected') or 1, 1):.2f}%)")
 if lost:
-    print("messages lost (queue-full drops or broker limits):", ", ".join(f"{s}/{b}: {n}" for s, b, n in lost))
+    print("median messages lost (dropped for subscribers that fell behind):", ", ".join(lost))
 print("ratios: >1x means citymesh is better (throughput higher, latency and memory lower)")
 PY
 echo "written to $report"
