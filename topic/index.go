@@ -40,7 +40,7 @@ type group[S comparable, V any] struct {
 type node[S comparable, V any] struct {
 	parent   *node[S, V]
 	level    string
-	filter   string // the inner filter this node stands for
+	filter   string // the inner filter this node stands for, set while it has subscribers
 	children map[string]*node[S, V]
 	plus     *node[S, V]
 	hash     *node[S, V]
@@ -72,11 +72,6 @@ func (n *node[S, V]) child(level string, create bool) *node[S, V] {
 		return c
 	}
 	c = &node[S, V]{parent: n, level: level}
-	if n.parent == nil {
-		c.filter = level
-	} else {
-		c.filter = n.filter + "/" + level
-	}
 	switch level {
 	case "+":
 		n.plus = c
@@ -118,6 +113,9 @@ func (ix *Index[S, V]) Subscribe(filter string, sub S, v V) (replaced bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	n := ix.find(inner, true)
+	// Only nodes with subscribers keep their filter: storing it on every node
+	// would cost memory quadratic in the number of levels.
+	n.filter = inner
 	list := &n.subs
 	if shared {
 		var g *group[S, V]
