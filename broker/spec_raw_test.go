@@ -518,3 +518,68 @@ func TestIdleConnectionsPark(t *testing.T) {
 		t.Fatalf("%d messages still inflight after PUBACKs to resumed readers", st.Inflight)
 	}
 }
+
+func TestSpecPayloadFormatInvalid(t *testing.T) {
+	_, addr := startBroker(t, broker.Options{})
+	c := dialRaw(t, addr)
+	c.connect(&mqtt.Connect{ClientID: "pfi", CleanStart: true})
+	c.send(&mqtt.Publish{QoS: 1, PacketID: 1, Topic: "pfi", Props: mqtt.Properties{PayloadFormat: 1}, Payload: []byte{0xff, 0xfe}})
+	if a, ok := c.read().(*mqtt.Ack); !ok || a.ReasonCode != mqtt.PayloadFormatInvalid {
+		t.Fatalf("got %+v, want PUBACK 0x99", a) // MQTT 5.0 §3.3.2.3.2
+	}
+	w := dialRaw(t, addr)
+	w.v, w.r.Version = mqtt.V5, mqtt.V5
+	w.send(&mqtt.Connect{Version: mqtt.V5, KeepAlive: 30, ClientID: "willpfi",
+		Will: &mqtt.Will{Topic: "w", Payload: []byte{0xff}, Props: mqtt.Properties{PayloadFormat: 1}}})
+	if ack, ok := w.read().(*mqtt.Connack); !ok || ack.ReasonCode != mqtt.PayloadFormatInvalid {
+		t.Fatalf("got %+v, want CONNACK 0x99", ack) // MQTT 5.0 §3.1.3.2.3
+	}
+}
+
+func TestSpecWillTopicInvalid(t *testing.T) {
+	_, addr := startBroker(t, broker.Options{})
+	w := dialRaw(t, addr)
+	w.write(unhex(t, "10 15 00044d515454 05 06 003c 00 000163 00 0003 612f23 0000")) // will topic a/#
+	w.r.Version = mqtt.V5
+	if ack, ok := w.read().(*mqtt.Connack); !ok || ack.ReasonCode != mqtt.TopicNameInvalid {
+		t.Fatalf("got %+v, want CONNACK 0x90", ack)
+	}
+}
+
+func TestSpecSessionExpiryOnDisconnect(t *testing.T) {
+	b, addr := startBroker(t, broker.Options{})
+	c := dialRaw(t, addr)
+	c.connect(&mqtt.Connect{ClientID: "zero", CleanStart: true}) // Session Expiry 0
+	d := &mqtt.Disconnect{}
+	d.Props.SessionExpiry = 60
+	c.send(d)
+	if got := c.expectDisconnect(); got != 0x82 {
+		t.Fatalf("got %d, want DISCONNECT 0x82", got) // [MQTT-3.14.2-2]
+	}
+	c2 := dialRaw(t, addr)
+	c2.connect(&mqtt.Connect{ClientID: "extend", CleanStart: true, Props: mqtt.Properties{SessionExpiry: 1}})
+	d2 := &mqtt.Disconnect{}
+	d2.Props.SessionExpiry = 3600 // extended at DISCONNECT
+	c2.send(d2)
+	deadline := time.Now().Add(wait)
+	for b.Stats().Clients > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c3 := dialRaw(t, addr)
+	if ack := c3.connect(&mqtt.Connect{ClientID: "extend", Props: mqtt.Properties{SessionExpiry: 60}}); !ack.SessionPresent {
+		t.Fatal("session expiry set on DISCONNECT was not kept")
+	}
+}
+
+func TestSpecSharedSubscriptionNoRetained(t *testing.T) {
+	_, addr := startBroker(t, broker.Options{})
+	pub, _ := dialV5(t, addr, &paho.Connect{ClientID: "p", CleanStart: true})
+	pub.publish(t, &paho.Publish{Topic: "sr/x", QoS: 1, Retain: true, Payload: []byte("kept")})
+	s, _ := dialV5(t, addr, &paho.Connect{ClientID: "s", CleanStart: true})
+	s.subscribe(t, subOpt("$share/g/sr/#", 1))
+	s.expectNone(t, 300*time.Millisecond) // MQTT 5.0 §4.8.2
+	pub.publish(t, &paho.Publish{Topic: "sr/x", QoS: 1, Payload: []byte("live")})
+	if m := s.expect(t); string(m.Payload) != "live" {
+		t.Fatalf("got %q", m.Payload)
+	}
+}
