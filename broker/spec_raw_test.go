@@ -365,11 +365,12 @@ func TestSpecMaximumPacketSizeToClient(t *testing.T) {
 }
 
 func TestSpecMessageExpiry(t *testing.T) {
-	_, addr := startBroker(t, broker.Options{})
+	b, addr := startBroker(t, broker.Options{})
 	c := dialRaw(t, addr)
 	c.connect(&mqtt.Connect{ClientID: "exp", CleanStart: true, Props: mqtt.Properties{SessionExpiry: 60}})
 	c.subscribe(mqtt.Subscription{Filter: "exp/#", QoS: 1})
 	c.nc.Close()
+	waitClients(t, b, 0)
 	pub, _ := dialV5(t, addr, &paho.Connect{ClientID: "p", CleanStart: true})
 	pub.publish(t, &paho.Publish{Topic: "exp/short", QoS: 1, Payload: []byte("short"), Properties: &paho.PublishProperties{MessageExpiry: ptr(uint32(1))}})
 	pub.publish(t, &paho.Publish{Topic: "exp/long", QoS: 1, Payload: []byte("long"), Properties: &paho.PublishProperties{MessageExpiry: ptr(uint32(100))}})
@@ -452,7 +453,7 @@ func TestSpecSharedSubscriptionMemberLeaves(t *testing.T) {
 }
 
 func TestSpecSlowConsumerDoesNotBlockOthers(t *testing.T) {
-	b, addr := startBroker(t, broker.Options{MaxQueuedMessages: 100})
+	b, addr := startBroker(t, broker.Options{MaxQueuedMessages: 1000})
 	slow := dialRaw(t, addr)
 	slow.connect(&mqtt.Connect{ClientID: "never-reads", CleanStart: true})
 	slow.subscribe(mqtt.Subscription{Filter: "flood/#", QoS: 1})

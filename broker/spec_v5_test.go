@@ -142,6 +142,18 @@ func (c *v5client) expectNone(t *testing.T, d time.Duration) {
 
 func u32(v uint32) *uint32 { return &v }
 
+// waitClients waits until the broker counts n connected clients.
+func waitClients(t *testing.T, b *broker.Broker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for b.Stats().Clients != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d clients connected, want %d", b.Stats().Clients, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func subOpt(filter string, qos byte) paho.SubscribeOptions {
@@ -276,7 +288,7 @@ func TestSpecWillMessages(t *testing.T) {
 }
 
 func TestSpecPersistentSessionV5(t *testing.T) {
-	_, addr := startBroker(t, broker.Options{})
+	b, addr := startBroker(t, broker.Options{})
 	cp := func(clean bool) *paho.Connect {
 		return &paho.Connect{ClientID: "persist", CleanStart: clean, Properties: &paho.ConnectProperties{SessionExpiryInterval: u32(60)}}
 	}
@@ -286,6 +298,7 @@ func TestSpecPersistentSessionV5(t *testing.T) {
 	}
 	s.subscribe(t, paho.SubscribeOptions{Topic: "queue/#", QoS: 1})
 	s.Disconnect(&paho.Disconnect{})
+	waitClients(t, b, 0) // the broker has seen the DISCONNECT
 	pub, _ := dialV5(t, addr, &paho.Connect{ClientID: "pub", CleanStart: true})
 	for i := range 5 {
 		pub.publish(t, &paho.Publish{Topic: "queue/x", QoS: 1, Payload: []byte{byte('0' + i)}})
