@@ -18,6 +18,7 @@ import (
 type poller struct {
 	b      *Broker
 	epfd   int
+	wake   [2]int // a pipe whose read end is in the epoll set, to end loop at once
 	mu     sync.Mutex
 	parked map[int32]*conn
 	closed bool
@@ -30,19 +31,37 @@ func newPoller(b *Broker) *poller {
 		return nil
 	}
 	p := &poller{b: b, epfd: epfd, parked: make(map[int32]*conn)}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		b.log.Warn("pipe unavailable; idle connections keep their goroutines", "err", err)
+		return nil
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.wake[0])}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(p.wake[0])
+		syscall.Close(p.wake[1])
+		return nil
+	}
+	// The loop counts in the broker's wait group, so that reader goroutines
+	// it starts are added while the count is above zero.
+	b.wg.Add(1)
 	go p.loop()
 	return p
 }
 
 // loop hands connections that became readable back to reader goroutines.
 func (p *poller) loop() {
+	defer p.b.wg.Done()
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, 500)
+		n, err := syscall.EpollWait(p.epfd, events, -1)
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			syscall.Close(p.epfd)
+			syscall.Close(p.wake[0])
+			syscall.Close(p.wake[1])
 			return
 		}
 		p.mu.Unlock()
@@ -84,12 +103,12 @@ func (p *poller) park(c *conn, until time.Time) bool {
 	if raw.Control(func(f uintptr) { fd = int(f) }) != nil || fd < 0 {
 		return false
 	}
-	c.parkFd = int32(fd)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
+	c.parkFd = int32(fd) // read by unpark under p.mu
 	p.parked[c.parkFd] = c
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: c.parkFd}
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
@@ -121,8 +140,14 @@ func (p *poller) unpark(c *conn) {
 		c.parkTimer.Stop()
 		c.parkTimer = nil
 	}
+	// Added under p.mu: before close marks the poller closed, and so before
+	// loop, which holds the wait group above zero, can end.
+	c.b.wg.Add(1)
 	p.mu.Unlock()
-	c.b.wg.Go(c.resume)
+	go func() {
+		defer c.b.wg.Done()
+		c.resume()
+	}()
 }
 
 // count reports how many connections are parked.
@@ -142,13 +167,14 @@ func (p *poller) close() {
 		return
 	}
 	p.mu.Lock()
-	p.closed = true
+	p.closed = true // from now on nothing parks
 	var cs []*conn
 	for _, c := range p.parked {
 		cs = append(cs, c)
 	}
 	p.mu.Unlock()
 	for _, c := range cs {
-		p.unpark(c)
+		p.unpark(c) // called by Close before it waits, so adding to the wait group is safe
 	}
+	syscall.Write(p.wake[1], []byte{1}) // wake loop so it sees closed and ends
 }

@@ -304,6 +304,9 @@ func TestSpecPersistentSessionV5(t *testing.T) {
 		pub.publish(t, &paho.Publish{Topic: "queue/x", QoS: 1, Payload: []byte{byte('0' + i)}})
 	}
 	pub.publish(t, &paho.Publish{Topic: "queue/x", QoS: 0, Payload: []byte("q0")}) // not queued offline
+	// A QoS 1 publish on the same connection is acknowledged only after the
+	// QoS 0 one before it has been routed.
+	pub.publish(t, &paho.Publish{Topic: "barrier", QoS: 1, Payload: []byte("b")})
 	s2, ack := dialV5(t, addr, cp(false))
 	if !ack.SessionPresent {
 		t.Fatal("session not present on resume") // [MQTT-3.2.2-3]
