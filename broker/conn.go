@@ -44,7 +44,6 @@ type conn struct {
 	maxOut    uint32   // the client's Maximum Packet Size, 0 for none
 	recvMax   int      // the client's Receive Maximum, capped by Options.MaxInflight
 	aliasMax  uint16   // the client's Topic Alias Maximum
-	problems  bool     // the client's Request Problem Information [MQTT-3.1.2-29]
 	will      *Message // guarded by s.mu once attached
 	willDelay uint32
 	connected bool
@@ -416,7 +415,8 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 		}
 		c.maxOut = p.Props.MaximumPacketSize
 		c.aliasMax = p.Props.TopicAliasMaximum
-		c.problems = !p.Props.Has(mqtt.PropRequestProblemInfo) || p.Props.RequestProblemInfo == 1
+		// Reason strings go only on CONNACK and DISCONNECT, which Request
+		// Problem Information 0 still allows [MQTT-3.1.2-29].
 		ack.Props.ReceiveMaximum = b.opts.ReceiveMaximum
 		ack.Props.MaximumPacketSize = b.opts.MaxPacketSize
 		ack.Props.TopicAliasMaximum = b.opts.TopicAliasMaximum
