@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/store"
 	"github.com/citymesh/citymesh/topic"
 )
 
@@ -69,6 +70,11 @@ type Options struct {
 	SysInterval time.Duration
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Store keeps persistent sessions (with their subscriptions) and
+	// retained messages across restarts; New loads them from it. Nil keeps
+	// everything in memory only. Queued and inflight messages are not kept
+	// yet.
+	Store store.Store
 }
 
 func (o *Options) setDefaults() {
@@ -182,6 +188,9 @@ func New(opts Options) *Broker {
 	b.clockFn = b.now
 	b.wg.Go(b.clockLoop)
 	b.poller = newPoller(b)
+	if opts.Store != nil {
+		b.load()
+	}
 	b.matchPool.New = func() any { s := make([]subEntry, 0, 64); return &s }
 	if opts.SysInterval > 0 {
 		b.wg.Go(b.sysLoop)
@@ -306,6 +315,7 @@ func (b *Broker) shareCounter(filter string) *atomic.Uint32 {
 func (b *Broker) publish(msg *Message) int {
 	if msg.Retain {
 		b.ret.set(msg) // an empty payload deletes [MQTT-3.3.1-6][MQTT-3.3.1-7]
+		b.persistRetained(msg)
 	}
 	sp := b.matchPool.Get().(*[]subEntry)
 	matches := b.index.Match(msg.Topic, (*sp)[:0])

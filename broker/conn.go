@@ -625,6 +625,7 @@ func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
 		}
 	}
 	c.sendCtrl(ctrl{pkt: ack}) // [MQTT-3.8.4-1]
+	b.persistSession(s)
 	now := time.Now()
 	for _, r := range wantRetained {
 		b.ret.match(r.filter, func(m *Message) {
@@ -654,6 +655,7 @@ func (c *conn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 		}
 	}
 	c.sendCtrl(ctrl{pkt: ack}) // [MQTT-3.10.4-4]
+	c.b.persistSession(s)
 	return nil
 }
 
@@ -671,6 +673,7 @@ func (c *conn) handleDisconnect(p *mqtt.Disconnect) error {
 			s.expiry = max
 		}
 		s.mu.Unlock()
+		c.b.persistSession(s)
 	}
 	if p.ReasonCode != mqtt.DisconnectWithWill {
 		s.mu.Lock()

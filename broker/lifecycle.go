@@ -9,6 +9,7 @@ import (
 // endedSession is what is left to do, outside the locks, after a session ended.
 type endedSession struct {
 	s       *session
+	stored  bool // its record must leave the store
 	filters []string
 	moved   []delivery // shared-subscription deliveries to hand to other members
 	will    *Message
@@ -69,6 +70,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, ack *mqtt
 	s.mu.Unlock()
 	b.mu.Unlock()
 	b.finishEnded(ended)
+	b.persistSession(s)
 	for _, w := range wills {
 		b.publishWill(w)
 	}
@@ -140,7 +142,8 @@ func (b *Broker) endSessionLocked(s *session) *endedSession {
 		return nil
 	}
 	s.ended = true
-	e := &endedSession{s: s}
+	e := &endedSession{s: s, stored: s.stored}
+	s.stored = false
 	for f := range s.subs {
 		e.filters = append(e.filters, f)
 	}
@@ -172,6 +175,9 @@ func (b *Broker) finishEnded(e *endedSession) {
 	}
 	for _, f := range e.filters {
 		b.index.Unsubscribe(f, e.s)
+	}
+	if e.stored {
+		b.storeErr("delete session", b.opts.Store.DeleteSession(e.s.id))
 	}
 	for _, d := range e.moved {
 		if !b.reroute(d, e.s) {

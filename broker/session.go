@@ -45,6 +45,7 @@ type session struct {
 	timer    *time.Timer           // session expiry timer while offline
 	will     *pendingWill          // a will waiting for its delay while offline
 	ended    bool
+	stored   bool // a record of the session is in the broker's store
 }
 
 // pendingWill is a will message whose Will Delay Interval is running.

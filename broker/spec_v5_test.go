@@ -13,6 +13,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/store"
 )
 
 // These tests drive the broker over real TCP sockets with Eclipse Paho
@@ -500,5 +501,63 @@ func TestSpecSysTopics(t *testing.T) {
 	r, err := pub.Publish(ctx, &paho.Publish{Topic: "$SYS/broker/fake", QoS: 1, Payload: []byte("x")})
 	if err == nil || r == nil || r.ReasonCode != 0x87 {
 		t.Fatalf("publish to $SYS: %v %v, want reason 0x87 Not authorized", r, err)
+	}
+}
+
+// TestStoreRestart restarts the broker on the same store: persistent
+// sessions come back with their subscriptions, and retained messages too.
+func TestStoreRestart(t *testing.T) {
+	st := store.NewMemory()
+	b1, addr1 := startBroker(t, broker.Options{Store: st})
+	keep, _ := dialV5(t, addr1, &paho.Connect{ClientID: "keep", CleanStart: true, Properties: &paho.ConnectProperties{SessionExpiryInterval: u32(300)}})
+	id := 5
+	keep.subscribeProps(t, &paho.SubscribeProperties{SubscriptionIdentifier: &id}, paho.SubscribeOptions{Topic: "r/#", QoS: 1})
+	keep.subscribe(t, subOpt("gone/#", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := keep.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{"gone/#"}}); err != nil {
+		t.Fatal(err)
+	}
+	keep.Disconnect(&paho.Disconnect{})
+	clean, _ := dialV5(t, addr1, &paho.Connect{ClientID: "clean", CleanStart: true})
+	clean.subscribe(t, subOpt("r/#", 1)) // not persistent: not stored
+	pub, _ := dialV5(t, addr1, &paho.Connect{ClientID: "p", CleanStart: true})
+	pub.publish(t, &paho.Publish{Topic: "r/kept", QoS: 1, Retain: true, Payload: []byte("kept")})
+	pub.publish(t, &paho.Publish{Topic: "r/deleted", QoS: 1, Retain: true, Payload: []byte("x")})
+	pub.publish(t, &paho.Publish{Topic: "r/deleted", QoS: 1, Retain: true}) // deletes
+	waitClients(t, b1, 2)
+	b1.Close()
+
+	b2, addr2 := startBroker(t, broker.Options{Store: st})
+	if got := b2.Stats(); got.Sessions != 1 || got.Subscriptions != 1 || got.Retained != 1 {
+		t.Fatalf("restored %d sessions, %d subscriptions, %d retained; want 1, 1, 1", got.Sessions, got.Subscriptions, got.Retained)
+	}
+	pub2, _ := dialV5(t, addr2, &paho.Connect{ClientID: "p", CleanStart: true})
+	keep2, ack := dialV5(t, addr2, &paho.Connect{ClientID: "keep", CleanStart: false, Properties: &paho.ConnectProperties{SessionExpiryInterval: u32(300)}})
+	if !ack.SessionPresent {
+		t.Fatal("persistent session not restored")
+	}
+	pub2.publish(t, &paho.Publish{Topic: "r/live", QoS: 1, Payload: []byte("live")})
+	m := keep2.expect(t) // the restored subscription routes without resubscribing
+	if string(m.Payload) != "live" || m.Properties == nil || m.Properties.SubscriptionIdentifier == nil || *m.Properties.SubscriptionIdentifier != 5 {
+		t.Fatalf("got %q with properties %+v", m.Payload, m.Properties)
+	}
+	late, _ := dialV5(t, addr2, &paho.Connect{ClientID: "late", CleanStart: true})
+	late.subscribe(t, subOpt("r/#", 1))
+	if m := late.expect(t); string(m.Payload) != "kept" || !m.Retain {
+		t.Fatalf("retained after restart: got %q", m.Payload)
+	}
+	late.expectNone(t, 200*time.Millisecond) // the deleted one stays deleted
+	// Ending the session removes it from the store.
+	keep2.Disconnect(&paho.Disconnect{Properties: &paho.DisconnectProperties{SessionExpiryInterval: u32(0)}})
+	deadline := time.Now().Add(wait)
+	for {
+		if recs, _ := st.Sessions(); len(recs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ended session still in the store")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

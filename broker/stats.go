@@ -22,6 +22,7 @@ type Stats struct {
 	dropNoShareMember     atomic.Uint64
 	willsPublished        atomic.Uint64
 	sessionsExpired       atomic.Uint64
+	storeErrors           atomic.Uint64
 }
 
 // StatsSnapshot is a point-in-time copy of the broker's counters and gauges.
@@ -44,6 +45,7 @@ type StatsSnapshot struct {
 	Dropped         map[string]uint64 // by reason
 	WillsPublished  uint64
 	SessionsExpired uint64
+	StoreErrors     uint64
 }
 
 func (st *Stats) snapshot(b *Broker) StatsSnapshot {
@@ -60,6 +62,7 @@ func (st *Stats) snapshot(b *Broker) StatsSnapshot {
 		ProtocolErrors:  st.protocolErrors.Load(),
 		WillsPublished:  st.willsPublished.Load(),
 		SessionsExpired: st.sessionsExpired.Load(),
+		StoreErrors:     st.storeErrors.Load(),
 		Dropped: map[string]uint64{
 			"queue_full":       st.dropQueueFull.Load(),
 			"offline_qos0":     st.dropOffline.Load(),
@@ -158,12 +161,13 @@ var (
 	descDropped     = prometheus.NewDesc("citymesh_messages_dropped_total", "Messages not delivered to a session, by reason.", []string{"reason"}, nil)
 	descWills       = prometheus.NewDesc("citymesh_wills_published_total", "Will messages published.", nil, nil)
 	descExpiredSess = prometheus.NewDesc("citymesh_sessions_expired_total", "Sessions ended by their expiry interval.", nil, nil)
+	descStoreErrs   = prometheus.NewDesc("citymesh_store_errors_total", "Failed store operations.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descParked, descSessions, descSubs, descRetained, descQueued, descInflight,
-		descConnects, descMsgsIn, descMsgsOut, descBytesIn, descBytesOut, descProtoErrs, descDropped, descWills, descExpiredSess} {
+		descConnects, descMsgsIn, descMsgsOut, descBytesIn, descBytesOut, descProtoErrs, descDropped, descWills, descExpiredSess, descStoreErrs} {
 		ch <- d
 	}
 }
@@ -192,6 +196,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	k(descProtoErrs, s.ProtocolErrors)
 	k(descWills, s.WillsPublished)
 	k(descExpiredSess, s.SessionsExpired)
+	k(descStoreErrs, s.StoreErrors)
 	for reason, v := range s.Dropped {
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), reason)
 	}
