@@ -6,8 +6,29 @@ import (
 	"github.com/citymesh/citymesh/mqtt"
 )
 
-func TestMemorySessions(t *testing.T) {
-	var m Memory // the zero value works
+// implementations opens each Store implementation in a fresh state.
+func implementations(t *testing.T) map[string]Store {
+	d, err := OpenDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return map[string]Store{"memory": &Memory{}, "disk": d} // Memory's zero value works
+}
+
+func TestSessions(t *testing.T) {
+	for name, m := range implementations(t) {
+		t.Run(name, func(t *testing.T) { testSessions(t, m) })
+	}
+}
+
+func TestRetained(t *testing.T) {
+	for name, m := range implementations(t) {
+		t.Run(name, func(t *testing.T) { testRetained(t, m) })
+	}
+}
+
+func testSessions(t *testing.T, m Store) {
 	subs := []Subscription{{Subscription: mqtt.Subscription{Filter: "a/#", QoS: 1}, ID: 7}}
 	if err := m.PutSession(Session{ClientID: "c1", Expiry: 60, Subscriptions: subs}); err != nil {
 		t.Fatal(err)
@@ -38,8 +59,7 @@ func TestMemorySessions(t *testing.T) {
 	}
 }
 
-func TestMemoryRetained(t *testing.T) {
-	m := NewMemory()
+func testRetained(t *testing.T, m Store) {
 	p := []byte("v1")
 	m.PutRetained(Message{Topic: "t/1", Payload: p, QoS: 1})
 	p[0] = 'X'

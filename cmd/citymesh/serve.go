@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/store"
 )
 
 func init() {
@@ -103,7 +105,14 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 
+	st, err := store.OpenDisk(filepath.Join(cfg.Data, "store"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
 	opts := broker.Options{
+		Store:             st,
 		MaxPacketSize:     cfg.Limits.MaxPacketSize,
 		ReceiveMaximum:    cfg.Limits.ReceiveMaximum,
 		MaxInflight:       cfg.Limits.MaxInflight,
