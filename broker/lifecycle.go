@@ -94,6 +94,7 @@ func (b *Broker) detach(c *conn) {
 	}
 	c.detached = true
 	s.out = nil
+	s.offline = time.Now()
 	w, delay := c.will, c.willDelay
 	c.will = nil
 	expiry := s.expiry
@@ -124,6 +125,9 @@ func (b *Broker) detach(c *conn) {
 		}
 	}
 	b.finishEnded(ended)
+	if ended == nil {
+		b.persistSession(s) // records when the client left
+	}
 	if will != nil {
 		b.publishWill(will)
 	}

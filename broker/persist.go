@@ -9,17 +9,35 @@ import (
 )
 
 // load restores persistent sessions and retained messages from the store.
-// Restored sessions are offline; their expiry interval starts again now.
+// Restored sessions are offline. A session's expiry interval counts from
+// when its client left; a session whose client was still connected when the
+// broker stopped counts from now. Sessions that expired meanwhile are
+// removed.
 func (b *Broker) load() {
 	st := b.opts.Store
 	sessions, err := st.Sessions()
 	if err != nil {
 		b.storeErr("load sessions", err)
 	}
+	now := time.Now()
+	n := 0
 	for _, rec := range sessions {
+		left := time.Duration(rec.Expiry) * time.Second
+		if !rec.DisconnectedAt.IsZero() && rec.Expiry != NeverExpire {
+			left -= now.Sub(rec.DisconnectedAt)
+		}
+		if left <= 0 {
+			b.storeErr("delete expired session", st.DeleteSession(rec.ClientID))
+			continue
+		}
+		n++
 		s := newSession(b, rec.ClientID)
 		s.expiry = rec.Expiry
 		s.stored = true
+		s.offline = rec.DisconnectedAt
+		if s.offline.IsZero() {
+			s.offline = now
+		}
 		for _, sub := range rec.Subscriptions {
 			o := subOptions{qos: min(sub.QoS, 2), noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished, retainHandling: sub.RetainHandling}
 			if sub.ID != 0 {
@@ -29,7 +47,7 @@ func (b *Broker) load() {
 			s.addSubLocked(sub.Filter, o)
 		}
 		if rec.Expiry != NeverExpire {
-			s.timer = time.AfterFunc(time.Duration(rec.Expiry)*time.Second, func() { b.expireSession(s) })
+			s.timer = time.AfterFunc(left, func() { b.expireSession(s) })
 		}
 		b.sessions[rec.ClientID] = s
 	}
@@ -40,8 +58,8 @@ func (b *Broker) load() {
 	for _, m := range retained {
 		b.ret.set(&Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: true, Props: m.Props, Expires: m.Expires})
 	}
-	if len(sessions)+len(retained) > 0 {
-		b.log.Info("restored from the store", "sessions", len(sessions), "retained", len(retained))
+	if n+len(retained) > 0 {
+		b.log.Info("restored from the store", "sessions", n, "retained", len(retained))
 	}
 }
 
@@ -67,7 +85,7 @@ func (b *Broker) persistSession(s *session) {
 		}
 		return
 	}
-	rec := store.Session{ClientID: s.id, Expiry: s.expiry}
+	rec := store.Session{ClientID: s.id, Expiry: s.expiry, DisconnectedAt: s.offline}
 	for f, o := range s.subs {
 		sub := store.Subscription{Subscription: mqtt.Subscription{Filter: f, QoS: o.qos, NoLocal: o.noLocal,
 			RetainAsPublished: o.retainAsPublished, RetainHandling: o.retainHandling}}

@@ -45,7 +45,8 @@ type session struct {
 	timer    *time.Timer           // session expiry timer while offline
 	will     *pendingWill          // a will waiting for its delay while offline
 	ended    bool
-	stored   bool // a record of the session is in the broker's store
+	stored   bool      // a record of the session is in the broker's store
+	offline  time.Time // when the client left; zero while one is attached
 }
 
 // pendingWill is a will message whose Will Delay Interval is running.
@@ -227,6 +228,7 @@ func (s *session) acknowledge(kind mqtt.PacketType, id uint16, code mqtt.ReasonC
 // Called with s.mu held.
 func (s *session) attachLocked(out outlet) {
 	s.out = out
+	s.offline = time.Time{}
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil

@@ -561,3 +561,22 @@ func TestStoreRestart(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestStoreRestartSessionExpiry checks that a session's expiry interval
+// counts from when its client left, across a restart.
+func TestStoreRestartSessionExpiry(t *testing.T) {
+	st := store.NewMemory()
+	st.PutSession(store.Session{ClientID: "long-gone", Expiry: 60, DisconnectedAt: time.Now().Add(-2 * time.Minute)})
+	st.PutSession(store.Session{ClientID: "recent", Expiry: 60, DisconnectedAt: time.Now().Add(-10 * time.Second)})
+	st.PutSession(store.Session{ClientID: "forever", Expiry: broker.NeverExpire, DisconnectedAt: time.Now().Add(-24 * time.Hour)})
+	b, _ := startBroker(t, broker.Options{Store: st})
+	if n := b.Stats().Sessions; n != 2 {
+		t.Fatalf("%d sessions restored, want 2 (the expired one dropped)", n)
+	}
+	recs, _ := st.Sessions()
+	for _, r := range recs {
+		if r.ClientID == "long-gone" {
+			t.Fatal("the expired session is still in the store")
+		}
+	}
+}

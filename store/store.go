@@ -25,6 +25,9 @@ type Session struct {
 	// never expires.
 	Expiry        uint32
 	Subscriptions []Subscription
+	// DisconnectedAt is when the client left, zero while it is connected;
+	// the expiry interval counts from it, also across a restart.
+	DisconnectedAt time.Time
 }
 
 // Message is a stored application message.
