@@ -46,7 +46,7 @@ sub() { timeout 10 mosquitto_sub -h 127.0.0.1 -p "$port" "$@"; }
 # has arrived, which proves the subscription is in place. Lines go to OUT.
 start_sub() {
   local out=$1 sync=$2; shift 2
-  pub -t "$sync" -r -m sync
+  pub -t "$sync" -r -q 1 -m sync # QoS 1: stored before the subscriber starts
   mosquitto_sub -W 20 -h 127.0.0.1 -p "$port" -t "$sync" -v "$@" >"$out" &
   bg=$!
   pids+=($bg)
