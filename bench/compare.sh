@@ -6,7 +6,12 @@
 # the ratios, not the absolute figures.
 #
 # Usage: bench/compare.sh [-r ROUNDS] [-d SECONDS] [-b "citymesh mosquitto nats mochi"] [-s "scenario ..."]
-# Scenarios: qos0-pairs qos1-pairs fanout fanin wildcard latency idle
+#   -r  rounds, the median is reported (default 3)
+#   -d  seconds each traffic scenario publishes (default 5)
+#   -b  brokers to run; leave citymesh out to compare the peers only
+#   -s  scenarios: qos0-pairs qos1-pairs fanout fanin wildcard latency idle
+# Needs: go, python3, and (installed with apt-get when missing and running as
+# root) the Debian packages mosquitto and nats-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,11 +49,16 @@ go build -o "$tmp/citymesh" ./cmd/citymesh
 (cd bench/mochi && go build -o "$tmp/mochi" .)
 bench="$tmp/citymesh bench"
 
-port=21883
+# free_port prints a loopback TCP port that is free right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+port=""
 start_broker() { # name
+  port=$(free_port)
   case $1 in
     citymesh)
-      "$tmp/citymesh" serve --mqtt "127.0.0.1:$port" --ws off --http off --data "$tmp/cm-data" --log warn >"$tmp/citymesh.log" 2>&1 &
+      "$tmp/citymesh" serve --mqtt "127.0.0.1:$port" --ws "127.0.0.1:$(free_port)" --http "127.0.0.1:$(free_port)" \
+        --data "$tmp/cm-data" --log warn >"$tmp/citymesh.log" 2>&1 &
       ;;
     mosquitto)
       printf 'listener %d 127.0.0.1\nallow_anonymous true\nlog_dest none\nmax_queued_messages 10000\nmax_connections -1\n' "$port" >"$tmp/mosquitto.conf"
@@ -56,7 +66,8 @@ start_broker() { # name
       ;;
     nats)
       mkdir -p "$tmp/js"
-      printf 'server_name: cmp\nlisten: 127.0.0.1:%d\njetstream { store_dir: "%s" }\nmqtt { listen: 127.0.0.1:%d }\n' $((port+1000)) "$tmp/js" "$port" >"$tmp/nats.conf"
+      # MQTT in nats-server needs JetStream, and JetStream a server name.
+      printf 'server_name: cmp\nlisten: 127.0.0.1:%d\njetstream { store_dir: "%s" }\nmqtt { listen: 127.0.0.1:%d }\n' "$(free_port)" "$tmp/js" "$port" >"$tmp/nats.conf"
       nats-server -c "$tmp/nats.conf" >"$tmp/nats.log" 2>&1 &
       ;;
     mochi)
@@ -123,7 +134,7 @@ metrics = {
     "idle": [("connects/s", "connect_per_sec", True), ("KiB/conn", "rss_per_connection_bytes", False)],
 }
 print(f"machine: {platform.machine()}, {os.cpu_count()} cores; rounds: {max(r['round'] for r in rows)}; medians")
-hdr = f"{'scenario':12} {'metric':16}" + "".join(f"{b:>12}" for b in brokers) + "".join(f"{'cm/'+b:>12}" for b in brokers if b != "citymesh")
+hdr = f"{'scenario':12} {'metric':16}" + "".join(f"{b:>12}" for b in brokers) + "".join(f"{'cm/'+b:>14}" for b in brokers if b != "citymesh")
 print(hdr)
 for s in scenarios:
     for label, key, higher in metrics[s]:
@@ -137,7 +148,7 @@ for s in scenarios:
                 continue
             v = vals[b]
             ratio = (cm / v if higher else v / cm) if cm and v else float("nan")
-            line += f"{ratio:11.2f}x"
+            line += f"{ratio:13.2f}x"
         print(line)
 lost = []
 for s in scenarios:

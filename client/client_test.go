@@ -82,9 +82,7 @@ func TestPipelinedPublishes(t *testing.T) {
 	done := make(chan error, n)
 	for i := range n {
 		p := &mqtt.Publish{Topic: "pipe", QoS: byte(1 + i%2), Payload: []byte("x")}
-		if err := c.PublishAsync(p, func(err error) { done <- err }); err != nil {
-			t.Fatal(err)
-		}
+		c.PublishAsync(p, func(err error) { done <- err })
 	}
 	for range n {
 		select {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/bits"
 	"net"
@@ -29,6 +30,8 @@ func init() {
 type benchConfig struct {
 	host            string
 	port            int
+	url             string
+	grace           time.Duration
 	version         string
 	pubs, subs      int
 	qos             int
@@ -70,6 +73,8 @@ type benchResult struct {
 	Connections     int     `json:"connections,omitempty"`
 	ConnectPerSec   float64 `json:"connect_per_sec,omitempty"`
 	RSSPerConnBytes float64 `json:"rss_per_connection_bytes,omitempty"`
+	ConnectSeconds  float64 `json:"connect_seconds"`
+	Stalled         bool    `json:"publishers_stalled,omitempty"`
 	Errors          int64   `json:"errors"`
 }
 
@@ -78,6 +83,7 @@ func runBench(ctx context.Context, args []string) error {
 	var c benchConfig
 	fs.StringVar(&c.host, "h", "localhost", "broker `host`")
 	fs.IntVar(&c.port, "p", 1883, "broker `port`")
+	fs.StringVar(&c.url, "url", "", "broker `URL` mqtt://host:port or ws://host:port/mqtt (instead of -h -p)")
 	fs.StringVar(&c.version, "V", "311", "protocol `version`: 5 or 311")
 	fs.IntVar(&c.pubs, "pub", 1, "`number` of publishers")
 	fs.IntVar(&c.subs, "sub", 1, "`number` of subscribers")
@@ -85,6 +91,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.size, "size", 64, "payload size in `bytes` (at least 16)")
 	fs.Float64Var(&c.rate, "rate", 0, "messages per second per publisher (`0` = as fast as possible)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long publishers publish")
+	fs.DurationVar(&c.grace, "grace", 2*time.Second, "how long to wait for stragglers after publishing ends")
 	fs.IntVar(&c.count, "count", 0, "messages per publisher (instead of -duration)")
 	fs.StringVar(&c.pattern, "pattern", "pairs", "`pattern`: pairs, fanout, fanin, wildcard or custom")
 	fs.StringVar(&c.topic, "topic", "", "custom publish topic `template`: {i} publisher index, {j} message index modulo -topics")
@@ -107,7 +114,16 @@ func runBench(ctx context.Context, args []string) error {
 	if c.size < 16 {
 		return errors.New("-size must be at least 16 bytes (timestamp and sequence)")
 	}
+	if c.qos < 0 || c.qos > 2 {
+		return fmt.Errorf("-qos %d: must be 0, 1 or 2", c.qos)
+	}
+	if c.pubs < 1 || c.subs < 0 {
+		return errors.New("-pub must be at least 1 and -sub at least 0")
+	}
 	addr := net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	if c.url != "" {
+		addr = c.url
+	}
 	var res benchResult
 	if c.connections > 0 {
 		res, err = benchIdle(ctx, c, addr, v)
@@ -133,13 +149,21 @@ func printResult(r benchResult) {
 		fmt.Printf(", errors %d\n", r.Errors)
 		return
 	}
-	fmt.Printf("%s: %d pub, %d sub, qos %d, %d B, %.1f s\n", r.Pattern, r.Publishers, r.Subscribers, r.QoS, r.Size, r.Seconds)
+	fmt.Printf("%s: %d pub, %d sub, qos %d, %d B, %.1f s (connect and subscribe %.0f ms)\n",
+		r.Pattern, r.Publishers, r.Subscribers, r.QoS, r.Size, r.Seconds, r.ConnectSeconds*1e3)
 	fmt.Printf("sent     %d msgs, %.0f msgs/s\n", r.Sent, r.SentPerSec)
-	fmt.Printf("received %d msgs, %.0f msgs/s (expected %d; lost %d, duplicates %d, out of order %d)\n",
-		r.Received, r.ReceivedPerSec, r.Expected, r.Lost, r.Duplicates, r.OutOfOrder)
+	if r.Expected >= 0 {
+		fmt.Printf("received %d msgs, %.0f msgs/s (expected %d: lost %d (%.2f%%), duplicates %d, out of order %d)\n",
+			r.Received, r.ReceivedPerSec, r.Expected, r.Lost, 100*float64(r.Lost)/float64(max(r.Expected, 1)), r.Duplicates, r.OutOfOrder)
+	} else {
+		fmt.Printf("received %d msgs, %.0f msgs/s (duplicates %d, out of order %d)\n", r.Received, r.ReceivedPerSec, r.Duplicates, r.OutOfOrder)
+	}
 	fmt.Printf("latency  p50 %.0f µs, p90 %.0f µs, p99 %.0f µs, max %.0f µs\n", r.LatencyP50us, r.LatencyP90us, r.LatencyP99us, r.LatencyMaxus)
 	if r.Errors > 0 {
 		fmt.Printf("errors   %d\n", r.Errors)
+	}
+	if r.Stalled {
+		fmt.Println("note     the broker was still holding publishers back at the end of the grace period; their connections were closed")
 	}
 }
 
@@ -166,8 +190,14 @@ func (c *benchConfig) plan() (pubTopic func(i, j int) string, subFilter func(k i
 		c.subs = 1
 		return func(i, _ int) string { return "bench/fanin/" + strconv.Itoa(i) }, func(int) string { return "bench/fanin/#" }, 1, nil
 	case "wildcard":
+		filter := func(int) string { return "city/+/energy/#" }
+		if c.subTopic != "" {
+			filter, fanout = func(k int) string { return expand(c.subTopic, k, 0) }, -1
+		} else {
+			fanout = c.subs
+		}
 		return func(i, j int) string { return "city/b" + strconv.Itoa(i) + "/energy/m" + strconv.Itoa(j%c.topics) },
-			func(int) string { return "city/+/energy/#" }, c.subs, nil
+			filter, fanout, nil
 	case "custom":
 		if c.topic == "" || c.subTopic == "" {
 			return nil, nil, 0, errors.New("-pattern custom needs -topic and -sub-topic")
@@ -233,6 +263,8 @@ func (h *histogram) quantile(q float64) float64 {
 }
 
 // subscriberState tracks what one subscriber received from each publisher.
+// Only the subscriber's read goroutine writes it, except received, which the
+// progress printer reads.
 type subscriberState struct {
 	mu       sync.Mutex
 	hist     histogram
@@ -240,6 +272,42 @@ type subscriberState struct {
 	received atomic.Int64
 	dups     int64
 	ooo      int64
+	last     atomic.Int64 // time of the last message, UnixNano
+}
+
+// record takes one benchmark payload: send time, publisher, sequence.
+func (st *subscriberState) record(payload []byte) {
+	now := time.Now().UnixNano()
+	if len(payload) < 16 {
+		return
+	}
+	sent := int64(binary.BigEndian.Uint64(payload))
+	pub := int(binary.BigEndian.Uint32(payload[8:]))
+	seq := int64(binary.BigEndian.Uint32(payload[12:]))
+	st.mu.Lock()
+	st.hist.add(now - sent)
+	if pub < len(st.lastSeq) {
+		switch last := st.lastSeq[pub]; {
+		case seq == last:
+			st.dups++
+		case seq < last:
+			st.ooo++ // or a redelivered duplicate of an earlier message
+		default:
+			st.lastSeq[pub] = seq
+		}
+	}
+	st.mu.Unlock()
+	st.received.Add(1)
+	st.last.Store(now)
+}
+
+// publishTopics returns publisher i's topics: one per {j} value.
+func publishTopics(pubTopic func(i, j int) string, i, n int) []string {
+	t := make([]string, n)
+	for j := range t {
+		t[j] = pubTopic(i, j)
+	}
+	return t
 }
 
 func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benchResult, error) {
@@ -248,6 +316,7 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 		return benchResult{}, err
 	}
 	var errs atomic.Int64
+	quietLog := slog.New(slog.DiscardHandler)
 	subs := make([]*subscriberState, c.subs)
 	var subClients []*client.Client
 	defer func() {
@@ -255,36 +324,16 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 			sc.Disconnect(context.Background(), 0)
 		}
 	}()
+	// Subscribers connect and subscribe before any publisher starts.
+	connectStart := time.Now()
 	for k := range c.subs {
 		st := &subscriberState{lastSeq: make([]int64, c.pubs)}
 		for i := range st.lastSeq {
 			st.lastSeq[i] = -1
 		}
 		subs[k] = st
-		opts := client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("bench-sub-%d-%d", os.Getpid(), k)}
-		opts.OnMessage = func(p *mqtt.Publish) {
-			now := time.Now().UnixNano()
-			if len(p.Payload) < 16 {
-				return
-			}
-			sent := int64(binary.BigEndian.Uint64(p.Payload))
-			pub := int(binary.BigEndian.Uint32(p.Payload[8:]))
-			seq := int64(binary.BigEndian.Uint32(p.Payload[12:]))
-			st.mu.Lock()
-			st.hist.add(now - sent)
-			if pub < len(st.lastSeq) {
-				switch last := st.lastSeq[pub]; {
-				case seq == last || (seq < last && c.qos == 0):
-					st.dups++
-				case seq < last:
-					st.ooo++
-				default:
-					st.lastSeq[pub] = seq
-				}
-			}
-			st.mu.Unlock()
-			st.received.Add(1)
-		}
+		opts := client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("bench-sub-%d-%d", os.Getpid(), k),
+			Logger: quietLog, ReuseMessages: true, OnMessage: func(p *mqtt.Publish) { st.record(p.Payload) }}
 		cl, err := client.Dial(ctx, opts)
 		if err != nil {
 			return benchResult{}, fmt.Errorf("subscriber %d: %w", k, err)
@@ -295,18 +344,22 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 		}
 	}
 	pubClients := make([]*client.Client, c.pubs)
+	defer func() {
+		for _, pc := range pubClients {
+			if pc != nil {
+				pc.Disconnect(context.Background(), 0)
+			}
+		}
+	}()
 	for i := range c.pubs {
-		cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("bench-pub-%d-%d", os.Getpid(), i)})
+		cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, Logger: quietLog,
+			MaxInflight: c.inflight, ClientID: fmt.Sprintf("bench-pub-%d-%d", os.Getpid(), i)})
 		if err != nil {
 			return benchResult{}, fmt.Errorf("publisher %d: %w", i, err)
 		}
 		pubClients[i] = cl
 	}
-	defer func() {
-		for _, pc := range pubClients {
-			pc.Disconnect(context.Background(), 0)
-		}
-	}()
+	connectTime := time.Since(connectStart)
 
 	var sent atomic.Int64
 	runCtx, stop := context.WithCancel(ctx)
@@ -319,54 +372,71 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, pc := range pubClients {
+		topics := publishTopics(pubTopic, i, max(c.topics, 1))
 		wg.Go(func() {
+			// window bounds this publisher's unacknowledged messages below
+			// the client's own limit, the server's Receive Maximum.
 			window := make(chan struct{}, max(c.inflight, 1))
+			acked := func(err error) {
+				if err != nil {
+					errs.Add(1)
+				}
+				<-window
+			}
 			payload := make([]byte, c.size)
+			binary.BigEndian.PutUint32(payload[8:], uint32(i))
 			var interval time.Duration
 			if c.rate > 0 {
 				interval = time.Duration(float64(time.Second) / c.rate)
 			}
+			var timer *time.Timer
 			next := time.Now()
+			p := &mqtt.Publish{QoS: byte(c.qos), Payload: payload}
 			for j := 0; c.count == 0 || j < c.count; j++ {
 				if runCtx.Err() != nil {
 					break
 				}
 				if interval > 0 {
 					if d := time.Until(next); d > 0 {
+						if timer == nil {
+							timer = time.NewTimer(d)
+						} else {
+							timer.Reset(d)
+						}
 						select {
-						case <-time.After(d):
+						case <-timer.C:
 						case <-runCtx.Done():
 						}
 					}
 					next = next.Add(interval)
 				}
 				binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
-				binary.BigEndian.PutUint32(payload[8:], uint32(i))
 				binary.BigEndian.PutUint32(payload[12:], uint32(j))
-				p := &mqtt.Publish{Topic: pubTopic(i, j), QoS: byte(c.qos), Payload: payload}
-				var done func(error)
-				if c.qos > 0 {
-					window <- struct{}{}
-					done = func(err error) {
-						if err != nil {
-							errs.Add(1)
-						}
-						<-window
+				p.Topic = topics[j%len(topics)]
+				if c.qos == 0 {
+					pc.PublishAsync(p, nil)
+					select {
+					case <-pc.Done():
+						errs.Add(1)
+						return
+					default:
 					}
-				}
-				if err := pc.PublishAsync(p, done); err != nil {
-					errs.Add(1)
-					return
+				} else {
+					window <- struct{}{}
+					pc.PublishAsync(p, acked)
 				}
 				sent.Add(1)
 			}
-			for range cap(window) { // wait for the last acknowledgements
-				if c.qos == 0 {
-					break
-				}
+			if c.qos == 0 {
+				return
+			}
+			// Wait for the last acknowledgements.
+			deadline := time.NewTimer(c.grace + 5*time.Second)
+			defer deadline.Stop()
+			for range cap(window) {
 				select {
 				case window <- struct{}{}:
-				case <-time.After(5 * time.Second):
+				case <-deadline.C:
 					errs.Add(1)
 					return
 				}
@@ -381,7 +451,9 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 		return n
 	}
 	progressDone := make(chan struct{})
+	progressStopped := make(chan struct{})
 	go func() {
+		defer close(progressStopped)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		var lastS, lastR int64
@@ -392,46 +464,66 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 			case <-t.C:
 				s, r := sent.Load(), received()
 				if !c.quiet {
-					fmt.Fprintf(os.Stderr, "%5.0fs  sent %9d/s  received %9d/s\n", time.Since(start).Seconds(), s-lastS, r-lastR)
+					fmt.Fprintf(os.Stderr, "%4.0fs  sent %9d msgs/s  received %9d msgs/s\n", time.Since(start).Seconds(), s-lastS, r-lastR)
 				}
 				lastS, lastR = s, r
 			}
 		}
 	}()
-	wg.Wait()
+	// Publishers that flood a broker faster than it reads stay blocked in
+	// their writes after the end; past the grace period their connections
+	// are closed, and what they had not yet written counts as lost.
+	pubsDone := make(chan struct{})
+	go func() { wg.Wait(); close(pubsDone) }()
+	stalled := false
+	if c.count == 0 {
+		select {
+		case <-pubsDone:
+		case <-time.After(c.duration + c.grace):
+			stalled = true
+			for _, pc := range pubClients {
+				pc.Close()
+			}
+			<-pubsDone
+		}
+	} else {
+		<-pubsDone
+	}
 	pubElapsed := time.Since(start)
 	expected := int64(-1)
 	if fanout > 0 {
 		expected = sent.Load() * int64(fanout)
 	}
-	// Wait for stragglers: until everything expected arrived, or nothing new
-	// arrived for two seconds.
-	last, lastChange := received(), time.Now()
-	for expected < 0 || received() < expected {
-		time.Sleep(10 * time.Millisecond)
-		if r := received(); r != last {
-			last, lastChange = r, time.Now()
-		} else if time.Since(lastChange) > 2*time.Second {
-			break
-		}
+	// Wait for stragglers: until everything expected arrived, at most
+	// -grace.
+	graceEnd := time.Now().Add(c.grace)
+	for (expected < 0 || received() < expected) && time.Now().Before(graceEnd) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
 	}
-	recvElapsed := time.Since(start)
 	close(progressDone)
+	<-progressStopped
 
 	res := benchResult{Pattern: c.pattern, Publishers: c.pubs, Subscribers: c.subs, QoS: c.qos, Size: c.size,
-		Seconds: pubElapsed.Seconds(), Sent: sent.Load(), Received: received(), Expected: expected, Errors: errs.Load()}
+		Seconds: pubElapsed.Seconds(), Sent: sent.Load(), Expected: expected, Errors: errs.Load(),
+		ConnectSeconds: connectTime.Seconds(), Stalled: stalled}
 	res.SentPerSec = float64(res.Sent) / pubElapsed.Seconds()
-	res.ReceivedPerSec = float64(res.Received) / min(recvElapsed, max(pubElapsed, lastChange.Sub(start))).Seconds()
 	var h histogram
+	var lastMsg int64
 	for _, s := range subs {
 		s.mu.Lock()
 		h.merge(&s.hist)
 		res.Duplicates += s.dups
 		res.OutOfOrder += s.ooo
+		res.Received += s.received.Load()
 		s.mu.Unlock()
+		lastMsg = max(lastMsg, s.last.Load())
 	}
+	// Received messages per second over the time from the start to the
+	// last message, but at least the publishing time.
+	recvElapsed := max(time.Unix(0, lastMsg).Sub(start), pubElapsed)
+	res.ReceivedPerSec = float64(res.Received) / recvElapsed.Seconds()
 	if expected >= 0 {
-		res.Lost = max(expected-res.Received+res.Duplicates, 0)
+		res.Lost = max(expected-(res.Received-res.Duplicates), 0)
 	}
 	res.LatencyP50us = h.quantile(0.50) / 1e3
 	res.LatencyP90us = h.quantile(0.90) / 1e3
@@ -476,7 +568,7 @@ func benchIdle(ctx context.Context, c benchConfig, addr string, v byte) (benchRe
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, KeepAlive: 300 * time.Second,
+			cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, KeepAlive: 300 * time.Second, Logger: slog.New(slog.DiscardHandler),
 				ClientID: fmt.Sprintf("idle-%d-%d", os.Getpid(), k), ReadBufferSize: 256, WriteBufferSize: 256})
 			if err != nil {
 				errs.Add(1)
