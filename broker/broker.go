@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -44,12 +45,20 @@ type Options struct {
 	// broker [MQTT-3.2.2-17]. Default 1024; the broker also assigns aliases
 	// towards clients that allow them.
 	TopicAliasMaximum uint16
-	// MaxQueuedMessages bounds each session's queue of messages waiting to be
-	// sent (beyond the inflight window). Default 10,000.
+	// MaxQueuedMessages bounds each session's queue of messages kept in
+	// memory, waiting to be sent (beyond the inflight window): every message
+	// of a session without a store, and QoS 0 messages of a durable one.
+	// Default 10,000.
 	MaxQueuedMessages int
-	// MaxQueuedBytes bounds the payload bytes in each session's queue.
-	// Default 64 MiB.
+	// MaxQueuedBytes bounds the payload bytes of that queue. Default 64 MiB.
 	MaxQueuedBytes int
+	// MaxStoredMessages bounds the QoS 1 and 2 messages a durable session
+	// (one with a Session Expiry Interval, on a broker with a Store) holds in
+	// the store: queued and inflight. Default 100,000.
+	MaxStoredMessages int
+	// MaxStoredBytes bounds the encoded bytes of those messages. Default
+	// 256 MiB.
+	MaxStoredBytes int
 	// QueueQoS0Offline, when set, queues QoS 0 messages for disconnected
 	// persistent sessions as well (the specification allows either, MQTT 5.0 §4.1).
 	// Default off, as in Mosquitto.
@@ -70,11 +79,14 @@ type Options struct {
 	SysInterval time.Duration
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
-	// Store keeps persistent sessions (with their subscriptions) and
-	// retained messages across restarts; New loads them from it. Nil keeps
-	// everything in memory only. Queued and inflight messages are not kept
-	// yet.
-	Store store.Store
+	// Store keeps persistent sessions with their subscriptions, queued and
+	// inflight messages and inbound QoS 2 state, retained messages and wills
+	// across restarts; New loads them from it. Nil keeps everything in memory
+	// only. The broker writes to the store but does not close it.
+	Store *store.Store
+	// Sync says when a write to the store counts as done (see SyncMode);
+	// the zero value is SyncBatch.
+	Sync SyncMode
 }
 
 func (o *Options) setDefaults() {
@@ -95,6 +107,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxQueuedBytes == 0 {
 		o.MaxQueuedBytes = 64 << 20
+	}
+	if o.MaxStoredMessages == 0 {
+		o.MaxStoredMessages = 100_000
+	}
+	if o.MaxStoredBytes == 0 {
+		o.MaxStoredBytes = 256 << 20
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 10 * time.Second
@@ -138,6 +156,7 @@ type Broker struct {
 	shareMu sync.Mutex
 	shareRR map[string]*atomic.Uint32 // shared subscription filter → round-robin counter
 
+	journal   *journal  // group commit to the store; nil without a store
 	poller    *poller   // parks idle connections; nil where unsupported
 	matchPool sync.Pool // *[]subEntry scratch for routing
 	wg        sync.WaitGroup
@@ -189,6 +208,7 @@ func New(opts Options) *Broker {
 	b.wg.Go(b.clockLoop)
 	b.poller = newPoller(b)
 	if opts.Store != nil {
+		b.journal = newJournal(opts.Store, opts.Sync, b.log, &b.stats)
 		b.load()
 	}
 	b.matchPool.New = func() any { s := make([]subEntry, 0, 64); return &s }
@@ -284,7 +304,19 @@ func (b *Broker) Close() error {
 		p.c.shutdown(p.s, mqtt.ServerShuttingDown)
 	}
 	b.wg.Wait()
+	if b.journal != nil {
+		b.journal.close() // commits what the connections wrote last
+	}
 	return nil
+}
+
+// durableGen returns the journal's highest committed generation, or the
+// highest possible one when there is no store (nothing waits).
+func (b *Broker) durableGen() uint64 {
+	if b.journal == nil {
+		return math.MaxUint64
+	}
+	return b.journal.durable()
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -309,36 +341,55 @@ func (b *Broker) shareCounter(filter string) *atomic.Uint32 {
 	return c
 }
 
+// routed is the outcome of publishing a message.
+type routed struct {
+	matched int    // sessions the message was offered to
+	queued  int    // sessions that took it
+	full    int    // sessions that refused it because their queue is full
+	ticket  uint64 // journal generation that makes every store write durable; 0 for none
+}
+
+// add records one session's answer.
+func (r *routed) add(ticket uint64, res enqueueResult) {
+	r.matched++
+	switch res {
+	case enqueued:
+		r.queued++
+	case refusedFull:
+		r.full++
+	}
+	r.ticket = max(r.ticket, ticket)
+}
+
 // publish routes msg to every matching subscription and updates the retained
-// store. It reports how many sessions it was queued for. It is safe to call
-// from any goroutine.
-func (b *Broker) publish(msg *Message) int {
+// store. It is safe to call from any goroutine.
+func (b *Broker) publish(msg *Message) routed {
+	var r routed
 	if msg.Retain {
 		b.ret.set(msg) // an empty payload deletes [MQTT-3.3.1-6][MQTT-3.3.1-7]
-		b.persistRetained(msg)
+		r.ticket = b.persistRetained(msg)
 	}
 	sp := b.matchPool.Get().(*[]subEntry)
 	matches := b.index.Match(msg.Topic, (*sp)[:0])
-	n := b.route(msg, matches)
+	b.route(msg, matches, &r)
 	clear(matches)
 	*sp = matches[:0]
 	b.matchPool.Put(sp)
-	return n
+	return r
 }
 
 // route delivers msg to the sessions in matches: one delivery per session for
 // its non-shared subscriptions, with the highest granted QoS and every
 // subscription identifier [MQTT-3.3.4-2][MQTT-3.3.4-3], and one delivery per
 // shared subscription group to one of its members (MQTT 5.0 §4.8.2).
-func (b *Broker) route(msg *Message, matches []subEntry) int {
-	n := 0
+func (b *Broker) route(msg *Message, matches []subEntry, r *routed) {
 	for i := range matches {
 		e := &matches[i]
 		if e.Sub == nil {
 			continue // already merged into an earlier entry, or a handled group
 		}
 		if e.Group != "" {
-			n += b.routeShared(msg, matches, i)
+			r.add(b.routeShared(msg, matches, i))
 			continue
 		}
 		if e.Value.noLocal && msg.Origin != "" && e.Sub.id == msg.Origin {
@@ -361,18 +412,15 @@ func (b *Broker) route(msg *Message, matches []subEntry) int {
 			}
 			f.Sub = nil
 		}
-		if e.Sub.enqueue(d) {
-			n++
-		}
+		r.add(e.Sub.enqueue(d))
 	}
-	return n
 }
 
 // routeShared picks one member of the shared group of matches[i], in round
 // robin order preferring connected members (section 4.8.2 leaves the choice to
 // the server), and delivers to it. It clears the group's entries so route does
 // not visit them again.
-func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) int {
+func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) (uint64, enqueueResult) {
 	filter := matches[i].Filter
 	var buf [16]int
 	idx := buf[:0]
@@ -385,10 +433,7 @@ func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) int {
 	for _, j := range idx {
 		matches[j].Sub = nil
 	}
-	if e.Sub.enqueue(sharedDelivery(msg, e.Value, filter)) {
-		return 1
-	}
-	return 0
+	return e.Sub.enqueue(sharedDelivery(msg, e.Value, filter))
 }
 
 // pickShared returns the index into matches of the member of shared
@@ -433,5 +478,6 @@ func (b *Broker) reroute(d delivery, leaving *session) bool {
 		return false
 	}
 	e := matches[b.pickShared(matches, members, d.share)]
-	return e.Sub.enqueue(sharedDelivery(d.msg, e.Value, d.share))
+	_, res := e.Sub.enqueue(sharedDelivery(d.msg, e.Value, d.share))
+	return res == enqueued
 }

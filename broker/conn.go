@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/store"
 	"github.com/citymesh/citymesh/topic"
 )
 
@@ -50,6 +51,7 @@ type conn struct {
 
 	// Reader goroutine only.
 	inAliases  map[uint16]string // client → broker topic aliases [MQTT-3.3.2-10]
+	lastTicket uint64            // journal generation the last PUBLISH's acknowledgement waited for
 	lastRead   time.Time         // when the read deadline was last moved
 	lastPacket time.Time         // when the last packet arrived
 	parkable   bool              // idle periods may be spent parked in the poller
@@ -62,6 +64,8 @@ type conn struct {
 	detached   bool // no longer the session's outlet
 	closeAfter bool // close the socket once ctrl is written
 	ctrlq      []ctrl
+	acks       []pendingAck // acknowledgements waiting for the store, in order
+	wreg       waitReg      // guarded by the journal's mutex
 
 	// Writer goroutine only (one at a time, handed over through s.mu).
 	ctrlSpare  []ctrl
@@ -69,6 +73,13 @@ type conn struct {
 	lastWrite  time.Time // when the write deadline was last moved
 
 	closeOnce sync.Once
+}
+
+// pendingAck is an acknowledgement that may leave once journal generation
+// ticket is durable: it promises what the store now holds.
+type pendingAck struct {
+	k      ctrl
+	ticket uint64
 }
 
 // writer is the state of a running writer goroutine. It is pooled, so an
@@ -464,6 +475,76 @@ func (c *conn) sendCtrl(k ctrl) {
 	s.mu.Unlock()
 }
 
+// sendAck queues an acknowledgement that may leave only once journal
+// generation ticket is durable (0: at once). Acknowledgements leave in the
+// order they were queued, as PUBACK and PUBREC must [MQTT-4.6.0-2]
+// [MQTT-4.6.0-3].
+func (c *conn) sendAck(k ctrl, ticket uint64) {
+	s := c.s
+	j := c.b.journal
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(c.acks) == 0 && (ticket == 0 || j.isDurable(ticket)) {
+		c.ctrlq = append(c.ctrlq, c.checkedAck(k, ticket))
+		c.wakeLocked()
+		return
+	}
+	c.acks = append(c.acks, pendingAck{k, ticket})
+	if len(c.acks) == 1 && !j.await(c, ticket) {
+		c.releaseAcksLocked()
+	}
+}
+
+// checkedAck turns an acknowledgement into an error one when the store
+// failed to make its write durable (MQTT 5; an MQTT 3.1.1 client has no such
+// code and the connection is closed instead, so that it sends again later).
+func (c *conn) checkedAck(k ctrl, ticket uint64) ctrl {
+	if ticket == 0 || c.b.journal.err() == nil || k.kind == 0 || k.code.IsError() {
+		return k
+	}
+	if c.version >= mqtt.V5 {
+		k.code = mqtt.UnspecifiedError
+		return k
+	}
+	c.closeAfter = true
+	return ctrl{pkt: &mqtt.Pingresp{}} // harmless filler; the connection closes after it
+}
+
+// releaseAcksLocked moves the acknowledgements whose writes are durable to
+// the writer, in order, and waits for the next one. Called with s.mu held.
+func (c *conn) releaseAcksLocked() {
+	j := c.b.journal
+	for {
+		n := 0
+		for n < len(c.acks) && j.isDurable(c.acks[n].ticket) {
+			c.ctrlq = append(c.ctrlq, c.checkedAck(c.acks[n].k, c.acks[n].ticket))
+			n++
+		}
+		if n > 0 {
+			clear(c.acks[:n])
+			c.acks = c.acks[n:]
+			if len(c.acks) == 0 {
+				c.acks = nil
+			}
+			c.wakeLocked()
+		}
+		if len(c.acks) == 0 || j.await(c, c.acks[0].ticket) {
+			return
+		}
+	}
+}
+
+// durable implements waiter.
+func (c *conn) durable() {
+	s := c.s
+	s.mu.Lock()
+	c.releaseAcksLocked()
+	s.mu.Unlock()
+}
+
+// reg implements waiter.
+func (c *conn) reg() *waitReg { return &c.wreg }
+
 func (c *conn) handlePublish(p *mqtt.Publish) error {
 	b := c.b
 	v5 := c.version >= mqtt.V5
@@ -490,10 +571,10 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	}
 	if len(name) > 0 && name[0] == '$' && hasPrefix(name, "$SYS/") {
 		// Clients may not publish into the broker's own namespace.
-		return c.ackPublish(p, mqtt.NotAuthorized)
+		return c.ackPublish(p, mqtt.NotAuthorized, 0)
 	}
 	if v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
-		return c.ackPublish(p, mqtt.PayloadFormatInvalid) // MQTT 5.0 §3.3.2.3.2
+		return c.ackPublish(p, mqtt.PayloadFormatInvalid, 0) // MQTT 5.0 §3.3.2.3.2
 	}
 	s := c.s
 	if p.QoS == 2 {
@@ -503,51 +584,64 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			s.mu.Unlock()
 			return mqtt.Errorf(mqtt.ReceiveMaximumExceeded, "more than %d unacknowledged QoS 2 publishes", b.opts.ReceiveMaximum) // [MQTT-3.3.4-9]
 		}
-		if !dup {
-			if s.inQoS2 == nil {
-				s.inQoS2 = make(map[uint16]struct{})
-			}
-			s.inQoS2[p.PacketID] = struct{}{}
-		}
 		s.mu.Unlock()
 		if dup {
 			// A resent PUBLISH of an exchange in progress is acknowledged
-			// again but not delivered twice [MQTT-4.3.3-10].
-			c.sendCtrl(ctrl{kind: mqtt.PUBREC, id: p.PacketID})
+			// again but not delivered twice [MQTT-4.3.3-10]. The PUBREC
+			// waits for whatever the first one waits for.
+			c.sendAck(ctrl{kind: mqtt.PUBREC, id: p.PacketID}, c.lastTicket)
 			return nil
 		}
+	}
+	if b.journal != nil && p.QoS > 0 {
+		b.journal.waitRoom() // the store sets the pace when it is the slower
 	}
 	msg := newMessage(p, name, c.clientID, c.b.clockFn)
 	b.stats.msgsIn.Add(1)
 	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
-	n := b.publish(msg)
+	r := b.publish(msg)
 	code := mqtt.Success
-	if n == 0 && v5 {
+	switch {
+	case r.matched > 0 && r.queued == 0 && r.full > 0:
+		code = mqtt.QuotaExceeded // every subscriber's queue is full
+	case r.matched == 0 && v5:
 		code = mqtt.NoMatchingSubscribers
 	}
-	return c.ackPublish(p, code)
+	if p.QoS == 2 && !code.IsError() {
+		// Remember the packet identifier until PUBREL [MQTT-4.3.3-9]; a
+		// durable session remembers it in the store, in the same commit
+		// as the message's entries, before PUBREC leaves.
+		s.mu.Lock()
+		if s.inQoS2 == nil {
+			s.inQoS2 = make(map[uint16]struct{})
+		}
+		s.inQoS2[p.PacketID] = struct{}{}
+		if s.persist {
+			gen, _ := b.journal.write(func(bt *store.Batch) error { bt.PutInbound(s.id, p.PacketID); return nil })
+			r.ticket = max(r.ticket, gen)
+		}
+		s.mu.Unlock()
+	}
+	c.lastTicket = r.ticket
+	return c.ackPublish(p, code, r.ticket)
 }
 
 func hasPrefix(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
 
 // ackPublish sends PUBACK for QoS 1 [MQTT-4.3.2-4] or PUBREC for QoS 2
-// [MQTT-4.3.3-8]. MQTT 3.1.1 has no error acknowledgements: a refused QoS 1 or
-// 2 message is acknowledged and dropped, a refused QoS 0 message dropped.
-func (c *conn) ackPublish(p *mqtt.Publish, code mqtt.ReasonCode) error {
+// [MQTT-4.3.3-8] once journal generation ticket is durable: the message is
+// then safe in every durable session it was queued for. MQTT 3.1.1 has no
+// error acknowledgements: a refused QoS 1 or 2 message is acknowledged and
+// dropped, a refused QoS 0 message dropped.
+func (c *conn) ackPublish(p *mqtt.Publish, code mqtt.ReasonCode, ticket uint64) error {
 	if c.version < mqtt.V5 && code.IsError() {
 		code = mqtt.Success
 	}
 	switch p.QoS {
 	case 1:
-		c.sendCtrl(ctrl{kind: mqtt.PUBACK, id: p.PacketID, code: code})
+		c.sendAck(ctrl{kind: mqtt.PUBACK, id: p.PacketID, code: code}, ticket)
 	case 2:
-		if code.IsError() {
-			s := c.s
-			s.mu.Lock()
-			delete(s.inQoS2, p.PacketID) // [MQTT-4.3.3-9]
-			s.mu.Unlock()
-		}
-		c.sendCtrl(ctrl{kind: mqtt.PUBREC, id: p.PacketID, code: code})
+		c.sendAck(ctrl{kind: mqtt.PUBREC, id: p.PacketID, code: code}, ticket)
 	}
 	return nil
 }
@@ -559,15 +653,22 @@ func (c *conn) handleAck(a *mqtt.Ack) error {
 		s.mu.Lock()
 		_, ok := s.inQoS2[a.PacketID]
 		delete(s.inQoS2, a.PacketID)
+		var ticket uint64
+		if ok && s.persist {
+			// The identifier may be used again once PUBCOMP is sent: its
+			// record must be gone from the store first, or a restart would
+			// take the next message with it for a duplicate.
+			ticket, _ = c.b.journal.write(func(bt *store.Batch) error { bt.DeleteInbound(s.id, a.PacketID); return nil })
+		}
 		s.mu.Unlock()
 		code := mqtt.Success
 		if !ok && c.version >= mqtt.V5 {
 			code = mqtt.PacketIdentifierNotFound
 		}
-		c.sendCtrl(ctrl{kind: mqtt.PUBCOMP, id: a.PacketID, code: code}) // [MQTT-4.3.3-11]
+		c.sendAck(ctrl{kind: mqtt.PUBCOMP, id: a.PacketID, code: code}, ticket) // [MQTT-4.3.3-11]
 		return nil
 	case mqtt.PUBACK, mqtt.PUBREC, mqtt.PUBCOMP:
-		known, rel := s.acknowledge(a.Kind, a.PacketID, a.ReasonCode)
+		known, rel, ticket := s.acknowledge(a.Kind, a.PacketID, a.ReasonCode)
 		if !known {
 			if a.Kind == mqtt.PUBREC && c.version >= mqtt.V5 {
 				c.sendCtrl(ctrl{kind: mqtt.PUBREL, id: a.PacketID, code: mqtt.PacketIdentifierNotFound})
@@ -576,7 +677,7 @@ func (c *conn) handleAck(a *mqtt.Ack) error {
 			return nil
 		}
 		if rel {
-			c.sendCtrl(ctrl{kind: mqtt.PUBREL, id: a.PacketID}) // [MQTT-4.3.3-4]
+			c.sendAck(ctrl{kind: mqtt.PUBREL, id: a.PacketID}, ticket) // [MQTT-4.3.3-4]
 		}
 		return nil
 	}
@@ -624,8 +725,7 @@ func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
 			wantRetained = append(wantRetained, retainedReq{sub.Filter, opts})
 		}
 	}
-	c.sendCtrl(ctrl{pkt: ack}) // [MQTT-3.8.4-1]
-	b.persistSession(s)
+	c.sendAck(ctrl{pkt: ack}, b.persistSession(s)) // [MQTT-3.8.4-1], once the subscriptions are stored
 	now := time.Now()
 	for _, r := range wantRetained {
 		b.ret.match(r.filter, func(m *Message) {
@@ -654,8 +754,7 @@ func (c *conn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 			ack.ReasonCodes[i] = mqtt.NoSubscriptionExisted
 		}
 	}
-	c.sendCtrl(ctrl{pkt: ack}) // [MQTT-3.10.4-4]
-	c.b.persistSession(s)
+	c.sendAck(ctrl{pkt: ack}, c.b.persistSession(s)) // [MQTT-3.10.4-4]
 	return nil
 }
 
@@ -677,8 +776,12 @@ func (c *conn) handleDisconnect(p *mqtt.Disconnect) error {
 	}
 	if p.ReasonCode != mqtt.DisconnectWithWill {
 		s.mu.Lock()
+		had := c.will != nil
 		c.will = nil // a normal DISCONNECT discards the will [MQTT-3.14.4-3]
 		s.mu.Unlock()
+		if had {
+			c.b.forgetWill(c.clientID)
+		}
 	}
 	c.debug("client disconnected", "reason", p.ReasonCode)
 	return nil
@@ -716,6 +819,7 @@ func (c *conn) writeLoop() {
 	s := c.s
 	w := writerPool.Get().(*writer)
 	w.bw.Reset(c.nc)
+	pagedEmpty := false // the last page read found nothing new
 	for {
 		s.mu.Lock()
 		ctrls := c.ctrlq
@@ -724,6 +828,14 @@ func (c *conn) writeLoop() {
 		batch := w.batch[:0]
 		if !c.detached && s.out == outlet(c) {
 			batch = s.take(batch, cap(w.batch), c.recvMax, c.maxOut, c.version, c.b.now())
+		}
+		if len(ctrls) == 0 && len(batch) == 0 && !pagedEmpty && s.pageWanted() {
+			// Read the next page of a spilled queue before going idle,
+			// then take again (whatever arrived meanwhile too).
+			c.ctrlSpare = ctrls
+			s.mu.Unlock()
+			pagedEmpty = !s.pageIn()
+			continue
 		}
 		if len(ctrls) == 0 && len(batch) == 0 {
 			c.ctrlSpare = ctrls
@@ -754,6 +866,7 @@ func (c *conn) writeLoop() {
 			}
 			return
 		}
+		pagedEmpty = false
 		dead := c.dead
 		s.mu.Unlock()
 		if !dead {

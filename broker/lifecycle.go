@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/store"
 )
 
 // endedSession is what is left to do, outside the locks, after a session ended.
@@ -60,6 +61,9 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, ack *mqtt
 	}
 	s.mu.Lock()
 	s.expiry = expiry
+	if b.journal != nil && expiry > 0 {
+		s.persist = true // from now on its QoS 1 and 2 deliveries are stored
+	}
 	c.s = s
 	if c.version >= mqtt.V5 || !clean {
 		ack.SessionPresent = present // [MQTT-3.2.2-2][MQTT-3.2.2-3]
@@ -73,6 +77,16 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, ack *mqtt
 	b.persistSession(s)
 	for _, w := range wills {
 		b.publishWill(w)
+	}
+	// The new connection's will replaces whatever the store held for the
+	// client (a will is published after the old one was handled above).
+	s.mu.Lock()
+	w, delay := c.will, c.willDelay
+	s.mu.Unlock()
+	if w != nil {
+		b.keepWill(id, w, delay, time.Time{})
+	} else if len(wills) > 0 || present {
+		b.forgetWill(id)
 	}
 }
 
@@ -98,15 +112,19 @@ func (b *Broker) detach(c *conn) {
 	w, delay := c.will, c.willDelay
 	c.will = nil
 	expiry := s.expiry
+	var willDue time.Time
 	if expiry != 0 {
 		moved = s.takeShared()
+		s.dropCachedLocked()
 		if w != nil {
 			if delay == 0 {
 				will = w
 			} else {
+				wait := time.Duration(min(delay, expiry)) * time.Second
 				pw := &pendingWill{msg: w}
-				pw.timer = time.AfterFunc(time.Duration(min(delay, expiry))*time.Second, func() { b.fireWill(s, pw) })
+				pw.timer = time.AfterFunc(wait, func() { b.fireWill(s, pw) })
 				s.will = pw
+				willDue = s.offline.Add(wait)
 			}
 		}
 		if expiry != NeverExpire {
@@ -128,8 +146,12 @@ func (b *Broker) detach(c *conn) {
 	if ended == nil {
 		b.persistSession(s) // records when the client left
 	}
-	if will != nil {
+	switch {
+	case will != nil:
 		b.publishWill(will)
+		b.forgetWill(s.id)
+	case !willDue.IsZero():
+		b.keepWill(s.id, w, delay, willDue)
 	}
 }
 
@@ -180,8 +202,8 @@ func (b *Broker) finishEnded(e *endedSession) {
 	for _, f := range e.filters {
 		b.index.Unsubscribe(f, e.s)
 	}
-	if e.stored {
-		b.storeErr("delete session", b.opts.Store.DeleteSession(e.s.id))
+	if e.stored && b.journal != nil {
+		b.journal.write(func(bt *store.Batch) error { bt.DeleteSession(e.s.id); return nil })
 	}
 	for _, d := range e.moved {
 		if !b.reroute(d, e.s) {
@@ -190,6 +212,7 @@ func (b *Broker) finishEnded(e *endedSession) {
 	}
 	if e.will != nil {
 		b.publishWill(e.will)
+		b.forgetWill(e.s.id)
 	}
 	b.log.Debug("session ended", "client", e.s.id)
 }
@@ -221,6 +244,7 @@ func (b *Broker) fireWill(s *session, pw *pendingWill) {
 	s.will = nil
 	s.mu.Unlock()
 	b.publishWill(pw.msg)
+	b.forgetWill(s.id)
 }
 
 // publishWill publishes a will message; its expiry interval counts from now.

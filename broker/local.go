@@ -80,7 +80,7 @@ func (l *Local) Publish(m *Message) (int, error) {
 	}
 	l.b.stats.msgsIn.Add(1)
 	l.b.stats.bytesIn.Add(uint64(len(m.Payload)))
-	return l.b.publish(m), nil
+	return l.b.publish(m).queued, nil
 }
 
 // Subscribe subscribes to filter with the options of sub (sub.Filter is

@@ -95,9 +95,12 @@ type delivery struct {
 	subIDs []uint32 // subscription identifiers of the matching subscriptions [MQTT-3.3.4-3]
 	share  string   // the shared subscription filter it was routed through, if any
 
+	seq    uint64 // QoS 1 and 2: the session's sequence number, in queue order
+	ticket uint64 // journal generation that makes its store entry durable; 0 for none
+	size   int    // encoded size of its store entry; 0 when it has none
+
 	// Outbound state, valid while the delivery is inflight.
-	packetID uint16
-	seq      uint64 // send order, for in-order redelivery after reconnect
+	packetID uint16 // derived from seq (pidOf)
 	sent     bool   // sent at least once: redeliveries carry DUP [MQTT-3.3.1-1]
 	released bool   // QoS 2: PUBREC received and PUBREL sent [MQTT-4.3.3-4]
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/store"
 )
 
 // NeverExpire is the Session Expiry Interval that means the session does not
@@ -28,6 +29,14 @@ type outlet interface {
 // session is the state the broker keeps for one client identifier
 // [MQTT-4.1]: subscriptions, messages waiting to be sent or acknowledged, and
 // inbound QoS 2 exchanges. It outlives its connections when it is persistent.
+//
+// A durable session (persist set: the broker has a store and the session an
+// expiry interval) writes every QoS 1 and 2 delivery to the store as a queue
+// entry before the delivery may be sent, and keeps in memory only a window of
+// its queue: while its client is offline, or when the window is full, new
+// entries go to the store only (the session is spilled) and are read back a
+// page at a time as the client takes them. Broker memory therefore does not
+// grow with the number of queued messages.
 type session struct {
 	b  *Broker
 	id string
@@ -37,17 +46,42 @@ type session struct {
 	subs     map[string]subOptions // filter (as subscribed) → options
 	expiry   uint32                // Session Expiry Interval, seconds
 	queue    queue                 // deliveries not yet sent
-	inflight map[uint16]delivery   // sent QoS 1 and 2 deliveries awaiting acknowledgement
-	resend   []uint16              // inflight packet ids to send again after a reconnect, in order
-	seq      uint64                // send order counter
-	nextID   uint16                // last packet identifier used
+	inflight map[uint16]delivery   // sent QoS 1 and 2 deliveries awaiting acknowledgement, by packet id
+	resend   []uint16              // inflight packet ids to send again after a takeover, in order
+	seq      uint64                // sequence number of the newest QoS 1 or 2 delivery
 	inQoS2   map[uint16]struct{}   // inbound QoS 2 packet ids received but not yet released
 	timer    *time.Timer           // session expiry timer while offline
 	will     *pendingWill          // a will waiting for its delay while offline
 	ended    bool
 	stored   bool      // a record of the session is in the broker's store
 	offline  time.Time // when the client left; zero while one is attached
+
+	// Durable sessions only.
+	persist     bool
+	storedN     int    // queue entries in the store
+	storedBytes int    // their encoded size
+	spilled     bool   // entries from diskNext on are in the store only
+	diskNext    uint64 // the lowest sequence number not read from the store
+	paging      bool   // a page is being read
+	lastTicket  uint64 // journal generation of the newest entry written
+	sentUpTo    uint64 // highest sequence number sent since the broker started
+	dupBudget   int    // after a restart: entries read back that may have been sent before it
+	wreg        waitReg
 }
+
+// Durable sessions keep at most pageMessages queued deliveries (or
+// pageBytes of payload) in memory beyond their inflight window; the rest
+// waits in the store.
+const (
+	pageMessages = 512
+	pageBytes    = 1 << 20
+)
+
+// pidOf derives the packet identifier of the delivery with sequence number
+// seq: 1 to 65535 in turn [MQTT-2.2.1-3]. Deriving it keeps an entry's packet
+// identifier across a restart [MQTT-4.4.0-1]; take holds a delivery back while
+// its identifier is still in use by an older one.
+func pidOf(seq uint64) uint16 { return uint16((seq-1)%65535 + 1) }
 
 // pendingWill is a will message whose Will Delay Interval is running.
 type pendingWill struct {
@@ -78,81 +112,187 @@ func (s *session) online() bool {
 	return s.out != nil
 }
 
-// enqueue queues d for sending and wakes the outlet. It reports whether the
-// message was accepted; a full queue drops the new message (the documented
-// policy) and counts it.
-func (s *session) enqueue(d delivery) bool {
+// enqueueResult says what became of a delivery offered to a session.
+type enqueueResult int
+
+const (
+	enqueued     enqueueResult = iota
+	refusedFull                // the session's queue is at its limit
+	refusedOther               // the session ended, is offline for QoS 0, or the store refused it
+)
+
+// enqueue queues d for sending and wakes the outlet. For a durable session a
+// QoS 1 or 2 delivery is written to the store first; ticket is the journal
+// generation that makes it durable (0 when nothing was written). A full
+// queue refuses the new message (the documented policy) and counts it.
+func (s *session) enqueue(d delivery) (ticket uint64, res enqueueResult) {
+	b := s.b
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return false
+		return 0, refusedOther
 	}
-	if s.out == nil && d.qos == 0 && !s.b.opts.QueueQoS0Offline {
-		s.b.stats.dropOffline.Add(1)
-		return false
+	if s.out == nil && d.qos == 0 && !b.opts.QueueQoS0Offline {
+		b.stats.dropOffline.Add(1)
+		return 0, refusedOther
 	}
-	if s.queue.n >= s.b.opts.MaxQueuedMessages || s.queue.bytes+len(d.msg.Payload) > s.b.opts.MaxQueuedBytes {
-		s.b.stats.dropQueueFull.Add(1)
-		return false
+	if s.persist && d.qos > 0 {
+		return s.enqueueDurableLocked(d)
 	}
-	s.queue.push(d, s.b.clock.Load())
+	if s.queue.n >= b.opts.MaxQueuedMessages || s.queue.bytes+len(d.msg.Payload) > b.opts.MaxQueuedBytes {
+		b.stats.dropQueueFull.Add(1)
+		return 0, refusedFull
+	}
+	if d.qos > 0 {
+		s.seq++
+		d.seq = s.seq
+	}
+	s.queue.push(d, b.clock.Load())
 	if s.out != nil {
 		s.out.wake()
 	}
-	return true
+	return 0, enqueued
 }
 
-// allocID returns an unused packet identifier [MQTT-2.2.1-4]. It must be
-// called with s.mu held and fewer than 65535 deliveries inflight.
-func (s *session) allocID() uint16 {
-	for {
-		s.nextID++
-		if s.nextID == 0 {
-			s.nextID = 1 // packet identifier 0 is not allowed [MQTT-2.2.1-3]
-		}
-		if _, used := s.inflight[s.nextID]; !used {
-			return s.nextID
-		}
+// enqueueDurableLocked writes a QoS 1 or 2 delivery to the store and keeps it
+// in memory too while the session's window has room. The delivery is sent
+// only once its write is durable: the journal wakes the session then.
+func (s *session) enqueueDurableLocked(d delivery) (uint64, enqueueResult) {
+	b := s.b
+	if s.storedN >= b.opts.MaxStoredMessages || s.storedBytes+len(d.msg.Payload) > b.opts.MaxStoredBytes {
+		b.stats.dropQueueFull.Add(1)
+		return 0, refusedFull
 	}
+	seq := s.seq + 1
+	var size int
+	gen, err := b.journal.write(func(bt *store.Batch) error {
+		e := entryOf(&d, seq)
+		before := bt.Size()
+		err := bt.PutEntry(s.id, &e)
+		size = bt.Size() - before
+		return err
+	})
+	if err != nil {
+		b.stats.storeErrors.Add(1)
+		b.log.Error("store: queue entry refused", "client", s.id, "topic", d.msg.Topic, "err", err)
+		return 0, refusedOther
+	}
+	s.seq = seq
+	d.seq, d.ticket, d.size = seq, gen, size
+	s.storedN++
+	s.storedBytes += size
+	s.lastTicket = gen
+	if s.out != nil && !s.spilled && s.queue.n < pageMessages && s.queue.bytes < pageBytes {
+		s.queue.push(d, b.clock.Load())
+	} else if !s.spilled {
+		s.spilled = true
+		s.diskNext = seq
+	}
+	if s.out != nil && !b.journal.await(s, gen) {
+		s.out.wake()
+	}
+	return gen, enqueued
 }
+
+// entryOf returns the store entry of delivery d with sequence number seq.
+func entryOf(d *delivery, seq uint64) store.Entry {
+	m := d.msg
+	return store.Entry{Seq: seq, Retain: d.retain, SubIDs: d.subIDs, Share: d.share, Released: d.released,
+		Message: store.Message{Topic: m.Topic, Payload: m.Payload, QoS: d.qos, Props: m.Props, Expires: m.Expires}}
+}
+
+// deliveryOf returns the delivery of an entry read from the store.
+func deliveryOf(e *store.Entry) delivery {
+	if e.Released {
+		// Only the PUBREL of a QoS 2 exchange is left.
+		return delivery{msg: releasedMessage, qos: 2, share: e.Share, seq: e.Seq, size: e.Size, released: true, sent: true}
+	}
+	m := &Message{Topic: e.Message.Topic, Payload: e.Message.Payload, QoS: e.Message.QoS, Props: e.Message.Props, Expires: e.Message.Expires}
+	return delivery{msg: m, qos: e.Message.QoS, retain: e.Retain, subIDs: e.SubIDs, share: e.Share,
+		seq: e.Seq, size: e.Size}
+}
+
+// forgetLocked removes a delivery's entry from the store, if it has one,
+// once the delivery is complete or dropped. Deletions need not be synced: one
+// lost in a crash means a redelivery, which QoS 1 allows and QoS 2 handles
+// by its packet identifier.
+func (s *session) forgetLocked(d *delivery) {
+	if d.size == 0 || s.b.journal == nil {
+		return
+	}
+	s.b.journal.write(func(bt *store.Batch) error { bt.DeleteEntry(s.id, d.seq); return nil })
+	s.storedN--
+	s.storedBytes -= d.size
+	d.size = 0
+}
+
+// durable implements waiter: writes the session waited for are committed,
+// so its deliveries may go out.
+func (s *session) durable() {
+	s.mu.Lock()
+	if s.out != nil {
+		s.out.wake()
+	}
+	s.mu.Unlock()
+}
+
+// reg implements waiter.
+func (s *session) reg() *waitReg { return &s.wreg }
 
 // take moves up to n deliveries that may be sent now from the queue into out:
-// first the inflight deliveries to resend after a reconnect, then new ones
-// while the inflight window has room. Expired messages are dropped
+// first the inflight deliveries to resend after a takeover, then queued ones
+// while the inflight window has room. A delivery whose store write is not yet
+// durable holds back those behind it. Expired messages are dropped
 // [MQTT-3.3.2-5]; messages larger than the client's Maximum Packet Size are
 // discarded as if delivered [MQTT-3.1.2-25]. Called with s.mu held.
 func (s *session) take(out []delivery, n, window int, maxSize uint32, version byte, now time.Time) []delivery {
+	durable := s.b.durableGen()
 	for len(s.resend) > 0 && len(out) < n {
 		id := s.resend[0]
+		d, ok := s.inflight[id]
+		if ok && d.ticket > durable {
+			return out
+		}
 		s.resend = s.resend[1:]
-		if d, ok := s.inflight[id]; ok {
+		if ok {
 			out = append(out, d)
 		}
 	}
-	if len(s.resend) == 0 {
-		s.resend = nil
+	if len(s.resend) > 0 {
+		return out
 	}
+	s.resend = nil
 	for s.queue.n > 0 && len(out) < n {
 		d := s.queue.front()
-		if d.qos > 0 && len(s.inflight) >= window {
-			break // [MQTT-3.3.4-7] the client's Receive Maximum
+		if d.ticket > durable {
+			break
+		}
+		if d.qos > 0 {
+			if len(s.inflight) >= window {
+				break // [MQTT-3.3.4-7] the client's Receive Maximum
+			}
+			if _, used := s.inflight[pidOf(d.seq)]; used {
+				break // 65535 deliveries later, an older one still holds the identifier
+			}
 		}
 		dd := s.queue.pop()
-		if dd.msg.expired(now) {
-			s.b.stats.dropExpired.Add(1)
-			continue
-		}
-		if maxSize > 0 && uint32(publishSizeEstimate(&dd, version)) > maxSize {
-			s.b.stats.dropTooLarge.Add(1)
-			continue
+		if !dd.released {
+			if dd.msg.expired(now) {
+				s.b.stats.dropExpired.Add(1)
+				s.forgetLocked(&dd)
+				continue
+			}
+			if maxSize > 0 && uint32(publishSizeEstimate(&dd, version)) > maxSize {
+				s.b.stats.dropTooLarge.Add(1)
+				s.forgetLocked(&dd)
+				continue
+			}
 		}
 		if dd.qos > 0 {
 			if s.inflight == nil {
 				s.inflight = make(map[uint16]delivery)
 			}
-			dd.packetID = s.allocID()
-			s.seq++
-			dd.seq = s.seq
+			dd.packetID = pidOf(dd.seq)
 			s.inflight[dd.packetID] = dd
 		}
 		out = append(out, dd)
@@ -181,46 +321,87 @@ func (s *session) markSent(id uint16) {
 	if d, ok := s.inflight[id]; ok && !d.sent {
 		d.sent = true
 		s.inflight[id] = d
+		if d.seq > s.sentUpTo {
+			s.sentUpTo = d.seq
+		}
 	}
 }
 
 // acknowledge handles PUBACK, PUBREC and PUBCOMP for an outbound delivery. It
 // reports whether the packet identifier was known and, for PUBREC, whether a
-// PUBREL must be sent.
-func (s *session) acknowledge(kind mqtt.PacketType, id uint16, code mqtt.ReasonCode) (known, sendRel bool) {
+// PUBREL must be sent; for a durable session the PUBREL must wait for
+// journal generation ticket, which records that the PUBLISH is never to be
+// sent again.
+func (s *session) acknowledge(kind mqtt.PacketType, id uint16, code mqtt.ReasonCode) (known, sendRel bool, ticket uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.inflight[id]
 	if !ok {
-		return false, false
+		return false, false, 0
 	}
 	switch kind {
 	case mqtt.PUBACK:
 		if d.qos != 1 {
-			return false, false
+			return false, false, 0
 		}
 		delete(s.inflight, id)
+		s.forgetLocked(&d)
 	case mqtt.PUBREC:
 		if d.qos != 2 {
-			return false, false
+			return false, false, 0
+		}
+		if d.released {
+			// PUBREC again (the client got the PUBLISH twice, across a
+			// reconnect): PUBREL again, once the release is durable.
+			return true, true, d.ticket
 		}
 		if code.IsError() {
 			delete(s.inflight, id) // no PUBREL after an error PUBREC [MQTT-4.3.3-4]
-		} else {
-			d.released = true // the PUBLISH is never sent again [MQTT-4.3.3-6]
-			s.inflight[id] = d
-			sendRel = true
+			s.forgetLocked(&d)
+			break
 		}
+		d.released = true // the PUBLISH is never sent again [MQTT-4.3.3-6]
+		if d.size > 0 {
+			ticket = s.releaseLocked(&d)
+		}
+		d.msg = releasedMessage
+		s.inflight[id] = d
+		sendRel = true
 	case mqtt.PUBCOMP:
 		if !d.released {
-			return false, false
+			return false, false, 0
 		}
 		delete(s.inflight, id)
+		s.forgetLocked(&d)
 	}
 	if s.out != nil && s.queue.n > 0 {
 		s.out.wake() // the window has room again
 	}
-	return true, sendRel
+	return true, sendRel, ticket
+}
+
+// releasedMessage stands in for the message of a QoS 2 delivery whose PUBREC
+// arrived: only its PUBREL is left to send, so the payload can go.
+var releasedMessage = &Message{}
+
+// releaseLocked replaces a stored QoS 2 entry by its released form and
+// returns the journal generation of the write.
+func (s *session) releaseLocked(d *delivery) uint64 {
+	size := 0
+	gen, err := s.b.journal.write(func(bt *store.Batch) error {
+		before := bt.Size()
+		err := bt.PutEntry(s.id, &store.Entry{Seq: d.seq, Released: true, Share: d.share})
+		size = bt.Size() - before
+		return err
+	})
+	if err != nil {
+		s.b.log.Error("store: release refused", "client", s.id, "err", err)
+		return gen
+	}
+	s.storedBytes += size - d.size
+	d.size = size
+	d.ticket = gen
+	return gen
 }
 
 // attachLocked makes out the session's outlet and prepares the resend of every
@@ -255,6 +436,7 @@ func (s *session) takeShared() []delivery {
 	var moved []delivery
 	for id, d := range s.inflight {
 		if d.share != "" && d.qos == 1 {
+			s.forgetLocked(&d)
 			moved = append(moved, d)
 			delete(s.inflight, id)
 		}
@@ -263,7 +445,8 @@ func (s *session) takeShared() []delivery {
 	if s.queue.n > 0 {
 		var keep queue
 		s.queue.drain(func(d delivery) {
-			if d.share != "" {
+			if d.share != "" && !d.released {
+				s.forgetLocked(&d)
 				moved = append(moved, d)
 			} else {
 				keep.push(d, 0)
@@ -272,4 +455,92 @@ func (s *session) takeShared() []delivery {
 		s.queue = keep
 	}
 	return moved
+}
+
+// dropCachedLocked frees the memory a durable session holds for entries that
+// are in the store as well, once its client has gone: the queue and the
+// inflight window are read back from the store when a client attaches again.
+// Deliveries that are not stored (QoS 0, kept only when QueueQoS0Offline is
+// set) stay in memory. Called with s.mu held.
+func (s *session) dropCachedLocked() {
+	if !s.persist {
+		return
+	}
+	floor := s.seq + 1
+	if s.spilled {
+		floor = s.diskNext
+	}
+	for _, d := range s.inflight {
+		if d.size > 0 {
+			floor = min(floor, d.seq)
+		}
+	}
+	var keep queue
+	s.queue.drain(func(d delivery) {
+		if d.size > 0 {
+			floor = min(floor, d.seq)
+		} else if d.qos > 0 || s.b.opts.QueueQoS0Offline {
+			keep.push(d, 0)
+		}
+	})
+	s.queue = keep
+	for id, d := range s.inflight {
+		if d.size > 0 {
+			delete(s.inflight, id)
+		}
+	}
+	s.resend = nil
+	s.spilled = s.storedN > 0
+	s.diskNext = floor
+}
+
+// pageWanted reports whether the session should read more of its queue from
+// the store. Called with s.mu held.
+func (s *session) pageWanted() bool {
+	return s.spilled && !s.paging && !s.ended && s.out != nil && s.queue.n < pageMessages/2
+}
+
+// pageIn reads the next page of a spilled session's queue from the store
+// into memory, and reports whether it added anything. It must be called
+// without s.mu held. Entries not yet committed are read on a later call: the
+// journal wakes the session when they are.
+func (s *session) pageIn() bool {
+	b := s.b
+	s.mu.Lock()
+	if !s.pageWanted() {
+		s.mu.Unlock()
+		return false
+	}
+	s.paging = true
+	from, want, last := s.diskNext, pageMessages-s.queue.n, s.lastTicket
+	s.mu.Unlock()
+
+	entries, next, err := b.opts.Store.Queue(nil, s.id, from, want)
+	if err != nil {
+		b.stats.storeErrors.Add(1)
+		b.log.Error("store: reading queue", "client", s.id, "err", err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paging = false
+	if s.ended || s.out == nil || s.diskNext != from {
+		return false // the client left meanwhile; it reads again when it returns
+	}
+	now := b.clock.Load()
+	for i := range entries {
+		d := deliveryOf(&entries[i])
+		d.sent = d.seq <= s.sentUpTo || s.dupBudget > 0 // it may have been sent before [MQTT-3.3.1-1]
+		if s.dupBudget > 0 {
+			s.dupBudget--
+		}
+		s.queue.push(d, now)
+	}
+	s.diskNext = max(next, from)
+	if s.diskNext > s.seq {
+		s.spilled = false // caught up: new entries stay in memory again
+	} else if len(entries) == 0 {
+		b.journal.await(s, last) // the rest is still being committed
+	}
+	return len(entries) > 0
 }

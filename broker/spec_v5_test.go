@@ -155,6 +155,18 @@ func waitClients(t *testing.T, b *broker.Broker, n int) {
 	}
 }
 
+// waitFor waits until cond holds, failing the test after the deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func subOpt(filter string, qos byte) paho.SubscribeOptions {
@@ -537,6 +549,13 @@ func TestStoreRestart(t *testing.T) {
 	if !ack.SessionPresent {
 		t.Fatal("persistent session not restored")
 	}
+	// What was published while it was away waits in its queue, across the
+	// restart, in order; an empty retained message is delivered too.
+	for _, want := range []string{"kept", "x", ""} {
+		if m := keep2.expect(t); string(m.Payload) != want || m.QoS != 1 {
+			t.Fatalf("queued before the restart: got %q QoS %d, want %q QoS 1", m.Payload, m.QoS, want)
+		}
+	}
 	pub2.publish(t, &paho.Publish{Topic: "r/live", QoS: 1, Payload: []byte("live")})
 	m := keep2.expect(t) // the restored subscription routes without resubscribing
 	if string(m.Payload) != "live" || m.Properties == nil || m.Properties.SubscriptionIdentifier == nil || *m.Properties.SubscriptionIdentifier != 5 {
@@ -552,7 +571,7 @@ func TestStoreRestart(t *testing.T) {
 	keep2.Disconnect(&paho.Disconnect{Properties: &paho.DisconnectProperties{SessionExpiryInterval: u32(0)}})
 	deadline := time.Now().Add(wait)
 	for {
-		if recs, _ := st.Sessions(); len(recs) == 0 {
+		if recs := storedSessions(t, st); len(recs) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -566,17 +585,33 @@ func TestStoreRestart(t *testing.T) {
 // counts from when its client left, across a restart.
 func TestStoreRestartSessionExpiry(t *testing.T) {
 	st := store.NewMemory()
-	st.PutSession(store.Session{ClientID: "long-gone", Expiry: 60, DisconnectedAt: time.Now().Add(-2 * time.Minute)})
-	st.PutSession(store.Session{ClientID: "recent", Expiry: 60, DisconnectedAt: time.Now().Add(-10 * time.Second)})
-	st.PutSession(store.Session{ClientID: "forever", Expiry: broker.NeverExpire, DisconnectedAt: time.Now().Add(-24 * time.Hour)})
+	var bt store.Batch
+	bt.PutSession(&store.Session{ClientID: "long-gone", Expiry: 60, DisconnectedAt: time.Now().Add(-2 * time.Minute)})
+	bt.PutSession(&store.Session{ClientID: "recent", Expiry: 60, DisconnectedAt: time.Now().Add(-10 * time.Second)})
+	bt.PutSession(&store.Session{ClientID: "forever", Expiry: broker.NeverExpire, DisconnectedAt: time.Now().Add(-24 * time.Hour)})
+	if err := st.Apply(&bt, true); err != nil {
+		t.Fatal(err)
+	}
 	b, _ := startBroker(t, broker.Options{Store: st})
 	if n := b.Stats().Sessions; n != 2 {
 		t.Fatalf("%d sessions restored, want 2 (the expired one dropped)", n)
 	}
-	recs, _ := st.Sessions()
-	for _, r := range recs {
-		if r.ClientID == "long-gone" {
-			t.Fatal("the expired session is still in the store")
+	waitFor(t, "the expired session to leave the store", func() bool {
+		for _, r := range storedSessions(t, st) {
+			if r.ClientID == "long-gone" {
+				return false
+			}
 		}
+		return true
+	})
+}
+
+// storedSessions returns the sessions in st.
+func storedSessions(t *testing.T, st *store.Store) []store.StoredSession {
+	t.Helper()
+	snap, err := st.Load()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return snap.Sessions
 }

@@ -23,6 +23,9 @@ type Stats struct {
 	willsPublished        atomic.Uint64
 	sessionsExpired       atomic.Uint64
 	storeErrors           atomic.Uint64
+	storeCorrupt          atomic.Uint64
+	storeCommits          atomic.Uint64
+	storeWrites           atomic.Uint64
 }
 
 // StatsSnapshot is a point-in-time copy of the broker's counters and gauges.
@@ -33,8 +36,9 @@ type StatsSnapshot struct {
 	Sessions        int // sessions, connected or not
 	Subscriptions   int
 	Retained        int
-	Queued          int // messages waiting in session queues
+	Queued          int // messages waiting in session queues, in memory or in the store
 	Inflight        int // messages sent and not yet acknowledged
+	Stored          int // QoS 1 and 2 messages of durable sessions in the store (queued and inflight)
 	Connects        uint64
 	Disconnects     uint64
 	MessagesIn      uint64
@@ -46,6 +50,9 @@ type StatsSnapshot struct {
 	WillsPublished  uint64
 	SessionsExpired uint64
 	StoreErrors     uint64
+	StoreCorrupt    uint64 // records found unreadable
+	StoreCommits    uint64 // batches committed (each one fsync in the default sync mode)
+	StoreWrites     uint64 // writes in those batches
 }
 
 func (st *Stats) snapshot(b *Broker) StatsSnapshot {
@@ -63,6 +70,9 @@ func (st *Stats) snapshot(b *Broker) StatsSnapshot {
 		WillsPublished:  st.willsPublished.Load(),
 		SessionsExpired: st.sessionsExpired.Load(),
 		StoreErrors:     st.storeErrors.Load(),
+		StoreCorrupt:    st.storeCorrupt.Load(),
+		StoreCommits:    st.storeCommits.Load(),
+		StoreWrites:     st.storeWrites.Load(),
 		Dropped: map[string]uint64{
 			"queue_full":       st.dropQueueFull.Load(),
 			"offline_qos0":     st.dropOffline.Load(),
@@ -86,6 +96,13 @@ func (st *Stats) snapshot(b *Broker) StatsSnapshot {
 		}
 		s.Queued += x.queue.n
 		s.Inflight += len(x.inflight)
+		if x.persist {
+			s.Stored += x.storedN
+			if x.spilled {
+				// Entries in the store only: not in memory, not inflight.
+				s.Queued += max(0, x.storedN-x.queue.n-len(x.inflight))
+			}
+		}
 		x.mu.Unlock()
 	}
 	return s
@@ -162,12 +179,17 @@ var (
 	descWills       = prometheus.NewDesc("citymesh_wills_published_total", "Will messages published.", nil, nil)
 	descExpiredSess = prometheus.NewDesc("citymesh_sessions_expired_total", "Sessions ended by their expiry interval.", nil, nil)
 	descStoreErrs   = prometheus.NewDesc("citymesh_store_errors_total", "Failed store operations.", nil, nil)
+	descStored      = prometheus.NewDesc("citymesh_stored_messages", "QoS 1 and 2 messages of durable sessions held in the store.", nil, nil)
+	descCorrupt     = prometheus.NewDesc("citymesh_store_corrupt_records_total", "Store records found unreadable.", nil, nil)
+	descCommits     = prometheus.NewDesc("citymesh_store_commits_total", "Batches committed to the store (group commits).", nil, nil)
+	descWrites      = prometheus.NewDesc("citymesh_store_writes_total", "Writes committed to the store.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descParked, descSessions, descSubs, descRetained, descQueued, descInflight,
-		descConnects, descMsgsIn, descMsgsOut, descBytesIn, descBytesOut, descProtoErrs, descDropped, descWills, descExpiredSess, descStoreErrs} {
+		descConnects, descMsgsIn, descMsgsOut, descBytesIn, descBytesOut, descProtoErrs, descDropped, descWills, descExpiredSess, descStoreErrs,
+		descStored, descCorrupt, descCommits, descWrites} {
 		ch <- d
 	}
 }
@@ -197,6 +219,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	k(descWills, s.WillsPublished)
 	k(descExpiredSess, s.SessionsExpired)
 	k(descStoreErrs, s.StoreErrors)
+	g(descStored, s.Stored)
+	k(descCorrupt, s.StoreCorrupt)
+	k(descCommits, s.StoreCommits)
+	k(descWrites, s.StoreWrites)
 	for reason, v := range s.Dropped {
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), reason)
 	}

@@ -1,11 +1,24 @@
 // Package store holds the broker state that must survive a restart, behind
-// one small interface: persistent sessions with their subscriptions, and
-// retained messages. Memory is the implementation for tests and for nodes
-// that keep nothing across restarts; the embedded on-disk engine implements
-// the same interface.
+// one small interface: persistent sessions with their subscriptions, the
+// messages queued and inflight for them, inbound QoS 2 exchanges, retained
+// messages and will messages.
+//
+// Writes are collected in a Batch and applied atomically by Store.Apply;
+// the broker groups the writes of many connections into one Batch so that one
+// fsync covers them all (group commit). Reads are for recovery and paging:
+// Load returns everything a broker needs to start, and Queue reads a page of
+// one session's queue.
+//
+// A Store encodes records (see format.go) into an Engine, the one small
+// interface under it: an ordered key-value engine. Package store/disk
+// provides the default, on the embedded Pebble engine; MemoryEngine keeps
+// the records in memory, for tests. Both hold the same bytes, so a test
+// against memory exercises the encoding that the disk holds.
 package store
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/citymesh/citymesh/mqtt"
@@ -34,27 +47,97 @@ type Session struct {
 type Message struct {
 	Topic   string
 	Payload []byte
-	QoS     byte
+	// QoS is the message's quality of service; in an Entry, the QoS granted
+	// to the receiver.
+	QoS byte
 	// Props are the message's MQTT 5 properties, nil for none.
 	Props *mqtt.Properties
 	// Expires is when the message expires; zero for never.
 	Expires time.Time
 }
 
-// Store keeps sessions and retained messages. Implementations are safe for
-// concurrent use; a call returns once the change is as durable as the
-// implementation makes it.
-type Store interface {
-	// PutSession stores s, replacing a session with the same client id.
-	PutSession(s Session) error
-	// DeleteSession removes the session of clientID, if any.
-	DeleteSession(clientID string) error
-	// Sessions returns every stored session.
-	Sessions() ([]Session, error)
-	// PutRetained stores m as the retained message of its topic.
-	PutRetained(m Message) error
-	// DeleteRetained removes the retained message of topic, if any.
-	DeleteRetained(topic string) error
-	// Retained returns every retained message.
-	Retained() ([]Message, error)
+// Entry is one message in a session's queue: waiting to be sent, or sent and
+// not yet acknowledged. Entries of a session are ordered by Seq, which the
+// broker assigns in increasing order and from which it derives the packet
+// identifier, so an entry keeps its packet identifier across restarts
+// [MQTT-4.4.0-1].
+type Entry struct {
+	Seq uint64
+	// Message is the message as it goes to this receiver; empty once
+	// Released.
+	Message Message
+	// Retain is the RETAIN flag to send.
+	Retain bool
+	// SubIDs are the subscription identifiers to send with it.
+	SubIDs []uint32
+	// Share is the shared subscription filter it came through, if any.
+	Share string
+	// Released marks a QoS 2 delivery whose PUBREC has arrived: only PUBREL
+	// remains to be sent [MQTT-4.3.3-4], never the PUBLISH again.
+	Released bool
+	// Size is the entry's encoded size, key and value, as Queue read it.
+	Size int
 }
+
+// Will is a will message the broker must publish if it is not cancelled: the
+// will of a connected client (published when the connection is lost, also
+// when the broker itself stopped without a clean shutdown) or one whose Will
+// Delay Interval is running.
+type Will struct {
+	ClientID string
+	Message  Message
+	// Retain is the will's RETAIN flag.
+	Retain bool
+	// Delay is the Will Delay Interval in seconds.
+	Delay uint32
+	// At is when the will is due; zero while its client is connected.
+	At time.Time
+}
+
+// QueueInfo summarises one session's stored queue.
+type QueueInfo struct {
+	// Count is the number of entries, and Bytes their encoded size (keys
+	// and values).
+	Count, Bytes int
+	// First and Last are the lowest and highest Seq; both 0 when empty.
+	First, Last uint64
+}
+
+// StoredSession is a session as Load finds it: the record, its inbound QoS 2
+// packet identifiers that await PUBREL, and a summary of its queue (the
+// entries themselves are read page by page with Queue).
+type StoredSession struct {
+	Session
+	Inbound []uint16
+	Queue   QueueInfo
+}
+
+// Snapshot is what Load reads: everything a broker needs to start.
+type Snapshot struct {
+	Sessions []StoredSession
+	Retained []Message
+	Wills    []Will
+	// Orphans counts queue entries and inbound identifiers of sessions that
+	// have no session record; Load leaves them in place.
+	Orphans int
+}
+
+// CorruptError reports a record that does not decode.
+type CorruptError struct {
+	Key []byte
+	Err error
+}
+
+// Error describes the record and what is wrong with it.
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("store: record %s is corrupt: %v", describeKey(e.Key), e.Err)
+}
+
+// Unwrap returns the decoding error.
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// ErrCorrupt is matched by errors.Is for every *CorruptError.
+var ErrCorrupt = errors.New("store: corrupt record")
+
+// Is reports whether target is ErrCorrupt.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }

@@ -21,7 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/citymesh/citymesh/broker"
-	"github.com/citymesh/citymesh/store"
+	"github.com/citymesh/citymesh/store/disk"
 )
 
 func init() {
@@ -35,6 +35,7 @@ type serveConfig struct {
 	WS      string `yaml:"ws"`   // MQTT over WebSocket listen address (path /mqtt)
 	HTTP    string `yaml:"http"` // HTTP listen address: /healthz, /metrics
 	Data    string `yaml:"data"` // data directory
+	Sync    string `yaml:"sync"` // store sync mode: batch, always or none
 	Log     string `yaml:"log"`  // log level: debug, info, warn, error
 	Remote  bool   `yaml:"allow_remote_anonymous"`
 	Limits  limits `yaml:"limits"`
@@ -48,18 +49,21 @@ type limits struct {
 	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
 	MaxQueuedMessages int    `yaml:"max_queued_messages"`
 	MaxQueuedBytes    int    `yaml:"max_queued_bytes"`
+	MaxStoredMessages int    `yaml:"max_stored_messages"`
+	MaxStoredBytes    int    `yaml:"max_stored_bytes"`
 	MaxSessionExpiry  uint32 `yaml:"max_session_expiry_seconds"`
 	MaxKeepAlive      uint16 `yaml:"max_keep_alive_seconds"`
 }
 
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfg := serveConfig{MQTT: "127.0.0.1:1883", WS: "127.0.0.1:8083", HTTP: "127.0.0.1:8080", Data: "./data", Log: "info"}
+	cfg := serveConfig{MQTT: "127.0.0.1:1883", WS: "127.0.0.1:8083", HTTP: "127.0.0.1:8080", Data: "./data", Log: "info", Sync: "batch"}
 	configFile := fs.String("config", "", "YAML configuration `file` (flags override it)")
 	mqttAddr := fs.String("mqtt", "", "MQTT over TCP listen `address` (default 127.0.0.1:1883; \"off\" disables)")
 	wsAddr := fs.String("ws", "", "MQTT over WebSocket listen `address`, path /mqtt (default 127.0.0.1:8083; \"off\" disables)")
 	httpAddr := fs.String("http", "", "HTTP listen `address` for /healthz and /metrics (default 127.0.0.1:8080; \"off\" disables)")
 	data := fs.String("data", "", "data `directory` (default ./data)")
+	syncMode := fs.String("sync", "", "when acknowledged messages count as stored: `batch` (fsynced, grouped across connections; default), always (one fsync each) or none (unsafe: not fsynced)")
 	logLevel := fs.String("log", "", "log `level`: debug, info, warn or error (default info)")
 	remote := fs.Bool("allow-remote-anonymous", false, "allow listening on non-loopback addresses without authentication")
 	if err := fs.Parse(args); err != nil {
@@ -79,7 +83,7 @@ func runServe(ctx context.Context, args []string) error {
 	for _, o := range []struct {
 		dst *string
 		v   string
-	}{{&cfg.MQTT, *mqttAddr}, {&cfg.WS, *wsAddr}, {&cfg.HTTP, *httpAddr}, {&cfg.Data, *data}, {&cfg.Log, *logLevel}} {
+	}{{&cfg.MQTT, *mqttAddr}, {&cfg.WS, *wsAddr}, {&cfg.HTTP, *httpAddr}, {&cfg.Data, *data}, {&cfg.Log, *logLevel}, {&cfg.Sync, *syncMode}} {
 		if o.v != "" {
 			*o.dst = o.v
 		}
@@ -105,7 +109,14 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 
-	st, err := store.OpenDisk(filepath.Join(cfg.Data, "store"))
+	mode, err := broker.ParseSyncMode(cfg.Sync)
+	if err != nil {
+		return err
+	}
+	if mode == broker.SyncNone {
+		log.Warn("sync mode none: acknowledged messages are not fsynced and may be lost in a crash")
+	}
+	st, err := disk.Open(filepath.Join(cfg.Data, "store"))
 	if err != nil {
 		return err
 	}
@@ -113,6 +124,9 @@ func runServe(ctx context.Context, args []string) error {
 
 	opts := broker.Options{
 		Store:             st,
+		Sync:              mode,
+		MaxStoredMessages: cfg.Limits.MaxStoredMessages,
+		MaxStoredBytes:    cfg.Limits.MaxStoredBytes,
 		MaxPacketSize:     cfg.Limits.MaxPacketSize,
 		ReceiveMaximum:    cfg.Limits.ReceiveMaximum,
 		MaxInflight:       cfg.Limits.MaxInflight,
@@ -125,7 +139,7 @@ func runServe(ctx context.Context, args []string) error {
 		Logger:            log,
 	}
 	b := broker.New(opts)
-	defer b.Close()
+	defer b.Close() // before the store closes: it commits the last writes
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
