@@ -207,11 +207,11 @@ func New(opts Options) *Broker {
 	b.clockFn = b.now
 	b.wg.Go(b.clockLoop)
 	b.poller = newPoller(b)
+	b.matchPool.New = func() any { s := make([]subEntry, 0, 64); return &s }
 	if opts.Store != nil {
 		b.journal = newJournal(opts.Store, opts.Sync, b.log, &b.stats)
 		b.load()
 	}
-	b.matchPool.New = func() any { s := make([]subEntry, 0, 64); return &s }
 	if opts.SysInterval > 0 {
 		b.wg.Go(b.sysLoop)
 	}

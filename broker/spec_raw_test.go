@@ -24,6 +24,9 @@ type raw struct {
 	nc net.Conn
 	r  *mqtt.Reader
 	v  byte
+	// held are PUBLISH packets read while waiting for another packet,
+	// returned by readPublish first.
+	held []*mqtt.Publish
 }
 
 func dialRaw(t *testing.T, addr string) *raw {
@@ -90,6 +93,11 @@ func (c *raw) read() mqtt.Packet {
 // copy of it.
 func (c *raw) readPublish() *mqtt.Publish {
 	c.t.Helper()
+	if len(c.held) > 0 {
+		p := c.held[0]
+		c.held = c.held[1:]
+		return p
+	}
 	for {
 		if p, ok := c.read().(*mqtt.Publish); ok {
 			cp := *p

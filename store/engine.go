@@ -301,6 +301,19 @@ func (m *MemoryEngine) Get(key []byte) ([]byte, bool, error) {
 // Close implements Engine.
 func (m *MemoryEngine) Close() error { return nil }
 
+// Clone returns a MemoryEngine with a copy of m's records: what a crash at
+// this moment would leave behind, for tests that restart a broker while the
+// first one still runs.
+func (m *MemoryEngine) Clone() *MemoryEngine {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := &MemoryEngine{m: make(map[string][]byte, len(m.m))}
+	for k, v := range m.m {
+		c.m[k] = append([]byte(nil), v...)
+	}
+	return c
+}
+
 // Corrupt replaces the value of every record whose key starts with prefix by
 // damage(value), so tests can see how damage is reported. It returns how many
 // records it changed.

@@ -48,6 +48,7 @@ type benchConfig struct {
 	hold            time.Duration
 	jsonOut, quiet  bool
 	connectParallel int
+	persistent      bool
 }
 
 // benchResult is what a run measured; --json prints it.
@@ -104,6 +105,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
 	fs.IntVar(&c.connectParallel, "connect-parallel", 64, "concurrent connection attempts")
+	fs.BoolVar(&c.persistent, "persistent", false, "subscribers keep persistent sessions (Clean Start 0, Session Expiry 300 s with MQTT 5), so a durable broker stores their messages; the sessions are ended after the run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -319,9 +321,16 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 	quietLog := slog.New(slog.DiscardHandler)
 	subs := make([]*subscriberState, c.subs)
 	var subClients []*client.Client
+	var persistentIDs []string
 	defer func() {
 		for _, sc := range subClients {
 			sc.Disconnect(context.Background(), 0)
+		}
+		// End the persistent sessions: a clean start discards them.
+		for _, id := range persistentIDs {
+			if cl, err := client.Dial(context.Background(), client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: id, Logger: quietLog}); err == nil {
+				cl.Disconnect(context.Background(), 0)
+			}
 		}
 	}()
 	// Subscribers connect and subscribe before any publisher starts.
@@ -334,6 +343,10 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 		subs[k] = st
 		opts := client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("bench-sub-%d-%d", os.Getpid(), k),
 			Logger: quietLog, ReuseMessages: true, OnMessage: func(p *mqtt.Publish) { st.record(p.Payload) }}
+		if c.persistent {
+			opts.CleanStart, opts.SessionExpiry = false, 300
+			persistentIDs = append(persistentIDs, opts.ClientID)
+		}
 		cl, err := client.Dial(ctx, opts)
 		if err != nil {
 			return benchResult{}, fmt.Errorf("subscriber %d: %w", k, err)

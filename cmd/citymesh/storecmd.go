@@ -73,6 +73,9 @@ func checkStore(ctx context.Context, w io.Writer, name string, st *store.Store) 
 	}
 	fmt.Fprintf(w, "%s: %d sessions with %d subscriptions, %d queued messages (%d bytes), %d inbound QoS 2 exchanges, %d retained messages, %d wills\n",
 		name, len(snap.Sessions), subs, queued, bytes, inbound, len(snap.Retained), len(snap.Wills))
+	if e, ok := st.Engine().(interface{ WALTail() string }); ok && e.WALTail() != "" {
+		fmt.Fprintln(w, "note:", e.WALTail())
+	}
 	if snap.Orphans > 0 {
 		fmt.Fprintf(w, "warning: %d queue records belong to no session\n", snap.Orphans)
 	}

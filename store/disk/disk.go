@@ -5,17 +5,24 @@ package disk
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/wal"
 
 	"github.com/citymesh/citymesh/store"
 )
 
 // Engine is a store.Engine on Pebble.
 type Engine struct {
-	db  *pebble.DB
-	dir string
+	db      *pebble.DB
+	dir     string
+	walTail string // how the write-ahead log ended, when not cleanly
 }
 
 // Open opens (or creates) the store in dir.
@@ -34,17 +41,96 @@ func Open(dir string) (*store.Store, error) {
 
 // OpenEngine opens (or creates) the Pebble engine in dir.
 func OpenEngine(dir string) (*Engine, error) {
-	opts := &pebble.Options{
+	_, err := os.Stat(filepath.Join(dir, "LOCK"))
+	fresh := errors.Is(err, fs.ErrNotExist)
+	tail, err := checkWALTail(dir)
+	if err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(dir, options())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	if fresh {
+		// The first log of a new store is written before its format is
+		// settled, without WAL sync chunks; reopening starts a log that
+		// has them, so that damage is told from a torn write from the
+		// first record on.
+		if err := db.Close(); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", dir, err)
+		}
+		if db, err = pebble.Open(dir, options()); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		}
+	}
+	if tail != "" {
+		slog.Warn("store: " + tail)
+	}
+	return &Engine{db: db, dir: dir, walTail: tail}, nil
+}
+
+// WALTail reports how the write-ahead log ended when the engine was opened,
+// when it did not end cleanly; "" when it did.
+func (e *Engine) WALTail() string { return e.walTail }
+
+// checkWALTail reads the newest write-ahead log in dir, the one a crash
+// interrupts, and describes how it ends when it does not end cleanly. Pebble
+// replays such a log up to its last whole record: what follows was cut short
+// while it was being written, before it was synced and so before anything
+// it held was acknowledged. A log truncated by damage looks the same, which
+// is why it is reported rather than passed over. Damage in the middle of the
+// log is detected by Pebble itself, which then refuses to open.
+func checkWALTail(dir string) (string, error) {
+	logs, err := wal.Scan(wal.Dir{FS: vfs.Default, Dirname: dir})
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		return "", fmt.Errorf("store: list write-ahead logs in %s: %w", dir, err)
+	}
+	if len(logs) == 0 {
+		return "", nil
+	}
+	ll := logs[len(logs)-1]
+	r := ll.OpenForRead()
+	defer r.Close()
+	records := 0
+	for {
+		rec, off, err := r.NextRecord()
+		if errors.Is(err, io.EOF) {
+			return "", nil
+		}
+		if err == nil {
+			_, err = io.Copy(io.Discard, rec)
+		}
+		if err != nil {
+			size, _ := ll.PhysicalSize()
+			return fmt.Sprintf("write-ahead log %s ends in an incomplete or damaged record after %d whole records (at %s of %d bytes): "+
+				"a write cut short by a crash, which was never acknowledged, or a damaged file; it is not replayed (%v)",
+				ll, records, off, size, err), nil
+		}
+		records++
+	}
+}
+
+func options() *pebble.Options {
+	return &pebble.Options{
 		Logger: logger{},
 		// Queue entries are written and deleted soon after: a larger
 		// memtable lets more of them meet before they reach a table.
 		MemTableSize: 64 << 20,
+		// The newest format writes WAL sync chunks, which record how far
+		// the log was synced: damage to a synced record is then told apart
+		// from a write torn by a crash, and reported, not replayed past.
+		FormatMajorVersion: pebble.FormatNewest,
+		EventListener: &pebble.EventListener{
+			// Pebble's default stops the process; the broker reports the
+			// damaged file and the read fails with an error instead.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				slog.Error("store: on-disk corruption", "file", info.Path, "err", info.Details.Error())
+			},
+		},
 	}
-	db, err := pebble.Open(dir, opts)
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", dir, err)
-	}
-	return &Engine{db: db, dir: dir}, nil
 }
 
 // Close implements store.Engine.
@@ -143,4 +229,12 @@ func (logger) Errorf(format string, args ...any) {
 }
 func (logger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("store: pebble: "+format, args...))
+}
+
+// Flush writes the engine's memory tables to tables on disk.
+func (e *Engine) Flush() error {
+	if err := e.db.Flush(); err != nil {
+		return fmt.Errorf("store: flush %s: %w", e.dir, err)
+	}
+	return nil
 }

@@ -1,0 +1,502 @@
+package broker_test
+
+// Durability tests: each kind of durable state survives a restart. A crash
+// is simulated by cloning the memory engine under a running broker (what the
+// store held at that moment) and starting a second broker on the clone.
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/store"
+)
+
+func openStore(t *testing.T, e store.Engine) *store.Store {
+	t.Helper()
+	st, err := store.Open(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// persistentConnect is the CONNECT of an MQTT 5 client that resumes (or
+// starts) a session kept for an hour.
+func persistentConnect(id string) *mqtt.Connect {
+	return &mqtt.Connect{ClientID: id, Props: mqtt.Properties{SessionExpiry: 3600}}
+}
+
+// expectPacket reads packets until one of type kind arrives, skipping none:
+// any other packet fails the test.
+func (c *raw) expect(kind mqtt.PacketType) mqtt.Packet {
+	c.t.Helper()
+	p := c.read()
+	if p.Type() != kind {
+		c.t.Fatalf("got %s %+v, want %s", p.Type(), p, kind)
+	}
+	return p
+}
+
+// publishAcked publishes p and completes its QoS flow as a publisher,
+// returning the reason code of the PUBACK or PUBREC.
+func (c *raw) publishAcked(p *mqtt.Publish) mqtt.ReasonCode {
+	c.t.Helper()
+	c.send(p)
+	switch p.QoS {
+	case 1:
+		a := c.expect(mqtt.PUBACK).(*mqtt.Ack)
+		if a.PacketID != p.PacketID {
+			c.t.Fatalf("PUBACK for %d, want %d", a.PacketID, p.PacketID)
+		}
+		return a.ReasonCode
+	case 2:
+		a := c.expect(mqtt.PUBREC).(*mqtt.Ack)
+		if a.PacketID != p.PacketID {
+			c.t.Fatalf("PUBREC for %d, want %d", a.PacketID, p.PacketID)
+		}
+		if a.ReasonCode.IsError() {
+			return a.ReasonCode
+		}
+		c.send(&mqtt.Ack{Kind: mqtt.PUBREL, PacketID: p.PacketID})
+		if comp := c.expect(mqtt.PUBCOMP).(*mqtt.Ack); comp.ReasonCode != 0 {
+			c.t.Fatalf("PUBCOMP reason %#x", comp.ReasonCode)
+		}
+		return a.ReasonCode
+	}
+	return 0
+}
+
+// receive reads a PUBLISH and acknowledges it as a receiver completing the
+// exchange (PUBACK, or PUBREC then PUBCOMP after the broker's PUBREL).
+func (c *raw) receive() *mqtt.Publish {
+	c.t.Helper()
+	p := c.readPublish()
+	switch p.QoS {
+	case 1:
+		c.send(&mqtt.Ack{Kind: mqtt.PUBACK, PacketID: p.PacketID})
+	case 2:
+		c.send(&mqtt.Ack{Kind: mqtt.PUBREC, PacketID: p.PacketID})
+		for {
+			// Later PUBLISH packets may come before the PUBREL, which
+			// waits for the store: hold them for readPublish.
+			switch q := c.read().(type) {
+			case *mqtt.Publish:
+				cp := *q
+				cp.Payload = bytes.Clone(q.Payload)
+				c.held = append(c.held, &cp)
+				continue
+			case *mqtt.Ack:
+				if q.Kind != mqtt.PUBREL || q.PacketID != p.PacketID {
+					c.t.Fatalf("got %s for %d, want PUBREL for %d", q.Kind, q.PacketID, p.PacketID)
+				}
+			default:
+				c.t.Fatalf("got %s, want PUBREL", q.Type())
+			}
+			break
+		}
+		c.send(&mqtt.Ack{Kind: mqtt.PUBCOMP, PacketID: p.PacketID})
+	}
+	return p
+}
+
+// expectSilence fails if a packet arrives within d.
+func (c *raw) expectSilence(d time.Duration) {
+	c.t.Helper()
+	if p, err := c.readErr(d); err == nil {
+		c.t.Fatalf("unexpected %s %+v", p.Type(), p)
+	}
+}
+
+func TestDurableQueueSurvivesRestart(t *testing.T) {
+	for _, mode := range []broker.SyncMode{broker.SyncBatch, broker.SyncAlways, broker.SyncNone} {
+		t.Run(mode.String(), func(t *testing.T) {
+			e := store.NewMemoryEngine()
+			b1, addr1 := startBroker(t, broker.Options{Store: openStore(t, e), Sync: mode})
+			sub := dialRaw(t, addr1)
+			sub.connect(persistentConnect("gateway"))
+			sub.subscribe(mqtt.Subscription{Filter: "vineyard/#", QoS: 2})
+			sub.send(&mqtt.Disconnect{})
+			waitClients(t, b1, 0)
+
+			pub := dialRaw(t, addr1)
+			pub.connect(&mqtt.Connect{CleanStart: true, ClientID: "sensor"})
+			want := []struct {
+				payload string
+				qos     byte
+			}{{"a", 1}, {"b", 2}, {"d", 1}}
+			pub.publishAcked(&mqtt.Publish{Topic: "vineyard/w/1", QoS: 1, PacketID: 1, Payload: []byte("a")})
+			pub.publishAcked(&mqtt.Publish{Topic: "vineyard/w/1", QoS: 2, PacketID: 2, Payload: []byte("b")})
+			pub.publishAcked(&mqtt.Publish{Topic: "vineyard/w/1", QoS: 0, Payload: []byte("c")}) // not kept for an offline session
+			pub.publishAcked(&mqtt.Publish{Topic: "vineyard/w/1", QoS: 1, PacketID: 3, Payload: []byte("d")})
+			// Acknowledged means stored: the crash comes right after.
+			b2, addr2 := startBroker(t, broker.Options{Store: openStore(t, e.Clone()), Sync: mode})
+			if st := b2.Stats(); st.Sessions != 1 || st.Stored != 3 || st.Queued != 3 || st.Subscriptions != 1 {
+				t.Fatalf("after restart: %d sessions, %d stored, %d queued, %d subscriptions; want 1, 3, 3, 1", st.Sessions, st.Stored, st.Queued, st.Subscriptions)
+			}
+			sub2 := dialRaw(t, addr2)
+			if ack := sub2.connect(persistentConnect("gateway")); !ack.SessionPresent {
+				t.Fatal("session not present after restart")
+			}
+			ids := map[uint16]bool{}
+			for _, w := range want {
+				p := sub2.receive()
+				if string(p.Payload) != w.payload || p.QoS != w.qos || ids[p.PacketID] {
+					t.Fatalf("got %q QoS %d id %d, want %q QoS %d with a new id", p.Payload, p.QoS, p.PacketID, w.payload, w.qos)
+				}
+				ids[p.PacketID] = true
+			}
+			sub2.expectSilence(100 * time.Millisecond)
+			waitFor(t, "acknowledged entries to leave the store", func() bool { return b2.Stats().Stored == 0 })
+		})
+	}
+}
+
+func TestDurableInflightKeepsPacketIDsAndRelease(t *testing.T) {
+	e := store.NewMemoryEngine()
+	_, addr1 := startBroker(t, broker.Options{Store: openStore(t, e)})
+	sub := dialRaw(t, addr1)
+	sub.connect(persistentConnect("robot"))
+	sub.subscribe(mqtt.Subscription{Filter: "robot/#", QoS: 2})
+	pub := dialRaw(t, addr1)
+	pub.connect(&mqtt.Connect{CleanStart: true, ClientID: "p"})
+	pub.publishAcked(&mqtt.Publish{Topic: "robot/1", QoS: 1, PacketID: 1, Payload: []byte("one")})
+	pub.publishAcked(&mqtt.Publish{Topic: "robot/1", QoS: 2, PacketID: 2, Payload: []byte("two")})
+	pub.publishAcked(&mqtt.Publish{Topic: "robot/1", QoS: 2, PacketID: 3, Payload: []byte("three")})
+	// The subscriber receives all three and acknowledges only the second
+	// with PUBREC; the broker's PUBREL shows the release is stored.
+	got := []*mqtt.Publish{sub.readPublish(), sub.readPublish(), sub.readPublish()}
+	sub.send(&mqtt.Ack{Kind: mqtt.PUBREC, PacketID: got[1].PacketID})
+	if rel := sub.expect(mqtt.PUBREL).(*mqtt.Ack); rel.PacketID != got[1].PacketID {
+		t.Fatalf("PUBREL for %d, want %d", rel.PacketID, got[1].PacketID)
+	}
+
+	_, addr2 := startBroker(t, broker.Options{Store: openStore(t, e.Clone())})
+	sub2 := dialRaw(t, addr2)
+	if ack := sub2.connect(persistentConnect("robot")); !ack.SessionPresent {
+		t.Fatal("session not present after restart")
+	}
+	// Everything unacknowledged again, in the original order, with the
+	// original packet identifiers [MQTT-4.4.0-1]: PUBLISH with DUP, the
+	// PUBREL instead of the released PUBLISH [MQTT-4.3.3-6].
+	p := sub2.expect(mqtt.PUBLISH).(*mqtt.Publish)
+	if string(p.Payload) != "one" || p.PacketID != got[0].PacketID || !p.Dup || p.QoS != 1 {
+		t.Fatalf("first resend: %q id %d dup %v QoS %d; want \"one\" id %d dup", p.Payload, p.PacketID, p.Dup, p.QoS, got[0].PacketID)
+	}
+	if rel := sub2.expect(mqtt.PUBREL).(*mqtt.Ack); rel.PacketID != got[1].PacketID {
+		t.Fatalf("second resend: PUBREL %d, want %d", rel.PacketID, got[1].PacketID)
+	}
+	p = sub2.expect(mqtt.PUBLISH).(*mqtt.Publish)
+	if string(p.Payload) != "three" || p.PacketID != got[2].PacketID || !p.Dup || p.QoS != 2 {
+		t.Fatalf("third resend: %q id %d dup %v; want \"three\" id %d dup", p.Payload, p.PacketID, p.Dup, got[2].PacketID)
+	}
+}
+
+func TestDurableInboundQoS2(t *testing.T) {
+	e := store.NewMemoryEngine()
+	b1, addr1 := startBroker(t, broker.Options{Store: openStore(t, e)})
+	sub := dialRaw(t, addr1)
+	sub.connect(persistentConnect("twin"))
+	sub.subscribe(mqtt.Subscription{Filter: "energy/#", QoS: 2})
+	sub.send(&mqtt.Disconnect{})
+	waitClients(t, b1, 0)
+	pub := dialRaw(t, addr1)
+	pub.connect(persistentConnect("meter"))
+	pub.send(&mqtt.Publish{Topic: "energy/b1/m1", QoS: 2, PacketID: 7, Payload: []byte("reading")})
+	if a := pub.expect(mqtt.PUBREC).(*mqtt.Ack); a.PacketID != 7 || a.ReasonCode != 0 {
+		t.Fatalf("PUBREC %+v", a)
+	}
+
+	_, addr2 := startBroker(t, broker.Options{Store: openStore(t, e.Clone())})
+	pub2 := dialRaw(t, addr2)
+	if ack := pub2.connect(persistentConnect("meter")); !ack.SessionPresent {
+		t.Fatal("publisher's session not present after restart")
+	}
+	// The publisher did not see the PUBREC in time and sends again: it is
+	// acknowledged, not delivered twice [MQTT-4.3.3-10].
+	pub2.send(&mqtt.Publish{Topic: "energy/b1/m1", QoS: 2, PacketID: 7, Dup: true, Payload: []byte("reading")})
+	if a := pub2.expect(mqtt.PUBREC).(*mqtt.Ack); a.PacketID != 7 || a.ReasonCode != 0 {
+		t.Fatalf("PUBREC after restart %+v", a)
+	}
+	pub2.send(&mqtt.Ack{Kind: mqtt.PUBREL, PacketID: 7})
+	if c := pub2.expect(mqtt.PUBCOMP).(*mqtt.Ack); c.ReasonCode != 0 {
+		t.Fatalf("PUBCOMP reason %#x: the broker forgot the exchange", c.ReasonCode)
+	}
+	// Packet identifier 7 is free again: a new message with it is new.
+	pub2.publishAcked(&mqtt.Publish{Topic: "energy/b1/m1", QoS: 2, PacketID: 7, Payload: []byte("next")})
+
+	sub2 := dialRaw(t, addr2)
+	sub2.connect(persistentConnect("twin"))
+	for _, want := range []string{"reading", "next"} {
+		if p := sub2.receive(); string(p.Payload) != want {
+			t.Fatalf("got %q, want %q", p.Payload, want)
+		}
+	}
+	sub2.expectSilence(100 * time.Millisecond)
+}
+
+func TestDurableWills(t *testing.T) {
+	will := func(payload string, delay uint32) *mqtt.Will {
+		return &mqtt.Will{Topic: "status/" + payload, Payload: []byte(payload), QoS: 1, Retain: true, Props: mqtt.Properties{WillDelay: delay}}
+	}
+	e := store.NewMemoryEngine()
+	b1, addr1 := startBroker(t, broker.Options{Store: openStore(t, e)})
+	// A will whose delay runs when the broker stops.
+	pending := dialRaw(t, addr1)
+	c := persistentConnect("pending")
+	c.Will = will("pending", 1)
+	pending.connect(c)
+	// A client still connected when the broker stops: its connection is
+	// lost then, so its will is due.
+	connected := dialRaw(t, addr1)
+	c = &mqtt.Connect{ClientID: "connected", CleanStart: true, Will: will("connected", 0)}
+	connected.connect(c)
+	// A client whose will is cancelled because it resumes its session
+	// before the delay.
+	resumes := dialRaw(t, addr1)
+	c = persistentConnect("resumes")
+	c.Will = will("resumes", 30)
+	resumes.connect(c)
+	// A client that disconnects normally: no will.
+	normal := dialRaw(t, addr1)
+	c = &mqtt.Connect{ClientID: "normal", CleanStart: true, Will: will("normal", 0)}
+	normal.connect(c)
+	normal.send(&mqtt.Disconnect{})
+	pending.nc.Close()
+	resumes.nc.Close()
+	waitClients(t, b1, 1)
+	// Wait until the store has what the broker decided; a connection ending
+	// is not acknowledged, so look for it.
+	waitFor(t, "the wills in the store", func() bool {
+		snap, err := openStore(t, e.Clone()).Load()
+		return err == nil && len(snap.Wills) == 3
+	})
+
+	b2, addr2 := startBroker(t, broker.Options{Store: openStore(t, e.Clone())})
+	again := dialRaw(t, addr2)
+	again.connect(persistentConnect("resumes"))
+	watcher := dialRaw(t, addr2)
+	watcher.connect(&mqtt.Connect{ClientID: "watcher", CleanStart: true})
+	watcher.subscribe(mqtt.Subscription{Filter: "status/#", QoS: 1})
+	got := map[string]bool{}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && len(got) < 2 {
+		p, err := watcher.readErr(time.Until(deadline))
+		if err != nil {
+			break
+		}
+		if pub, ok := p.(*mqtt.Publish); ok {
+			got[string(pub.Payload)] = true
+			if pub.QoS == 1 {
+				watcher.send(&mqtt.Ack{Kind: mqtt.PUBACK, PacketID: pub.PacketID})
+			}
+		}
+	}
+	if !got["pending"] || !got["connected"] || got["resumes"] || got["normal"] {
+		t.Fatalf("wills published after the restart: %v; want pending and connected only", got)
+	}
+	waitFor(t, "published wills to leave the store", func() bool {
+		return b2.Stats().WillsPublished == 2
+	})
+}
+
+func TestDurableQuotaExceeded(t *testing.T) {
+	st := openStore(t, store.NewMemoryEngine())
+	b, addr := startBroker(t, broker.Options{Store: st, MaxStoredMessages: 3})
+	for _, id := range []string{"full", "roomy"} {
+		s := dialRaw(t, addr)
+		s.connect(persistentConnect(id))
+		s.subscribe(mqtt.Subscription{Filter: "q/" + id + "/#", QoS: 1}, mqtt.Subscription{Filter: "q/both", QoS: 1})
+		s.send(&mqtt.Disconnect{})
+	}
+	waitClients(t, b, 0)
+	pub := dialRaw(t, addr)
+	pub.connect(&mqtt.Connect{ClientID: "p", CleanStart: true})
+	for i := range 3 {
+		if code := pub.publishAcked(&mqtt.Publish{Topic: "q/full/x", QoS: 1, PacketID: uint16(i + 1), Payload: []byte("m")}); code != 0 {
+			t.Fatalf("message %d refused with %#x before the quota", i, code)
+		}
+	}
+	// Only the full session matches: the message is refused [MQTT 5.0
+	// §3.4.2.1, 0x97 Quota exceeded]; QoS 2 likewise.
+	if code := pub.publishAcked(&mqtt.Publish{Topic: "q/full/x", QoS: 1, PacketID: 4, Payload: []byte("m")}); code != mqtt.QuotaExceeded {
+		t.Fatalf("over quota: reason %#x, want 0x97", code)
+	}
+	if code := pub.publishAcked(&mqtt.Publish{Topic: "q/full/x", QoS: 2, PacketID: 5, Payload: []byte("m")}); code != mqtt.QuotaExceeded {
+		t.Fatalf("over quota, QoS 2: reason %#x, want 0x97", code)
+	}
+	// Another session still has room: accepted, and the full one's loss is
+	// counted.
+	before := b.Stats().Dropped["queue_full"]
+	if code := pub.publishAcked(&mqtt.Publish{Topic: "q/both", QoS: 1, PacketID: 6, Payload: []byte("m")}); code != 0 {
+		t.Fatalf("message for a session with room: reason %#x", code)
+	}
+	if got := b.Stats().Dropped["queue_full"]; got != before+1 {
+		t.Fatalf("queue_full counted %d, want %d", got, before+1)
+	}
+}
+
+func TestDurablePagedQueue(t *testing.T) {
+	const n = 2000 // several pages
+	e := store.NewMemoryEngine()
+	b1, addr1 := startBroker(t, broker.Options{Store: openStore(t, e)})
+	sub := dialRaw(t, addr1)
+	sub.connect(persistentConnect("archive"))
+	sub.subscribe(mqtt.Subscription{Filter: "log/#", QoS: 1})
+	sub.send(&mqtt.Disconnect{})
+	waitClients(t, b1, 0)
+	pub := dialRaw(t, addr1)
+	pub.connect(&mqtt.Connect{ClientID: "p", CleanStart: true})
+	for i := range n {
+		pub.send(&mqtt.Publish{Topic: "log/a", QoS: 1, PacketID: uint16(i%60000 + 1), Payload: fmt.Appendf(nil, "%d", i)})
+	}
+	for range n {
+		pub.expect(mqtt.PUBACK)
+	}
+	if st := b1.Stats(); st.Stored != n || st.Queued != n {
+		t.Fatalf("%d stored, %d queued; want %d", st.Stored, st.Queued, n)
+	}
+	b2, addr2 := startBroker(t, broker.Options{Store: openStore(t, e.Clone())})
+	sub2 := dialRaw(t, addr2)
+	sub2.connect(persistentConnect("archive"))
+	for i := range n {
+		if p := sub2.receive(); string(p.Payload) != fmt.Sprint(i) {
+			t.Fatalf("message %d: got %q", i, p.Payload)
+		}
+	}
+	// New messages flow once the backlog is read.
+	pub2 := dialRaw(t, addr2)
+	pub2.connect(&mqtt.Connect{ClientID: "p", CleanStart: true})
+	pub2.publishAcked(&mqtt.Publish{Topic: "log/a", QoS: 1, PacketID: 1, Payload: []byte("live")})
+	if p := sub2.receive(); string(p.Payload) != "live" {
+		t.Fatalf("after the backlog: %q", p.Payload)
+	}
+	waitFor(t, "the store to empty", func() bool { return b2.Stats().Stored == 0 })
+}
+
+func TestDurableMessageExpiry(t *testing.T) {
+	e := store.NewMemoryEngine()
+	b1, addr1 := startBroker(t, broker.Options{Store: openStore(t, e)})
+	sub := dialRaw(t, addr1)
+	sub.connect(persistentConnect("late"))
+	sub.subscribe(mqtt.Subscription{Filter: "alerts/#", QoS: 1})
+	sub.send(&mqtt.Disconnect{})
+	waitClients(t, b1, 0)
+	pub := dialRaw(t, addr1)
+	pub.connect(&mqtt.Connect{ClientID: "p", CleanStart: true})
+	short := mqtt.Properties{MessageExpiry: 1}
+	long := mqtt.Properties{MessageExpiry: 600}
+	pub.publishAcked(&mqtt.Publish{Topic: "alerts/a", QoS: 1, PacketID: 1, Payload: []byte("stale"), Props: short})
+	pub.publishAcked(&mqtt.Publish{Topic: "alerts/a", QoS: 1, PacketID: 2, Payload: []byte("fresh"), Props: long})
+	b2, addr2 := startBroker(t, broker.Options{Store: openStore(t, e.Clone())})
+	time.Sleep(1100 * time.Millisecond) // the first message's expiry passes while it is queued
+	sub2 := dialRaw(t, addr2)
+	sub2.connect(persistentConnect("late"))
+	p := sub2.receive()
+	if string(p.Payload) != "fresh" || p.Props.MessageExpiry == 0 || p.Props.MessageExpiry >= 600 {
+		t.Fatalf("got %q with expiry %d; want \"fresh\" with less than 600 s left [MQTT-3.3.2-6]", p.Payload, p.Props.MessageExpiry)
+	}
+	sub2.expectSilence(100 * time.Millisecond)
+	if got := b2.Stats().Dropped["expired"]; got != 1 {
+		t.Fatalf("expired counted %d, want 1", got)
+	}
+	waitFor(t, "the store to empty", func() bool { return b2.Stats().Stored == 0 })
+}
+
+func TestDurableSessionExpiryRemovesState(t *testing.T) {
+	e := store.NewMemoryEngine()
+	st := openStore(t, e)
+	b, addr := startBroker(t, broker.Options{Store: st})
+	sub := dialRaw(t, addr)
+	sub.connect(&mqtt.Connect{ClientID: "brief", Props: mqtt.Properties{SessionExpiry: 1}})
+	sub.subscribe(mqtt.Subscription{Filter: "t/#", QoS: 1})
+	sub.send(&mqtt.Disconnect{})
+	waitClients(t, b, 0)
+	pub := dialRaw(t, addr)
+	pub.connect(&mqtt.Connect{ClientID: "p", CleanStart: true})
+	pub.publishAcked(&mqtt.Publish{Topic: "t/1", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	waitFor(t, "the session to expire and leave the store", func() bool {
+		snap, err := st.Load()
+		return err == nil && len(snap.Sessions) == 0 && snap.Orphans == 0 && b.Stats().Sessions == 1
+	})
+}
+
+// gateEngine holds every Apply until the test opens the gate, to show that
+// acknowledgements wait for the store.
+type gateEngine struct {
+	store.Engine
+	mu     sync.Mutex
+	closed bool
+	open   chan struct{}
+}
+
+func (g *gateEngine) Apply(b *store.Batch, durable bool) error {
+	g.mu.Lock()
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
+		<-g.open
+	}
+	return g.Engine.Apply(b, durable)
+}
+
+func (g *gateEngine) shut() {
+	g.mu.Lock()
+	g.closed = true
+	g.open = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gateEngine) release() {
+	g.mu.Lock()
+	g.closed = false
+	close(g.open)
+	g.mu.Unlock()
+}
+
+func TestAcknowledgementsWaitForTheStore(t *testing.T) {
+	g := &gateEngine{Engine: store.NewMemoryEngine()}
+	_, addr := startBroker(t, broker.Options{Store: openStore(t, g)})
+	sub := dialRaw(t, addr)
+	sub.connect(persistentConnect("durable"))
+	sub.subscribe(mqtt.Subscription{Filter: "d/#", QoS: 1})
+	pub := dialRaw(t, addr)
+	pub.connect(persistentConnect("pub"))
+
+	g.shut()
+	pub.send(&mqtt.Publish{Topic: "d/1", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	pub.send(&mqtt.Publish{Topic: "d/1", QoS: 2, PacketID: 2, Payload: []byte("y")})
+	sub.send(&mqtt.Subscribe{PacketID: 9, Subscriptions: []mqtt.Subscription{{Filter: "e/#", QoS: 1}}})
+	pub.expectSilence(200 * time.Millisecond) // no PUBACK, no PUBREC while the write is pending
+	sub.expectSilence(50 * time.Millisecond)  // no delivery, no SUBACK either
+	g.release()
+	if a := pub.expect(mqtt.PUBACK).(*mqtt.Ack); a.PacketID != 1 {
+		t.Fatalf("PUBACK %+v", a)
+	}
+	if a := pub.expect(mqtt.PUBREC).(*mqtt.Ack); a.PacketID != 2 {
+		t.Fatalf("PUBREC %+v", a)
+	}
+	// The delivery and the SUBACK follow once durable (in either order).
+	var sawSuback, sawPublish bool
+	for !sawSuback || !sawPublish {
+		switch p := sub.read().(type) {
+		case *mqtt.Suback:
+			sawSuback = p.PacketID == 9
+		case *mqtt.Publish:
+			sawPublish = string(p.Payload) == "x"
+		}
+	}
+	// PUBREL waits for the release to be stored: the durable subscriber's
+	// PUBREC, as the publisher's PUBCOMP waits for the inbound record to go.
+	g.shut()
+	pub.send(&mqtt.Ack{Kind: mqtt.PUBREL, PacketID: 2})
+	pub.expectSilence(200 * time.Millisecond)
+	g.release()
+	if a := pub.expect(mqtt.PUBCOMP).(*mqtt.Ack); a.PacketID != 2 || a.ReasonCode != 0 {
+		t.Fatalf("PUBCOMP %+v", a)
+	}
+}
