@@ -110,16 +110,18 @@ func (c *conn) logger() *slog.Logger {
 // level is enabled.
 func (c *conn) debug(msg string, args ...any) {
 	if c.b.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.debug(msg, args...)
+		c.logger().Debug(msg, args...)
 	}
 }
 
 // closeSocket closes the network connection once; a parked connection is
-// resumed so that its reader sees the close and cleans up.
+// resumed so that its reader sees the close and cleans up. It is resumed
+// before the socket closes: once closed, the descriptor's number may go to a
+// new connection that parks under it.
 func (c *conn) closeSocket() {
 	c.closeOnce.Do(func() {
-		c.nc.Close()
 		c.b.poller.unpark(c)
+		c.nc.Close()
 	})
 }
 

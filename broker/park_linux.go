@@ -99,28 +99,37 @@ func (p *poller) park(c *conn, until time.Time) bool {
 	if err != nil {
 		return false
 	}
-	fd := -1
-	if raw.Control(func(f uintptr) { fd = int(f) }) != nil || fd < 0 {
-		return false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	c.parkFd = int32(fd) // read by unpark under p.mu
-	p.parked[c.parkFd] = c
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: c.parkFd}
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		delete(p.parked, c.parkFd)
-		return false
-	}
-	if !until.IsZero() {
-		// The timer's unpark waits for p.mu, so it cannot miss the entry.
-		// Two ticks of margin let the broker's coarse clock pass until too.
-		c.parkTimer = time.AfterFunc(time.Until(until)+2*clockTick, func() { p.unpark(c) })
-	}
-	return true
+	// Register inside Control: the descriptor cannot be closed, and its
+	// number taken by a new connection, while the callback runs. A
+	// descriptor read out and registered afterwards could already belong
+	// to another connection by then.
+	parked := false
+	err = raw.Control(func(f uintptr) {
+		fd := int32(f)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.closed {
+			return
+		}
+		// An entry under this number is stale: its connection's socket was
+		// closed (which also took it out of the epoll set) before the
+		// number was reused for c.
+		c.parkFd = fd // read by unpark under p.mu
+		p.parked[fd] = c
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd}
+		if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev); err != nil {
+			delete(p.parked, fd)
+			return
+		}
+		if !until.IsZero() {
+			// The timer's unpark waits for p.mu, so it cannot miss the
+			// entry. Two ticks of margin let the broker's coarse clock pass
+			// until too.
+			c.parkTimer = time.AfterFunc(time.Until(until)+2*clockTick, func() { p.unpark(c) })
+		}
+		parked = true
+	})
+	return err == nil && parked
 }
 
 // unpark starts a reader goroutine for c if c is parked. It is safe to call

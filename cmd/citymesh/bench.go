@@ -49,6 +49,8 @@ type benchConfig struct {
 	jsonOut, quiet  bool
 	connectParallel int
 	persistent      bool
+	backlog, drain  int
+	backlogMessages int
 }
 
 // benchResult is what a run measured; --json prints it.
@@ -106,6 +108,9 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
 	fs.IntVar(&c.connectParallel, "connect-parallel", 64, "concurrent connection attempts")
 	fs.BoolVar(&c.persistent, "persistent", false, "subscribers keep persistent sessions (Clean Start 0, Session Expiry 300 s with MQTT 5), so a durable broker stores their messages; the sessions are ended after the run")
+	fs.IntVar(&c.backlog, "backlog", 0, "backlog mode: create `N` offline persistent sessions (backlog-0 …) and queue --backlog-messages QoS 1 messages for each, with --pub publishers")
+	fs.IntVar(&c.drain, "drain", 0, "drain mode: reconnect `N` backlog sessions, take their messages and report the drain rate; the sessions end afterwards")
+	fs.IntVar(&c.backlogMessages, "backlog-messages", 100, "messages per backlog session")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,9 +132,14 @@ func runBench(ctx context.Context, args []string) error {
 		addr = c.url
 	}
 	var res benchResult
-	if c.connections > 0 {
+	switch {
+	case c.backlog > 0:
+		res, err = benchBacklogFill(ctx, c, addr, v)
+	case c.drain > 0:
+		res, err = benchBacklogDrain(ctx, c, addr, v)
+	case c.connections > 0:
 		res, err = benchIdle(ctx, c, addr, v)
-	} else {
+	default:
 		res, err = benchTraffic(ctx, c, addr, v)
 	}
 	if err != nil {
@@ -143,6 +153,16 @@ func runBench(ctx context.Context, args []string) error {
 }
 
 func printResult(r benchResult) {
+	switch r.Pattern {
+	case "backlog":
+		fmt.Printf("backlog: %d sessions created in %.2f s; %d messages queued by %d publishers in %.2f s = %.0f msgs/s, errors %d\n",
+			r.Subscribers, r.ConnectSeconds, r.Sent, r.Publishers, r.Seconds, r.SentPerSec, r.Errors)
+		return
+	case "drain":
+		fmt.Printf("drain: %d sessions reconnected in %.2f s; %d messages in %.2f s = %.0f msgs/s (expected %d: lost %d, duplicates %d, out of order %d)\n",
+			r.Subscribers, r.ConnectSeconds, r.Received, r.Seconds, r.ReceivedPerSec, r.Expected, r.Lost, r.Duplicates, r.OutOfOrder)
+		return
+	}
 	if r.Connections > 0 {
 		fmt.Printf("connections: %d in %.2f s = %.0f connects/s", r.Connections, r.Seconds, r.ConnectPerSec)
 		if r.RSSPerConnBytes > 0 {

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/store"
 	"github.com/citymesh/citymesh/store/disk"
 )
 
@@ -36,6 +37,7 @@ type serveConfig struct {
 	HTTP    string `yaml:"http"` // HTTP listen address: /healthz, /metrics
 	Data    string `yaml:"data"` // data directory
 	Sync    string `yaml:"sync"` // store sync mode: batch, always or none
+	Store   string `yaml:"store"` // disk (the default) or memory
 	Log     string `yaml:"log"`  // log level: debug, info, warn, error
 	Remote  bool   `yaml:"allow_remote_anonymous"`
 	Limits  limits `yaml:"limits"`
@@ -57,12 +59,13 @@ type limits struct {
 
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfg := serveConfig{MQTT: "127.0.0.1:1883", WS: "127.0.0.1:8083", HTTP: "127.0.0.1:8080", Data: "./data", Log: "info", Sync: "batch"}
+	cfg := serveConfig{MQTT: "127.0.0.1:1883", WS: "127.0.0.1:8083", HTTP: "127.0.0.1:8080", Data: "./data", Log: "info", Sync: "batch", Store: "disk"}
 	configFile := fs.String("config", "", "YAML configuration `file` (flags override it)")
 	mqttAddr := fs.String("mqtt", "", "MQTT over TCP listen `address` (default 127.0.0.1:1883; \"off\" disables)")
 	wsAddr := fs.String("ws", "", "MQTT over WebSocket listen `address`, path /mqtt (default 127.0.0.1:8083; \"off\" disables)")
 	httpAddr := fs.String("http", "", "HTTP listen `address` for /healthz and /metrics (default 127.0.0.1:8080; \"off\" disables)")
 	data := fs.String("data", "", "data `directory` (default ./data)")
+	storeKind := fs.String("store", "", "where durable state lives: `disk` (an embedded store in DATA/store; default) or memory (nothing survives a restart)")
 	syncMode := fs.String("sync", "", "when acknowledged messages count as stored: `batch` (fsynced, grouped across connections; default), always (one fsync each) or none (unsafe: not fsynced)")
 	logLevel := fs.String("log", "", "log `level`: debug, info, warn or error (default info)")
 	remote := fs.Bool("allow-remote-anonymous", false, "allow listening on non-loopback addresses without authentication")
@@ -83,7 +86,7 @@ func runServe(ctx context.Context, args []string) error {
 	for _, o := range []struct {
 		dst *string
 		v   string
-	}{{&cfg.MQTT, *mqttAddr}, {&cfg.WS, *wsAddr}, {&cfg.HTTP, *httpAddr}, {&cfg.Data, *data}, {&cfg.Log, *logLevel}, {&cfg.Sync, *syncMode}} {
+	}{{&cfg.MQTT, *mqttAddr}, {&cfg.WS, *wsAddr}, {&cfg.HTTP, *httpAddr}, {&cfg.Data, *data}, {&cfg.Log, *logLevel}, {&cfg.Sync, *syncMode}, {&cfg.Store, *storeKind}} {
 		if o.v != "" {
 			*o.dst = o.v
 		}
@@ -116,11 +119,18 @@ func runServe(ctx context.Context, args []string) error {
 	if mode == broker.SyncNone {
 		log.Warn("sync mode none: acknowledged messages are not fsynced and may be lost in a crash")
 	}
-	st, err := disk.Open(filepath.Join(cfg.Data, "store"))
-	if err != nil {
-		return err
+	var st *store.Store
+	switch cfg.Store {
+	case "disk":
+		if st, err = disk.Open(filepath.Join(cfg.Data, "store")); err != nil {
+			return err
+		}
+		defer st.Close()
+	case "memory":
+		log.Warn("store memory: sessions, queued and retained messages do not survive a restart")
+	default:
+		return fmt.Errorf("store %q: want disk or memory", cfg.Store)
 	}
-	defer st.Close()
 
 	opts := broker.Options{
 		Store:             st,
