@@ -32,13 +32,13 @@ func init() {
 // serveConfig is the configuration file of `citymesh serve`; command-line flags
 // override it. Every field is optional.
 type serveConfig struct {
-	MQTT    string `yaml:"mqtt"` // MQTT over TCP listen address
-	WS      string `yaml:"ws"`   // MQTT over WebSocket listen address (path /mqtt)
-	HTTP    string `yaml:"http"` // HTTP listen address: /healthz, /metrics
-	Data    string `yaml:"data"` // data directory
-	Sync    string `yaml:"sync"` // store sync mode: batch, always or none
+	MQTT    string `yaml:"mqtt"`  // MQTT over TCP listen address
+	WS      string `yaml:"ws"`    // MQTT over WebSocket listen address (path /mqtt)
+	HTTP    string `yaml:"http"`  // HTTP listen address: /healthz, /metrics
+	Data    string `yaml:"data"`  // data directory
+	Sync    string `yaml:"sync"`  // store sync mode: batch, always or none
 	Store   string `yaml:"store"` // disk (the default) or memory
-	Log     string `yaml:"log"`  // log level: debug, info, warn, error
+	Log     string `yaml:"log"`   // log level: debug, info, warn, error
 	Remote  bool   `yaml:"allow_remote_anonymous"`
 	Limits  limits `yaml:"limits"`
 	SysSecs int    `yaml:"sys_interval_seconds"`
