@@ -8,8 +8,16 @@
 # Usage: bench/compare.sh [-r ROUNDS] [-d SECONDS] [-b "citymesh mosquitto nats mochi"] [-s "scenario ..."]
 #   -r  rounds, the median is reported (default 3)
 #   -d  seconds each traffic scenario publishes (default 5)
-#   -b  brokers to run; leave citymesh out to compare the peers only
-#   -s  scenarios: qos0-pairs qos1-pairs fanout fanin wildcard latency idle
+#   -b  brokers to run; leave citymesh out to compare the peers only. Besides
+#       the four, citymesh-mem is citymesh without a store (--store memory)
+#       and mosquitto-persist is Mosquitto with persistence on.
+#   -s  scenarios: qos0-pairs qos1-pairs fanout fanin wildcard latency idle,
+#       and the durable ones, whose subscribers keep persistent sessions so a
+#       durable broker stores every message before it acknowledges it:
+#       durable-64 durable-1k (QoS 1 pairs 10x10, 64 B and 1 KiB) and
+#       durable-latency (the same at 1,000 msg/s per publisher).
+#       bench/compare.sh -s "durable-64 durable-1k durable-latency" \
+#         -b "citymesh citymesh-mem mosquitto-persist mosquitto mochi"
 # Needs: go, python3, and (installed with apt-get when missing and running as
 # root) the Debian packages mosquitto and nats-server.
 set -euo pipefail
@@ -60,9 +68,20 @@ start_broker() { # name
       "$tmp/citymesh" serve --mqtt "127.0.0.1:$port" --ws "127.0.0.1:$(free_port)" --http "127.0.0.1:$(free_port)" \
         --data "$tmp/cm-data" --log warn >"$tmp/citymesh.log" 2>&1 &
       ;;
+    citymesh-mem)
+      "$tmp/citymesh" serve --mqtt "127.0.0.1:$port" --ws "127.0.0.1:$(free_port)" --http "127.0.0.1:$(free_port)" \
+        --data "$tmp/cm-data" --store memory --log error >"$tmp/citymesh-mem.log" 2>&1 &
+      ;;
     mosquitto)
       printf 'listener %d 127.0.0.1\nallow_anonymous true\nlog_dest none\nmax_queued_messages 10000\nmax_connections -1\n' "$port" >"$tmp/mosquitto.conf"
       mosquitto -c "$tmp/mosquitto.conf" >"$tmp/mosquitto.log" 2>&1 &
+      ;;
+    mosquitto-persist)
+      # Mosquitto's persistence writes its in-memory state to a file every
+      # autosave_interval seconds (default 1800) and at shutdown.
+      mkdir -p "$tmp/mq-data"
+      printf 'listener %d 127.0.0.1\nallow_anonymous true\nlog_dest none\nmax_queued_messages 10000\nmax_connections -1\npersistence true\npersistence_location %s/\nuser root\n' "$port" "$tmp/mq-data" >"$tmp/mosquitto-persist.conf"
+      mosquitto -c "$tmp/mosquitto-persist.conf" >"$tmp/mosquitto-persist.log" 2>&1 &
       ;;
     nats)
       mkdir -p "$tmp/js"
@@ -81,7 +100,7 @@ start_broker() { # name
   done
   echo "$1 did not start"; cat "$tmp/$1.log"; return 1
 }
-stop_broker() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=""; rm -rf "$tmp/js" "$tmp/cm-data"; }
+stop_broker() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=""; rm -rf "$tmp/js" "$tmp/cm-data" "$tmp/mq-data"; }
 
 # NATS speaks only MQTT 3.1.1, so every broker is driven with 3.1.1.
 run() { # scenario -> one JSON line
@@ -93,6 +112,9 @@ run() { # scenario -> one JSON line
     fanin) $bench "${common[@]}" -pattern fanin -pub 50 -qos 0 -size 64 ;;
     wildcard) $bench "${common[@]}" -pattern wildcard -pub 100 -sub 5 -qos 0 -size 64 -topics 10 ;;
     latency) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 64 -rate 1000 ;;
+    durable-64) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 64 -persistent ;;
+    durable-1k) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 1024 -persistent ;;
+    durable-latency) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 64 -rate 1000 -persistent ;;
     idle) $bench -h 127.0.0.1 -p "$port" -V 311 -json -quiet -connections 10000 -pid "$pid" -hold 2s ;;
   esac
 }
@@ -131,24 +153,27 @@ metrics = {
     "fanin": [("received msgs/s", "received_per_sec", True)],
     "wildcard": [("received msgs/s", "received_per_sec", True)],
     "latency": [("p50 µs", "latency_p50_us", False), ("p99 µs", "latency_p99_us", False), ("max µs", "latency_max_us", False)],
+    "durable-64": [("received msgs/s", "received_per_sec", True)],
+    "durable-1k": [("received msgs/s", "received_per_sec", True)],
+    "durable-latency": [("p50 µs", "latency_p50_us", False), ("p99 µs", "latency_p99_us", False), ("max µs", "latency_max_us", False)],
     "idle": [("connects/s", "connect_per_sec", True), ("KiB/conn", "rss_per_connection_bytes", False)],
 }
 print(f"machine: {platform.machine()}, {os.cpu_count()} cores; rounds: {max(r['round'] for r in rows)}; medians")
-hdr = f"{'scenario':12} {'metric':16}" + "".join(f"{b:>12}" for b in brokers) + "".join(f"{'cm/'+b:>14}" for b in brokers if b != "citymesh")
+hdr = f"{'scenario':15} {'metric':16}" + "".join(f"{b:>18}" for b in brokers) + "".join(f"{'cm/'+b:>21}" for b in brokers if b != "citymesh")
 print(hdr)
 for s in scenarios:
     for label, key, higher in metrics[s]:
         vals = {b: med(s, b, key) for b in brokers}
         if key == "rss_per_connection_bytes":
             vals = {b: (v / 1024 if v is not None else None) for b, v in vals.items()}
-        line = f"{s:12} {label:16}" + "".join(f"{(v if v is not None else float('nan')):12.1f}" for v in vals.values())
+        line = f"{s:15} {label:16}" + "".join(f"{(v if v is not None else float('nan')):18.1f}" for v in vals.values())
         cm = vals.get("citymesh")
         for b in brokers:
             if b == "citymesh":
                 continue
             v = vals[b]
             ratio = (cm / v if higher else v / cm) if cm and v else float("nan")
-            line += f"{ratio:13.2f}x"
+            line += f"{ratio:20.2f}x"
         print(line)
 lost = []
 for s in scenarios:

@@ -509,7 +509,7 @@ func (c *conn) checkedAck(k ctrl, ticket uint64) ctrl {
 		return k
 	}
 	c.closeAfter = true
-	return ctrl{pkt: &mqtt.Pingresp{}} // harmless filler; the connection closes after it
+	return ctrl{} // nothing is written; the connection closes
 }
 
 // releaseAcksLocked moves the acknowledgements whose writes are durable to
@@ -906,6 +906,9 @@ func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {
 	var err error
 	for i := range ctrls {
 		k := &ctrls[i]
+		if k.pkt == nil && k.kind == 0 {
+			continue // a withheld acknowledgement
+		}
 		if k.pkt != nil {
 			w.scratch, err = k.pkt.AppendTo(w.scratch[:0], c.version)
 		} else {

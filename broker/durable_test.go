@@ -6,8 +6,10 @@ package broker_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -463,40 +465,152 @@ func TestAcknowledgementsWaitForTheStore(t *testing.T) {
 	_, addr := startBroker(t, broker.Options{Store: openStore(t, g)})
 	sub := dialRaw(t, addr)
 	sub.connect(persistentConnect("durable"))
-	sub.subscribe(mqtt.Subscription{Filter: "d/#", QoS: 1})
+	sub.subscribe(mqtt.Subscription{Filter: "d/#", QoS: 2})
 	pub := dialRaw(t, addr)
 	pub.connect(persistentConnect("pub"))
 
 	g.shut()
-	pub.send(&mqtt.Publish{Topic: "d/1", QoS: 1, PacketID: 1, Payload: []byte("x")})
 	pub.send(&mqtt.Publish{Topic: "d/1", QoS: 2, PacketID: 2, Payload: []byte("y")})
+	pub.send(&mqtt.Publish{Topic: "d/1", QoS: 1, PacketID: 1, Payload: []byte("x")})
 	sub.send(&mqtt.Subscribe{PacketID: 9, Subscriptions: []mqtt.Subscription{{Filter: "e/#", QoS: 1}}})
-	pub.expectSilence(200 * time.Millisecond) // no PUBACK, no PUBREC while the write is pending
-	sub.expectSilence(50 * time.Millisecond)  // no delivery, no SUBACK either
+	pub.expectSilence(200 * time.Millisecond) // no PUBREC, no PUBACK while the writes are pending
+	// No SUBACK, and no delivery: the QoS 2 message waits for the store, and
+	// the QoS 1 one behind it keeps its place in the order.
+	sub.expectSilence(50 * time.Millisecond)
 	g.release()
-	if a := pub.expect(mqtt.PUBACK).(*mqtt.Ack); a.PacketID != 1 {
-		t.Fatalf("PUBACK %+v", a)
-	}
 	if a := pub.expect(mqtt.PUBREC).(*mqtt.Ack); a.PacketID != 2 {
 		t.Fatalf("PUBREC %+v", a)
 	}
-	// The delivery and the SUBACK follow once durable (in either order).
-	var sawSuback, sawPublish bool
-	for !sawSuback || !sawPublish {
+	if a := pub.expect(mqtt.PUBACK).(*mqtt.Ack); a.PacketID != 1 {
+		t.Fatalf("PUBACK %+v", a)
+	}
+	// The deliveries, in order, and the SUBACK follow once durable.
+	var got []string
+	sawSuback := false
+	for !sawSuback || len(got) < 2 {
 		switch p := sub.read().(type) {
 		case *mqtt.Suback:
 			sawSuback = p.PacketID == 9
 		case *mqtt.Publish:
-			sawPublish = string(p.Payload) == "x"
+			got = append(got, string(p.Payload))
+			if p.QoS == 2 {
+				sub.send(&mqtt.Ack{Kind: mqtt.PUBREC, PacketID: p.PacketID})
+			}
 		}
 	}
-	// PUBREL waits for the release to be stored: the durable subscriber's
-	// PUBREC, as the publisher's PUBCOMP waits for the inbound record to go.
+	if got[0] != "y" || got[1] != "x" {
+		t.Fatalf("deliveries %q, want [y x]", got)
+	}
+	// PUBCOMP waits for the inbound record of the publisher's exchange to
+	// leave the store, and PUBREL to the subscriber for its release.
 	g.shut()
 	pub.send(&mqtt.Ack{Kind: mqtt.PUBREL, PacketID: 2})
 	pub.expectSilence(200 * time.Millisecond)
+	sub.expectSilence(10 * time.Millisecond)
 	g.release()
 	if a := pub.expect(mqtt.PUBCOMP).(*mqtt.Ack); a.PacketID != 2 || a.ReasonCode != 0 {
 		t.Fatalf("PUBCOMP %+v", a)
+	}
+	sub.expect(mqtt.PUBREL)
+}
+
+func TestQoS1GoesOutBeforeItsWriteIsDurable(t *testing.T) {
+	g := &gateEngine{Engine: store.NewMemoryEngine()}
+	_, addr := startBroker(t, broker.Options{Store: openStore(t, g)})
+	sub := dialRaw(t, addr)
+	sub.connect(persistentConnect("durable"))
+	sub.subscribe(mqtt.Subscription{Filter: "d/#", QoS: 1})
+	pub := dialRaw(t, addr)
+	pub.connect(&mqtt.Connect{ClientID: "pub", CleanStart: true})
+	g.shut()
+	pub.send(&mqtt.Publish{Topic: "d/1", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	// The subscriber has it at once; the publisher's PUBACK waits: if a
+	// crash loses the write, the publisher sends the message again.
+	if p := sub.readPublish(); string(p.Payload) != "x" {
+		t.Fatalf("got %q", p.Payload)
+	}
+	pub.expectSilence(100 * time.Millisecond)
+	g.release()
+	pub.expect(mqtt.PUBACK)
+}
+
+func TestDurableSharedMessagesMoveWhenAMemberExpires(t *testing.T) {
+	st := openStore(t, store.NewMemoryEngine())
+	b, addr := startBroker(t, broker.Options{Store: st})
+	for _, m := range []struct {
+		id     string
+		expiry uint32
+	}{{"brief", 1}, {"lasting", 3600}} {
+		c := dialRaw(t, addr)
+		c.connect(&mqtt.Connect{ClientID: m.id, Props: mqtt.Properties{SessionExpiry: m.expiry}})
+		c.subscribe(mqtt.Subscription{Filter: "$share/workers/jobs/#", QoS: 1})
+		c.send(&mqtt.Disconnect{})
+	}
+	waitClients(t, b, 0)
+	// Both members are offline: the messages are shared out between their
+	// stored queues.
+	pub := dialRaw(t, addr)
+	pub.connect(&mqtt.Connect{ClientID: "p", CleanStart: true})
+	const n = 20
+	for i := range n {
+		pub.publishAcked(&mqtt.Publish{Topic: "jobs/1", QoS: 1, PacketID: uint16(i + 1), Payload: fmt.Appendf(nil, "%d", i)})
+	}
+	// The brief member's session expires; what it held goes to the other.
+	waitFor(t, "the brief session to expire", func() bool { return b.Stats().Sessions == 2 }) // lasting and p
+	c := dialRaw(t, addr)
+	c.connect(&mqtt.Connect{ClientID: "lasting", Props: mqtt.Properties{SessionExpiry: 3600}})
+	got := map[string]bool{}
+	for range n {
+		got[string(c.receive().Payload)] = true
+	}
+	if len(got) != n {
+		t.Fatalf("the remaining member got %d distinct messages, want %d", len(got), n)
+	}
+	c.expectSilence(100 * time.Millisecond)
+}
+
+// failingEngine fails every write once failing is set, like a disk that has
+// gone away.
+type failingEngine struct {
+	store.Engine
+	failing atomic.Bool
+}
+
+func (f *failingEngine) Apply(b *store.Batch, durable bool) error {
+	if f.failing.Load() {
+		return errors.New("write: input/output error")
+	}
+	return f.Engine.Apply(b, durable)
+}
+
+func TestStoreFailureIsNotAcknowledged(t *testing.T) {
+	f := &failingEngine{Engine: store.NewMemoryEngine()}
+	b, addr := startBroker(t, broker.Options{Store: openStore(t, f)})
+	sub := dialRaw(t, addr)
+	sub.connect(persistentConnect("durable"))
+	sub.subscribe(mqtt.Subscription{Filter: "d/#", QoS: 1})
+	v5 := dialRaw(t, addr)
+	v5.connect(&mqtt.Connect{ClientID: "v5", CleanStart: true})
+	v3 := dialRaw(t, addr)
+	v3.connect(&mqtt.Connect{ClientID: "v3", CleanStart: true, Version: mqtt.V311})
+	f.failing.Store(true)
+	// MQTT 5: the acknowledgement says the message was not taken.
+	if code := v5.publishAcked(&mqtt.Publish{Topic: "d/1", QoS: 1, PacketID: 1, Payload: []byte("x")}); code != mqtt.UnspecifiedError {
+		t.Fatalf("PUBACK reason %#x after a failed store write, want 0x80", code)
+	}
+	// MQTT 3.1.1 has no such code: the connection closes instead of
+	// acknowledging, and the client sends again when it reconnects.
+	v3.send(&mqtt.Publish{Topic: "d/1", QoS: 1, PacketID: 1, Payload: []byte("y")})
+	for {
+		p, err := v3.readErr(wait)
+		if err != nil {
+			break // closed, as it should be
+		}
+		if a, ok := p.(*mqtt.Ack); ok && a.Kind == mqtt.PUBACK {
+			t.Fatal("PUBACK after a failed store write")
+		}
+	}
+	if b.Stats().StoreErrors == 0 {
+		t.Fatal("the failure was not counted")
 	}
 }

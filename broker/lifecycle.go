@@ -14,6 +14,10 @@ type endedSession struct {
 	filters []string
 	moved   []delivery // shared-subscription deliveries to hand to other members
 	will    *Message
+	// For a durable session with entries in the store only: where they
+	// start, and the highest sequence number that may have been sent.
+	spilledFrom uint64
+	sentUpTo    uint64
 }
 
 // attach binds connection c to the session of client id after a CONNECT,
@@ -186,6 +190,10 @@ func (b *Broker) endSessionLocked(s *session) *endedSession {
 	// Shared QoS 2 deliveries already sent stay undelivered rather than go to
 	// another member [MQTT-4.8.2-5]; QoS 1 and unsent ones move on.
 	e.moved = s.takeShared()
+	if s.persist && s.spilled {
+		e.spilledFrom = max(s.diskNext, 1)
+		e.sentUpTo = max(s.sentUpTo, s.restoredUpTo)
+	}
 	s.queue = queue{}
 	s.inflight = nil
 	s.inQoS2 = nil
@@ -202,6 +210,10 @@ func (b *Broker) finishEnded(e *endedSession) {
 	for _, f := range e.filters {
 		b.index.Unsubscribe(f, e.s)
 	}
+	if e.spilledFrom > 0 && b.journal != nil {
+		// Read before the session's entries are deleted below.
+		e.moved = append(e.moved, b.storedShared(e)...)
+	}
 	if e.stored && b.journal != nil {
 		b.journal.write(func(bt *store.Batch) error { bt.DeleteSession(e.s.id); return nil })
 	}
@@ -215,6 +227,36 @@ func (b *Broker) finishEnded(e *endedSession) {
 		b.forgetWill(e.s.id)
 	}
 	b.log.Debug("session ended", "client", e.s.id)
+}
+
+// storedShared returns the shared-subscription deliveries of an ended
+// session that were in the store only, to go to another member of their
+// group (MQTT 5.0 §4.8.2: when a session ends, its shared messages SHOULD go to
+// another client). QoS 2 deliveries that may have been sent stay undelivered
+// [MQTT-4.8.2-5], as in memory.
+func (b *Broker) storedShared(e *endedSession) []delivery {
+	var out []delivery
+	var buf []store.Entry
+	for from := e.spilledFrom; ; {
+		page, next, err := b.opts.Store.Queue(buf[:0], e.s.id, from, 256)
+		if err != nil {
+			b.stats.storeErrors.Add(1)
+			b.log.Error("store: reading an ended session's queue", "client", e.s.id, "err", err)
+		}
+		for i := range page {
+			en := &page[i]
+			if en.Share == "" || en.Released || (en.Message.QoS == 2 && en.Seq <= e.sentUpTo) {
+				continue
+			}
+			d := deliveryOf(en)
+			d.size = 0 // its entry goes with the session's
+			out = append(out, d)
+		}
+		if len(page) == 0 || next <= from {
+			return out
+		}
+		from, buf = next, page
+	}
 }
 
 // expireSession ends s when its expiry interval has passed while offline.

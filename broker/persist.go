@@ -55,6 +55,7 @@ func (b *Broker) load() {
 		}
 		s.storedN, s.storedBytes = rec.Queue.Count, rec.Queue.Bytes
 		s.seq = rec.Queue.Last
+		s.restoredUpTo = rec.Queue.Last
 		s.spilled = rec.Queue.Count > 0
 		s.diskNext = rec.Queue.First
 		// The first entries read back may have been sent before the

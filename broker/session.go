@@ -57,24 +57,27 @@ type session struct {
 	offline  time.Time // when the client left; zero while one is attached
 
 	// Durable sessions only.
-	persist     bool
-	storedN     int    // queue entries in the store
-	storedBytes int    // their encoded size
-	spilled     bool   // entries from diskNext on are in the store only
-	diskNext    uint64 // the lowest sequence number not read from the store
-	paging      bool   // a page is being read
-	lastTicket  uint64 // journal generation of the newest entry written
-	sentUpTo    uint64 // highest sequence number sent since the broker started
-	dupBudget   int    // after a restart: entries read back that may have been sent before it
-	wreg        waitReg
+	persist      bool
+	storedN      int    // queue entries in the store
+	storedBytes  int    // their encoded size
+	spilled      bool   // entries from diskNext on are in the store only
+	diskNext     uint64 // the lowest sequence number not read from the store
+	paging       bool   // a page is being read
+	lastTicket   uint64 // journal generation of the newest entry written
+	sentUpTo     uint64 // highest sequence number sent since the broker started
+	dupBudget    int    // after a restart: entries read back that may have been sent before it
+	restoredUpTo uint64 // after a restart: the highest sequence number restored, any of which may have been sent
+	wreg         waitReg
 }
 
 // Durable sessions keep at most pageMessages queued deliveries (or
 // pageBytes of payload) in memory beyond their inflight window; the rest
-// waits in the store.
+// waits in the store. A page is small so that many sessions returning at
+// once (a mesh link or a fleet of gateways back after an outage) do not load
+// their whole backlogs together; reading a page costs one seek.
 const (
-	pageMessages = 512
-	pageBytes    = 1 << 20
+	pageMessages = 128
+	pageBytes    = 256 << 10
 )
 
 // pidOf derives the packet identifier of the delivery with sequence number
@@ -188,8 +191,8 @@ func (s *session) enqueueDurableLocked(d delivery) (uint64, enqueueResult) {
 		s.spilled = true
 		s.diskNext = seq
 	}
-	if s.out != nil && !b.journal.await(s, gen) {
-		s.out.wake()
+	if s.out != nil && (d.qos == 1 || !b.journal.await(s, gen)) {
+		s.out.wake() // QoS 1 goes at once; QoS 2 once durable (see take)
 	}
 	return gen, enqueued
 }
@@ -241,8 +244,8 @@ func (s *session) reg() *waitReg { return &s.wreg }
 
 // take moves up to n deliveries that may be sent now from the queue into out:
 // first the inflight deliveries to resend after a takeover, then queued ones
-// while the inflight window has room. A delivery whose store write is not yet
-// durable holds back those behind it. Expired messages are dropped
+// while the inflight window has room. A QoS 2 delivery whose store write is
+// not yet durable holds back those behind it. Expired messages are dropped
 // [MQTT-3.3.2-5]; messages larger than the client's Maximum Packet Size are
 // discarded as if delivered [MQTT-3.1.2-25]. Called with s.mu held.
 func (s *session) take(out []delivery, n, window int, maxSize uint32, version byte, now time.Time) []delivery {
@@ -264,7 +267,12 @@ func (s *session) take(out []delivery, n, window int, maxSize uint32, version by
 	s.resend = nil
 	for s.queue.n > 0 && len(out) < n {
 		d := s.queue.front()
-		if d.ticket > durable {
+		if d.ticket > durable && d.qos == 2 {
+			// A QoS 2 message goes out only once it is in the store: a
+			// receiver holding one the broker could still forget would get
+			// it again after a crash. A QoS 1 message may go at once: if a
+			// crash loses it, its publisher, still without PUBACK, sends it
+			// again, and QoS 1 allows the duplicate.
 			break
 		}
 		if d.qos > 0 {

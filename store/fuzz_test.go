@@ -7,12 +7,12 @@ import (
 	"github.com/citymesh/citymesh/mqtt"
 )
 
-// FuzzDecode feeds arbitrary record bodies to every value decoder: none may
+// FuzzRecordDecode feeds arbitrary record bodies to every value decoder: none may
 // panic, and whatever decodes must encode back to a value that decodes the
 // same. The fuzzer gives the body and the test seals it with its checksum,
 // so that mutations reach the decoders behind the checksum (which is tested
 // on its own in TestCorruptRecordsReported).
-func FuzzDecode(f *testing.F) {
+func FuzzRecordDecode(f *testing.F) {
 	var b Batch
 	props := &mqtt.Properties{ContentType: "c", CorrelationData: []byte{9}, User: []mqtt.UserProperty{{Key: "k", Value: "v"}}}
 	b.PutEntry("c", &Entry{Seq: 1, Message: Message{Topic: "a/b", Payload: []byte("p"), QoS: 2, Props: props, Expires: time.Unix(5, 0)}, SubIDs: []uint32{1}, Share: "$share/g/a/#", Retain: true})
