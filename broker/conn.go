@@ -597,6 +597,12 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	}
 	if b.journal != nil && p.QoS > 0 {
 		b.journal.waitRoom() // the store sets the pace when it is the slower
+		if p.QoS == 2 {
+			// Every write of this message, in every session and the
+			// inbound record, in one commit (see journal.hold).
+			b.journal.hold()
+			defer b.journal.release()
+		}
 	}
 	msg := newMessage(p, name, c.clientID, c.b.clockFn)
 	b.stats.msgsIn.Add(1)

@@ -73,7 +73,7 @@ type waitReg struct{ gen uint64 }
 // write wait for its generation.
 //
 // Lock order: session.mu before journal.mu; the committer holds no lock while
-// it applies a batch or notifies waiters.
+// it applies a batch or notifies waiters. hold is taken with no lock held.
 type journal struct {
 	st    *store.Store
 	mode  SyncMode
@@ -86,7 +86,10 @@ type journal struct {
 	maxPending int
 
 	mu      sync.Mutex
-	room    *sync.Cond
+	room    *sync.Cond // publishers waiting for room in the open batch
+	turn    *sync.Cond // holds and the committer waiting for each other
+	holds   int        // atomic groups being written (hold/release)
+	sealing bool       // the committer waits for the holds to end: no new ones start
 	cur     *store.Batch
 	gen     uint64 // generation of cur
 	waiters []waiter
@@ -111,6 +114,7 @@ func newJournal(st *store.Store, mode SyncMode, log *slog.Logger, stats *Stats) 
 		cur: new(store.Batch), spare: new(store.Batch), gen: 1,
 		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	j.room = sync.NewCond(&j.mu)
+	j.turn = sync.NewCond(&j.mu)
 	go j.commitLoop()
 	return j
 }
@@ -138,12 +142,42 @@ func (j *journal) write(fn func(b *store.Batch) error) (uint64, error) {
 	j.mu.Lock()
 	err := fn(j.cur)
 	gen := j.gen
-	if j.mode == SyncAlways && j.cur.Len() > 0 {
+	if j.mode == SyncAlways && j.cur.Len() > 0 && j.holds == 0 {
 		j.sealLocked()
 	}
 	j.mu.Unlock()
 	j.poke()
 	return gen, err
+}
+
+// hold starts an atomic group: the writes made until release, from any
+// goroutine, are committed together, so a crash keeps all or none of them.
+// Routing a QoS 2 message is one: its entries in every session and the
+// publisher's inbound record must not survive apart, or the publisher's
+// resend after a restart would reach some subscribers twice. It must be
+// called without locks held, and groups must be short: the committer waits
+// for them to end.
+func (j *journal) hold() {
+	j.mu.Lock()
+	for j.sealing {
+		j.turn.Wait()
+	}
+	j.holds++
+	j.mu.Unlock()
+}
+
+// release ends an atomic group.
+func (j *journal) release() {
+	j.mu.Lock()
+	j.holds--
+	if j.holds == 0 {
+		if j.mode == SyncAlways && j.cur.Len() > 0 {
+			j.sealLocked()
+		}
+		j.turn.Broadcast()
+	}
+	j.mu.Unlock()
+	j.poke()
 }
 
 // sealLocked closes the open batch and opens the next generation.
@@ -205,6 +239,14 @@ func (j *journal) commitLoop() {
 		for {
 			j.mu.Lock()
 			if len(j.sealed) == 0 && (j.cur.Len() > 0 || len(j.waiters) > 0) {
+				// Never seal in the middle of an atomic group: wait for the
+				// groups being written, and let no new one start meanwhile.
+				for j.holds > 0 {
+					j.sealing = true
+					j.turn.Wait()
+				}
+				j.sealing = false
+				j.turn.Broadcast()
 				j.sealLocked()
 			}
 			if len(j.sealed) == 0 {
