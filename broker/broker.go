@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/mqtt"
 	"github.com/citymesh/citymesh/store"
 	"github.com/citymesh/citymesh/topic"
@@ -87,6 +88,20 @@ type Options struct {
 	// Sync says when a write to the store counts as done (see SyncMode);
 	// the zero value is SyncBatch.
 	Sync SyncMode
+	// Authenticator checks every connecting client's credentials; nil lets
+	// every client in, anonymous. Clients then have an identity, may be
+	// refused, and belong to their tenant's namespace (see docs/security.md).
+	Authenticator auth.Authenticator
+	// Authorizer decides what each client may publish, subscribe to and
+	// receive; nil allows everything. With an Authenticator set, $SYS/ is
+	// for administrators only.
+	Authorizer auth.Authorizer
+	// Limits protect the broker from clients that take too much.
+	Limits Limits
+	// Audit receives a record of every authentication and authorization
+	// decision that refuses something, and of every accepted login; nil
+	// discards them.
+	Audit *slog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -123,6 +138,10 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Audit == nil {
+		o.Audit = slog.New(slog.DiscardHandler)
+	}
+	o.Limits.setDefaults()
 }
 
 // subOptions is what the index keeps per subscription.
@@ -157,6 +176,7 @@ type Broker struct {
 	shareRR map[string]*atomic.Uint32 // shared subscription filter → round-robin counter
 
 	journal   *journal  // group commit to the store; nil without a store
+	guard     *guard    // per-address connection limits
 	poller    *poller   // parks idle connections; nil where unsupported
 	matchPool sync.Pool // *[]subEntry scratch for routing
 	wg        sync.WaitGroup
@@ -178,12 +198,17 @@ func (b *Broker) now() time.Time { return time.Unix(0, b.clock.Load()) }
 func (b *Broker) clockLoop() {
 	t := time.NewTicker(clockTick)
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-b.done:
 			return
 		case now := <-t.C:
 			b.clock.Store(now.UnixNano())
+			if now.Sub(lastSweep) > time.Minute {
+				lastSweep = now
+				b.guard.sweep(now)
+			}
 		}
 	}
 }
@@ -203,6 +228,7 @@ func New(opts Options) *Broker {
 		done:      make(chan struct{}),
 	}
 	b.ret.init()
+	b.guard = newGuard(&b.opts.Limits, &b.stats)
 	b.clock.Store(time.Now().UnixNano())
 	b.clockFn = b.now
 	b.wg.Go(b.clockLoop)
@@ -258,8 +284,10 @@ func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
 
 // ServeConn serves one established network connection (TCP, TLS or a
 // WebSocket adapted to net.Conn) on a new goroutine and returns at once.
-func (b *Broker) ServeConn(nc net.Conn) {
-	c := newConn(b, nc)
+func (b *Broker) ServeConn(nc net.Conn) { b.serveConn(nc, ConnInfo{}) }
+
+func (b *Broker) serveConn(nc net.Conn, info ConnInfo) {
+	c := newConn(b, nc, info)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

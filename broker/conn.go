@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/mqtt"
 	"github.com/citymesh/citymesh/store"
 	"github.com/citymesh/citymesh/topic"
@@ -48,6 +50,20 @@ type conn struct {
 	will      *Message // guarded by s.mu once attached
 	willDelay uint32
 	connected bool
+
+	// Security, set while handling CONNECT (see security.go).
+	listener   string
+	tlsState   *tls.ConnectionState
+	addrKey    string
+	admitted   bool // counted by the broker's guard
+	ident      *auth.Identity
+	controlled bool        // access control is on: $SYS/ needs an administrator
+	inAccess   auth.Access // the reader's checker: publish, subscribe
+	outAccess  auth.Access // the writer's checker: receive
+	mount      string      // the tenant's namespace prefix, "" for none
+	pubLimit   *publishLimiter
+	auditIn    auditRate // reader only
+	auditOut   auditRate // writer only
 
 	// Reader goroutine only.
 	inAliases  map[uint16]string // client → broker topic aliases [MQTT-3.3.2-10]
@@ -95,8 +111,11 @@ var writerPool = sync.Pool{New: func() any {
 	return &writer{bw: bufio.NewWriterSize(nil, 32<<10), scratch: make([]byte, 0, 256), batch: make([]delivery, 0, 64)}
 }}
 
-func newConn(b *Broker, nc net.Conn) *conn {
-	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String()}
+func newConn(b *Broker, nc net.Conn, info ConnInfo) *conn {
+	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String(), listener: info.Listener, tlsState: info.TLS}
+	if c.listener == "" {
+		c.listener = "mqtt"
+	}
 	c.r = mqtt.NewReader(nc, 16<<10)
 	c.r.MaxPacketSize = b.opts.MaxPacketSize
 	return c
@@ -335,6 +354,9 @@ func (c *conn) cleanup() {
 	delete(b.conns, c)
 	b.mu.Unlock()
 	b.stats.disconnects.Add(1)
+	if c.admitted {
+		b.guard.release(c.addrKey)
+	}
 	if c.s == nil {
 		c.closeSocket()
 		return
@@ -381,10 +403,20 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 		c.clientID = id
 		assigned = v5
 	}
+	if code := c.admit(p, id); code != mqtt.Success {
+		c.refuse(p.Version, code)
+		return false
+	}
 	if p.Will != nil {
-		if err := topic.ValidName(p.Will.Topic); err != nil {
+		if err := topic.ValidName(p.Will.Topic); err != nil || b.opts.Limits.topicTooLong(p.Will.Topic) {
 			c.logger().Warn("invalid will topic; refusing", "err", err)
 			c.refuse(p.Version, mqtt.TopicNameInvalid)
+			return false
+		}
+		if !c.mayPublish(p.Will.Topic) {
+			// A will is a publish like any other [MQTT-3.1.2-8]: refused at
+			// once, rather than dropped when the connection is lost.
+			c.refuse(p.Version, mqtt.NotAuthorized)
 			return false
 		}
 		if v5 && p.Will.Props.PayloadFormat == 1 && !utf8.Valid(p.Will.Payload) {
@@ -392,7 +424,7 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 			return false
 		}
 		wp := &mqtt.Publish{QoS: p.Will.QoS, Retain: p.Will.Retain, Payload: p.Will.Payload, Props: p.Will.Props}
-		c.will = newMessage(wp, p.Will.Topic, id, time.Now)
+		c.will = newMessage(wp, c.mount+p.Will.Topic, c.mount+id, time.Now)
 		c.will.Expires = time.Time{} // the interval counts from when the will is published
 		c.willDelay = p.Will.Props.WillDelay
 	}
@@ -438,7 +470,10 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 		}
 	}
 	c.connected = true
-	b.attach(c, id, p.CleanStart, expiry, ack)
+	// A tenant's client identifiers are its own: the session is kept under
+	// the namespace, so another tenant's client with the same identifier is
+	// another session.
+	b.attach(c, c.mount+id, p.CleanStart, expiry, ack)
 	c.debug("client connected", "version", p.Version, "clean", p.CleanStart, "keepalive", ka, "expiry", expiry)
 	return true
 }
@@ -571,8 +606,10 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	if name == "" {
 		return mqtt.Errorf(mqtt.ProtocolError, "empty topic name without topic alias") // [MQTT-3.3.2-1]
 	}
-	if len(name) > 0 && name[0] == '$' && hasPrefix(name, "$SYS/") {
-		// Clients may not publish into the broker's own namespace.
+	if b.opts.Limits.topicTooLong(name) {
+		return c.ackPublish(p, mqtt.TopicNameInvalid, 0)
+	}
+	if !c.mayPublish(name) {
 		return c.ackPublish(p, mqtt.NotAuthorized, 0)
 	}
 	if v5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
@@ -595,6 +632,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			return nil
 		}
 	}
+	c.throttle(len(p.Payload))
 	if b.journal != nil && p.QoS > 0 {
 		b.journal.waitRoom() // the store sets the pace when it is the slower
 		if p.QoS == 2 {
@@ -604,7 +642,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			defer b.journal.release()
 		}
 	}
-	msg := newMessage(p, name, c.clientID, c.b.clockFn)
+	msg := newMessage(p, c.mount+name, s.id, c.b.clockFn)
 	b.stats.msgsIn.Add(1)
 	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
 	r := b.publish(msg)
@@ -706,31 +744,52 @@ func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
 		opts   subOptions
 	}
 	var wantRetained []retainedReq
+	refuse := func(i int, code mqtt.ReasonCode) {
+		ack.ReasonCodes[i] = code // MQTT 5.0 §3.9.3
+		if !v5 {
+			ack.ReasonCodes[i] = 0x80 // 3.1.1 failure return code
+		}
+	}
 	for i, sub := range p.Subscriptions {
-		if err := topic.ValidFilter(sub.Filter); err != nil {
+		if err := topic.ValidFilter(sub.Filter); err != nil || b.opts.Limits.topicTooLong(sub.Filter) {
 			c.logger().Info("refusing subscription", "filter", sub.Filter, "err", err)
-			ack.ReasonCodes[i] = mqtt.TopicFilterInvalid // MQTT 5.0 §3.9.3
-			if !v5 {
-				ack.ReasonCodes[i] = 0x80 // 3.1.1 failure return code
-			}
+			refuse(i, mqtt.TopicFilterInvalid)
 			continue
 		}
-		_, _, shared := topic.ParseShared(sub.Filter)
+		_, inner, shared := topic.ParseShared(sub.Filter)
 		if shared && sub.NoLocal {
 			return mqtt.Errorf(mqtt.ProtocolError, "No Local on shared subscription %q", sub.Filter) // [MQTT-3.8.3-4]
 		}
+		if !shared {
+			inner = sub.Filter
+		}
+		if !c.maySubscribe(inner) {
+			refuse(i, mqtt.NotAuthorized)
+			continue
+		}
+		filter := c.mountFilter(sub.Filter)
+		if max := b.opts.Limits.MaxSubscriptions; max > 0 {
+			s.mu.Lock()
+			_, has := s.subs[filter]
+			full := !has && len(s.subs) >= max
+			s.mu.Unlock()
+			if full {
+				refuse(i, mqtt.QuotaExceeded)
+				continue
+			}
+		}
 		opts := subOptions{qos: min(sub.QoS, 2), noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished,
 			retainHandling: sub.RetainHandling, subIDs: subIDs}
-		existed := b.index.Subscribe(sub.Filter, s, opts) // replaces an existing one [MQTT-3.8.4-3]
+		existed := b.index.Subscribe(filter, s, opts) // replaces an existing one [MQTT-3.8.4-3]
 		s.mu.Lock()
-		s.addSubLocked(sub.Filter, opts)
+		s.addSubLocked(filter, opts)
 		s.mu.Unlock()
 		ack.ReasonCodes[i] = mqtt.ReasonCode(opts.qos) // [MQTT-3.8.4-6]
 		// Retained messages are not sent for shared subscriptions
 		// (MQTT 5.0 §4.8.2); Retain Handling decides for others
 		// [MQTT-3.3.1-9][MQTT-3.3.1-10][MQTT-3.3.1-11].
 		if !shared && (opts.retainHandling == 0 || (opts.retainHandling == 1 && !existed)) {
-			wantRetained = append(wantRetained, retainedReq{sub.Filter, opts})
+			wantRetained = append(wantRetained, retainedReq{filter, opts})
 		}
 	}
 	c.sendAck(ctrl{pkt: ack}, b.persistSession(s)) // [MQTT-3.8.4-1], once the subscriptions are stored
@@ -754,6 +813,7 @@ func (c *conn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 		ack.ReasonCodes = make([]mqtt.ReasonCode, len(p.Filters))
 	}
 	for i, f := range p.Filters {
+		f = c.mountFilter(f)
 		existed := c.b.index.Unsubscribe(f, s) // [MQTT-3.10.4-1]
 		s.mu.Lock()
 		delete(s.subs, f)
@@ -934,7 +994,7 @@ func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {
 	}
 	now := c.b.now()
 	s := c.s
-	sent := 0
+	sent, refused := 0, 0
 	for i := range batch {
 		d := &batch[i]
 		if d.released {
@@ -945,7 +1005,13 @@ func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {
 			}
 			continue
 		}
-		if err := c.writePublish(w, d, now); err != nil {
+		name, ok := c.mayReceive(d.msg.Topic)
+		if !ok {
+			d.refused = true
+			refused++
+			continue
+		}
+		if err := c.writePublish(w, d, name, now); err != nil {
 			return err
 		}
 		sent++
@@ -953,9 +1019,23 @@ func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {
 	c.b.stats.msgsOut.Add(uint64(sent))
 	s.mu.Lock()
 	for i := range batch {
-		if batch[i].qos > 0 && !batch[i].sent {
-			s.markSent(batch[i].packetID)
+		d := &batch[i]
+		switch {
+		case d.refused:
+			// Not for this client: done with, as if delivered.
+			c.b.stats.dropNotAuthorized.Add(1)
+			if d.qos > 0 {
+				if held, ok := s.inflight[d.packetID]; ok {
+					delete(s.inflight, d.packetID)
+					s.forgetLocked(&held)
+				}
+			}
+		case d.qos > 0 && !d.sent:
+			s.markSent(d.packetID)
 		}
+	}
+	if refused > 0 && s.out != nil && s.queue.n > 0 {
+		s.out.wake() // the window has room again
 	}
 	s.mu.Unlock()
 	return nil
@@ -964,10 +1044,10 @@ func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {
 // writePublish encodes one delivery: a small per-receiver header (packet
 // identifier, topic alias, subscription identifiers, remaining expiry) written
 // before the shared payload.
-func (c *conn) writePublish(w *writer, d *delivery, now time.Time) error {
+func (c *conn) writePublish(w *writer, d *delivery, name string, now time.Time) error {
 	m := d.msg
 	p := &w.pub
-	*p = mqtt.Publish{Dup: d.sent, QoS: d.qos, Retain: d.retain, Topic: m.Topic, PacketID: d.packetID, Payload: m.Payload}
+	*p = mqtt.Publish{Dup: d.sent, QoS: d.qos, Retain: d.retain, Topic: name, PacketID: d.packetID, Payload: m.Payload}
 	if c.version >= mqtt.V5 {
 		if m.Props != nil {
 			p.Props = *m.Props
@@ -978,7 +1058,7 @@ func (c *conn) writePublish(w *writer, d *delivery, now time.Time) error {
 			p.Props.Set(mqtt.PropMessageExpiry)
 		}
 		if c.aliasMax > 0 {
-			if a, ok := c.outAliases[m.Topic]; ok {
+			if a, ok := c.outAliases[name]; ok {
 				p.Topic = "" // MQTT 5.0 §3.3.2.3.4: the alias alone
 				p.Props.TopicAlias = a
 			} else if len(c.outAliases) < int(c.aliasMax) {
@@ -986,7 +1066,7 @@ func (c *conn) writePublish(w *writer, d *delivery, now time.Time) error {
 					c.outAliases = make(map[string]uint16)
 				}
 				a = uint16(len(c.outAliases) + 1) // [MQTT-3.3.2-8] not above the client's maximum
-				c.outAliases[m.Topic] = a
+				c.outAliases[name] = a
 				p.Props.TopicAlias = a
 			}
 		}
@@ -994,7 +1074,7 @@ func (c *conn) writePublish(w *writer, d *delivery, now time.Time) error {
 	var err error
 	w.scratch, err = p.AppendHeader(w.scratch[:0], c.version)
 	if err != nil {
-		c.logger().Error("encoding PUBLISH failed", "topic", m.Topic, "err", err)
+		c.logger().Error("encoding PUBLISH failed", "topic", name, "err", err)
 		return nil
 	}
 	if _, err := w.bw.Write(w.scratch); err != nil {

@@ -102,5 +102,6 @@ type delivery struct {
 	// Outbound state, valid while the delivery is inflight.
 	packetID uint16 // derived from seq (pidOf)
 	sent     bool   // sent at least once: redeliveries carry DUP [MQTT-3.3.1-1]
+	refused  bool   // the writer found the receiver may not have it (access control)
 	released bool   // QoS 2: PUBREC received and PUBREL sent [MQTT-4.3.3-4]
 }

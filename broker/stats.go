@@ -26,6 +26,33 @@ type Stats struct {
 	storeCorrupt          atomic.Uint64
 	storeCommits          atomic.Uint64
 	storeWrites           atomic.Uint64
+	dropNotAuthorized     atomic.Uint64
+	refused               refusals
+	denied                [3]atomic.Uint64 // ACL denials: publish, subscribe, receive
+	throttled             atomic.Uint64
+}
+
+// refusals counts refused connections by reason.
+type refusals struct {
+	badCredentials, notAuthorized, quota, quotaPerAddress, rate, backoff atomic.Uint64
+}
+
+// count records a refusal by the limit's name (see guard.admit).
+func (r *refusals) count(reason string) {
+	switch reason {
+	case "bad_credentials":
+		r.badCredentials.Add(1)
+	case "not_authorized":
+		r.notAuthorized.Add(1)
+	case "connections":
+		r.quota.Add(1)
+	case "connections_per_address":
+		r.quotaPerAddress.Add(1)
+	case "connect_rate":
+		r.rate.Add(1)
+	case "login_backoff":
+		r.backoff.Add(1)
+	}
 }
 
 // StatsSnapshot is a point-in-time copy of the broker's counters and gauges.
@@ -53,6 +80,15 @@ type StatsSnapshot struct {
 	StoreCorrupt    uint64 // records found unreadable
 	StoreCommits    uint64 // batches committed (each one fsync in the default sync mode)
 	StoreWrites     uint64 // writes in those batches
+	// Refused counts refused connections by reason: bad_credentials,
+	// not_authorized, connections, connections_per_address, connect_rate,
+	// login_backoff.
+	Refused map[string]uint64
+	// Denied counts what the access control refused, by action: publish,
+	// subscribe, receive.
+	Denied map[string]uint64
+	// Throttled counts the times a client was slowed to its publish limits.
+	Throttled uint64
 }
 
 func (st *Stats) snapshot(b *Broker) StatsSnapshot {
@@ -79,7 +115,22 @@ func (st *Stats) snapshot(b *Broker) StatsSnapshot {
 			"expired":          st.dropExpired.Load(),
 			"too_large":        st.dropTooLarge.Load(),
 			"no_shared_member": st.dropNoShareMember.Load(),
+			"not_authorized":   st.dropNotAuthorized.Load(),
 		},
+		Refused: map[string]uint64{
+			"bad_credentials":         st.refused.badCredentials.Load(),
+			"not_authorized":          st.refused.notAuthorized.Load(),
+			"connections":             st.refused.quota.Load(),
+			"connections_per_address": st.refused.quotaPerAddress.Load(),
+			"connect_rate":            st.refused.rate.Load(),
+			"login_backoff":           st.refused.backoff.Load(),
+		},
+		Denied: map[string]uint64{
+			"publish":   st.denied[0].Load(),
+			"subscribe": st.denied[1].Load(),
+			"receive":   st.denied[2].Load(),
+		},
+		Throttled: st.throttled.Load(),
 	}
 	s.Parked = b.poller.count()
 	b.mu.Lock()
@@ -183,13 +234,16 @@ var (
 	descCorrupt     = prometheus.NewDesc("citymesh_store_corrupt_records_total", "Store records found unreadable.", nil, nil)
 	descCommits     = prometheus.NewDesc("citymesh_store_commits_total", "Batches committed to the store (group commits).", nil, nil)
 	descWrites      = prometheus.NewDesc("citymesh_store_writes_total", "Writes committed to the store.", nil, nil)
+	descRefused     = prometheus.NewDesc("citymesh_connections_refused_total", "Connections refused, by reason.", []string{"reason"}, nil)
+	descDenied      = prometheus.NewDesc("citymesh_acl_denied_total", "Actions the access control refused, by action.", []string{"action"}, nil)
+	descThrottled   = prometheus.NewDesc("citymesh_publish_throttled_total", "Times a client was slowed down to its publish rate or bandwidth limit.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descParked, descSessions, descSubs, descRetained, descQueued, descInflight,
 		descConnects, descMsgsIn, descMsgsOut, descBytesIn, descBytesOut, descProtoErrs, descDropped, descWills, descExpiredSess, descStoreErrs,
-		descStored, descCorrupt, descCommits, descWrites} {
+		descStored, descCorrupt, descCommits, descWrites, descRefused, descDenied, descThrottled} {
 		ch <- d
 	}
 }
@@ -226,4 +280,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for reason, v := range s.Dropped {
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), reason)
 	}
+	for reason, v := range s.Refused {
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(v), reason)
+	}
+	for action, v := range s.Denied {
+		ch <- prometheus.MustNewConstMetric(descDenied, prometheus.CounterValue, float64(v), action)
+	}
+	k(descThrottled, s.Throttled)
 }
