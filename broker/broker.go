@@ -247,6 +247,13 @@ func New(opts Options) *Broker {
 // Serve accepts connections on ln until ctx ends, ln fails or the broker is
 // closed, and serves each on its own goroutine.
 func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
+	return b.ServeListener(ctx, ln, ConnInfo{})
+}
+
+// ServeListener is Serve for a named listener (see ConnInfo); a TLS
+// listener's connections are *tls.Conn, whose client certificates the
+// Authenticator sees.
+func (b *Broker) ServeListener(ctx context.Context, ln net.Listener, info ConnInfo) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -278,7 +285,7 @@ func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("broker: accept on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		b.ServeConn(nc)
+		b.serveConn(nc, info)
 	}
 }
 

@@ -79,7 +79,7 @@ func benchBacklogFill(ctx context.Context, c benchConfig, addr string, v byte) (
 		// 2.0) do not restore after a restart a session that began with a
 		// clean start. A session left by an interrupted run keeps its
 		// messages; --drain empties and ends them.
-		cl, err := client.Dial(ctx, c.backlogOptions(addr, v, k, false))
+		cl, err := c.dial(ctx, c.backlogOptions(addr, v, k, false))
 		if err != nil {
 			return fmt.Errorf("session %d: %w", k, err)
 		}
@@ -97,7 +97,7 @@ func benchBacklogFill(ctx context.Context, c benchConfig, addr string, v byte) (
 	start = time.Now()
 	var sent, errs atomic.Int64
 	err = forEachParallel(ctx, c.pubs, c.pubs, func(i int) error {
-		cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("backlog-pub-%d", i),
+		cl, err := c.dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("backlog-pub-%d", i),
 			MaxInflight: c.inflight, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			return fmt.Errorf("publisher %d: %w", i, err)
@@ -177,7 +177,7 @@ func benchBacklogDrain(ctx context.Context, c benchConfig, addr string, v byte) 
 			total.Add(1)
 			lastAt.Store(time.Now().UnixNano())
 		}
-		cl, err := client.Dial(ctx, opts)
+		cl, err := c.dial(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("session %d: %w", k, err)
 		}
@@ -193,7 +193,7 @@ func benchBacklogDrain(ctx context.Context, c benchConfig, addr string, v byte) 
 			if cl != nil {
 				cl.Disconnect(context.Background(), 0)
 				// End the session: a clean start discards it.
-				if cl, err := client.Dial(context.Background(), c.backlogOptions(addr, v, k, true)); err == nil {
+				if cl, err := c.dial(context.Background(), c.backlogOptions(addr, v, k, true)); err == nil {
 					cl.Disconnect(context.Background(), 0)
 				}
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"math"
 	"math/bits"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -51,6 +53,9 @@ type benchConfig struct {
 	persistent      bool
 	backlog, drain  int
 	backlogMessages int
+	tls             tlsFlags
+	tlsConfig       *tls.Config
+	user, pass      string
 }
 
 // benchResult is what a run measured; --json prints it.
@@ -108,6 +113,9 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
 	fs.IntVar(&c.connectParallel, "connect-parallel", 64, "concurrent connection attempts")
 	fs.BoolVar(&c.persistent, "persistent", false, "subscribers keep persistent sessions (Clean Start 0, Session Expiry 300 s with MQTT 5), so a durable broker stores their messages; the sessions are ended after the run")
+	c.tls.register(fs)
+	fs.StringVar(&c.user, "u", "", "`username` of every bench client")
+	fs.StringVar(&c.pass, "P", "", "`password` of every bench client")
 	fs.IntVar(&c.backlog, "backlog", 0, "backlog mode: create `N` offline persistent sessions (backlog-0 …) and queue --backlog-messages QoS 1 messages for each, with --pub publishers")
 	fs.IntVar(&c.drain, "drain", 0, "drain mode: reconnect `N` backlog sessions, take their messages and report the drain rate; the sessions end afterwards")
 	fs.IntVar(&c.backlogMessages, "backlog-messages", 100, "messages per backlog session")
@@ -128,8 +136,17 @@ func runBench(ctx context.Context, args []string) error {
 		return errors.New("-pub must be at least 1 and -sub at least 0")
 	}
 	addr := net.JoinHostPort(c.host, strconv.Itoa(c.port))
+	if c.tlsConfig, err = c.tls.config(c.host); err != nil {
+		return err
+	}
+	if c.tls.enabled() {
+		addr = "mqtts://" + addr
+	}
 	if c.url != "" {
 		addr = c.url
+		if u, err := url.Parse(c.url); err == nil && c.tlsConfig != nil {
+			c.tlsConfig.ServerName = u.Hostname()
+		}
 	}
 	var res benchResult
 	switch {
@@ -348,7 +365,7 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 		}
 		// End the persistent sessions: a clean start discards them.
 		for _, id := range persistentIDs {
-			if cl, err := client.Dial(context.Background(), client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: id, Logger: quietLog}); err == nil {
+			if cl, err := c.dial(context.Background(), client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: id, Logger: quietLog}); err == nil {
 				cl.Disconnect(context.Background(), 0)
 			}
 		}
@@ -367,7 +384,7 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 			opts.CleanStart, opts.SessionExpiry = false, 300
 			persistentIDs = append(persistentIDs, opts.ClientID)
 		}
-		cl, err := client.Dial(ctx, opts)
+		cl, err := c.dial(ctx, opts)
 		if err != nil {
 			return benchResult{}, fmt.Errorf("subscriber %d: %w", k, err)
 		}
@@ -385,7 +402,7 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 		}
 	}()
 	for i := range c.pubs {
-		cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, Logger: quietLog,
+		cl, err := c.dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, Logger: quietLog,
 			MaxInflight: c.inflight, ClientID: fmt.Sprintf("bench-pub-%d-%d", os.Getpid(), i)})
 		if err != nil {
 			return benchResult{}, fmt.Errorf("publisher %d: %w", i, err)
@@ -601,7 +618,7 @@ func benchIdle(ctx context.Context, c benchConfig, addr string, v byte) (benchRe
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			cl, err := client.Dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, KeepAlive: 300 * time.Second, Logger: slog.New(slog.DiscardHandler),
+			cl, err := c.dial(ctx, client.Options{Addr: addr, Version: v, CleanStart: true, KeepAlive: 300 * time.Second, Logger: slog.New(slog.DiscardHandler),
 				ClientID: fmt.Sprintf("idle-%d-%d", os.Getpid(), k), ReadBufferSize: 256, WriteBufferSize: 256})
 			if err != nil {
 				errs.Add(1)
@@ -637,4 +654,16 @@ func benchIdle(ctx context.Context, c benchConfig, addr string, v byte) (benchRe
 		fmt.Fprintf(os.Stderr, "first connection error: %v\n", e)
 	}
 	return res, nil
+}
+
+// dial connects a bench client with the run's TLS settings and credentials.
+func (c *benchConfig) dial(ctx context.Context, o client.Options) (*client.Client, error) {
+	o.TLSConfig = c.tlsConfig
+	if c.user != "" {
+		o.Username = c.user
+	}
+	if c.pass != "" {
+		o.Password = []byte(c.pass)
+	}
+	return client.Dial(ctx, o)
 }

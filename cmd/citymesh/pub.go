@@ -81,11 +81,13 @@ type connFlags struct {
 	willRetain                         bool
 	userProps                          userPropList
 	props                              propFlags
+	tls                                tlsFlags
 }
 
 func (f *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.host, "h", "localhost", "broker `host`")
-	fs.IntVar(&f.port, "p", 1883, "broker `port`")
+	f.tls.register(fs)
+	fs.IntVar(&f.port, "p", 0, "broker `port` (default 1883, or 8883 with TLS)")
 	fs.StringVar(&f.url, "L", "", "`URL` mqtt://[user[:password]@]host[:port]/topic, or ws://host:port/path/topic for WebSocket (instead of -h -p -t)")
 	fs.StringVar(&f.id, "i", "", "client `id` (default: generated, or assigned by an MQTT 5 broker)")
 	fs.StringVar(&f.user, "u", "", "`username`")
@@ -294,8 +296,15 @@ func (f *connFlags) options(stderr io.Writer) (client.Options, string, error) {
 	if f.willQoS < 0 || f.willQoS > 2 {
 		return client.Options{}, "", fmt.Errorf("--will-qos %d: qos must be 0, 1 or 2", f.willQoS)
 	}
+	port := f.port
+	if port == 0 {
+		port = 1883
+		if f.tls.enabled() {
+			port = 8883
+		}
+	}
 	o := client.Options{
-		Addr:       net.JoinHostPort(f.host, strconv.Itoa(f.port)),
+		Addr:       net.JoinHostPort(f.host, strconv.Itoa(port)),
 		ClientID:   f.id,
 		Version:    v,
 		CleanStart: !f.noClean,
@@ -307,6 +316,14 @@ func (f *connFlags) options(stderr io.Writer) (client.Options, string, error) {
 	}
 	if f.pass != "" {
 		o.Password = []byte(f.pass)
+	}
+	tc, err := f.tls.config(f.host)
+	if err != nil {
+		return o, "", err
+	}
+	o.TLSConfig = tc
+	if f.tls.enabled() {
+		o.Addr = "mqtts://" + o.Addr
 	}
 	var topic string
 	if f.url != "" {

@@ -20,7 +20,7 @@ func TestWebSocketListener(t *testing.T) {
 	defer cancel()
 	b := broker.New(broker.Options{SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	defer b.Close()
-	srv := httptest.NewServer(wsHandler(ctx, b, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(wsHandler(ctx, b, slog.New(slog.DiscardHandler), "ws"))
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/mqtt"
 	got := make(chan string, 1)
