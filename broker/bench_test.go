@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/mqtt"
 )
 
@@ -71,8 +72,12 @@ func (c *rawClient) subscribe(tb testing.TB, filter string, qos byte) {
 	}
 }
 
-func startBenchBroker(tb testing.TB) string {
-	b := New(Options{SysInterval: -1, MaxQueuedMessages: 1 << 20, MaxQueuedBytes: 1 << 30})
+func startBenchBroker(tb testing.TB) string { return startBenchBrokerWith(tb, Options{}) }
+
+// startBenchBrokerWith starts a benchmark broker with opts and large queues.
+func startBenchBrokerWith(tb testing.TB, opts Options) string {
+	opts.SysInterval, opts.MaxQueuedMessages, opts.MaxQueuedBytes = -1, 1<<20, 1<<30
+	b := New(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -91,32 +96,63 @@ func BenchmarkThroughputPairs(b *testing.B) {
 	for _, qos := range []byte{0, 1} {
 		for _, pairs := range []int{1, 10} {
 			b.Run(fmt.Sprintf("qos%d/pairs%d", qos, pairs), func(b *testing.B) {
-				addr := startBenchBroker(b)
-				payload := make([]byte, 64)
-				per := max(b.N/pairs, 1)
-				var subs, pubs []*rawClient
-				for i := range pairs {
-					s := dialRaw(b, addr, fmt.Sprintf("s%d", i), mqtt.V5)
-					s.subscribe(b, fmt.Sprintf("bench/%d", i), qos)
-					subs = append(subs, s)
-					pubs = append(pubs, dialRaw(b, addr, fmt.Sprintf("p%d", i), mqtt.V5))
-				}
-				b.SetBytes(64)
-				b.ResetTimer()
-				start := time.Now()
-				var wg sync.WaitGroup
-				for i := range pairs {
-					wg.Go(func() { receiveN(b, subs[i], per) })
-					wg.Go(func() { publishN(b, pubs[i], fmt.Sprintf("bench/%d", i), qos, payload, per) })
-				}
-				wg.Wait()
-				b.ReportMetric(float64(per*pairs)/time.Since(start).Seconds(), "msgs/s")
-				for i := range pairs {
-					subs[i].nc.Close()
-					pubs[i].nc.Close()
-				}
+				benchPairs(b, startBenchBroker(b), qos, pairs)
 			})
 		}
+	}
+}
+
+// BenchmarkThroughputACL is BenchmarkThroughputPairs (10 pairs)
+// without access control and with 1,000 ACL rules, where the rule that
+// allows the benchmark's traffic is the last: every publish and every
+// delivery is checked. Compare the msgs/s of the two.
+func BenchmarkThroughputACL(b *testing.B) {
+	var rules []auth.Rule
+	for i := range 999 {
+		rules = append(rules, auth.Rule{Allow: i%3 != 0, Actions: auth.Publish | auth.Receive | auth.Subscribe,
+			Filter: fmt.Sprintf("city/b%d/+/meter/%%u/#", i), Users: []string{fmt.Sprint("user-", i)}})
+	}
+	rules = append(rules, auth.Rule{Allow: true, Actions: auth.Publish | auth.Subscribe | auth.Receive, Filter: "bench/#"})
+	acl, err := auth.NewACL(rules, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, qos := range []byte{0, 1} {
+		for _, tc := range []struct {
+			name string
+			az   auth.Authorizer
+		}{{"none", nil}, {"rules1000", acl}} {
+			b.Run(fmt.Sprintf("qos%d/%s", qos, tc.name), func(b *testing.B) {
+				benchPairs(b, startBenchBrokerWith(b, Options{Authorizer: tc.az}), qos, 10)
+			})
+		}
+	}
+}
+
+// benchPairs runs pairs of publisher and subscriber on their own topics.
+func benchPairs(b *testing.B, addr string, qos byte, pairs int) {
+	payload := make([]byte, 64)
+	per := max(b.N/pairs, 1)
+	var subs, pubs []*rawClient
+	for i := range pairs {
+		s := dialRaw(b, addr, fmt.Sprintf("s%d", i), mqtt.V5)
+		s.subscribe(b, fmt.Sprintf("bench/%d", i), qos)
+		subs = append(subs, s)
+		pubs = append(pubs, dialRaw(b, addr, fmt.Sprintf("p%d", i), mqtt.V5))
+	}
+	b.SetBytes(64)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range pairs {
+		wg.Go(func() { receiveN(b, subs[i], per) })
+		wg.Go(func() { publishN(b, pubs[i], fmt.Sprintf("bench/%d", i), qos, payload, per) })
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*pairs)/time.Since(start).Seconds(), "msgs/s")
+	for i := range pairs {
+		subs[i].nc.Close()
+		pubs[i].nc.Close()
 	}
 }
 
