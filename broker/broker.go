@@ -102,6 +102,15 @@ type Options struct {
 	// decision that refuses something, and of every accepted login; nil
 	// discards them.
 	Audit *slog.Logger
+	// NodeName names this node in the event mesh: it tags the messages it
+	// forwards over links, so that one coming back is recognised as a loop.
+	NodeName string
+	// Mesh is the mesh's handler of links; nil refuses link connections.
+	Mesh MeshHandler
+	// MaxHops is how many links a message may cross; it is not forwarded
+	// further. The mesh's rules allow three (edge, core, core, edge); the
+	// limit is a second defence against loops. Default 8.
+	MaxHops int
 }
 
 func (o *Options) setDefaults() {
@@ -141,6 +150,9 @@ func (o *Options) setDefaults() {
 	if o.Audit == nil {
 		o.Audit = slog.New(slog.DiscardHandler)
 	}
+	if o.MaxHops == 0 {
+		o.MaxHops = 8
+	}
 	o.Limits.setDefaults()
 }
 
@@ -175,10 +187,12 @@ type Broker struct {
 	shareMu sync.Mutex
 	shareRR map[string]*atomic.Uint32 // shared subscription filter → round-robin counter
 
-	journal   *journal  // group commit to the store; nil without a store
-	guard     *guard    // per-address connection limits
-	poller    *poller   // parks idle connections; nil where unsupported
-	matchPool sync.Pool // *[]subEntry scratch for routing
+	journal   *journal      // group commit to the store; nil without a store
+	guard     *guard        // per-address connection limits
+	links     linkTable     // mesh links by peer
+	interest  interestTable // local subscriptions by filter, for the mesh
+	poller    *poller       // parks idle connections; nil where unsupported
+	matchPool sync.Pool     // *[]subEntry scratch for routing
 	wg        sync.WaitGroup
 	done      chan struct{}
 
@@ -430,6 +444,9 @@ func (b *Broker) route(msg *Message, matches []subEntry, r *routed) {
 		if e.Value.noLocal && msg.Origin != "" && e.Sub.id == msg.Origin {
 			continue // [MQTT-3.8.3-3]
 		}
+		if l := e.Sub.link.Load(); l != nil && !b.canForward(msg, l) {
+			continue // the mesh's forwarding rules
+		}
 		d := delivery{msg: msg, qos: min(msg.QoS, e.Value.qos), subIDs: e.Value.subIDs}
 		d.retain = msg.Retain && e.Value.retainAsPublished // [MQTT-3.3.1-12][MQTT-3.3.1-13]
 		// Merge later entries of the same session (overlapping subscriptions).
@@ -461,8 +478,15 @@ func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) (uint64, e
 	idx := buf[:0]
 	for j := i; j < len(matches); j++ {
 		if matches[j].Sub != nil && matches[j].Filter == filter {
+			if l := matches[j].Sub.link.Load(); l != nil && !b.canForward(msg, l) {
+				matches[j].Sub = nil // a link the message may not take
+				continue
+			}
 			idx = append(idx, j)
 		}
+	}
+	if len(idx) == 0 {
+		return 0, refusedOther
 	}
 	e := matches[b.pickShared(matches, idx, filter)]
 	for _, j := range idx {
@@ -476,9 +500,13 @@ func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) (uint64, e
 // round robin order whose client is connected, or the next if none is.
 func (b *Broker) pickShared(matches []subEntry, idx []int, filter string) int {
 	start := int(b.shareCounter(filter).Add(1) % uint32(len(idx)))
-	for k := range idx {
-		if j := idx[(start+k)%len(idx)]; matches[j].Sub.online() {
-			return j
+	// Connected members on this node first, then the group's members
+	// beyond a mesh link (one message, one member mesh-wide), then anyone.
+	for _, wantLink := range []bool{false, true} {
+		for k := range idx {
+			if j := idx[(start+k)%len(idx)]; (matches[j].Sub.link.Load() != nil) == wantLink && matches[j].Sub.online() {
+				return j
+			}
 		}
 	}
 	return idx[start]

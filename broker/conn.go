@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -64,6 +65,12 @@ type conn struct {
 	pubLimit   *publishLimiter
 	auditIn    auditRate // reader only
 	auditOut   auditRate // writer only
+
+	// Mesh: the link this connection carries, and whether this end dialed
+	// it (and is the MQTT client of the connection).
+	link       *Link
+	clientMode bool
+	endErr     error // why the reader stopped, for Link.Serve
 
 	// Reader goroutine only.
 	inAliases  map[uint16]string // client → broker topic aliases [MQTT-3.3.2-10]
@@ -282,6 +289,7 @@ func isClosedErr(err error) bool {
 
 // readFailed handles an error from ReadPacket after CONNECT.
 func (c *conn) readFailed(err error) {
+	c.endErr = err
 	var me *mqtt.Error
 	switch {
 	case errors.As(err, &me):
@@ -300,6 +308,7 @@ func (c *conn) readFailed(err error) {
 // specification asks: DISCONNECT with the reason code for MQTT 5, closing the
 // connection for MQTT 3.1.1 [MQTT-4.13.1-1].
 func (c *conn) protocolFailure(err error) {
+	c.endErr = err
 	c.b.stats.protocolErrors.Add(1)
 	code := mqtt.UnspecifiedError
 	var me *mqtt.Error
@@ -407,6 +416,12 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 		c.refuse(p.Version, code)
 		return false
 	}
+	if hasPrefix(id, LinkSessionPrefix) {
+		if code := c.acceptLink(p, id); code != mqtt.Success {
+			c.refuse(p.Version, code)
+			return false
+		}
+	}
 	if p.Will != nil {
 		if err := topic.ValidName(p.Will.Topic); err != nil || b.opts.Limits.topicTooLong(p.Will.Topic) {
 			c.logger().Warn("invalid will topic; refusing", "err", err)
@@ -442,12 +457,14 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 	}
 	var expiry uint32
 	switch {
+	case c.link != nil:
+		expiry = NeverExpire // a link's queue waits for its peer
 	case v5:
 		expiry = p.Props.SessionExpiry // [MQTT-3.1.2-11 ff.]
 	case !p.CleanStart:
 		expiry = NeverExpire
 	}
-	if b.opts.MaxSessionExpiry > 0 && expiry > b.opts.MaxSessionExpiry {
+	if b.opts.MaxSessionExpiry > 0 && expiry > b.opts.MaxSessionExpiry && c.link == nil {
 		expiry = b.opts.MaxSessionExpiry
 		if v5 {
 			ack.Props.SessionExpiry = expiry
@@ -474,6 +491,9 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 	// the namespace, so another tenant's client with the same identifier is
 	// another session.
 	b.attach(c, c.mount+id, p.CleanStart, expiry, ack)
+	if c.link != nil {
+		c.link.setUp(true)
+	}
 	c.debug("client connected", "version", p.Version, "clean", p.CleanStart, "keepalive", ka, "expiry", expiry)
 	return true
 }
@@ -492,6 +512,21 @@ func (c *conn) handle(pkt mqtt.Packet) error {
 	case *mqtt.Pingreq:
 		c.sendCtrl(ctrl{pkt: &mqtt.Pingresp{}}) // [MQTT-3.12.4-1]
 		return nil
+	case *mqtt.Suback:
+		if c.clientMode { // a bridge's subscriptions at the foreign broker
+			for i, code := range p.ReasonCodes {
+				if code.IsError() {
+					c.logger().Warn("bridge: subscription refused by the foreign broker", "index", i, "reason", code)
+				}
+			}
+			return nil
+		}
+		return mqtt.Errorf(mqtt.ProtocolError, "SUBACK from a client")
+	case *mqtt.Pingresp:
+		if c.clientMode {
+			return nil // the answer to this end's keep alive
+		}
+		return mqtt.Errorf(mqtt.ProtocolError, "PINGRESP from a client")
 	case *mqtt.Disconnect:
 		return c.handleDisconnect(p)
 	case *mqtt.Connect:
@@ -606,6 +641,21 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	if name == "" {
 		return mqtt.Errorf(mqtt.ProtocolError, "empty topic name without topic alias") // [MQTT-3.3.2-1]
 	}
+	if c.link != nil && c.link.InTopic != nil {
+		local, ok := c.link.InTopic(name)
+		if !ok {
+			c.link.dropped.imported.Add(1)
+			return c.ackPublish(p, mqtt.Success, 0)
+		}
+		name = local
+	}
+	if c.link != nil && c.link.Role != ToBridge && hasPrefix(name, ControlPrefix) {
+		// The mesh's own messages between the ends of a link.
+		if h := b.opts.Mesh; h != nil {
+			h.Control(c.link, name, append([]byte(nil), p.Payload...))
+		}
+		return c.ackPublish(p, mqtt.Success, 0)
+	}
 	if b.opts.Limits.topicTooLong(name) {
 		return c.ackPublish(p, mqtt.TopicNameInvalid, 0)
 	}
@@ -643,6 +693,9 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		}
 	}
 	msg := newMessage(p, c.mount+name, s.id, c.b.clockFn)
+	if c.link != nil && !b.takeIn(c.link, msg) {
+		return c.ackPublish(p, mqtt.Success, 0) // taken, and dropped: a loop or outside the link's grants
+	}
 	b.stats.msgsIn.Add(1)
 	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
 	r := b.publish(msg)
@@ -650,7 +703,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	switch {
 	case r.matched > 0 && r.queued == 0 && r.full > 0:
 		code = mqtt.QuotaExceeded // every subscriber's queue is full
-	case r.matched == 0 && v5:
+	case r.matched == 0 && v5 && c.link == nil:
 		code = mqtt.NoMatchingSubscribers
 	}
 	if p.QoS == 2 && !code.IsError() {
@@ -781,6 +834,9 @@ func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
 		opts := subOptions{qos: min(sub.QoS, 2), noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished,
 			retainHandling: sub.RetainHandling, subIDs: subIDs}
 		existed := b.index.Subscribe(filter, s, opts) // replaces an existing one [MQTT-3.8.4-3]
+		if !existed {
+			b.noteInterest(s, filter, 1)
+		}
 		s.mu.Lock()
 		s.addSubLocked(filter, opts)
 		s.mu.Unlock()
@@ -815,6 +871,9 @@ func (c *conn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 	for i, f := range p.Filters {
 		f = c.mountFilter(f)
 		existed := c.b.index.Unsubscribe(f, s) // [MQTT-3.10.4-1]
+		if existed {
+			c.b.noteInterest(s, f, -1)
+		}
 		s.mu.Lock()
 		delete(s.subs, f)
 		s.mu.Unlock()
@@ -827,6 +886,10 @@ func (c *conn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 }
 
 func (c *conn) handleDisconnect(p *mqtt.Disconnect) error {
+	if c.clientMode {
+		c.endErr = fmt.Errorf("the peer disconnected: %s %s", p.ReasonCode, p.Props.ReasonString)
+		return nil
+	}
 	s := c.s
 	if c.version >= mqtt.V5 && p.Props.Has(mqtt.PropSessionExpiry) {
 		s.mu.Lock()
@@ -1049,8 +1112,20 @@ func (c *conn) writePublish(w *writer, d *delivery, name string, now time.Time) 
 	p := &w.pub
 	*p = mqtt.Publish{Dup: d.sent, QoS: d.qos, Retain: d.retain, Topic: name, PacketID: d.packetID, Payload: m.Payload}
 	if c.version >= mqtt.V5 {
-		if m.Props != nil {
-			p.Props = *m.Props
+		switch {
+		case c.link != nil && c.link.Role != ToBridge:
+			c.b.linkProps(m, &p.Props) // origin and hop count travel with it
+			c.link.forwarded.Add(1)
+		default:
+			if props := m.clientProps(); props != nil {
+				p.Props = *props
+			}
+			if c.link != nil { // a bridge: a foreign broker's topics
+				c.link.forwarded.Add(1)
+				if c.link.OutTopic != nil {
+					p.Topic = c.link.OutTopic(name)
+				}
+			}
 		}
 		p.Props.SubscriptionIDs = d.subIDs
 		if !m.Expires.IsZero() {

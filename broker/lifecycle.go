@@ -113,6 +113,9 @@ func (b *Broker) detach(c *conn) {
 	c.detached = true
 	s.out = nil
 	s.offline = time.Now()
+	if c.link != nil {
+		defer c.link.setUp(false)
+	}
 	w, delay := c.will, c.willDelay
 	c.will = nil
 	expiry := s.expiry
@@ -208,7 +211,9 @@ func (b *Broker) finishEnded(e *endedSession) {
 		return
 	}
 	for _, f := range e.filters {
-		b.index.Unsubscribe(f, e.s)
+		if b.index.Unsubscribe(f, e.s) {
+			b.noteInterest(e.s, f, -1)
+		}
 	}
 	if e.spilledFrom > 0 && b.journal != nil {
 		// Read before the session's entries are deleted below.
@@ -291,10 +296,10 @@ func (b *Broker) fireWill(s *session, pw *pendingWill) {
 
 // publishWill publishes a will message; its expiry interval counts from now.
 func (b *Broker) publishWill(w *Message) {
-	m := *w
+	m := &Message{Topic: w.Topic, Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, Props: w.Props, Origin: w.Origin}
 	if m.Props != nil && m.Props.Has(mqtt.PropMessageExpiry) {
 		m.Expires = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
 	}
 	b.stats.willsPublished.Add(1)
-	b.publish(&m)
+	b.publish(m)
 }

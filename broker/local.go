@@ -104,6 +104,9 @@ func (l *Local) Subscribe(filter string, sub mqtt.Subscription, h Handler) error
 	opts := subOptions{qos: min(sub.QoS, 2), noLocal: sub.NoLocal, retainAsPublished: sub.RetainAsPublished,
 		retainHandling: sub.RetainHandling, subIDs: []uint32{id}}
 	existed := l.b.index.Subscribe(filter, l.s, opts)
+	if !existed {
+		l.b.noteInterest(l.s, filter, 1)
+	}
 	l.s.mu.Lock()
 	l.s.addSubLocked(filter, opts)
 	l.s.mu.Unlock()
@@ -121,6 +124,9 @@ func (l *Local) Subscribe(filter string, sub mqtt.Subscription, h Handler) error
 // Unsubscribe removes the subscription to filter.
 func (l *Local) Unsubscribe(filter string) error {
 	existed := l.b.index.Unsubscribe(filter, l.s)
+	if existed {
+		l.b.noteInterest(l.s, filter, -1)
+	}
 	l.s.mu.Lock()
 	delete(l.s.subs, filter)
 	l.s.mu.Unlock()

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/citymesh/citymesh/mqtt"
@@ -30,6 +31,13 @@ type Message struct {
 	// Expires is when the message expires, or the zero time if it does not
 	// [MQTT-3.3.2-5].
 	Expires time.Time
+	// Via is the mesh link the message arrived over, nil for a message of
+	// this node; Hops is how many links it has crossed. They drive the
+	// mesh's forwarding rules.
+	Via  *Link
+	Hops int
+
+	plain atomic.Pointer[mqtt.Properties] // Props without the mesh's user properties, made on first use
 }
 
 // newMessage copies the parts of a decoded PUBLISH that outlive the read
@@ -95,9 +103,10 @@ type delivery struct {
 	subIDs []uint32 // subscription identifiers of the matching subscriptions [MQTT-3.3.4-3]
 	share  string   // the shared subscription filter it was routed through, if any
 
-	seq    uint64 // QoS 1 and 2: the session's sequence number, in queue order
-	ticket uint64 // journal generation that makes its store entry durable; 0 for none
-	size   int    // encoded size of its store entry; 0 when it has none
+	seq      uint64 // QoS 1 and 2: the session's sequence number, in queue order
+	enqueued int64  // when it was queued, Unix nanoseconds (the coarse clock)
+	ticket   uint64 // journal generation that makes its store entry durable; 0 for none
+	size     int    // encoded size of its store entry; 0 when it has none
 
 	// Outbound state, valid while the delivery is inflight.
 	packetID uint16 // derived from seq (pidOf)

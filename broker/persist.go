@@ -75,8 +75,26 @@ func (b *Broker) load() {
 			b.index.Subscribe(sub.Filter, s, o)
 			s.addSubLocked(sub.Filter, o)
 		}
+		if !strings.HasPrefix(rec.ClientID, LinkSessionPrefix) {
+			for _, sub := range rec.Subscriptions {
+				b.noteInterest(s, sub.Filter, 1)
+			}
+		}
 		if rec.Expiry != NeverExpire {
 			s.timer = time.AfterFunc(left, func() { b.expireSession(s) })
+		}
+		if role := storedLinkRole(&rec.Session); role != 0 && strings.HasPrefix(rec.ClientID, LinkSessionPrefix) {
+			// A mesh link's session: its link comes back with it, so that
+			// routing keeps the forwarding rules before the peer returns.
+			peer := rec.ClientID[len(LinkSessionPrefix):]
+			l := &Link{b: b, Peer: peer, Role: role, s: s}
+			l.since.Store(now.UnixNano())
+			s.link.Store(l)
+			s.linkRole = role
+			if b.links.links == nil {
+				b.links.links = make(map[string]*Link)
+			}
+			b.links.links[peer] = l
 		}
 		b.sessions[rec.ClientID] = s
 	}
@@ -151,6 +169,9 @@ func (b *Broker) persistSession(s *session) uint64 {
 		return gen
 	}
 	rec := store.Session{ClientID: s.id, Expiry: s.expiry, DisconnectedAt: s.offline}
+	if s.linkRole != 0 {
+		rec.Link = s.linkRole.String()
+	}
 	for f, o := range s.subs {
 		sub := store.Subscription{Subscription: mqtt.Subscription{Filter: f, QoS: o.qos, NoLocal: o.noLocal,
 			RetainAsPublished: o.retainAsPublished, RetainHandling: o.retainHandling}}

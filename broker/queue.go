@@ -23,6 +23,7 @@ func (q *queue) push(d delivery, now int64) {
 		q.resize(max(8, 2*len(q.buf)))
 		q.grewAt = now
 	}
+	d.enqueued = now
 	q.buf[(q.head+q.n)%len(q.buf)] = d
 	q.n++
 	q.bytes += len(d.msg.Payload)

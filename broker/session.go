@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/citymesh/citymesh/mqtt"
@@ -68,6 +69,11 @@ type session struct {
 	dupBudget    int    // after a restart: entries read back that may have been sent before it
 	restoredUpTo uint64 // after a restart: the highest sequence number restored, any of which may have been sent
 	wreg         waitReg
+
+	// Mesh links only: the link whose session this is (set once, before
+	// the session is routed to, and read without the mutex) and its role.
+	link     atomic.Pointer[Link]
+	linkRole LinkRole
 }
 
 // Durable sessions keep at most pageMessages queued deliveries (or

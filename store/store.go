@@ -41,6 +41,9 @@ type Session struct {
 	// DisconnectedAt is when the client left, zero while it is connected;
 	// the expiry interval counts from it, also across a restart.
 	DisconnectedAt time.Time
+	// Link is the role of a mesh link's session ("core", "edge",
+	// "upstream", "bridge"); empty for a client's session.
+	Link string `json:",omitempty"`
 }
 
 // Message is a stored application message.

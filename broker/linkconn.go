@@ -1,0 +1,168 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/citymesh/citymesh/mqtt"
+)
+
+// A mesh link is one MQTT 5 connection. The node that dials it is its MQTT
+// client, the other its server; after CONNECT both ends do the same: each
+// publishes to the other what the other's interest (its link session's
+// subscriptions) matches, acknowledges what it receives once it is stored,
+// and keeps QoS 2 exchanges exactly once across reconnects and restarts, with
+// the same durable session machinery as any persistent client. The accepting
+// end is an ordinary connection (conn) marked with its link; the dialing end
+// is a conn in client mode, made by Link.Serve.
+
+// acceptLink decides, for a CONNECT with client identifier id (beginning
+// with LinkSessionPrefix), whether the connection may be a mesh link, and
+// makes it one. It returns the reason code to refuse with, or Success.
+func (c *conn) acceptLink(p *mqtt.Connect, id string) mqtt.ReasonCode {
+	b := c.b
+	peer := id[len(LinkSessionPrefix):]
+	h := b.opts.Mesh
+	if h == nil || p.Version < mqtt.V5 {
+		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "reason", "this node takes no mesh links over this protocol")
+		return mqtt.NotAuthorized
+	}
+	role, err := h.AcceptLink(c.ident, peer, p.Props.User)
+	if err != nil {
+		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "err", err.Error())
+		b.log.Warn("mesh: link refused", "peer", peer, "remote", c.remote, "err", err)
+		return mqtt.NotAuthorized
+	}
+	l, err := b.Link(peer, role)
+	if err != nil {
+		b.log.Warn("mesh: link refused", "peer", peer, "err", err)
+		return mqtt.NotAuthorized
+	}
+	// A link carries the mesh's traffic, not a client's: no tenant
+	// namespace and no ACL (its grants limit it instead).
+	c.link = l
+	c.mount, c.inAccess, c.outAccess, c.controlled = "", nil, nil, false
+	p.CleanStart = false // the link's queue outlives any one connection
+	b.opts.Audit.Info("link", "peer", peer, "role", role.String(), "remote", c.remote, "listener", c.listener)
+	return mqtt.Success
+}
+
+// Serve runs the link over nc as its dialing end: it sends connect (whose
+// client identifier must be LinkSessionPrefix+this node's name), waits for
+// the CONNACK, and then carries messages both ways until the connection ends
+// or the broker closes. subscribe, if given, is sent as a SUBSCRIBE first
+// (a bridge's subscriptions at a foreign broker). It returns the CONNACK (nil
+// if none came) and why the connection ended.
+func (l *Link) Serve(nc net.Conn, connect *mqtt.Connect, subscribe ...mqtt.Subscription) (*mqtt.Connack, error) {
+	b := l.b
+	c := newConn(b, nc, ConnInfo{Listener: "link"})
+	c.clientMode, c.link, c.version = true, l, mqtt.V5
+	c.clientID = connect.ClientID
+	c.r.Version = mqtt.V5
+	nc.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))
+	buf, err := connect.AppendTo(nil, mqtt.V5)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("broker: link CONNECT: %w", err)
+	}
+	if _, err := nc.Write(buf); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("broker: link to %s: %w", l.Peer, err)
+	}
+	pkt, err := c.r.ReadPacket()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("broker: link to %s: waiting for CONNACK: %w", l.Peer, err)
+	}
+	ack, ok := pkt.(*mqtt.Connack)
+	if !ok {
+		nc.Close()
+		return nil, fmt.Errorf("broker: link to %s: %s instead of CONNACK", l.Peer, pkt.Type())
+	}
+	if ack.ReasonCode.IsError() {
+		nc.Close()
+		reason := ack.ReasonCode.String()
+		if ack.Props.ReasonString != "" {
+			reason += ": " + ack.Props.ReasonString
+		}
+		return ack, fmt.Errorf("broker: link to %s refused: %s", l.Peer, reason)
+	}
+	nc.SetDeadline(time.Time{})
+	ka := connect.KeepAlive
+	if ack.Props.Has(mqtt.PropServerKeepAlive) {
+		ka = ack.Props.ServerKeepAlive
+	}
+	c.keepAlive = time.Duration(ka) * time.Second
+	c.recvMax = int(b.opts.MaxInflight)
+	if rm := ack.Props.ReceiveMaximum; rm > 0 && int(rm) < c.recvMax {
+		c.recvMax = int(rm)
+	}
+	c.maxOut = ack.Props.MaximumPacketSize
+	c.aliasMax = ack.Props.TopicAliasMaximum
+	c.connected = true
+	c.lastPacket = b.now()
+
+	if len(subscribe) > 0 {
+		// A bridge asks the foreign broker for what comes in (sent before
+		// anything else: the session's writer starts below).
+		c.ctrlq = append(c.ctrlq, ctrl{pkt: &mqtt.Subscribe{PacketID: 1, Subscriptions: subscribe}})
+	}
+	if !b.attachLink(c, l) {
+		nc.Close()
+		return ack, errors.New("broker: closed")
+	}
+	defer b.wg.Done()
+	stop := make(chan struct{})
+	if c.keepAlive > 0 {
+		go func() { // keep alive from the client's side [MQTT-3.1.2-23]
+			t := time.NewTicker(c.keepAlive / 2)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					c.sendCtrl(ctrl{pkt: &mqtt.Pingreq{}})
+				}
+			}
+		}()
+	}
+	c.readLoop(false)
+	close(stop)
+	return ack, c.endErr
+}
+
+// attachLink binds a dialing connection to its link's session, taking it
+// over from an older connection, and counts it among the broker's
+// connections. It reports false when the broker is closed.
+func (b *Broker) attachLink(c *conn, l *Link) bool {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	b.conns[c] = struct{}{}
+	b.wg.Add(1)
+	s := l.s
+	s.mu.Lock()
+	if old := s.out; old != nil {
+		old.detach(mqtt.SessionTakenOver)
+		s.out = nil
+	}
+	if pw := s.will; pw != nil {
+		pw.timer.Stop()
+		s.will = nil
+	}
+	c.s = s
+	s.expiry = NeverExpire
+	s.persist = b.journal != nil
+	s.attachLocked(c)
+	c.wakeLocked()
+	s.mu.Unlock()
+	b.mu.Unlock()
+	b.persistSession(s)
+	l.setUp(true)
+	return true
+}

@@ -1,0 +1,565 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/citymesh/citymesh/auth"
+	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/store"
+	"github.com/citymesh/citymesh/topic"
+)
+
+// The broker side of the event mesh. A link joins this node to a peer node
+// (or to a foreign MQTT broker, a bridge) over one MQTT 5 connection. Each
+// link has a durable session on this node, named LinkSessionPrefix+peer,
+// whose subscriptions are what the peer wants from this node (its interest)
+// and whose queue is the link's store-and-forward queue: messages wait there,
+// in the store, while the link is down, and leave in order when it is up. The
+// package mesh decides topology, interest and reconnects; the broker moves
+// the messages and keeps the forwarding rules that make loops impossible.
+
+// LinkSessionPrefix begins the client identifier of a mesh link's session
+// (and of the CONNECT a peer sends to open a link).
+const LinkSessionPrefix = "$mesh/"
+
+// ControlPrefix begins the topics of the mesh's own control messages
+// (interest, hello), exchanged between the two ends of a link and never
+// routed to clients.
+const ControlPrefix = "$mesh/"
+
+// User properties that travel with a message across links: the node that
+// first forwarded it, and how many links it has crossed.
+const (
+	PropOrigin = "citymesh-origin"
+	PropHops   = "citymesh-hops"
+)
+
+// LinkRole says what the peer of a link is to this node.
+type LinkRole uint8
+
+// Link roles. The forwarding rules follow from them: a message that came from
+// a core peer goes on only to this core's edges; one that came from this
+// edge's core goes to local clients only; one from an edge may go anywhere
+// else. So interest and messages cross at most one core-to-core hop, and a
+// loop cannot form.
+const (
+	ToCore     LinkRole = iota + 1 // the peer is a core node, and so is this one
+	ToEdge                         // the peer is an edge node attached to this core
+	ToUpstream                     // the peer is the core node this edge attaches to
+	ToBridge                       // the peer is a foreign MQTT broker
+)
+
+// String names the role as configuration files do.
+func (r LinkRole) String() string {
+	switch r {
+	case ToCore:
+		return "core"
+	case ToEdge:
+		return "edge"
+	case ToUpstream:
+		return "upstream"
+	case ToBridge:
+		return "bridge"
+	}
+	return "unknown"
+}
+
+// ParseLinkRole reads a role name.
+func ParseLinkRole(s string) (LinkRole, error) {
+	for r := ToCore; r <= ToBridge; r++ {
+		if r.String() == s {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("link role %q: want core, edge, upstream or bridge", s)
+}
+
+// MeshHandler is the mesh's side of the broker: it decides which
+// connections may be links and receives the control messages of links.
+type MeshHandler interface {
+	// AcceptLink decides whether a connection that asks to be a link from
+	// node peer (client identifier LinkSessionPrefix+peer) may be one,
+	// given its identity and the user properties of its CONNECT; it returns
+	// the link's role, or an error that refuses the connection (0x87).
+	AcceptLink(id *auth.Identity, peer string, props []mqtt.UserProperty) (LinkRole, error)
+	// Control receives a control message (topic under ControlPrefix) that
+	// the peer of link l sent.
+	Control(l *Link, topic string, payload []byte)
+	// LinkUp and LinkDown report a link's connection coming and going.
+	LinkUp(l *Link)
+	LinkDown(l *Link)
+}
+
+// Link is one mesh link as the broker sees it. Create it with Broker.Link.
+type Link struct {
+	b    *Broker
+	Peer string
+	Role LinkRole
+	s    *session
+
+	// Export and Import limit what may cross the link: a message goes out
+	// only if its topic matches one of Export, and is taken in only if it
+	// matches one of Import; nil means no limit. Set them before the link
+	// carries traffic.
+	Export, Import []string
+
+	// OutTopic and InTopic map topics for a bridge: the topic a message
+	// has at the foreign broker, and the local topic of one that came from
+	// it (false: not taken in). Nil keeps topics as they are.
+	OutTopic func(local string) string
+	InTopic  func(remote string) (string, bool)
+
+	up        atomic.Bool
+	forwarded atomic.Uint64 // messages sent to the peer
+	received  atomic.Uint64 // messages taken in from the peer
+	dropped   linkDrops
+	since     atomic.Int64 // when the link last came up or went down, Unix nanoseconds
+}
+
+// linkDrops counts what a link refused, by reason.
+type linkDrops struct {
+	loop, hops, imported atomic.Uint64
+}
+
+// LinkStats is a snapshot of a link's state and counters.
+type LinkStats struct {
+	Peer      string            `json:"peer"`
+	Role      string            `json:"role"`
+	Up        bool              `json:"up"`
+	Since     time.Time         `json:"since"`
+	Queued    int               `json:"queued"`   // messages waiting for the peer (in the store for a durable link)
+	Inflight  int               `json:"inflight"` // sent, not yet acknowledged
+	Lag       time.Duration     `json:"lag_ns"`   // age of the oldest queued message in memory
+	Forwarded uint64            `json:"forwarded"`
+	Received  uint64            `json:"received"`
+	Interest  int               `json:"interest"` // filters the peer asked for
+	Dropped   map[string]uint64 `json:"dropped"`  // by reason: loop, hops, import, and the session's queue_full/expired
+}
+
+// Stats returns the link's state and counters.
+func (l *Link) Stats() LinkStats {
+	st := LinkStats{Peer: l.Peer, Role: l.Role.String(), Up: l.up.Load(), Since: time.Unix(0, l.since.Load()),
+		Forwarded: l.forwarded.Load(), Received: l.received.Load(),
+		Dropped: map[string]uint64{"loop": l.dropped.loop.Load(), "hops": l.dropped.hops.Load(), "import": l.dropped.imported.Load()}}
+	s := l.s
+	s.mu.Lock()
+	st.Inflight = len(s.inflight)
+	st.Queued = s.queue.n
+	if s.persist && s.spilled {
+		st.Queued += max(0, s.storedN-s.queue.n-len(s.inflight))
+	}
+	st.Interest = len(s.subs)
+	if s.queue.n > 0 {
+		if at := s.queue.front().enqueued; at > 0 {
+			st.Lag = time.Duration(l.b.clock.Load() - at)
+		}
+	}
+	s.mu.Unlock()
+	return st
+}
+
+// Up reports whether the link's connection is up.
+func (l *Link) Up() bool { return l.up.Load() }
+
+// setUp records the link's connection state.
+func (l *Link) setUp(up bool) {
+	if l.up.Swap(up) != up {
+		l.since.Store(time.Now().UnixNano())
+		if h := l.b.opts.Mesh; h != nil {
+			if up {
+				h.LinkUp(l)
+			} else {
+				h.LinkDown(l)
+			}
+		}
+	}
+}
+
+// linkTable keeps the broker's links by peer.
+type linkTable struct {
+	mu    sync.Mutex
+	links map[string]*Link
+}
+
+// Link returns the link to peer with role, creating it (and its durable
+// session) on first use. A link's session keeps its queue and interest
+// across restarts; its role is stored with it.
+func (b *Broker) Link(peer string, role LinkRole) (*Link, error) {
+	if peer == "" || strings.ContainsAny(peer, "/+#\x00") {
+		return nil, fmt.Errorf("broker: link peer %q: not a valid node name", peer)
+	}
+	b.links.mu.Lock()
+	defer b.links.mu.Unlock()
+	if l := b.links.links[peer]; l != nil {
+		if l.Role != role {
+			return nil, fmt.Errorf("broker: link to %s is a %s link, not %s", peer, l.Role, role)
+		}
+		return l, nil
+	}
+	id := LinkSessionPrefix + peer
+	b.mu.Lock()
+	s := b.sessions[id]
+	if s == nil {
+		s = newSession(b, id)
+		s.expiry = NeverExpire
+		s.offline = time.Now()
+		s.persist = b.journal != nil
+		b.sessions[id] = s
+	}
+	b.mu.Unlock()
+	l := &Link{b: b, Peer: peer, Role: role, s: s}
+	l.since.Store(time.Now().UnixNano())
+	s.mu.Lock()
+	s.link.Store(l)
+	s.linkRole = role
+	s.mu.Unlock()
+	if b.links.links == nil {
+		b.links.links = make(map[string]*Link)
+	}
+	b.links.links[peer] = l
+	b.persistSession(s)
+	return l, nil
+}
+
+// Links returns every link the broker knows.
+func (b *Broker) Links() []*Link {
+	b.links.mu.Lock()
+	defer b.links.mu.Unlock()
+	out := make([]*Link, 0, len(b.links.links))
+	for _, l := range b.links.links {
+		out = append(out, l)
+	}
+	return out
+}
+
+// Forget removes a link and its session, queue included.
+func (b *Broker) Forget(l *Link) {
+	b.links.mu.Lock()
+	delete(b.links.links, l.Peer)
+	b.links.mu.Unlock()
+	b.mu.Lock()
+	e := b.endSessionLocked(l.s)
+	b.mu.Unlock()
+	b.finishEnded(e)
+}
+
+// Interest is one filter a peer wants, with the QoS it asks for.
+type Interest struct {
+	Filter string
+	QoS    byte
+}
+
+// SetInterest makes the link's subscriptions exactly interest: what the peer
+// wants from this node. New filters get the retained messages they match, as
+// a new subscription would, so a late subscriber on the peer's side finds
+// them; filters no longer wanted are removed. It returns how many were added
+// and removed.
+func (l *Link) SetInterest(interest []Interest) (added, removed int) {
+	want := make(map[string]byte, len(interest))
+	for _, in := range interest {
+		if topic.ValidFilter(in.Filter) == nil {
+			want[in.Filter] = max(want[in.Filter], min(in.QoS, 2))
+		}
+	}
+	s := l.s
+	s.mu.Lock()
+	var drop []string
+	for f := range s.subs {
+		if _, ok := want[f]; !ok {
+			drop = append(drop, f)
+		}
+	}
+	var add []Interest
+	for f, q := range want {
+		if o, ok := s.subs[f]; !ok || o.qos != q {
+			add = append(add, Interest{f, q})
+		}
+	}
+	s.mu.Unlock()
+	l.change(add, drop)
+	return len(add), len(drop)
+}
+
+// ChangeInterest adds and removes filters of the link's interest.
+func (l *Link) ChangeInterest(add []Interest, remove []string) { l.change(add, remove) }
+
+func (l *Link) change(add []Interest, remove []string) {
+	b, s := l.b, l.s
+	for _, f := range remove {
+		b.index.Unsubscribe(f, s)
+		s.mu.Lock()
+		delete(s.subs, f)
+		s.mu.Unlock()
+	}
+	var fresh []string
+	for _, in := range add {
+		if topic.ValidFilter(in.Filter) != nil {
+			continue
+		}
+		o := subOptions{qos: min(in.QoS, 2), retainAsPublished: true}
+		existed := b.index.Subscribe(in.Filter, s, o)
+		s.mu.Lock()
+		s.addSubLocked(in.Filter, o)
+		s.mu.Unlock()
+		if _, _, shared := topic.ParseShared(in.Filter); !shared && !existed {
+			fresh = append(fresh, in.Filter)
+		}
+	}
+	if len(add)+len(remove) > 0 {
+		b.persistSession(s)
+	}
+	now := time.Now()
+	for _, f := range fresh {
+		o := subOptions{qos: 2}
+		s.mu.Lock()
+		if so, ok := s.subs[f]; ok {
+			o = so
+		}
+		s.mu.Unlock()
+		b.ret.match(f, func(m *Message) {
+			if !m.expired(now) && b.canForward(m, l) {
+				s.enqueue(delivery{msg: m, qos: min(m.QoS, o.qos), retain: true})
+			}
+		})
+	}
+}
+
+// Interest returns the link's current subscriptions.
+func (l *Link) Interest() []Interest {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Interest, 0, len(s.subs))
+	for f, o := range s.subs {
+		out = append(out, Interest{f, o.qos})
+	}
+	return out
+}
+
+// SendControl sends a control message to the peer: topic must begin with
+// ControlPrefix. Control messages are not stored and go ahead of queued
+// messages (so that interest is current before a backlog drains); while the
+// link is down they are refused.
+func (l *Link) SendControl(t string, payload []byte) error {
+	if !strings.HasPrefix(t, ControlPrefix) {
+		return fmt.Errorf("broker: control topic %q outside %s", t, ControlPrefix)
+	}
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.out.(*conn)
+	if !ok || c.dead {
+		return errors.New("broker: link is down")
+	}
+	c.ctrlq = append(c.ctrlq, ctrl{pkt: &mqtt.Publish{Topic: t, Payload: payload}})
+	c.wakeLocked()
+	return nil
+}
+
+// canForward applies the mesh's forwarding rules: may msg go out on link
+// to? It is called while routing, for sessions that are links.
+func (b *Broker) canForward(msg *Message, to *Link) bool {
+	via := msg.Via
+	switch {
+	case via == to:
+		return false // never back where it came from
+	case msg.Hops >= b.opts.MaxHops:
+		to.dropped.hops.Add(1)
+		return false
+	case len(to.Export) > 0 && !matchesAny(to.Export, msg.Topic):
+		return false
+	case hasPrefix(msg.Topic, ControlPrefix):
+		return false
+	}
+	if via == nil || to.Role == ToBridge {
+		// From a local client; or to a bridge, which is a way out of the
+		// mesh as a local subscriber is (what it brings in goes where a
+		// local publish would, but never back to it).
+		return true
+	}
+	switch via.Role {
+	case ToCore:
+		return to.Role == ToEdge // one core-to-core hop, then only down to edges
+	case ToUpstream:
+		return false // an edge delivers what its core sent to local clients only
+	default: // from an edge or a bridge
+		return true
+	}
+}
+
+func matchesAny(filters []string, t string) bool {
+	for _, f := range filters {
+		if topic.Match(f, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// meshTags reads the mesh user properties of a message received over a
+// link: the origin node and the hops so far.
+func meshTags(p *mqtt.Properties) (origin string, hops int) {
+	for _, u := range p.User {
+		switch u.Key {
+		case PropOrigin:
+			origin = u.Value
+		case PropHops:
+			hops, _ = strconv.Atoi(u.Value)
+		}
+	}
+	return origin, hops
+}
+
+// hasMeshTags reports whether properties carry mesh user properties.
+func hasMeshTags(p *mqtt.Properties) bool {
+	for _, u := range p.User {
+		if u.Key == PropOrigin || u.Key == PropHops {
+			return true
+		}
+	}
+	return false
+}
+
+// linkProps returns the properties of m as it goes out on a link: its own,
+// with the origin (this node, if it has none yet) and the hop count (one more
+// than it had).
+func (b *Broker) linkProps(m *Message, dst *mqtt.Properties) {
+	origin, hops := b.opts.NodeName, 0
+	if m.Props != nil {
+		*dst = *m.Props
+		if o, h := meshTags(m.Props); o != "" {
+			origin, hops = o, h
+		}
+	}
+	user := make([]mqtt.UserProperty, 0, len(dst.User)+2)
+	for _, u := range dst.User {
+		if u.Key != PropOrigin && u.Key != PropHops {
+			user = append(user, u)
+		}
+	}
+	user = append(user, mqtt.UserProperty{Key: PropOrigin, Value: origin}, mqtt.UserProperty{Key: PropHops, Value: strconv.Itoa(hops + 1)})
+	dst.User = user
+}
+
+// clientProps returns the properties of m as a client receives it: without
+// the mesh's user properties. The stripped copy is made once per message.
+func (m *Message) clientProps() *mqtt.Properties {
+	if m.Props == nil || m.Via == nil && !hasMeshTags(m.Props) {
+		return m.Props
+	}
+	if p := m.plain.Load(); p != nil {
+		return p
+	}
+	p := *m.Props
+	p.User = nil
+	for _, u := range m.Props.User {
+		if u.Key != PropOrigin && u.Key != PropHops {
+			p.User = append(p.User, u)
+		}
+	}
+	m.plain.Store(&p)
+	return &p
+}
+
+// takeIn prepares a message received over link l: it reads the mesh tags,
+// refuses loops (a message that started here) and messages outside the
+// link's import grants, and marks where it came from. It reports whether the
+// message may be routed.
+func (b *Broker) takeIn(l *Link, m *Message) bool {
+	var origin string
+	var hops int
+	if m.Props != nil {
+		origin, hops = meshTags(m.Props)
+	}
+	switch {
+	case origin == b.opts.NodeName && b.opts.NodeName != "":
+		l.dropped.loop.Add(1)
+		b.log.Warn("mesh: a message came back to the node it started from; dropped (a loop in the links)", "link", l.Peer, "topic", m.Topic)
+		return false
+	case len(l.Import) > 0 && !matchesAny(l.Import, m.Topic):
+		l.dropped.imported.Add(1)
+		return false
+	}
+	m.Via = l
+	m.Hops = hops
+	l.received.Add(1)
+	return true
+}
+
+// storedLinkRole reads the link role kept in a stored session record.
+func storedLinkRole(rec *store.Session) LinkRole {
+	r, _ := ParseLinkRole(rec.Link)
+	return r
+}
+
+// interestTable counts, by filter, the subscriptions of this node's own
+// sessions (clients and in-process, not links): the node's local interest,
+// which the mesh advertises to its peers.
+type interestTable struct {
+	mu     sync.Mutex
+	counts map[string]int
+	watch  func(filter string, present bool)
+}
+
+// note records that a subscription to filter was added (delta 1) or removed
+// (-1) for session s, and tells the watcher when the filter appears or goes.
+func (b *Broker) noteInterest(s *session, filter string, delta int) {
+	if s.link.Load() != nil {
+		return
+	}
+	t := &b.interest
+	t.mu.Lock()
+	if t.counts == nil {
+		t.counts = make(map[string]int)
+	}
+	n := t.counts[filter] + delta
+	if n <= 0 {
+		delete(t.counts, filter)
+	} else {
+		t.counts[filter] = n
+	}
+	watch := t.watch
+	changed := (n == 1 && delta > 0) || (n <= 0 && delta < 0)
+	t.mu.Unlock()
+	if changed && watch != nil {
+		watch(filter, delta > 0)
+	}
+}
+
+// WatchInterest returns the filters this node's own sessions subscribe to
+// (clients and in-process ones, not mesh links), and calls fn whenever a
+// filter appears among them or leaves them. fn must not block; it is called
+// without the broker's locks. There is one watcher; a new call replaces it.
+func (b *Broker) WatchInterest(fn func(filter string, present bool)) []string {
+	t := &b.interest
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.watch = fn
+	out := make([]string, 0, len(t.counts))
+	for f := range t.counts {
+		out = append(out, f)
+	}
+	return out
+}
+
+// Disconnect closes the link's current connection, if any (MQTT 5:
+// DISCONNECT with code); the link's queue and interest stay.
+func (l *Link) Disconnect(code mqtt.ReasonCode) {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.out.(*conn); ok {
+		if !c.dead {
+			c.ctrlq = append(c.ctrlq, ctrl{pkt: &mqtt.Disconnect{ReasonCode: code}})
+		}
+		c.closeAfter = true
+		c.wakeLocked()
+		time.AfterFunc(time.Second, c.closeSocket)
+	}
+}
