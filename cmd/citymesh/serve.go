@@ -26,6 +26,7 @@ import (
 
 	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/store"
 	"github.com/citymesh/citymesh/store/disk"
 )
@@ -53,6 +54,7 @@ type serveConfig struct {
 	Audit   string          `yaml:"audit"` // audit log file, "-" for standard error, "" for none
 	Limits  limits          `yaml:"limits"`
 	SysSecs int             `yaml:"sys_interval_seconds"`
+	Mesh    mesh.Config     `yaml:"mesh"` // this node's place in the event mesh, and its bridges
 }
 
 type limits struct {
@@ -200,6 +202,17 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("store %q: want disk or memory", cfg.Store)
 	}
 
+	var node *mesh.Node
+	if cfg.Mesh.Enabled() {
+		if cfg.Mesh.Node == "" && len(cfg.Mesh.Bridges) > 0 {
+			// A node with bridges only needs no place in a mesh.
+			cfg.Mesh.Node, cfg.Mesh.Role = "standalone", "core"
+		}
+		if node, err = mesh.New(cfg.Mesh, log); err != nil {
+			return err
+		}
+	}
+
 	opts := broker.Options{
 		Authenticator:     sec.authenticator(),
 		Authorizer:        sec.authorizer(),
@@ -220,6 +233,9 @@ func runServe(ctx context.Context, args []string) error {
 		ConnectTimeout:    cfg.Limits.ConnectTimeout,
 		SysInterval:       time.Duration(cfg.SysSecs) * time.Second,
 		Logger:            log,
+	}
+	if node != nil {
+		opts.NodeName, opts.Mesh, opts.MaxHops = cfg.Mesh.Node, node.Handler(), cfg.Mesh.MaxHops
 	}
 	b := broker.New(opts)
 	defer b.Close() // before the store closes: it commits the last writes
@@ -274,7 +290,7 @@ func runServe(ctx context.Context, args []string) error {
 		go func() { errc <- serveHTTP(ctx, srv, tls.NewListener(ln, srv.TLSConfig)) }()
 	}
 	if cfg.HTTP != "off" {
-		mux := httpHandler(b)
+		mux := httpHandler(b, node)
 		srv, ln, err := listenHTTP(cfg.HTTP, mux)
 		if err != nil {
 			return fmt.Errorf("http listener: %w", err)
@@ -285,6 +301,14 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if listening == 0 {
 		return errors.New("every listener is off")
+	}
+	if node != nil {
+		if err := node.Start(ctx, b); err != nil {
+			return err
+		}
+		defer node.Stop()
+		log.Info("mesh node started", "node", cfg.Mesh.Node, "role", cfg.Mesh.Role,
+			"peers", len(cfg.Mesh.Peers), "upstream", len(cfg.Mesh.Upstream), "bridges", len(cfg.Mesh.Bridges))
 	}
 	// SIGHUP reloads certificates, password file, JWT keys and the ACL
 	// rules; established connections keep what they had.
@@ -308,11 +332,16 @@ func runServe(ctx context.Context, args []string) error {
 	}
 }
 
-// httpHandler serves /healthz, Prometheus /metrics and /debug/pprof.
-func httpHandler(b *broker.Broker) http.Handler {
+// httpHandler serves /healthz, Prometheus /metrics, /debug/pprof and, on
+// a mesh node (node not nil), GET /api/mesh.
+func httpHandler(b *broker.Broker, node *mesh.Node) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(b.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
+	if node != nil {
+		reg.MustRegister(node.Collector())
+		mux.Handle("GET /api/mesh", node)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

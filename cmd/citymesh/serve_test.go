@@ -56,7 +56,7 @@ func TestWebSocketListener(t *testing.T) {
 func TestHTTPHealthAndMetrics(t *testing.T) {
 	b := broker.New(broker.Options{SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	defer b.Close()
-	srv := httptest.NewServer(httpHandler(b))
+	srv := httptest.NewServer(httpHandler(b, nil))
 	defer srv.Close()
 	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "citymesh_messages_dropped_total{reason=\"queue_full\"}"} {
 		resp, err := http.Get(srv.URL + path)
