@@ -17,6 +17,8 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -431,20 +433,39 @@ func (b *Broker) publish(msg *Message) routed {
 // its non-shared subscriptions, with the highest granted QoS and every
 // subscription identifier [MQTT-3.3.4-2][MQTT-3.3.4-3], and one delivery per
 // shared subscription group to one of its members (MQTT 5.0 §4.8.2).
+//
+// In a mesh, a group's members may be on several nodes: a link whose peer
+// has members is a member too. The node a message enters the mesh at picks
+// the member; when it picks a link, the message crosses it (once, together
+// with whatever else the peer wants of it) naming the groups the peer is to
+// serve, and a message that came over a link goes to those groups only.
 func (b *Broker) route(msg *Message, matches []subEntry, r *routed) {
+	var pend *linkDeliveries // deliveries to links, when groups are involved
+	for i := range matches {
+		if matches[i].Group != "" {
+			pend = new(linkDeliveries)
+			break
+		}
+	}
+	restricted := msg.Via != nil && msg.Via.Role != ToBridge
 	for i := range matches {
 		e := &matches[i]
 		if e.Sub == nil {
 			continue // already merged into an earlier entry, or a handled group
 		}
 		if e.Group != "" {
-			r.add(b.routeShared(msg, matches, i))
+			if restricted && !slices.Contains(msg.Shares, e.Filter) {
+				clearGroup(matches, i) // the sending node chose a member elsewhere
+				continue
+			}
+			b.routeShared(msg, matches, i, r, pend)
 			continue
 		}
 		if e.Value.noLocal && msg.Origin != "" && e.Sub.id == msg.Origin {
 			continue // [MQTT-3.8.3-3]
 		}
-		if l := e.Sub.link.Load(); l != nil && !b.canForward(msg, l) {
+		l := e.Sub.link.Load()
+		if l != nil && !b.canForward(msg, l) {
 			continue // the mesh's forwarding rules
 		}
 		d := delivery{msg: msg, qos: min(msg.QoS, e.Value.qos), subIDs: e.Value.subIDs}
@@ -464,15 +485,74 @@ func (b *Broker) route(msg *Message, matches []subEntry, r *routed) {
 			}
 			f.Sub = nil
 		}
+		if l != nil && pend != nil {
+			pend.add(e.Sub, d, "") // one delivery per link, with its groups
+			continue
+		}
 		r.add(e.Sub.enqueue(d))
+	}
+	if pend != nil {
+		pend.flush(r)
+	}
+}
+
+// linkDeliveries collects the deliveries of one message to links while it is
+// routed, so that a link gets it once, naming the shared groups it is to
+// serve.
+type linkDeliveries struct {
+	list []linkDelivery
+}
+
+type linkDelivery struct {
+	s      *session
+	d      delivery
+	shares []string
+}
+
+// add merges delivery d to link session s, and the shared subscription
+// share it was picked for (if not "").
+func (p *linkDeliveries) add(s *session, d delivery, share string) {
+	for i := range p.list {
+		if x := &p.list[i]; x.s == s {
+			x.d.qos = max(x.d.qos, d.qos)
+			x.d.retain = x.d.retain || d.retain
+			if share != "" {
+				x.shares = append(x.shares, share)
+			}
+			return
+		}
+	}
+	x := linkDelivery{s: s, d: d}
+	x.d.share = ""
+	if share != "" {
+		x.shares = []string{share}
+	}
+	p.list = append(p.list, x)
+}
+
+// flush enqueues the collected deliveries.
+func (p *linkDeliveries) flush(r *routed) {
+	for _, x := range p.list {
+		x.d.share = strings.Join(x.shares, shareSep)
+		r.add(x.s.enqueue(x.d))
+	}
+}
+
+// clearGroup clears the entries of the shared group of matches[i].
+func clearGroup(matches []subEntry, i int) {
+	filter := matches[i].Filter
+	for j := i; j < len(matches); j++ {
+		if matches[j].Filter == filter {
+			matches[j].Sub = nil
+		}
 	}
 }
 
 // routeShared picks one member of the shared group of matches[i], in round
 // robin order preferring connected members (section 4.8.2 leaves the choice to
-// the server), and delivers to it. It clears the group's entries so route does
-// not visit them again.
-func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) (uint64, enqueueResult) {
+// the server), and delivers to it; a member that is a link goes to pend. It
+// clears the group's entries so route does not visit them again.
+func (b *Broker) routeShared(msg *Message, matches []subEntry, i int, r *routed, pend *linkDeliveries) {
 	filter := matches[i].Filter
 	var buf [16]int
 	idx := buf[:0]
@@ -486,13 +566,19 @@ func (b *Broker) routeShared(msg *Message, matches []subEntry, i int) (uint64, e
 		}
 	}
 	if len(idx) == 0 {
-		return 0, refusedOther
+		r.add(0, refusedOther)
+		return
 	}
 	e := matches[b.pickShared(matches, idx, filter)]
 	for _, j := range idx {
 		matches[j].Sub = nil
 	}
-	return e.Sub.enqueue(sharedDelivery(msg, e.Value, filter))
+	d := sharedDelivery(msg, e.Value, filter)
+	if e.Sub.link.Load() != nil {
+		pend.add(e.Sub, d, filter)
+		return
+	}
+	r.add(e.Sub.enqueue(d))
 }
 
 // pickShared returns the index into matches of the member of shared
@@ -534,6 +620,9 @@ func (b *Broker) reroute(d delivery, leaving *session) bool {
 	var members []int
 	for i := range matches {
 		if matches[i].Filter == d.share && matches[i].Sub != leaving {
+			if l := matches[i].Sub.link.Load(); l != nil && !b.canForward(d.msg, l) {
+				continue
+			}
 			members = append(members, i)
 		}
 	}

@@ -341,8 +341,14 @@ func (c *conn) sendDisconnect(code mqtt.ReasonCode, reason string) {
 
 // refuse writes a CONNACK that refuses the connection, synchronously, before
 // any session exists [MQTT-3.2.2-7].
-func (c *conn) refuse(version byte, code mqtt.ReasonCode) {
+func (c *conn) refuse(version byte, code mqtt.ReasonCode) { c.refuseWith(version, code, "") }
+
+// refuseWith refuses as refuse does, saying why in an MQTT 5 Reason String.
+func (c *conn) refuseWith(version byte, code mqtt.ReasonCode, why string) {
 	ack := &mqtt.Connack{ReasonCode: code}
+	if why != "" {
+		ack.Props.ReasonString = why
+	}
 	if version != mqtt.V5 {
 		// MQTT 3.1 and 3.1.1 CONNACK, also for unknown protocol levels.
 		ack.ReasonCode = code.V3ConnackCode()
@@ -417,8 +423,8 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 		return false
 	}
 	if hasPrefix(id, LinkSessionPrefix) {
-		if code := c.acceptLink(p, id); code != mqtt.Success {
-			c.refuse(p.Version, code)
+		if code, why := c.acceptLink(p, id); code != mqtt.Success {
+			c.refuseWith(p.Version, code, why)
 			return false
 		}
 	}
@@ -693,7 +699,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		}
 	}
 	msg := newMessage(p, c.mount+name, s.id, c.b.clockFn)
-	if c.link != nil && !b.takeIn(c.link, msg) {
+	if c.link != nil && !b.takeIn(c.link, msg) || c.link == nil && !b.takeTagged(msg) {
 		return c.ackPublish(p, mqtt.Success, 0) // taken, and dropped: a loop or outside the link's grants
 	}
 	b.stats.msgsIn.Add(1)
@@ -1112,20 +1118,17 @@ func (c *conn) writePublish(w *writer, d *delivery, name string, now time.Time) 
 	p := &w.pub
 	*p = mqtt.Publish{Dup: d.sent, QoS: d.qos, Retain: d.retain, Topic: name, PacketID: d.packetID, Payload: m.Payload}
 	if c.version >= mqtt.V5 {
-		switch {
-		case c.link != nil && c.link.Role != ToBridge:
-			c.b.linkProps(m, &p.Props) // origin and hop count travel with it
+		if c.link != nil {
+			// Origin and hop count travel with it, also to foreign brokers,
+			// which pass user properties on unchanged [MQTT-3.3.2-18]: so a
+			// message that comes back through one is recognised (takeTagged).
+			c.b.linkProps(m, &p.Props, d.share, c.link.Role == ToBridge)
 			c.link.forwarded.Add(1)
-		default:
-			if props := m.clientProps(); props != nil {
-				p.Props = *props
+			if c.link.OutTopic != nil { // a bridge: the foreign broker's topics
+				p.Topic = c.link.OutTopic(name)
 			}
-			if c.link != nil { // a bridge: a foreign broker's topics
-				c.link.forwarded.Add(1)
-				if c.link.OutTopic != nil {
-					p.Topic = c.link.OutTopic(name)
-				}
-			}
+		} else if props := m.clientProps(); props != nil {
+			p.Props = *props
 		}
 		p.Props.SubscriptionIDs = d.subIDs
 		if !m.Expires.IsZero() {

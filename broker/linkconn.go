@@ -20,25 +20,26 @@ import (
 
 // acceptLink decides, for a CONNECT with client identifier id (beginning
 // with LinkSessionPrefix), whether the connection may be a mesh link, and
-// makes it one. It returns the reason code to refuse with, or Success.
-func (c *conn) acceptLink(p *mqtt.Connect, id string) mqtt.ReasonCode {
+// makes it one. It returns the reason code to refuse with, or Success, and
+// why (sent to the peer, so that the operator of a miswired node sees it).
+func (c *conn) acceptLink(p *mqtt.Connect, id string) (mqtt.ReasonCode, string) {
 	b := c.b
 	peer := id[len(LinkSessionPrefix):]
 	h := b.opts.Mesh
 	if h == nil || p.Version < mqtt.V5 {
 		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "reason", "this node takes no mesh links over this protocol")
-		return mqtt.NotAuthorized
+		return mqtt.NotAuthorized, "this node takes no mesh links (it has no mesh configuration, or the link is not MQTT 5)"
 	}
 	role, err := h.AcceptLink(c.ident, peer, p.Props.User)
 	if err != nil {
 		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "err", err.Error())
 		b.log.Warn("mesh: link refused", "peer", peer, "remote", c.remote, "err", err)
-		return mqtt.NotAuthorized
+		return mqtt.NotAuthorized, err.Error()
 	}
 	l, err := b.Link(peer, role)
 	if err != nil {
 		b.log.Warn("mesh: link refused", "peer", peer, "err", err)
-		return mqtt.NotAuthorized
+		return mqtt.NotAuthorized, err.Error()
 	}
 	// A link carries the mesh's traffic, not a client's: no tenant
 	// namespace and no ACL (its grants limit it instead).
@@ -46,7 +47,7 @@ func (c *conn) acceptLink(p *mqtt.Connect, id string) mqtt.ReasonCode {
 	c.mount, c.inAccess, c.outAccess, c.controlled = "", nil, nil, false
 	p.CleanStart = false // the link's queue outlives any one connection
 	b.opts.Audit.Info("link", "peer", peer, "role", role.String(), "remote", c.remote, "listener", c.listener)
-	return mqtt.Success
+	return mqtt.Success, ""
 }
 
 // Serve runs the link over nc as its dialing end: it sends connect (whose

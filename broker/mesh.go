@@ -38,7 +38,13 @@ const ControlPrefix = "$mesh/"
 const (
 	PropOrigin = "citymesh-origin"
 	PropHops   = "citymesh-hops"
+	// PropShare names a shared subscription the receiving node is to
+	// serve the message to (one property per subscription).
+	PropShare = "citymesh-share"
 )
+
+// isMeshProp reports whether a user property key is one of the mesh's.
+func isMeshProp(k string) bool { return k == PropOrigin || k == PropHops || k == PropShare }
 
 // LinkRole says what the peer of a link is to this node.
 type LinkRole uint8
@@ -103,23 +109,37 @@ type Link struct {
 	Role LinkRole
 	s    *session
 
-	// Export and Import limit what may cross the link: a message goes out
-	// only if its topic matches one of Export, and is taken in only if it
-	// matches one of Import; nil means no limit. Set them before the link
-	// carries traffic.
-	Export, Import []string
-
 	// OutTopic and InTopic map topics for a bridge: the topic a message
 	// has at the foreign broker, and the local topic of one that came from
 	// it (false: not taken in). Nil keeps topics as they are.
 	OutTopic func(local string) string
 	InTopic  func(remote string) (string, bool)
 
+	grants    atomic.Pointer[Grants]
 	up        atomic.Bool
 	forwarded atomic.Uint64 // messages sent to the peer
 	received  atomic.Uint64 // messages taken in from the peer
 	dropped   linkDrops
 	since     atomic.Int64 // when the link last came up or went down, Unix nanoseconds
+}
+
+// Grants limit what may cross a link: a message goes out only if its topic
+// matches one of Export, and is taken in only if it matches one of Import;
+// an empty list means no limit.
+type Grants struct {
+	Export, Import []string
+}
+
+// SetGrants replaces the link's grants; messages routed from then on obey
+// them (messages already queued for the peer stay queued).
+func (l *Link) SetGrants(g Grants) { l.grants.Store(&g) }
+
+// Grants returns the link's grants.
+func (l *Link) Grants() Grants {
+	if g := l.grants.Load(); g != nil {
+		return *g
+	}
+	return Grants{}
 }
 
 // linkDrops counts what a link refused, by reason.
@@ -372,7 +392,7 @@ func (b *Broker) canForward(msg *Message, to *Link) bool {
 	case msg.Hops >= b.opts.MaxHops:
 		to.dropped.hops.Add(1)
 		return false
-	case len(to.Export) > 0 && !matchesAny(to.Export, msg.Topic):
+	case !to.exports(msg.Topic):
 		return false
 	case hasPrefix(msg.Topic, ControlPrefix):
 		return false
@@ -391,6 +411,19 @@ func (b *Broker) canForward(msg *Message, to *Link) bool {
 	default: // from an edge or a bridge
 		return true
 	}
+}
+
+// exports reports whether the link's grants let a message on topic t go
+// out.
+func (l *Link) exports(t string) bool {
+	g := l.grants.Load()
+	return g == nil || len(g.Export) == 0 || matchesAny(g.Export, t)
+}
+
+// imports reports whether the link's grants let a message on topic t in.
+func (l *Link) imports(t string) bool {
+	g := l.grants.Load()
+	return g == nil || len(g.Import) == 0 || matchesAny(g.Import, t)
 }
 
 func matchesAny(filters []string, t string) bool {
@@ -419,17 +452,22 @@ func meshTags(p *mqtt.Properties) (origin string, hops int) {
 // hasMeshTags reports whether properties carry mesh user properties.
 func hasMeshTags(p *mqtt.Properties) bool {
 	for _, u := range p.User {
-		if u.Key == PropOrigin || u.Key == PropHops {
+		if isMeshProp(u.Key) {
 			return true
 		}
 	}
 	return false
 }
 
+// shareSep joins the shared subscriptions of one delivery over a link in
+// delivery.share (no MQTT string holds U+0000 [MQTT-1.5.4-2]).
+const shareSep = "\x00"
+
 // linkProps returns the properties of m as it goes out on a link: its own,
-// with the origin (this node, if it has none yet) and the hop count (one more
-// than it had).
-func (b *Broker) linkProps(m *Message, dst *mqtt.Properties) {
+// with the origin (this node, if it has none yet), the hop count (one more
+// than it had) and, for links between citymesh nodes, the shared
+// subscriptions the peer is to serve it to (shares, joined by shareSep).
+func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, shares string, bridge bool) {
 	origin, hops := b.opts.NodeName, 0
 	if m.Props != nil {
 		*dst = *m.Props
@@ -437,13 +475,20 @@ func (b *Broker) linkProps(m *Message, dst *mqtt.Properties) {
 			origin, hops = o, h
 		}
 	}
-	user := make([]mqtt.UserProperty, 0, len(dst.User)+2)
+	user := make([]mqtt.UserProperty, 0, len(dst.User)+3)
 	for _, u := range dst.User {
-		if u.Key != PropOrigin && u.Key != PropHops {
+		if !isMeshProp(u.Key) {
 			user = append(user, u)
 		}
 	}
 	user = append(user, mqtt.UserProperty{Key: PropOrigin, Value: origin}, mqtt.UserProperty{Key: PropHops, Value: strconv.Itoa(hops + 1)})
+	if !bridge {
+		for f := range strings.SplitSeq(shares, shareSep) {
+			if f != "" {
+				user = append(user, mqtt.UserProperty{Key: PropShare, Value: f})
+			}
+		}
+	}
 	dst.User = user
 }
 
@@ -459,7 +504,7 @@ func (m *Message) clientProps() *mqtt.Properties {
 	p := *m.Props
 	p.User = nil
 	for _, u := range m.Props.User {
-		if u.Key != PropOrigin && u.Key != PropHops {
+		if !isMeshProp(u.Key) {
 			p.User = append(p.User, u)
 		}
 	}
@@ -482,13 +527,41 @@ func (b *Broker) takeIn(l *Link, m *Message) bool {
 		l.dropped.loop.Add(1)
 		b.log.Warn("mesh: a message came back to the node it started from; dropped (a loop in the links)", "link", l.Peer, "topic", m.Topic)
 		return false
-	case len(l.Import) > 0 && !matchesAny(l.Import, m.Topic):
+	case !l.imports(m.Topic):
 		l.dropped.imported.Add(1)
 		return false
 	}
 	m.Via = l
 	m.Hops = hops
+	if l.Role != ToBridge && m.Props != nil {
+		for _, u := range m.Props.User {
+			if u.Key == PropShare {
+				m.Shares = append(m.Shares, u.Value)
+			}
+		}
+	}
 	l.received.Add(1)
+	return true
+}
+
+// takeTagged checks a message that a client (not a link) published for mesh
+// tags: a message a bridge brought back from a foreign broker carries the
+// tags it left with. One that started at this node is a loop through
+// bridges and is dropped; the hops it made count towards the limit. It
+// reports whether the message may be routed.
+func (b *Broker) takeTagged(m *Message) bool {
+	if m.Props == nil || len(m.Props.User) == 0 || b.opts.NodeName == "" || !hasMeshTags(m.Props) {
+		return true
+	}
+	origin, hops := meshTags(m.Props)
+	if origin == b.opts.NodeName {
+		if n := b.stats.meshLoops.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th…
+			b.log.Warn("mesh: a message came back through a bridge to the node it started from; dropped (a loop through a foreign broker)",
+				"topic", m.Topic, "loops", n)
+		}
+		return false
+	}
+	m.Hops = hops
 	return true
 }
 

@@ -36,6 +36,11 @@ type Message struct {
 	// mesh's forwarding rules.
 	Via  *Link
 	Hops int
+	// Shares are the shared subscriptions (their $share/ filters) the
+	// node that sent it over Via chose this node to serve: a message that
+	// came over a link between citymesh nodes goes to those groups only,
+	// so that each message reaches one member of a group mesh-wide.
+	Shares []string
 
 	plain atomic.Pointer[mqtt.Properties] // Props without the mesh's user properties, made on first use
 }

@@ -27,6 +27,7 @@ type Stats struct {
 	storeCommits          atomic.Uint64
 	storeWrites           atomic.Uint64
 	dropNotAuthorized     atomic.Uint64
+	meshLoops             atomic.Uint64 // messages that came back through a bridge to their origin
 	refused               refusals
 	denied                [3]atomic.Uint64 // ACL denials: publish, subscribe, receive
 	throttled             atomic.Uint64
@@ -116,6 +117,7 @@ func (st *Stats) snapshot(b *Broker) StatsSnapshot {
 			"too_large":        st.dropTooLarge.Load(),
 			"no_shared_member": st.dropNoShareMember.Load(),
 			"not_authorized":   st.dropNotAuthorized.Load(),
+			"mesh_loop":        st.meshLoops.Load(),
 		},
 		Refused: map[string]uint64{
 			"bad_credentials":         st.refused.badCredentials.Load(),

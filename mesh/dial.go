@@ -52,6 +52,10 @@ func (n *Node) dialLoop(ctx context.Context, plan dialPlan) {
 			n.mu.Lock()
 			if ls := n.links[plan.link.Peer]; ls != nil && err != nil {
 				ls.lastErr = err.Error()
+				if ls.refused != "" { // this end closed it: its reason, not the connection's end
+					ls.lastErr, err = ls.refused, errors.New(ls.refused)
+					ls.refused = ""
+				}
 			}
 			n.mu.Unlock()
 			if time.Since(start) > stableAfter {
@@ -81,6 +85,9 @@ func (n *Node) dialOnce(ctx context.Context, l *broker.Link, p *PeerConfig) erro
 		ls.url = p.URL
 	}
 	n.mu.Unlock()
+	if l.Role == broker.ToUpstream {
+		l.SetGrants(broker.Grants{Export: p.Export, Import: p.Import})
+	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	_, err = l.Serve(nc, n.connectPacket(p.Username, p.Password))

@@ -101,22 +101,37 @@ func coreOf(name string, peers ...*testNode) mesh.Config {
 
 // sub is a subscriber that records what it receives.
 type sub struct {
-	c   *client.Client
-	mu  sync.Mutex
-	got []string
+	c        *client.Client
+	mu       sync.Mutex
+	got      []string
+	retained []bool // whether each message came with the Retain flag
 }
 
 func subscribe(t *testing.T, node *testNode, id string, qos byte, filters ...string) *sub {
 	t.Helper()
+	return subscribeWith(t, node, client.Options{ClientID: id, CleanStart: true}, qos, filters...)
+}
+
+// subscribePersistent subscribes with a persistent session (Clean Start 0,
+// an hour's expiry), which keeps what arrives while it is away.
+func subscribePersistent(t *testing.T, node *testNode, id string, qos byte, filters ...string) *sub {
+	t.Helper()
+	return subscribeWith(t, node, client.Options{ClientID: id, SessionExpiry: 3600}, qos, filters...)
+}
+
+func subscribeWith(t *testing.T, node *testNode, opts client.Options, qos byte, filters ...string) *sub {
+	t.Helper()
 	s := &sub{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Options{Addr: node.addr, ClientID: id, Version: mqtt.V5, CleanStart: true, Logger: quiet,
-		OnMessage: func(p *mqtt.Publish) {
-			s.mu.Lock()
-			s.got = append(s.got, p.Topic+" "+string(p.Payload))
-			s.mu.Unlock()
-		}})
+	opts.Addr, opts.Version, opts.Logger = node.addr, mqtt.V5, quiet
+	opts.OnMessage = func(p *mqtt.Publish) {
+		s.mu.Lock()
+		s.got = append(s.got, p.Topic+" "+string(p.Payload))
+		s.retained = append(s.retained, p.Retain)
+		s.mu.Unlock()
+	}
+	c, err := client.Dial(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +140,10 @@ func subscribe(t *testing.T, node *testNode, id string, qos byte, filters ...str
 	for _, f := range filters {
 		subs = append(subs, mqtt.Subscription{Filter: f, QoS: qos})
 	}
-	if _, err := c.Subscribe(ctx, mqtt.Properties{}, subs...); err != nil {
-		t.Fatal(err)
+	if len(subs) > 0 {
+		if _, err := c.Subscribe(ctx, mqtt.Properties{}, subs...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.c = c
 	return s
@@ -321,11 +338,13 @@ func TestStoreAndForwardAcrossAnOutage(t *testing.T) {
 	engine := store.NewMemoryEngine()
 	edge := startNode(t, edgeOf("campus", core), "", engine)
 	upstreamUp(t, edge)
-	atCore := subscribe(t, core, "dashboard", 1, "energy/#")
+	atCore := subscribePersistent(t, core, "dashboard", 1, "energy/#")
 	interestAt(t, edge, "upstream", "energy/#")
 	p := publisher(t, edge, "meter")
 	publish(t, p, "energy/m1", "before", 1)
-	waitFor(t, "the first reading", func() bool { return atCore.count("energy/m1 before") == 1 })
+	waitFor(t, "the first reading, acknowledged", func() bool {
+		return atCore.count("energy/m1 before") == 1 && core.b.Stats().Inflight == 0
+	})
 
 	// The core goes away; the edge keeps taking readings, which wait in its
 	// link's queue.
@@ -342,13 +361,30 @@ func TestStoreAndForwardAcrossAnOutage(t *testing.T) {
 	for k := range 50 {
 		publish(t, p, "energy/m1", fmt.Sprint("during-", k), 1)
 	}
-	// The core comes back on its store; the dashboard's session is gone
-	// (clean), so a new one subscribes; the backlog drains in order.
+	for _, l := range edge.b.Links() {
+		if st := l.Stats(); st.Peer == "upstream" && st.Queued+st.Inflight != 50 {
+			t.Fatalf("the edge's link holds %d queued and %d inflight messages, want 50 in all", st.Queued, st.Inflight)
+		}
+	}
+	// The core comes back on its store, with the dashboard's persistent
+	// session; the backlog drains into it in order, and the dashboard finds
+	// it when it reconnects.
 	core2 := startNode(t, coreOf("core"), coreAddr, coreEngine)
-	atCore2 := subscribe(t, core2, "dashboard-2", 1, "energy/#")
-	_ = atCore2
-	waitFor(t, "the backlog at the core", func() bool { return len(atCore2.messages()) >= 50 })
+	waitFor(t, "the edge's backlog to drain", func() bool {
+		for _, l := range edge.b.Links() {
+			if st := l.Stats(); st.Peer == "upstream" && st.Up && st.Queued+st.Inflight == 0 {
+				return true
+			}
+		}
+		return false
+	})
+	atCore2 := subscribeWith(t, core2, client.Options{ClientID: "dashboard", SessionExpiry: 3600}, 1)
+	waitFor(t, "the backlog at the dashboard", func() bool { return len(atCore2.messages()) >= 50 })
+	time.Sleep(50 * time.Millisecond)
 	got := atCore2.messages()
+	if len(got) != 50 {
+		t.Fatalf("the dashboard got %d messages after the outage, want 50: %q", len(got), got)
+	}
 	for k := range 50 {
 		if got[k] != fmt.Sprintf("energy/m1 during-%d", k) {
 			t.Fatalf("message %d is %q: the backlog did not drain in order", k, got[k])

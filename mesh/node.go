@@ -74,6 +74,7 @@ type linkState struct {
 	remote     string              // the node at the other end, from its hello
 	url        string              // the address dialed, for dialed links
 	lastErr    string              // why the last attempt failed or the link fell
+	refused    string              // why this node closed the link's connection (its hello), until the dialer reports it
 	advertised map[string]struct{} // what the peer was last told
 	epoch, seq uint64
 	synced     bool // the full set was sent on this connection
@@ -104,6 +105,9 @@ func (n *Node) Start(ctx context.Context, b *broker.Broker) error {
 	ctx, n.cancel = context.WithCancel(ctx)
 	for _, l := range b.Links() { // links restored from the store keep their interest
 		n.linkLocked(l)
+		if l.Role == broker.ToEdge { // and may have messages routed to them at once
+			l.SetGrants(n.acceptGrants())
+		}
 	}
 	n.mu.Unlock()
 	for _, f := range b.WatchInterest(n.localChanged) {
@@ -119,7 +123,7 @@ func (n *Node) Start(ctx context.Context, b *broker.Broker) error {
 			if err != nil {
 				return err
 			}
-			l.Export, l.Import = p.Export, p.Import
+			l.SetGrants(broker.Grants{Export: p.Export, Import: p.Import})
 			n.mu.Lock()
 			n.linkLocked(l)
 			n.mu.Unlock()
@@ -132,6 +136,9 @@ func (n *Node) Start(ctx context.Context, b *broker.Broker) error {
 		if err != nil {
 			return err
 		}
+		// Until a core answers, the first one's grants apply; each dial
+		// sets those of the core it reaches.
+		l.SetGrants(broker.Grants{Export: n.cfg.Upstream[0].Export, Import: n.cfg.Upstream[0].Import})
 		n.mu.Lock()
 		n.linkLocked(l)
 		n.mu.Unlock()
@@ -161,6 +168,11 @@ func (n *Node) Stop() {
 		cancel()
 	}
 	n.wg.Wait()
+}
+
+// acceptGrants are the grants of the links of accepted edges.
+func (n *Node) acceptGrants() broker.Grants {
+	return broker.Grants{Export: n.cfg.Accept.Export, Import: n.cfg.Accept.Import}
 }
 
 // linkLocked returns the state of link l, adding it. Called with n.mu held.
@@ -414,8 +426,8 @@ func (h handler) LinkUp(l *broker.Link) {
 	n.mu.Lock()
 	ls := n.linkLocked(l)
 	ls.synced = false
-	if l.Role == broker.ToEdge && (len(n.cfg.Accept.Export) > 0 || len(n.cfg.Accept.Import) > 0) {
-		l.Export, l.Import = n.cfg.Accept.Export, n.cfg.Accept.Import
+	if l.Role == broker.ToEdge {
+		l.SetGrants(n.acceptGrants())
 	}
 	n.dirty = true
 	n.mu.Unlock()
@@ -508,6 +520,9 @@ func (n *Node) linkError(l *broker.Link, err error, fatal bool) {
 	n.mu.Lock()
 	if ls := n.links[l.Peer]; ls != nil {
 		ls.lastErr = err.Error()
+		if fatal {
+			ls.refused = ls.lastErr
+		}
 	}
 	n.mu.Unlock()
 	n.log.Error("mesh: link "+l.Peer, "err", err)

@@ -242,6 +242,16 @@ func runServe(ctx context.Context, args []string) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if node != nil {
+		// Before the listeners: the grants of links restored from the store
+		// must be in place before anything is routed to them.
+		if err := node.Start(ctx, b); err != nil {
+			return err
+		}
+		defer node.Stop()
+		log.Info("mesh node started", "node", cfg.Mesh.Node, "role", cfg.Mesh.Role,
+			"peers", len(cfg.Mesh.Peers), "upstream", len(cfg.Mesh.Upstream), "bridges", len(cfg.Mesh.Bridges))
+	}
 	errc := make(chan error, 3)
 	listening := 0
 	if cfg.MQTT != "off" {
@@ -301,14 +311,6 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if listening == 0 {
 		return errors.New("every listener is off")
-	}
-	if node != nil {
-		if err := node.Start(ctx, b); err != nil {
-			return err
-		}
-		defer node.Stop()
-		log.Info("mesh node started", "node", cfg.Mesh.Node, "role", cfg.Mesh.Role,
-			"peers", len(cfg.Mesh.Peers), "upstream", len(cfg.Mesh.Upstream), "bridges", len(cfg.Mesh.Bridges))
 	}
 	// SIGHUP reloads certificates, password file, JWT keys and the ACL
 	// rules; established connections keep what they had.
