@@ -30,6 +30,12 @@ func (c *conn) acceptLink(p *mqtt.Connect, id string) (mqtt.ReasonCode, string) 
 		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "reason", "this node takes no mesh links over this protocol")
 		return mqtt.NotAuthorized, "this node takes no mesh links (it has no mesh configuration, or the link is not MQTT 5)"
 	}
+	if b.opts.Authenticator != nil && c.ident != nil && c.ident.Anonymous() {
+		// Where clients authenticate, so do nodes: anonymous clients may
+		// be allowed, anonymous links are not.
+		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "reason", "anonymous")
+		return mqtt.NotAuthorized, "a mesh link must authenticate at this node"
+	}
 	role, err := h.AcceptLink(c.ident, peer, p.Props.User)
 	if err != nil {
 		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "err", err.Error())

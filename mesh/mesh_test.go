@@ -105,6 +105,7 @@ type sub struct {
 	mu       sync.Mutex
 	got      []string
 	retained []bool // whether each message came with the Retain flag
+	user     [][]mqtt.UserProperty
 }
 
 func subscribe(t *testing.T, node *testNode, id string, qos byte, filters ...string) *sub {
@@ -129,6 +130,7 @@ func subscribeWith(t *testing.T, node *testNode, opts client.Options, qos byte, 
 		s.mu.Lock()
 		s.got = append(s.got, p.Topic+" "+string(p.Payload))
 		s.retained = append(s.retained, p.Retain)
+		s.user = append(s.user, p.Props.User)
 		s.mu.Unlock()
 	}
 	c, err := client.Dial(ctx, opts)
@@ -261,6 +263,15 @@ func TestEdgeToCoreToEdge(t *testing.T) {
 	interestAt(t, campus, "upstream", "campus/weather/#")
 	publish(t, publisher(t, campus, "station"), "campus/weather/rain", "0.4 mm", 1)
 	waitFor(t, "the weather at the vineyard", func() bool { return atVineyard.count("campus/weather/rain 0.4 mm") == 1 })
+	for _, s := range []*sub{atCore, atCampus, atVineyard} {
+		s.mu.Lock()
+		for _, u := range s.user {
+			if len(u) != 0 {
+				t.Errorf("a client got the mesh's user properties %v", u)
+			}
+		}
+		s.mu.Unlock()
+	}
 	time.Sleep(100 * time.Millisecond)
 	if n := atCore.count(want) + atCampus.count(want); n != 2 {
 		t.Fatalf("the reading arrived %d times in all, want 2", n)

@@ -54,7 +54,7 @@ func newTestCA(t *testing.T, dir, name string) *testCA {
 }
 
 // issue signs a leaf certificate and writes it and its key to dir as
-// name.pem and name.key; server certificates name 127.0.0.1 and localhost.
+// name.pem and name.key; server certificates name 127.0.0.1 to 127.0.0.4 and localhost.
 func (ca *testCA) issue(t *testing.T, dir, name, org string, server bool) (certFile, keyFile string, cert *x509.Certificate) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -69,7 +69,7 @@ func (ca *testCA) issue(t *testing.T, dir, name, org string, server bool) (certF
 	}
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2"), net.ParseIP("127.0.0.3"), net.ParseIP("127.0.0.4")}
 		tmpl.DNSNames = []string{"localhost"}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)

@@ -1,0 +1,327 @@
+package main
+
+// End-to-end mesh tests: real citymesh processes on 127.0.0.2, .3 and .4
+// (one core, two edges), linked over TLS with a password and with a client
+// certificate, driven by `citymesh pub`, `citymesh mesh status` and the
+// client package; killed with SIGKILL and restarted on their stores.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/citymesh/citymesh/client"
+	"github.com/citymesh/citymesh/mesh"
+	"github.com/citymesh/citymesh/mqtt"
+)
+
+// meshProc is one citymesh serve process of a mesh test, restartable on the
+// same configuration and data directory.
+type meshProc struct {
+	t          *testing.T
+	name       string
+	config     string
+	mqtt, http string
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	out        *safeBuffer
+}
+
+// freePortOn returns an address on ip with a port that was free a moment
+// ago.
+func freePortOn(t *testing.T, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Skipf("cannot listen on %s (%v): the multi-process mesh test needs the 127.0.0.0/8 loopback range", ip, err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newMeshProc(t *testing.T, name, dir, mqttAddr, httpAddr, config string) *meshProc {
+	t.Helper()
+	p := &meshProc{t: t, name: name, config: filepath.Join(dir, name+".yaml"), mqtt: mqttAddr, http: httpAddr, out: new(safeBuffer)}
+	config = fmt.Sprintf("mqtt: %s\nws: \"off\"\nhttp: %s\ndata: %s\n", mqttAddr, httpAddr, filepath.Join(dir, name+"-data")) + config
+	if err := os.WriteFile(p.config, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.start()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.out)
+		}
+	})
+	return p
+}
+
+// start runs the process and waits for its HTTP listener.
+func (p *meshProc) start() {
+	p.t.Helper()
+	cmd := exec.Command(citymeshBinary(p.t), "serve", "--config", p.config, "--log", "info")
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.cmd = cmd
+	p.mu.Unlock()
+	waitUntil(p.t, p.name+" to serve /api/mesh", func() bool {
+		_, err := p.status()
+		return err == nil
+	})
+}
+
+// kill ends the process with SIGKILL: no shutdown, as in a power cut.
+func (p *meshProc) kill() {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
+
+func (p *meshProc) status() (*mesh.Status, error) {
+	resp, err := http.Get("http://" + p.http + "/api/mesh")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st mesh.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// link returns the state of p's link to peer (zero if it has none or p is
+// unreachable).
+func (p *meshProc) link(peer string) mesh.LinkStatus {
+	st, err := p.status()
+	if err != nil {
+		return mesh.LinkStatus{}
+	}
+	for _, l := range st.Links {
+		if l.Peer == peer {
+			return l
+		}
+	}
+	return mesh.LinkStatus{}
+}
+
+// meshClient connects a client to a process; persistent clients keep their
+// session for an hour.
+func meshClient(t *testing.T, addr, id, user, password string, persistent bool, onMessage func(*mqtt.Publish)) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := client.Options{Addr: addr, ClientID: id, Version: mqtt.V5, CleanStart: !persistent, Username: user,
+		Password: []byte(password), HasPassword: password != "", OnMessage: onMessage}
+	if persistent {
+		opts.SessionExpiry = 3600
+	}
+	c, err := client.Dial(ctx, opts)
+	if err != nil {
+		t.Fatalf("connect %s to %s: %v", id, addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// recorder collects the payloads a subscriber receives.
+type recorder struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *recorder) add(p *mqtt.Publish) {
+	r.mu.Lock()
+	r.got = append(r.got, p.Topic+" "+string(p.Payload))
+	r.mu.Unlock()
+}
+
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...)
+}
+
+func TestMeshOfProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	pki := newTestPKI(t)
+	vineCert, vineKey, _ := pki.ca.issue(t, dir, "vineyard-wartberg", "", false)
+	passwd := filepath.Join(dir, "passwd")
+	for i, u := range []struct{ user, pw, groups string }{
+		{"ops", "ops-pw", "admin"}, {"campus-b1", "campus-pw", "mesh"}, {"meter", "meter-pw", "meters"},
+	} {
+		args := []string{"-b", "--groups=" + u.groups, passwd, u.user, u.pw}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if err := runPasswd(context.Background(), args); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	coreMQTT, coreMQTTS, coreHTTP := freePortOn(t, "127.0.0.2"), freePortOn(t, "127.0.0.2"), freePortOn(t, "127.0.0.2")
+	core := newMeshProc(t, "core", dir, coreMQTT, coreHTTP, fmt.Sprintf(`mqtts: %s
+tls: {cert: %s, key: %s, client_ca: %s, client_auth: request}
+auth:
+  password_file: %s
+  certificates: {username_from: cn, groups: {vineyard-wartberg: [mesh]}}
+mesh:
+  node: core
+  role: core
+  accept: {edges: [campus-b1, vineyard-wartberg, rogue, meter-gw]}
+`, coreMQTTS, pki.serverCert, pki.serverKey, pki.ca.file, passwd))
+	upstream := "mqtts://" + coreMQTTS
+	campus := newMeshProc(t, "campus", dir, freePortOn(t, "127.0.0.3"), freePortOn(t, "127.0.0.3"), fmt.Sprintf(`mesh:
+  node: campus-b1
+  role: edge
+  upstream: [{name: core, url: %q, cafile: %s, username: campus-b1, password: campus-pw}]
+`, upstream, pki.ca.file))
+	vineyard := newMeshProc(t, "vineyard", dir, freePortOn(t, "127.0.0.4"), freePortOn(t, "127.0.0.4"), fmt.Sprintf(`mesh:
+  node: vineyard-wartberg
+  role: edge
+  upstream: [{name: core, url: %q, cafile: %s, cert: %s, key: %s}]
+`, upstream, pki.ca.file, vineCert, vineKey))
+	// Two nodes the core must refuse: a wrong password, and a user who is
+	// not in the mesh group.
+	rogue := newMeshProc(t, "rogue", dir, freePortOn(t, "127.0.0.4"), freePortOn(t, "127.0.0.4"), fmt.Sprintf(`mesh:
+  node: rogue
+  role: edge
+  upstream: [{name: core, url: %q, cafile: %s, username: campus-b1, password: guessed}]
+`, upstream, pki.ca.file))
+	meter := newMeshProc(t, "meter", dir, freePortOn(t, "127.0.0.4"), freePortOn(t, "127.0.0.4"), fmt.Sprintf(`mesh:
+  node: meter-gw
+  role: edge
+  upstream: [{name: core, url: %q, cafile: %s, username: meter, password: meter-pw}]
+`, upstream, pki.ca.file))
+
+	for _, p := range []*meshProc{campus, vineyard} {
+		waitUntil(t, p.name+"'s link to the core", func() bool { l := p.link("upstream"); return l.Up && l.Remote == "core" })
+	}
+	waitUntil(t, "the refusals", func() bool {
+		return strings.Contains(rogue.link("upstream").LastError, "Bad User Name or Password") &&
+			strings.Contains(meter.link("upstream").LastError, `not in the group "mesh"`)
+	}, func() string {
+		return fmt.Sprintf("rogue: %q; meter: %q", rogue.link("upstream").LastError, meter.link("upstream").LastError)
+	})
+
+	// A persistent subscriber on the campus edge and an operator on the
+	// core; a reading published with `citymesh pub` at the vineyard edge
+	// reaches both.
+	atCampus, atCore := new(recorder), new(recorder)
+	twin := meshClient(t, campus.mqtt, "twin", "", "", true, atCampus.add)
+	ops := meshClient(t, core.mqtt, "ops-console", "ops", "ops-pw", false, atCore.add)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := twin.Subscribe(ctx, mqtt.Properties{}, mqtt.Subscription{Filter: "vineyard/+/soil/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops.Subscribe(ctx, mqtt.Properties{}, mqtt.Subscription{Filter: "vineyard/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the interest to reach the vineyard", func() bool {
+		return core.link("campus-b1").Interest > 0 && vineyard.link("upstream").Interest > 0
+	})
+	host, port := hostPort(vineyard.mqtt)
+	pubCmd := exec.Command(citymeshBinary(t), "pub", "-h", host, "-p", port, "-q", "1", "-t", "vineyard/wartberg/soil/probe-7", "-m", "31.5")
+	if out, err := pubCmd.CombinedOutput(); err != nil {
+		t.Fatalf("citymesh pub: %v\n%s", err, out)
+	}
+	first := "vineyard/wartberg/soil/probe-7 31.5"
+	waitUntil(t, "the reading on the core and the campus", func() bool {
+		return len(atCampus.list()) == 1 && len(atCore.list()) == 1
+	})
+	if atCampus.list()[0] != first || atCore.list()[0] != first {
+		t.Fatalf("got %q on the campus and %q on the core", atCampus.list(), atCore.list())
+	}
+	out, err := exec.Command(citymeshBinary(t), "mesh", "status", "--http", core.http).CombinedOutput()
+	if err != nil {
+		t.Fatalf("citymesh mesh status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"node core (core), ", "campus-b1", "vineyard-wartberg", " up "} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("mesh status lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The core loses power; the vineyard keeps taking readings (its link's
+	// queue holds them), then loses power too. Both come back, the vineyard
+	// first: every reading reaches the campus once, in order.
+	core.kill()
+	waitUntil(t, "the vineyard to see the core gone", func() bool { return !vineyard.link("upstream").Up })
+	probe := meshClient(t, vineyard.mqtt, "probe-7", "", "", false, nil)
+	const n = 30
+	for k := range n {
+		if err := probe.Publish(ctx, &mqtt.Publish{Topic: "vineyard/wartberg/soil/probe-7", Payload: fmt.Appendf(nil, "reading-%02d", k), QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := vineyard.link("upstream"); l.Queued+l.Inflight != n {
+		t.Fatalf("the vineyard's link holds %d queued and %d inflight, want %d", l.Queued, l.Inflight, n)
+	}
+	probe.Close()
+	vineyard.kill()
+	vineyard.start()
+	if l := vineyard.link("upstream"); l.Queued+l.Inflight != n {
+		t.Fatalf("after its restart the vineyard's link holds %d queued and %d inflight, want %d", l.Queued, l.Inflight, n)
+	}
+	core.start()
+	waitUntil(t, "the backlog on the campus", func() bool { return len(atCampus.list()) >= n+1 })
+	waitUntil(t, "the vineyard's queue to drain", func() bool {
+		l := vineyard.link("upstream")
+		return l.Up && l.Queued+l.Inflight == 0
+	})
+	got := atCampus.list()
+	if len(got) != n+1 {
+		t.Fatalf("the campus got %d readings, want %d: %q", len(got), n+1, got)
+	}
+	for k := range n {
+		if want := fmt.Sprintf("vineyard/wartberg/soil/probe-7 reading-%02d", k); got[k+1] != want {
+			t.Fatalf("reading %d on the campus is %q, want %q: lost, duplicated or out of order", k, got[k+1], want)
+		}
+	}
+}
+
+func TestMeshExampleRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three nodes")
+	}
+	for _, port := range []string{"1901", "1902", "1903", "8901", "8902", "8903"} {
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+port); err != nil {
+			t.Skipf("port %s is taken (%v): the example uses fixed ports", port, err)
+		} else {
+			ln.Close()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "../../examples/mesh/run.sh").CombinedOutput()
+	if err != nil {
+		t.Fatalf("examples/mesh/run.sh: %v\n%s", err, out)
+	}
+	want := `vineyard/wartberg/device/probe-7/soil {"moisture_pct":31.5,"temp_c":14.2}`
+	for _, where := range []string{"at the core:", "at the campus edge:"} {
+		if !strings.Contains(string(out), where) || !strings.Contains(string(out), where+strings.Repeat(" ", 22-len(where))+want) {
+			t.Fatalf("the example's output lacks the reading %s:\n%s", where, out)
+		}
+	}
+}
