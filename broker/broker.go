@@ -62,6 +62,11 @@ type Options struct {
 	// MaxStoredBytes bounds the encoded bytes of those messages. Default
 	// 256 MiB.
 	MaxStoredBytes int
+	// MaxLinkStoredMessages and MaxLinkStoredBytes bound the same for the
+	// durable session of a mesh link, which carries the traffic of many
+	// clients across an outage. Defaults 10,000,000 and 4 GiB.
+	MaxLinkStoredMessages int
+	MaxLinkStoredBytes    int
 	// QueueQoS0Offline, when set, queues QoS 0 messages for disconnected
 	// persistent sessions as well (the specification allows either, MQTT 5.0 §4.1).
 	// Default off, as in Mosquitto.
@@ -139,6 +144,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxStoredBytes == 0 {
 		o.MaxStoredBytes = 256 << 20
+	}
+	if o.MaxLinkStoredMessages == 0 {
+		o.MaxLinkStoredMessages = 10_000_000
+	}
+	if o.MaxLinkStoredBytes == 0 {
+		o.MaxLinkStoredBytes = 4 << 30
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 10 * time.Second

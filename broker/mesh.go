@@ -144,29 +144,36 @@ func (l *Link) Grants() Grants {
 
 // linkDrops counts what a link refused, by reason.
 type linkDrops struct {
-	loop, hops, imported atomic.Uint64
+	loop, hops, imported    atomic.Uint64
+	full, expired, tooLarge atomic.Uint64
 }
 
 // LinkStats is a snapshot of a link's state and counters.
 type LinkStats struct {
-	Peer      string            `json:"peer"`
-	Role      string            `json:"role"`
-	Up        bool              `json:"up"`
-	Since     time.Time         `json:"since"`
-	Queued    int               `json:"queued"`   // messages waiting for the peer (in the store for a durable link)
-	Inflight  int               `json:"inflight"` // sent, not yet acknowledged
-	Lag       time.Duration     `json:"lag_ns"`   // age of the oldest queued message in memory
-	Forwarded uint64            `json:"forwarded"`
-	Received  uint64            `json:"received"`
-	Interest  int               `json:"interest"` // filters the peer asked for
-	Dropped   map[string]uint64 `json:"dropped"`  // by reason: loop, hops, import, and the session's queue_full/expired
+	Peer      string        `json:"peer"`
+	Role      string        `json:"role"`
+	Up        bool          `json:"up"`
+	Since     time.Time     `json:"since"`
+	Queued    int           `json:"queued"`   // messages waiting for the peer (in the store for a durable link)
+	Inflight  int           `json:"inflight"` // sent, not yet acknowledged
+	Lag       time.Duration `json:"lag_ns"`   // age of the oldest queued message in memory
+	Forwarded uint64        `json:"forwarded"`
+	Received  uint64        `json:"received"`
+	Interest  int           `json:"interest"` // filters the peer asked for
+	// Dropped counts what the link refused or lost, by reason: loop (came
+	// back to its origin), hops (over the hop limit), import (outside the
+	// import grants), queue_full (the link's queue at its limit), expired
+	// (its Message Expiry passed while queued), too_large (over the peer's
+	// Maximum Packet Size).
+	Dropped map[string]uint64 `json:"dropped"`
 }
 
 // Stats returns the link's state and counters.
 func (l *Link) Stats() LinkStats {
 	st := LinkStats{Peer: l.Peer, Role: l.Role.String(), Up: l.up.Load(), Since: time.Unix(0, l.since.Load()),
 		Forwarded: l.forwarded.Load(), Received: l.received.Load(),
-		Dropped: map[string]uint64{"loop": l.dropped.loop.Load(), "hops": l.dropped.hops.Load(), "import": l.dropped.imported.Load()}}
+		Dropped: map[string]uint64{"loop": l.dropped.loop.Load(), "hops": l.dropped.hops.Load(), "import": l.dropped.imported.Load(),
+			"queue_full": l.dropped.full.Load(), "expired": l.dropped.expired.Load(), "too_large": l.dropped.tooLarge.Load()}}
 	s := l.s
 	s.mu.Lock()
 	st.Inflight = len(s.inflight)

@@ -121,6 +121,37 @@ func (s *session) online() bool {
 	return s.out != nil
 }
 
+// Reasons a session drops a message, counted broker-wide and, for a mesh
+// link's session, on the link.
+const (
+	dropFull = iota
+	dropExpired
+	dropTooLarge
+)
+
+// countDrop counts a message the session dropped.
+func (s *session) countDrop(reason int) {
+	st := &s.b.stats
+	l := s.link.Load()
+	switch reason {
+	case dropFull:
+		st.dropQueueFull.Add(1)
+		if l != nil {
+			l.dropped.full.Add(1)
+		}
+	case dropExpired:
+		st.dropExpired.Add(1)
+		if l != nil {
+			l.dropped.expired.Add(1)
+		}
+	case dropTooLarge:
+		st.dropTooLarge.Add(1)
+		if l != nil {
+			l.dropped.tooLarge.Add(1)
+		}
+	}
+}
+
 // enqueueResult says what became of a delivery offered to a session.
 type enqueueResult int
 
@@ -149,7 +180,7 @@ func (s *session) enqueue(d delivery) (ticket uint64, res enqueueResult) {
 		return s.enqueueDurableLocked(d)
 	}
 	if s.queue.n >= b.opts.MaxQueuedMessages || s.queue.bytes+len(d.msg.Payload) > b.opts.MaxQueuedBytes {
-		b.stats.dropQueueFull.Add(1)
+		s.countDrop(dropFull)
 		return 0, refusedFull
 	}
 	if d.qos > 0 {
@@ -168,8 +199,12 @@ func (s *session) enqueue(d delivery) (ticket uint64, res enqueueResult) {
 // only once its write is durable: the journal wakes the session then.
 func (s *session) enqueueDurableLocked(d delivery) (uint64, enqueueResult) {
 	b := s.b
-	if s.storedN >= b.opts.MaxStoredMessages || s.storedBytes+len(d.msg.Payload) > b.opts.MaxStoredBytes {
-		b.stats.dropQueueFull.Add(1)
+	maxN, maxBytes := b.opts.MaxStoredMessages, b.opts.MaxStoredBytes
+	if s.link.Load() != nil {
+		maxN, maxBytes = b.opts.MaxLinkStoredMessages, b.opts.MaxLinkStoredBytes
+	}
+	if s.storedN >= maxN || s.storedBytes+len(d.msg.Payload) > maxBytes {
+		s.countDrop(dropFull)
 		return 0, refusedFull
 	}
 	seq := s.seq + 1
@@ -292,12 +327,12 @@ func (s *session) take(out []delivery, n, window int, maxSize uint32, version by
 		dd := s.queue.pop()
 		if !dd.released {
 			if dd.msg.expired(now) {
-				s.b.stats.dropExpired.Add(1)
+				s.countDrop(dropExpired)
 				s.forgetLocked(&dd)
 				continue
 			}
 			if maxSize > 0 && uint32(publishSizeEstimate(&dd, version)) > maxSize {
-				s.b.stats.dropTooLarge.Add(1)
+				s.countDrop(dropTooLarge)
 				s.forgetLocked(&dd)
 				continue
 			}

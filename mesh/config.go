@@ -51,6 +51,11 @@ type Config struct {
 	Bridges []BridgeConfig `yaml:"bridges"`
 	// MaxHops caps the links a message may cross (default 8).
 	MaxHops int `yaml:"max_hops"`
+	// LinkMaxMessages and LinkMaxBytes bound each link's store-and-forward
+	// queue (defaults 10,000,000 messages and 4 GiB); beyond them a link
+	// refuses new messages and counts them as queue_full.
+	LinkMaxMessages int `yaml:"link_max_messages"`
+	LinkMaxBytes    int `yaml:"link_max_bytes"`
 	// InterestBatch is how long interest changes are collected before they
 	// are sent to the peers (default 20 ms).
 	InterestBatch time.Duration `yaml:"interest_batch"`
@@ -181,6 +186,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("mesh: bridge %s: qos %d", br.Name, t.QoS)
 			}
 		}
+	}
+	if c.LinkMaxMessages < 0 || c.LinkMaxBytes < 0 || c.MaxHops < 0 {
+		return errors.New("mesh: link_max_messages, link_max_bytes and max_hops cannot be negative")
 	}
 	if c.MaxHops == 0 {
 		c.MaxHops = 8

@@ -33,6 +33,12 @@ var quiet = slog.New(slog.DiscardHandler)
 // (nil makes a new one).
 func startNode(t *testing.T, cfg mesh.Config, addr string, engine *store.MemoryEngine) *testNode {
 	t.Helper()
+	return startNodeWith(t, cfg, addr, engine, broker.Options{})
+}
+
+// startNodeWith starts a node as startNode does, with broker options opts.
+func startNodeWith(t *testing.T, cfg mesh.Config, addr string, engine *store.MemoryEngine, opts broker.Options) *testNode {
+	t.Helper()
 	if engine == nil {
 		engine = store.NewMemoryEngine()
 	}
@@ -49,7 +55,8 @@ func startNode(t *testing.T, cfg mesh.Config, addr string, engine *store.MemoryE
 	if testing.Verbose() {
 		logger = slog.Default()
 	}
-	b := broker.New(broker.Options{Store: st, NodeName: cfg.Node, Mesh: n.Handler(), SysInterval: -1, Logger: logger})
+	opts.Store, opts.NodeName, opts.Mesh, opts.SysInterval, opts.Logger = st, cfg.Node, n.Handler(), -1, logger
+	b := broker.New(opts)
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/citymesh/citymesh/broker"
 	"github.com/citymesh/citymesh/client"
 	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/mqtt"
@@ -269,5 +270,81 @@ func TestGrantsLimitWhatCrossesALink(t *testing.T) {
 		if l.Peer == "vineyard" && l.Stats().Dropped["import"] != 1 {
 			t.Fatalf("the core's link counts %d messages refused by its import grant, want 1", l.Stats().Dropped["import"])
 		}
+	}
+}
+
+func TestLinkQueueQuotaAndExpiry(t *testing.T) {
+	coreAddr := freeAddr(t)
+	core := startNode(t, coreOf("core"), coreAddr, nil)
+	edge := startNodeWith(t, edgeOf("campus", core), "", nil, broker.Options{MaxLinkStoredMessages: 5})
+	upstreamUp(t, edge)
+	atCore := subscribePersistent(t, core, "dashboard", 1, "energy/#")
+	interestAt(t, edge, "upstream", "energy/#")
+	engine := core.engine
+	core.stop()
+	waitFor(t, "the link down", func() bool { return !edge.b.Links()[0].Up() })
+
+	p := publisher(t, edge, "meter")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for k := range 3 {
+		publish(t, p, "energy/m1", fmt.Sprint("kept-", k), 1)
+	}
+	for k := range 2 {
+		m := &mqtt.Publish{Topic: "energy/m1", Payload: fmt.Appendf(nil, "stale-%d", k), QoS: 1,
+			Props: mqtt.Properties{MessageExpiry: 1}}
+		m.Props.Set(mqtt.PropMessageExpiry)
+		if err := p.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The link's queue is full: the sixth is refused, and the publisher is
+	// told (MQTT 5: 0x97 Quota exceeded, as nobody else took it).
+	err := p.Publish(ctx, &mqtt.Publish{Topic: "energy/m1", Payload: []byte("over"), QoS: 1})
+	if err == nil || !strings.Contains(err.Error(), "Quota") {
+		t.Fatalf("a publish beyond the link's quota returned %v, want Quota exceeded", err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the two stale ones expire while queued
+
+	core = startNode(t, coreOf("core"), coreAddr, engine)
+	again := subscribeWith(t, core, clientOptions("dashboard"), 1)
+	waitFor(t, "the kept readings", func() bool { return len(again.messages()) >= 3 })
+	waitFor(t, "the link's queue to drain", func() bool {
+		st := edge.b.Links()[0].Stats()
+		return st.Up && st.Queued+st.Inflight == 0
+	})
+	if got := append(atCore.messages(), again.messages()...); strings.Join(got, ",") != "energy/m1 kept-0,energy/m1 kept-1,energy/m1 kept-2" {
+		t.Fatalf("after the outage the dashboard got %q", got)
+	}
+	st := edge.b.Links()[0].Stats()
+	if st.Dropped["queue_full"] != 1 || st.Dropped["expired"] != 2 {
+		t.Fatalf("the link counts %v dropped, want queue_full 1 and expired 2", st.Dropped)
+	}
+}
+
+func TestHopLimit(t *testing.T) {
+	// With a limit of one link, what crosses from an edge to the core goes
+	// no further: the core's clients get it, the other edge does not.
+	core := startNodeWith(t, coreOf("core"), "", nil, broker.Options{MaxHops: 1})
+	campus := startNode(t, edgeOf("campus", core), "", nil)
+	vineyard := startNode(t, edgeOf("vineyard", core), "", nil)
+	upstreamUp(t, campus)
+	upstreamUp(t, vineyard)
+	atCore := subscribe(t, core, "ops", 1, "vineyard/#")
+	atCampus := subscribe(t, campus, "twin", 1, "vineyard/#")
+	interestAt(t, core, "campus", "vineyard/#")
+	interestAt(t, vineyard, "upstream", "vineyard/#")
+	publish(t, publisher(t, vineyard, "probe"), "vineyard/soil", "31", 1)
+	waitFor(t, "the reading at the core", func() bool { return atCore.count("vineyard/soil 31") == 1 })
+	waitFor(t, "the hop limit to be counted", func() bool {
+		for _, l := range core.b.Links() {
+			if l.Peer == "campus" && l.Stats().Dropped["hops"] == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	if len(atCampus.messages()) != 0 {
+		t.Fatalf("the campus got %q beyond the hop limit", atCampus.messages())
 	}
 }

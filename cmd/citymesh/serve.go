@@ -236,6 +236,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if node != nil {
 		opts.NodeName, opts.Mesh, opts.MaxHops = cfg.Mesh.Node, node.Handler(), cfg.Mesh.MaxHops
+		opts.MaxLinkStoredMessages, opts.MaxLinkStoredBytes = cfg.Mesh.LinkMaxMessages, cfg.Mesh.LinkMaxBytes
 	}
 	b := broker.New(opts)
 	defer b.Close() // before the store closes: it commits the last writes
