@@ -688,10 +688,30 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			return nil
 		}
 	}
+	var linkSeq uint64
+	if c.link != nil && c.link.Role != ToBridge && p.QoS == 1 {
+		// A QoS 1 message that the peer sends again after a reconnect or a
+		// restart, and that was taken in already, is acknowledged and not
+		// routed again: the peer numbers what it sends in order.
+		if linkSeq = meshSeq(&p.Props); linkSeq > 0 {
+			s := c.s
+			s.mu.Lock()
+			dup := p.Dup && linkSeq <= s.linkSeq
+			if !dup {
+				s.linkSeq = linkSeq // (a lower number without DUP: the peer's queue began again)
+			}
+			s.mu.Unlock()
+			if dup {
+				c.link.dropped.duplicate.Add(1)
+				return c.ackPublish(p, mqtt.Success, 0)
+			}
+		}
+	}
 	c.throttle(len(p.Payload))
 	if b.journal != nil && p.QoS > 0 {
 		b.journal.waitRoom() // the store sets the pace when it is the slower
-		if p.QoS == 2 {
+		if p.QoS == 2 || linkSeq > 0 {
+			// (A link's QoS 1 message and its sequence number, likewise.)
 			// Every write of this message, in every session and the
 			// inbound record, in one commit (see journal.hold).
 			b.journal.hold()
@@ -705,6 +725,10 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	b.stats.msgsIn.Add(1)
 	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
 	r := b.publish(msg)
+	if linkSeq > 0 && c.s.persist {
+		gen, _ := b.journal.write(func(bt *store.Batch) error { bt.PutLinkSeq(c.s.id, linkSeq); return nil })
+		r.ticket = max(r.ticket, gen)
+	}
 	code := mqtt.Success
 	switch {
 	case r.matched > 0 && r.queued == 0 && r.full > 0:
@@ -1122,7 +1146,7 @@ func (c *conn) writePublish(w *writer, d *delivery, name string, now time.Time) 
 			// Origin and hop count travel with it, also to foreign brokers,
 			// which pass user properties on unchanged [MQTT-3.3.2-18]: so a
 			// message that comes back through one is recognised (takeTagged).
-			c.b.linkProps(m, &p.Props, d.share, c.link.Role == ToBridge)
+			c.b.linkProps(m, &p.Props, d, c.link.Role == ToBridge)
 			c.link.forwarded.Add(1)
 			if c.link.OutTopic != nil { // a bridge: the foreign broker's topics
 				p.Topic = c.link.OutTopic(name)

@@ -41,10 +41,26 @@ const (
 	// PropShare names a shared subscription the receiving node is to
 	// serve the message to (one property per subscription).
 	PropShare = "citymesh-share"
+	// PropSeq numbers the QoS 1 and 2 messages a node sends over a link,
+	// in the order it sends them (the link session's sequence).
+	PropSeq = "citymesh-seq"
 )
 
 // isMeshProp reports whether a user property key is one of the mesh's.
-func isMeshProp(k string) bool { return k == PropOrigin || k == PropHops || k == PropShare }
+func isMeshProp(k string) bool {
+	return k == PropOrigin || k == PropHops || k == PropShare || k == PropSeq
+}
+
+// meshSeq returns a message's link sequence number, 0 if it has none.
+func meshSeq(p *mqtt.Properties) uint64 {
+	for i := len(p.User) - 1; i >= 0; i-- {
+		if p.User[i].Key == PropSeq {
+			n, _ := strconv.ParseUint(p.User[i].Value, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
 
 // LinkRole says what the peer of a link is to this node.
 type LinkRole uint8
@@ -146,6 +162,7 @@ func (l *Link) Grants() Grants {
 type linkDrops struct {
 	loop, hops, imported    atomic.Uint64
 	full, expired, tooLarge atomic.Uint64
+	duplicate               atomic.Uint64
 }
 
 // LinkStats is a snapshot of a link's state and counters.
@@ -164,7 +181,8 @@ type LinkStats struct {
 	// back to its origin), hops (over the hop limit), import (outside the
 	// import grants), queue_full (the link's queue at its limit), expired
 	// (its Message Expiry passed while queued), too_large (over the peer's
-	// Maximum Packet Size).
+	// Maximum Packet Size), duplicate (a resend of a message taken in
+	// already).
 	Dropped map[string]uint64 `json:"dropped"`
 }
 
@@ -173,7 +191,8 @@ func (l *Link) Stats() LinkStats {
 	st := LinkStats{Peer: l.Peer, Role: l.Role.String(), Up: l.up.Load(), Since: time.Unix(0, l.since.Load()),
 		Forwarded: l.forwarded.Load(), Received: l.received.Load(),
 		Dropped: map[string]uint64{"loop": l.dropped.loop.Load(), "hops": l.dropped.hops.Load(), "import": l.dropped.imported.Load(),
-			"queue_full": l.dropped.full.Load(), "expired": l.dropped.expired.Load(), "too_large": l.dropped.tooLarge.Load()}}
+			"queue_full": l.dropped.full.Load(), "expired": l.dropped.expired.Load(), "too_large": l.dropped.tooLarge.Load(),
+			"duplicate": l.dropped.duplicate.Load()}}
 	s := l.s
 	s.mu.Lock()
 	st.Inflight = len(s.inflight)
@@ -470,11 +489,12 @@ func hasMeshTags(p *mqtt.Properties) bool {
 // delivery.share (no MQTT string holds U+0000 [MQTT-1.5.4-2]).
 const shareSep = "\x00"
 
-// linkProps returns the properties of m as it goes out on a link: its own,
-// with the origin (this node, if it has none yet), the hop count (one more
-// than it had) and, for links between citymesh nodes, the shared
-// subscriptions the peer is to serve it to (shares, joined by shareSep).
-func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, shares string, bridge bool) {
+// linkProps returns the properties of delivery d as it goes out on a link:
+// the message's own, with the origin (this node, if it has none yet) and the
+// hop count (one more than it had); for links between citymesh nodes also
+// the shared subscriptions the peer is to serve it to (d.share, joined by
+// shareSep) and the delivery's sequence number.
+func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, d *delivery, bridge bool) {
 	origin, hops := b.opts.NodeName, 0
 	if m.Props != nil {
 		*dst = *m.Props
@@ -482,7 +502,7 @@ func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, shares string, brid
 			origin, hops = o, h
 		}
 	}
-	user := make([]mqtt.UserProperty, 0, len(dst.User)+3)
+	user := make([]mqtt.UserProperty, 0, len(dst.User)+4)
 	for _, u := range dst.User {
 		if !isMeshProp(u.Key) {
 			user = append(user, u)
@@ -490,10 +510,13 @@ func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, shares string, brid
 	}
 	user = append(user, mqtt.UserProperty{Key: PropOrigin, Value: origin}, mqtt.UserProperty{Key: PropHops, Value: strconv.Itoa(hops + 1)})
 	if !bridge {
-		for f := range strings.SplitSeq(shares, shareSep) {
+		for f := range strings.SplitSeq(d.share, shareSep) {
 			if f != "" {
 				user = append(user, mqtt.UserProperty{Key: PropShare, Value: f})
 			}
+		}
+		if d.seq > 0 {
+			user = append(user, mqtt.UserProperty{Key: PropSeq, Value: strconv.FormatUint(d.seq, 10)})
 		}
 	}
 	dst.User = user

@@ -61,6 +61,7 @@ func (b *Broker) load() {
 		// The first entries read back may have been sent before the
 		// restart; they go out with DUP set.
 		s.dupBudget = int(b.opts.MaxInflight)
+		s.linkSeq = rec.LinkSeq
 		for _, pid := range rec.Inbound {
 			if s.inQoS2 == nil {
 				s.inQoS2 = make(map[uint16]struct{})

@@ -51,6 +51,7 @@ type session struct {
 	resend   []uint16              // inflight packet ids to send again after a takeover, in order
 	seq      uint64                // sequence number of the newest QoS 1 or 2 delivery
 	inQoS2   map[uint16]struct{}   // inbound QoS 2 packet ids received but not yet released
+	linkSeq  uint64                // a mesh link's session: the peer's sequence number of the last QoS 1 message taken in
 	timer    *time.Timer           // session expiry timer while offline
 	will     *pendingWill          // a will waiting for its delay while offline
 	ended    bool

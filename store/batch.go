@@ -1,5 +1,7 @@
 package store
 
+import "encoding/binary"
+
 // Batch is a list of writes applied atomically by Store.Apply. Keys and
 // values are encoded as they are added, into one buffer, so a Batch that is
 // Reset and reused does not allocate in steady state. A Batch is not safe for
@@ -87,6 +89,9 @@ func (b *Batch) DeleteSession(clientID string) {
 	b.commit(OpDelete, start, len(b.buf), nil)
 	b.delRange(clientRange(kindQueue, clientID))
 	b.delRange(clientRange(kindInbound, clientID))
+	start = len(b.buf)
+	b.buf = appendLinkSeqKey(b.buf, clientID)
+	b.commit(OpDelete, start, len(b.buf), nil)
 }
 
 // PutEntry stores e in clientID's queue, replacing the entry with the same
@@ -113,6 +118,18 @@ func (b *Batch) PutInbound(clientID string, pid uint16) {
 	start := len(b.buf)
 	b.buf = appendInboundKey(b.buf, clientID, pid)
 	k := len(b.buf)
+	b.buf = sealValue(b.buf, k)
+	b.commit(OpSet, start, k, nil)
+}
+
+// PutLinkSeq records the sequence number of the last message a mesh link's
+// session clientID received from its peer, so that the peer's resend of a
+// message already taken in is recognised, also after a restart.
+func (b *Batch) PutLinkSeq(clientID string, seq uint64) {
+	start := len(b.buf)
+	b.buf = appendLinkSeqKey(b.buf, clientID)
+	k := len(b.buf)
+	b.buf = binary.BigEndian.AppendUint64(b.buf, seq)
 	b.buf = sealValue(b.buf, k)
 	b.commit(OpSet, start, k, nil)
 }

@@ -131,6 +131,26 @@ func (st *Store) Load() (*Snapshot, error) {
 	})
 	errs = append(errs, err)
 
+	lo, hi = kindRange(kindLinkSeq)
+	err = st.e.Scan(lo, hi, func(k, v []byte) error {
+		body, err := openValue(v)
+		if err == nil && len(body) != 8 {
+			err = fmt.Errorf("%d bytes, want 8", len(body))
+		}
+		if err != nil {
+			corrupt(k, err)
+			return nil
+		}
+		i, ok := index[string(k[1:])]
+		if !ok {
+			snap.Orphans++
+			return nil
+		}
+		snap.Sessions[i].LinkSeq = binary.BigEndian.Uint64(body)
+		return nil
+	})
+	errs = append(errs, err)
+
 	// Queues are summarised, not read: their entries are paged in later. The
 	// checksum is verified here so that damage is reported at start.
 	lo, hi = kindRange(kindQueue)

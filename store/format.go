@@ -17,6 +17,7 @@ import (
 //	's' clientID                  → session: JSON of Session
 //	'q' clientID 0x00 seq(8, BE)  → queue entry
 //	'i' clientID 0x00 pid(2, BE)  → inbound QoS 2 packet identifier awaiting PUBREL (empty body)
+//	'l' clientID                  → a mesh link's last received sequence number (body: 8 bytes, BE)
 //	'w' clientID                  → will
 //	'r' topic                     → retained message
 //	0x00 "format"                 → the format marker, formatMarker
@@ -42,6 +43,7 @@ const (
 	kindSession  = 's'
 	kindQueue    = 'q'
 	kindInbound  = 'i'
+	kindLinkSeq  = 'l'
 	kindWill     = 'w'
 	kindRetained = 'r'
 	kindMeta     = 0x00
@@ -91,6 +93,10 @@ func appendInboundKey(dst []byte, clientID string, pid uint16) []byte {
 	return binary.BigEndian.AppendUint16(dst, pid)
 }
 
+func appendLinkSeqKey(dst []byte, clientID string) []byte {
+	return append(append(dst, kindLinkSeq), clientID...)
+}
+
 func appendWillKey(dst []byte, clientID string) []byte {
 	return append(append(dst, kindWill), clientID...)
 }
@@ -128,6 +134,8 @@ func describeKey(key []byte) string {
 		return "session " + strconv.Quote(string(key[1:]))
 	case kindWill:
 		return "will of " + strconv.Quote(string(key[1:]))
+	case kindLinkSeq:
+		return "link sequence of " + strconv.Quote(string(key[1:]))
 	case kindRetained:
 		return "retained message " + strconv.Quote(string(key[1:]))
 	case kindQueue:

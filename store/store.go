@@ -113,6 +113,9 @@ type StoredSession struct {
 	Session
 	Inbound []uint16
 	Queue   QueueInfo
+	// LinkSeq is, for a mesh link's session, the sequence number of the
+	// last message received from the peer (see Batch.PutLinkSeq).
+	LinkSeq uint64
 }
 
 // Snapshot is what Load reads: everything a broker needs to start.

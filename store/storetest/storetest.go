@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"DeleteSessionTakesQueueNotWill", testDeleteSessionTakesQueueNotWill},
 		{"OrphansCounted", testOrphansCounted},
 		{"Retained", testRetained},
+		{"LinkSeq", testLinkSeq},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -202,6 +203,26 @@ func testDeleteSessionTakesQueueNotWill(t *testing.T, st *store.Store) {
 				t.Fatalf("after deletes: %+v", snap)
 			}
 		}
+	}
+}
+
+func testLinkSeq(t *testing.T, st *store.Store) {
+	apply(t, st, func(b *store.Batch) error {
+		b.PutSession(&store.Session{ClientID: "$mesh/core", Expiry: 0xFFFFFFFF, Link: "edge"})
+		b.PutSession(&store.Session{ClientID: "$mesh/core-2", Expiry: 0xFFFFFFFF, Link: "core"})
+		b.PutLinkSeq("$mesh/core", 41)
+		b.PutLinkSeq("$mesh/core", 42) // the last one counts
+		b.PutLinkSeq("$mesh/core-2", 1<<40)
+		return nil
+	})
+	snap := load(t, st)
+	if a, b := sessionOf(snap, "$mesh/core"), sessionOf(snap, "$mesh/core-2"); a.LinkSeq != 42 || b.LinkSeq != 1<<40 {
+		t.Fatalf("link sequences %d and %d, want 42 and %d", a.LinkSeq, b.LinkSeq, uint64(1)<<40)
+	}
+	apply(t, st, func(b *store.Batch) error { b.DeleteSession("$mesh/core"); return nil })
+	snap = load(t, st)
+	if sessionOf(snap, "$mesh/core") != nil || snap.Orphans != 0 || sessionOf(snap, "$mesh/core-2").LinkSeq != 1<<40 {
+		t.Fatalf("after deleting one link's session: %+v (orphans %d)", snap.Sessions, snap.Orphans)
 	}
 }
 
