@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -399,4 +400,62 @@ func TestQoS1NoDuplicatesAcrossReconnects(t *testing.T) {
 	for _, l := range core.b.Links() {
 		t.Logf("link %s: %v", l.Peer, l.Stats().Dropped)
 	}
+}
+
+// interestOf returns the filters link peer at node was asked for.
+func interestOf(node *testNode, peer string) []string {
+	var out []string
+	for _, l := range node.b.Links() {
+		if l.Peer == peer {
+			for _, in := range l.Interest() {
+				out = append(out, in.Filter)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestInterestFollowsSubscriptions(t *testing.T) {
+	coreAddr := freeAddr(t)
+	core := startNode(t, coreOf("core"), coreAddr, nil)
+	edge := startNode(t, edgeOf("campus", core), "", nil)
+	upstreamUp(t, edge)
+	settle := func(what string, want ...string) {
+		t.Helper()
+		waitFor(t, what, func() bool { return slices.Equal(interestOf(core, "campus"), want) })
+	}
+	s := subscribe(t, edge, "twin", 1, "energy/b1/+/reading", "energy/b2/#")
+	settle("the first filters", "energy/b1/+/reading", "energy/b2/#")
+	// A wider filter makes the narrower ones unnecessary, at the peer too.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.c.Subscribe(ctx, mqtt.Properties{}, mqtt.Subscription{Filter: "energy/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	settle("the covering filter alone", "energy/#")
+	// Two clients with the same filter: it stays until the last one goes.
+	other := subscribe(t, edge, "billing", 1, "energy/#")
+	if _, err := s.c.Unsubscribe(ctx, "energy/#"); err != nil {
+		t.Fatal(err)
+	}
+	settle("the narrower filters back, beside the other client's", "energy/#")
+	if _, err := other.c.Unsubscribe(ctx, "energy/#"); err != nil {
+		t.Fatal(err)
+	}
+	settle("the first client's filters", "energy/b1/+/reading", "energy/b2/#")
+
+	// While the link is down the subscriptions change; the full resync
+	// when it is back leaves nothing stale at the core.
+	engine := core.engine
+	core.stop()
+	waitFor(t, "the link down", func() bool { return !edge.b.Links()[0].Up() })
+	if _, err := s.c.Unsubscribe(ctx, "energy/b2/#"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.Subscribe(ctx, mqtt.Properties{}, mqtt.Subscription{Filter: "water/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	core = startNode(t, coreOf("core"), coreAddr, engine)
+	settle("the interest after the resync", "energy/b1/+/reading", "water/#")
 }
