@@ -227,6 +227,15 @@ func (l *Link) setUp(up bool) {
 	}
 }
 
+// linkSeqBase returns where a link session's sequence numbers go on from
+// when it is created or restored: after seq, and after the present time in
+// nanoseconds. The peer recognises a resend by its sequence number (PropSeq),
+// so the numbers must never go back, also after a restart that found the
+// queue empty (the highest number sent is stored nowhere then); a link does
+// not send more than one message a nanosecond, so the clock is a floor that
+// only grows.
+func linkSeqBase(seq uint64) uint64 { return max(seq, uint64(time.Now().UnixNano())) }
+
 // linkTable keeps the broker's links by peer.
 type linkTable struct {
 	mu    sync.Mutex
@@ -264,6 +273,7 @@ func (b *Broker) Link(peer string, role LinkRole) (*Link, error) {
 	s.mu.Lock()
 	s.link.Store(l)
 	s.linkRole = role
+	s.seq = linkSeqBase(s.seq)
 	s.mu.Unlock()
 	if b.links.links == nil {
 		b.links.links = make(map[string]*Link)

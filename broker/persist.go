@@ -92,6 +92,7 @@ func (b *Broker) load() {
 			l.since.Store(now.UnixNano())
 			s.link.Store(l)
 			s.linkRole = role
+			s.seq = linkSeqBase(s.seq)
 			if b.links.links == nil {
 				b.links.links = make(map[string]*Link)
 			}

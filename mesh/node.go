@@ -72,6 +72,7 @@ type Node struct {
 type linkState struct {
 	l          *broker.Link
 	remote     string              // the node at the other end, from its hello
+	remoteRole string              // and its role
 	url        string              // the address dialed, for dialed links
 	lastErr    string              // why the last attempt failed or the link fell
 	refused    string              // why this node closed the link's connection (its hello), until the dialer reports it
@@ -466,7 +467,7 @@ func (h handler) Control(l *broker.Link, t string, payload []byte) {
 		}
 		n.mu.Lock()
 		if ls := n.links[l.Peer]; ls != nil {
-			ls.remote, ls.lastErr = m.Node, ""
+			ls.remote, ls.remoteRole, ls.lastErr = m.Node, m.Role, ""
 		}
 		n.mu.Unlock()
 	case topicInterest:

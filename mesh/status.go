@@ -13,9 +13,22 @@ import (
 // Status is the truth about a node's links: GET /api/mesh serves it and
 // `citymesh mesh status` prints it.
 type Status struct {
-	Node  string       `json:"node"`
-	Role  string       `json:"role"`
+	Node string `json:"node"`
+	Role string `json:"role"`
+	// Nodes are this node and the nodes its links lead to, as their hellos
+	// named them.
+	Nodes []NodeStatus `json:"nodes"`
 	Links []LinkStatus `json:"links"`
+}
+
+// NodeStatus is a node of the mesh as this node sees it.
+type NodeStatus struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Link is the link of this node that leads to it ("" for this node),
+	// and Up whether that link is up.
+	Link string `json:"link,omitempty"`
+	Up   bool   `json:"up"`
 }
 
 // LinkStatus is one link's state.
@@ -41,14 +54,19 @@ func (n *Node) Status() Status {
 		states = append(states, ls)
 	}
 	var extra []LinkStatus
+	st.Nodes = []NodeStatus{{Name: n.cfg.Node, Role: n.cfg.Role, Up: true}}
 	for _, ls := range states {
 		extra = append(extra, LinkStatus{Remote: ls.remote, URL: ls.url, LastError: ls.lastErr, Advertised: len(ls.advertised)})
+		if ls.remote != "" && ls.l.Role != broker.ToBridge {
+			st.Nodes = append(st.Nodes, NodeStatus{Name: ls.remote, Role: ls.remoteRole, Link: ls.l.Peer, Up: ls.l.Up()})
+		}
 	}
 	n.mu.Unlock()
 	for i, ls := range states {
 		extra[i].LinkStats = ls.l.Stats()
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Peer < extra[j].Peer })
+	sort.Slice(st.Nodes[1:], func(i, j int) bool { return st.Nodes[1+i].Name < st.Nodes[1+j].Name })
 	st.Links = extra
 	return st
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -260,6 +261,30 @@ mesh:
 	for _, want := range []string{"node core (core), ", "campus-b1", "vineyard-wartberg", " up "} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("mesh status lacks %q:\n%s", want, out)
+		}
+	}
+
+	st, err := core.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, nd := range st.Nodes {
+		nodes = append(nodes, fmt.Sprintf("%s/%s/%v", nd.Name, nd.Role, nd.Up))
+	}
+	if got := strings.Join(nodes, " "); got != "core/core/true campus-b1/edge/true vineyard-wartberg/edge/true" {
+		t.Fatalf("the core's /api/mesh names the nodes %s", got)
+	}
+	resp, err := http.Get("http://" + core.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`citymesh_mesh_link_up{peer="campus-b1",role="edge"} 1`, `citymesh_mesh_link_forwarded_total{peer="campus-b1"} 1`,
+		`citymesh_mesh_link_received_total{peer="vineyard-wartberg"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Fatalf("/metrics lacks %s", want)
 		}
 	}
 
