@@ -580,7 +580,14 @@ func (s *session) pageIn() bool {
 	now := b.clock.Load()
 	for i := range entries {
 		d := deliveryOf(&entries[i])
-		d.sent = d.seq <= s.sentUpTo || s.dupBudget > 0 // it may have been sent before [MQTT-3.3.1-1]
+		// It may have been sent before [MQTT-3.3.1-1]: in this run, or, if
+		// it was restored at start, before the restart. An entry made since
+		// the start was never sent before it and must not say so: a link's
+		// peer drops a DUP message whose sequence number it has taken in
+		// already, and after a restart a link's numbers go on from the
+		// clock, which may have gone back (a gateway without a real-time
+		// clock that boots offline).
+		d.sent = d.seq <= s.sentUpTo || (s.dupBudget > 0 && d.seq <= s.restoredUpTo)
 		if s.dupBudget > 0 {
 			s.dupBudget--
 		}
