@@ -22,6 +22,7 @@ import (
 
 	"github.com/citymesh/citymesh/client"
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/topic"
 )
 
 func init() {
@@ -33,6 +34,10 @@ type benchConfig struct {
 	host            string
 	port            int
 	url             string
+	subHost         string
+	subPort         int
+	subURL          string
+	subWait         time.Duration
 	grace           time.Duration
 	version         string
 	pubs, subs      int
@@ -56,6 +61,12 @@ type benchConfig struct {
 	tls             tlsFlags
 	tlsConfig       *tls.Config
 	user, pass      string
+
+	// subAddr is where subscribers connect when it is not where publishers
+	// do (--sub-url, --sub-h, --sub-p), with its own TLS settings; "" puts
+	// every client on one broker.
+	subAddr      string
+	subTLSConfig *tls.Config
 }
 
 // benchResult is what a run measured; --json prints it.
@@ -82,6 +93,7 @@ type benchResult struct {
 	ConnectPerSec   float64 `json:"connect_per_sec,omitempty"`
 	RSSPerConnBytes float64 `json:"rss_per_connection_bytes,omitempty"`
 	ConnectSeconds  float64 `json:"connect_seconds"`
+	PropagateSecs   float64 `json:"propagate_seconds,omitempty"`
 	Stalled         bool    `json:"publishers_stalled,omitempty"`
 	Errors          int64   `json:"errors"`
 }
@@ -92,6 +104,10 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&c.host, "h", "localhost", "broker `host`")
 	fs.IntVar(&c.port, "p", 1883, "broker `port`")
 	fs.StringVar(&c.url, "url", "", "broker `URL` mqtt://host:port or ws://host:port/mqtt (instead of -h -p)")
+	fs.StringVar(&c.subHost, "sub-h", "", "subscribers' broker `host`, when it is another node than the publishers' (default -h)")
+	fs.IntVar(&c.subPort, "sub-p", 0, "subscribers' broker `port` (default -p)")
+	fs.StringVar(&c.subURL, "sub-url", "", "subscribers' broker `URL`, as -url (instead of -sub-h -sub-p); bench then waits until a probe published at the publishers' node reaches every subscriber")
+	fs.DurationVar(&c.subWait, "sub-wait", 10*time.Second, "with subscribers on another node: how long to wait for their subscriptions to reach the publishers' node")
 	fs.StringVar(&c.version, "V", "311", "protocol `version`: 5 or 311")
 	fs.IntVar(&c.pubs, "pub", 1, "`number` of publishers")
 	fs.IntVar(&c.subs, "sub", 1, "`number` of subscribers")
@@ -148,6 +164,9 @@ func runBench(ctx context.Context, args []string) error {
 			c.tlsConfig.ServerName = u.Hostname()
 		}
 	}
+	if err := c.subscriberAddress(addr); err != nil {
+		return err
+	}
 	var res benchResult
 	switch {
 	case c.backlog > 0:
@@ -190,6 +209,9 @@ func printResult(r benchResult) {
 	}
 	fmt.Printf("%s: %d pub, %d sub, qos %d, %d B, %.1f s (connect and subscribe %.0f ms)\n",
 		r.Pattern, r.Publishers, r.Subscribers, r.QoS, r.Size, r.Seconds, r.ConnectSeconds*1e3)
+	if r.PropagateSecs > 0 {
+		fmt.Printf("routes   every subscription reached the publishers' node %.1f ms after the last SUBACK\n", r.PropagateSecs*1e3)
+	}
 	fmt.Printf("sent     %d msgs, %.0f msgs/s\n", r.Sent, r.SentPerSec)
 	if r.Expected >= 0 {
 		fmt.Printf("received %d msgs, %.0f msgs/s (expected %d: lost %d (%.2f%%), duplicates %d, out of order %d)\n",
@@ -312,6 +334,7 @@ type subscriberState struct {
 	dups     int64
 	ooo      int64
 	last     atomic.Int64 // time of the last message, UnixNano
+	probed   atomic.Bool  // a probe arrived (see awaitRoutes)
 }
 
 // record takes one benchmark payload: send time, publisher, sequence.
@@ -356,6 +379,10 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 	}
 	var errs atomic.Int64
 	quietLog := slog.New(slog.DiscardHandler)
+	subAddr := addr
+	if c.subAddr != "" {
+		subAddr = c.subAddr
+	}
 	subs := make([]*subscriberState, c.subs)
 	var subClients []*client.Client
 	var persistentIDs []string
@@ -365,7 +392,7 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 		}
 		// End the persistent sessions: a clean start discards them.
 		for _, id := range persistentIDs {
-			if cl, err := c.dial(context.Background(), client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: id, Logger: quietLog}); err == nil {
+			if cl, err := c.dial(context.Background(), client.Options{Addr: subAddr, Version: v, CleanStart: true, ClientID: id, Logger: quietLog}); err == nil {
 				cl.Disconnect(context.Background(), 0)
 			}
 		}
@@ -378,8 +405,14 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 			st.lastSeq[i] = -1
 		}
 		subs[k] = st
-		opts := client.Options{Addr: addr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("bench-sub-%d-%d", os.Getpid(), k),
-			Logger: quietLog, ReuseMessages: true, OnMessage: func(p *mqtt.Publish) { st.record(p.Payload) }}
+		opts := client.Options{Addr: subAddr, Version: v, CleanStart: true, ClientID: fmt.Sprintf("bench-sub-%d-%d", os.Getpid(), k),
+			Logger: quietLog, ReuseMessages: true, OnMessage: func(p *mqtt.Publish) {
+				if isProbe(p.Payload) {
+					st.probed.Store(true)
+					return
+				}
+				st.record(p.Payload)
+			}}
 		if c.persistent {
 			opts.CleanStart, opts.SessionExpiry = false, 300
 			persistentIDs = append(persistentIDs, opts.ClientID)
@@ -393,6 +426,7 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 			return benchResult{}, fmt.Errorf("subscriber %d: %w", k, err)
 		}
 	}
+	subscribed := time.Now()
 	pubClients := make([]*client.Client, c.pubs)
 	defer func() {
 		for _, pc := range pubClients {
@@ -410,6 +444,13 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 		pubClients[i] = cl
 	}
 	connectTime := time.Since(connectStart)
+	var propagate time.Duration
+	if c.subAddr != "" && c.subs > 0 {
+		if err := awaitRoutes(ctx, c, pubClients, pubTopic, subFilter, subs); err != nil {
+			return benchResult{}, err
+		}
+		propagate = time.Since(subscribed)
+	}
 
 	var sent atomic.Int64
 	runCtx, stop := context.WithCancel(ctx)
@@ -555,7 +596,7 @@ func benchTraffic(ctx context.Context, c benchConfig, addr string, v byte) (benc
 
 	res := benchResult{Pattern: c.pattern, Publishers: c.pubs, Subscribers: c.subs, QoS: c.qos, Size: c.size,
 		Seconds: pubElapsed.Seconds(), Sent: sent.Load(), Expected: expected, Errors: errs.Load(),
-		ConnectSeconds: connectTime.Seconds(), Stalled: stalled}
+		ConnectSeconds: connectTime.Seconds(), PropagateSecs: propagate.Seconds(), Stalled: stalled}
 	res.SentPerSec = float64(res.Sent) / pubElapsed.Seconds()
 	var h histogram
 	var lastMsg int64
@@ -656,9 +697,124 @@ func benchIdle(ctx context.Context, c benchConfig, addr string, v byte) (benchRe
 	return res, nil
 }
 
+// subscriberAddress sets c.subAddr from --sub-url, --sub-h and --sub-p:
+// the node the subscribers connect to, when it is not pubAddr, the
+// publishers' node.
+func (c *benchConfig) subscriberAddress(pubAddr string) error {
+	if c.subURL == "" && c.subHost == "" && c.subPort == 0 {
+		return nil
+	}
+	if c.backlog > 0 || c.drain > 0 || c.connections > 0 {
+		return errors.New("-sub-url, -sub-h and -sub-p are for traffic runs, not for backlog, drain or idle connection mode")
+	}
+	host, port := c.subHost, c.subPort
+	if host == "" {
+		host = c.host
+	}
+	if port == 0 {
+		port = c.port
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	if c.tls.enabled() {
+		addr = "mqtts://" + addr
+	}
+	if c.subURL != "" {
+		u, err := url.Parse(c.subURL)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("-sub-url %q: want mqtt://host:port or ws://host:port/mqtt", c.subURL)
+		}
+		addr, host = c.subURL, u.Hostname()
+	}
+	if c.tlsConfig != nil {
+		c.subTLSConfig = c.tlsConfig.Clone()
+		c.subTLSConfig.ServerName = host
+	}
+	if addr != pubAddr {
+		c.subAddr = addr
+	}
+	return nil
+}
+
+// probePayload marks the messages that check, before a run, that the
+// subscriptions have reached the publishers' node. It is shorter than a
+// benchmark payload, so subscribers never count it as one.
+var probePayload = []byte("citymesh-probe")
+
+func isProbe(payload []byte) bool { return string(payload) == string(probePayload) }
+
+// awaitRoutes publishes probes until every subscriber that a publisher's
+// topic reaches has received one. With subscribers on another node of an
+// event mesh, a subscription takes effect at the publishers' node only once
+// its interest has crossed the links between them; publishing before that
+// would measure messages that nobody beyond the first node wanted yet.
+// Subscriber k is probed on the first publisher topic its filter matches,
+// through that topic's publisher (QoS 0, each distinct topic once a
+// millisecond while someone still waits for it); subscribers that no
+// publisher topic reaches are not waited for. It fails after c.subWait.
+func awaitRoutes(ctx context.Context, c benchConfig, pubs []*client.Client, pubTopic func(i, j int) string,
+	subFilter func(k int) string, subs []*subscriberState) error {
+	type route struct {
+		pub   int
+		topic string
+	}
+	routes := make([]route, len(subs))
+	n := max(c.topics, 1)
+	for k := range subs {
+		routes[k].pub = -1
+		f := subFilter(k)
+		if _, inner, shared := topic.ParseShared(f); shared {
+			f = inner
+		}
+	search:
+		for d := range len(pubs) { // publisher k first: the pairs pattern's
+			i := (k + d) % len(pubs)
+			for j := range n {
+				if t := pubTopic(i, j); topic.Match(f, t) {
+					routes[k] = route{i, t}
+					break search
+				}
+			}
+		}
+	}
+	deadline := time.NewTimer(c.subWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	p := &mqtt.Publish{Payload: probePayload}
+	for {
+		sent := make(map[route]bool)
+		waiting := 0
+		for k, r := range routes {
+			if r.pub < 0 || subs[k].probed.Load() {
+				continue
+			}
+			waiting++
+			if !sent[r] {
+				sent[r] = true
+				p.Topic = r.topic
+				pubs[r.pub].PublishAsync(p, nil)
+			}
+		}
+		if waiting == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("%d of %d subscriptions did not reach the publishers' node within -sub-wait %s (is it linked to the subscribers' node?)",
+				waiting, len(subs), c.subWait)
+		}
+	}
+}
+
 // dial connects a bench client with the run's TLS settings and credentials.
 func (c *benchConfig) dial(ctx context.Context, o client.Options) (*client.Client, error) {
 	o.TLSConfig = c.tlsConfig
+	if c.subAddr != "" && o.Addr == c.subAddr {
+		o.TLSConfig = c.subTLSConfig
+	}
 	if c.user != "" {
 		o.Username = c.user
 	}

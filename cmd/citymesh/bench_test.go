@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/store"
 )
 
 func TestHistogram(t *testing.T) {
@@ -116,5 +121,86 @@ func TestRunBenchFlags(t *testing.T) {
 	}
 	if got := expand("city/b{i}/energy/m{j}", 3, 7); got != "city/b3/energy/m7" {
 		t.Errorf("expand = %q", got)
+	}
+}
+
+// benchMeshNode starts an in-process mesh node with cfg on a loopback port
+// and returns its address.
+func benchMeshNode(t *testing.T, cfg mesh.Config) string {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	st, err := store.Open(store.NewMemoryEngine())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := mesh.New(cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(broker.Options{Store: st, NodeName: cfg.Node, Mesh: n.Handler(), SysInterval: -1, Logger: quiet})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go b.Serve(ctx, ln)
+	if err := n.Start(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); n.Stop(); b.Close() })
+	return ln.Addr().String()
+}
+
+func TestBenchSubscribersOnAnotherNode(t *testing.T) {
+	core := benchMeshNode(t, mesh.Config{Node: "core", Role: "core", Accept: mesh.AcceptConfig{Edges: []string{"*"}}})
+	edge := benchMeshNode(t, mesh.Config{Node: "edge", Role: "edge", Upstream: []mesh.PeerConfig{{Name: "core", URL: "mqtt://" + core}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Publishers at the edge, subscribers at the core: bench waits until the
+	// subscriptions have crossed the link (the link itself may still be
+	// coming up), so no message is published before anyone beyond it wants
+	// it.
+	c := benchConfig{pattern: "pairs", pubs: 3, subs: 3, qos: 1, count: 200, size: 32, topics: 4, inflight: 64,
+		grace: 2 * time.Second, quiet: true, subAddr: core, subWait: 10 * time.Second}
+	r, err := benchTraffic(ctx, c, edge, mqtt.V5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Received != 600 || r.Lost != 0 || r.Duplicates != 0 || r.OutOfOrder != 0 || r.Errors != 0 {
+		t.Fatalf("across the link: %+v", r)
+	}
+	if r.PropagateSecs <= 0 {
+		t.Fatalf("no propagation time: %+v", r)
+	}
+
+	// Two brokers that are not linked: the probes never arrive.
+	host, port := testBroker(t)
+	c.subAddr, c.subWait = net.JoinHostPort(host, port), 200*time.Millisecond
+	if _, err := benchTraffic(ctx, c, edge, mqtt.V5); err == nil || !strings.Contains(err.Error(), "did not reach") {
+		t.Fatalf("unlinked brokers: %v", err)
+	}
+}
+
+func TestBenchSubscriberAddress(t *testing.T) {
+	for _, tc := range []struct {
+		c    benchConfig
+		want string
+	}{
+		{benchConfig{host: "127.0.0.1", port: 1883}, ""},
+		{benchConfig{host: "127.0.0.1", port: 1883, subPort: 1883}, ""}, // the same node
+		{benchConfig{host: "127.0.0.1", port: 1883, subPort: 1901}, "127.0.0.1:1901"},
+		{benchConfig{host: "127.0.0.1", port: 1883, subHost: "127.0.0.2"}, "127.0.0.2:1883"},
+		{benchConfig{host: "127.0.0.1", port: 1883, subURL: "ws://127.0.0.1:8083/mqtt"}, "ws://127.0.0.1:8083/mqtt"},
+	} {
+		c := tc.c
+		if err := c.subscriberAddress("127.0.0.1:1883"); err != nil || c.subAddr != tc.want {
+			t.Errorf("%+v: subAddr %q, err %v; want %q", tc.c, c.subAddr, err, tc.want)
+		}
+	}
+	ctx := context.Background()
+	for _, args := range [][]string{{"-sub-p", "1901", "-backlog", "1"}, {"-sub-url", "::bad"}, {"-sub-h", "x", "-connections", "1"}} {
+		if err := runBench(ctx, args); err == nil {
+			t.Errorf("bench %v accepted", args)
+		}
 	}
 }
