@@ -726,8 +726,8 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
 	r := b.publish(msg)
 	if linkSeq > 0 && c.s.persist {
-		gen, _ := b.journal.write(func(bt *store.Batch) error { bt.PutLinkSeq(c.s.id, linkSeq); return nil })
-		r.ticket = max(r.ticket, gen)
+		// r.ticket > 0: the message was written to some session's queue.
+		r.ticket = max(r.ticket, b.journal.putLinkSeq(c.s.id, linkSeq, r.ticket > 0))
 	}
 	code := mqtt.Success
 	switch {

@@ -64,3 +64,77 @@ type stubOutlet struct{ wakes int }
 
 func (o *stubOutlet) wake()                       { o.wakes++ }
 func (o *stubOutlet) detach(code mqtt.ReasonCode) {}
+
+// TestJournalLinkSeq checks how a mesh link's last received sequence number
+// reaches the store: written once per commit with the newest number; an
+// urgent one makes the open generation durable and returns it, a lazy one
+// returns 0 and waits for the next commit or for close; a deleted session
+// takes its pending number with it.
+func TestJournalLinkSeq(t *testing.T) {
+	stored := func(st *store.Store) map[string]uint64 {
+		t.Helper()
+		snap, err := st.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]uint64{}
+		for _, s := range snap.Sessions {
+			got[s.ClientID] = s.LinkSeq
+		}
+		return got
+	}
+	st, err := store.Open(store.NewMemoryEngine())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := &Stats{}
+	j := newJournal(st, SyncBatch, slog.New(slog.DiscardHandler), stats)
+	for _, id := range []string{"link-a", "link-b", "gone"} {
+		j.write(func(b *store.Batch) error {
+			return b.PutSession(&store.Session{ClientID: id, Expiry: NeverExpire, Link: "edge"})
+		})
+	}
+	waitGen := func(gen uint64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !j.isDurable(gen) {
+			if time.Now().After(deadline) {
+				t.Fatalf("generation %d not durable after 5 s", gen)
+			}
+			j.poke()
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for seq := uint64(1); seq <= 100; seq++ {
+		if gen := j.putLinkSeq("link-a", seq, false); gen != 0 {
+			t.Fatalf("lazy putLinkSeq returned generation %d, want 0", gen)
+		}
+	}
+	j.putLinkSeq("link-a", 50, false) // an older number never replaces a newer one
+	gen := j.putLinkSeq("link-b", 7, true)
+	if gen == 0 {
+		t.Fatal("urgent putLinkSeq returned generation 0")
+	}
+	j.putLinkSeq("gone", 9, true)
+	j.deleteSession("gone")
+	waitGen(gen)
+	commits := stats.storeCommits.Load()
+	if got := stored(st); got["link-a"] != 100 || got["link-b"] != 7 {
+		t.Fatalf("after the urgent commit: stored %v, want link-a 100 (it went with the commit), link-b 7", got)
+	} else if _, ok := got["gone"]; ok {
+		t.Fatalf("a deleted session's pending number brought it back: %v", got)
+	}
+
+	// A lazy number alone makes no commit; close writes it.
+	j.putLinkSeq("link-a", 101, false)
+	j.mu.Lock()
+	work := j.cur.Len() > 0 || len(j.waiters) > 0 // what makes commitLoop seal
+	j.mu.Unlock()
+	if work || stats.storeCommits.Load() != commits {
+		t.Fatalf("a lazy link sequence number alone asks for a commit (open batch %v, commits %d more)", work, stats.storeCommits.Load()-commits)
+	}
+	j.close()
+	if got := stored(st); got["link-a"] != 101 {
+		t.Fatalf("after close: link-a stored %d, want 101", got["link-a"])
+	}
+}

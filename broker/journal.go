@@ -96,6 +96,9 @@ type journal struct {
 	sealed  []sealedBatch // SyncAlways: batches waiting their turn
 	closing bool
 	spare   *store.Batch
+	// linkSeqs holds the newest sequence number each mesh link session has
+	// taken in during the open generation; sealLocked writes each once.
+	linkSeqs map[string]uint64
 
 	durableGen atomic.Uint64 // highest generation committed
 	broken     atomic.Pointer[error]
@@ -180,8 +183,53 @@ func (j *journal) release() {
 	j.poke()
 }
 
+// putLinkSeq records seq as the last sequence number that the mesh link
+// session id has taken in. A busy link takes in thousands of messages per
+// commit and only the last number matters, so the record is written once,
+// when the batch is sealed, with the newest number. Called inside the
+// message's hold, after its other writes, so the number commits with them
+// and never without them: after a crash a resend is dropped only if what
+// the message left in the store survived.
+//
+// A message that left nothing in the store (every subscriber it reached
+// keeps no state across a restart) needs its number remembered only while
+// this process runs: a resend after a crash finds none of its effects and
+// is taken in again, as QoS 1 allows. Then urgent is false, nothing waits
+// and putLinkSeq returns 0: the number goes out with the next commit that
+// something else causes, or at close. Otherwise it returns the generation
+// that makes the number durable.
+func (j *journal) putLinkSeq(id string, seq uint64, urgent bool) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.linkSeqs == nil {
+		j.linkSeqs = make(map[string]uint64)
+	}
+	j.linkSeqs[id] = max(j.linkSeqs[id], seq)
+	if !urgent {
+		return 0
+	}
+	return j.gen
+}
+
+// deleteSession deletes the stored session id with everything it owns, and
+// forgets its pending link sequence number, which would otherwise outlive
+// it. It returns the generation of the deletion.
+func (j *journal) deleteSession(id string) uint64 {
+	j.mu.Lock()
+	j.cur.DeleteSession(id)
+	delete(j.linkSeqs, id)
+	gen := j.gen
+	j.mu.Unlock()
+	j.poke()
+	return gen
+}
+
 // sealLocked closes the open batch and opens the next generation.
 func (j *journal) sealLocked() {
+	for id, seq := range j.linkSeqs {
+		j.cur.PutLinkSeq(id, seq)
+	}
+	clear(j.linkSeqs)
 	j.sealed = append(j.sealed, sealedBatch{b: j.cur, gen: j.gen, waiters: j.waiters})
 	j.cur, j.spare = j.spare, nil
 	if j.cur == nil {
@@ -238,7 +286,7 @@ func (j *journal) commitLoop() {
 		<-j.kick
 		for {
 			j.mu.Lock()
-			if len(j.sealed) == 0 && (j.cur.Len() > 0 || len(j.waiters) > 0) {
+			if len(j.sealed) == 0 && (j.cur.Len() > 0 || len(j.waiters) > 0 || j.closing && len(j.linkSeqs) > 0) {
 				// Never seal in the middle of an atomic group: wait for the
 				// groups being written, and let no new one start meanwhile.
 				for j.holds > 0 {

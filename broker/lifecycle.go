@@ -220,7 +220,7 @@ func (b *Broker) finishEnded(e *endedSession) {
 		e.moved = append(e.moved, b.storedShared(e)...)
 	}
 	if e.stored && b.journal != nil {
-		b.journal.write(func(bt *store.Batch) error { bt.DeleteSession(e.s.id); return nil })
+		b.journal.deleteSession(e.s.id)
 	}
 	for _, d := range e.moved {
 		if !b.reroute(d, e.s) {

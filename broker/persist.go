@@ -40,7 +40,7 @@ func (b *Broker) load() {
 			left -= now.Sub(rec.DisconnectedAt)
 		}
 		if left <= 0 {
-			b.journal.write(func(bt *store.Batch) error { bt.DeleteSession(rec.ClientID); return nil })
+			b.journal.deleteSession(rec.ClientID)
 			continue
 		}
 		sessions++
@@ -167,8 +167,7 @@ func (b *Broker) persistSession(s *session) uint64 {
 			return 0
 		}
 		s.stored = false
-		gen, _ := b.journal.write(func(bt *store.Batch) error { bt.DeleteSession(s.id); return nil })
-		return gen
+		return b.journal.deleteSession(s.id)
 	}
 	rec := store.Session{ClientID: s.id, Expiry: s.expiry, DisconnectedAt: s.offline}
 	if s.linkRole != 0 {

@@ -82,10 +82,27 @@ type session struct {
 // waits in the store. A page is small so that many sessions returning at
 // once (a mesh link or a fleet of gateways back after an outage) do not load
 // their whole backlogs together; reading a page costs one seek.
+//
+// A mesh link's session carries all the traffic that crosses the link, so
+// its page is larger (linkPageMessages, linkPageBytes): with a page of 128 a
+// busy link spills as soon as its peer falls a little behind and then reads
+// every message back from the store. There are few links, so their pages
+// together stay small.
 const (
-	pageMessages = 128
-	pageBytes    = 256 << 10
+	pageMessages     = 128
+	pageBytes        = 256 << 10
+	linkPageMessages = 8192
+	linkPageBytes    = 8 << 20
 )
+
+// page returns how many queued deliveries, and how many bytes of them, s
+// keeps in memory beyond its inflight window.
+func (s *session) page() (n, bytes int) {
+	if s.link.Load() != nil {
+		return linkPageMessages, linkPageBytes
+	}
+	return pageMessages, pageBytes
+}
 
 // pidOf derives the packet identifier of the delivery with sequence number
 // seq: 1 to 65535 in turn [MQTT-2.2.1-3]. Deriving it keeps an entry's packet
@@ -227,7 +244,7 @@ func (s *session) enqueueDurableLocked(d delivery) (uint64, enqueueResult) {
 	s.storedN++
 	s.storedBytes += size
 	s.lastTicket = gen
-	if s.out != nil && !s.spilled && s.queue.n < pageMessages && s.queue.bytes < pageBytes {
+	if pn, pb := s.page(); s.out != nil && !s.spilled && s.queue.n < pn && s.queue.bytes < pb {
 		s.queue.push(d, b.clock.Load())
 	} else if !s.spilled {
 		s.spilled = true
@@ -547,7 +564,8 @@ func (s *session) dropCachedLocked() {
 // pageWanted reports whether the session should read more of its queue from
 // the store. Called with s.mu held.
 func (s *session) pageWanted() bool {
-	return s.spilled && !s.paging && !s.ended && s.out != nil && s.queue.n < pageMessages/2
+	pn, _ := s.page()
+	return s.spilled && !s.paging && !s.ended && s.out != nil && s.queue.n < pn/2
 }
 
 // pageIn reads the next page of a spilled session's queue from the store
@@ -562,7 +580,8 @@ func (s *session) pageIn() bool {
 		return false
 	}
 	s.paging = true
-	from, want, last := s.diskNext, pageMessages-s.queue.n, s.lastTicket
+	pn, _ := s.page()
+	from, want, last := s.diskNext, pn-s.queue.n, s.lastTicket
 	s.mu.Unlock()
 
 	entries, next, err := b.opts.Store.Queue(nil, s.id, from, want)

@@ -22,16 +22,17 @@ import (
 	"github.com/citymesh/citymesh/client"
 	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/mqtt"
-	"github.com/citymesh/citymesh/store"
+	"github.com/citymesh/citymesh/store/disk"
 )
 
 // benchNode starts a mesh node for a benchmark, with cfg as given: unlike
 // startNode it keeps cfg.InterestBatch (zero is the default, 20 ms), since
-// the batching is part of what the benchmarks measure.
+// the batching is part of what the benchmarks measure. Its store is the
+// one `citymesh serve` uses, Pebble, in a temporary directory: a link's
+// durable queue is part of what a message across it costs.
 func benchNode(b *testing.B, cfg mesh.Config) *testNode {
 	b.Helper()
-	engine := store.NewMemoryEngine()
-	st, err := store.Open(engine)
+	st, err := disk.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func benchNode(b *testing.B, cfg mesh.Config) *testNode {
 	if err := n.Start(ctx, br); err != nil {
 		b.Fatal(err)
 	}
-	tn := &testNode{name: cfg.Node, addr: ln.Addr().String(), b: br, n: n, engine: engine}
+	tn := &testNode{name: cfg.Node, addr: ln.Addr().String(), b: br, n: n}
 	var once sync.Once
 	tn.stop = func() {
 		once.Do(func() {
@@ -58,6 +59,7 @@ func benchNode(b *testing.B, cfg mesh.Config) *testNode {
 			n.Stop()
 			br.Close()
 			<-done
+			st.Close()
 		})
 	}
 	b.Cleanup(tn.stop)
