@@ -19,18 +19,28 @@
 #   propagation  a new subscription until a message published at the other
 #                edge reaches it: at the core (one link) and at the other
 #                edge (two links), REPS times each, in a quiet mesh.
+#   sustained    the highest steady rate (10 publishers pacing themselves,
+#                QoS 0 and 1, pairs, 64 B) that one node and one link carry
+#                without falling behind: nothing left undelivered after the
+#                grace period and at least 99% of the offered rate received.
+#                The rate per publisher doubles from 5,000 msg/s until a run
+#                falls behind, then is bisected STEPS times.
 #   drain        with the core stopped, the edge takes BACKLOG QoS 1 messages
 #                for a persistent subscriber at the core into its link queue;
 #                then the core starts, the subscriber connects, and the
 #                script watches the edge's queue (GET /api/mesh) drain.
 #
-# Usage: bench/mesh.sh [-r ROUNDS] [-d SECONDS] [-l SECONDS] [-n BACKLOG] [-p REPS] [-s "scenario ..."]
+# Every throughput and sustained run also records the CPU time each node
+# used (from /proc), reported as microseconds of node CPU per message.
+#
+# Usage: bench/mesh.sh [-r ROUNDS] [-d SECONDS] [-l SECONDS] [-n BACKLOG] [-p REPS] [-b STEPS] [-s "scenario ..."]
 #   -r  rounds of throughput and latency; medians are reported (default 3)
 #   -d  seconds each throughput run publishes (default 5)
 #   -l  seconds each latency run publishes (default 10)
 #   -n  messages of the drain backlog (default 1000000)
 #   -p  subscriptions per path in the propagation scenario (default 20)
-#   -s  scenarios to run (default "throughput latency propagation drain")
+#   -b  bisection steps of the sustained scenario (default 4)
+#   -s  scenarios to run (default "throughput latency propagation sustained drain")
 # The report goes to bench/results/mesh-TIMESTAMP.txt. Needs go and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,16 +50,18 @@ secs=5
 lsecs=10
 backlog=1000000
 reps=20
-scenarios="throughput latency propagation drain"
-while getopts "r:d:l:n:p:s:" o; do
+steps=4
+scenarios="throughput latency propagation sustained drain"
+while getopts "r:d:l:n:p:b:s:" o; do
   case $o in
     r) rounds=$OPTARG ;;
     d) secs=$OPTARG ;;
     l) lsecs=$OPTARG ;;
     n) backlog=$OPTARG ;;
     p) reps=$OPTARG ;;
+    b) steps=$OPTARG ;;
     s) scenarios=$OPTARG ;;
-    *) echo "usage: $0 [-r rounds] [-d seconds] [-l seconds] [-n backlog] [-p reps] [-s scenarios]"; exit 2 ;;
+    *) echo "usage: $0 [-r rounds] [-d seconds] [-l seconds] [-n backlog] [-p reps] [-b steps] [-s scenarios]"; exit 2 ;;
   esac
 done
 want() { [[ " $scenarios " == *" $1 "* ]]; }
@@ -125,8 +137,17 @@ def show(out, s, v, q):
     print(f"{s:12} {v:18} qos {q}  recv {d['received_per_sec']:10.0f}/s  lost {d['lost']:8d}  "
           f"p50 {d['latency_p50_us']:8.0f} us  p99 {d['latency_p99_us']:8.0f} us  routes {1e3 * d.get('propagate_seconds', 0):6.1f} ms")
 
+def keptup(out, rate):
+    """Exit 0 if a paced run kept up: nothing undelivered after the grace
+    period and at least 99% of the offered rate received."""
+    d = json.loads(out)
+    offered = d["publishers"] * float(rate)
+    sys.exit(0 if d["lost"] == 0 and d["errors"] == 0 and min(d["sent_per_sec"], d["received_per_sec"]) >= 0.99 * offered else 1)
+
 cmd = sys.argv[1]
-if cmd == "show":
+if cmd == "keptup":
+    keptup(sys.argv[2], sys.argv[3])
+elif cmd == "show":
     show(*sys.argv[2:6])
 elif cmd == "wait":
     wait(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
@@ -179,17 +200,36 @@ stop() {
 
 # bench scenario variant qos round args...: one citymesh bench run, its JSON
 # result appended to the results.
+# The nodes' CPU time during the run (user and system, from /proc) goes with
+# it, so that the report can say what a message costs each node.
 bench() {
   local s=$1 v=$2 q=$3 r=$4
   shift 4
-  local out
+  local out before after
+  before=$(node_cpu)
   if out=$(timeout 300 "$cm" bench -json -quiet "$@" 2>"$tmp/bench.err"); then
-    echo "{\"scenario\":\"$s\",\"variant\":\"$v\",\"qos\":$q,\"round\":$r,\"result\":$out}" >>"$results"
+    after=$(node_cpu)
+    echo "{\"scenario\":\"$s\",\"variant\":\"$v\",\"qos\":$q,\"round\":$r,\"cpu_before\":{$before},\"cpu_after\":{$after},\"result\":$out}" >>"$results"
+    last="$out"
     meshctl show "$out" "$s" "$v" "$q" >&2
   else
+    last=""
     echo "$s $v qos $q: FAILED: $(tail -1 "$tmp/bench.err")" >&2
   fi
 }
+
+# node_cpu prints "name": seconds, ... of CPU time used so far by each
+# running node (fields 14 and 15 of /proc/PID/stat, in clock ticks).
+node_cpu() {
+  local n sep=""
+  for n in "${!pid[@]}"; do
+    [ -r "/proc/${pid[$n]}/stat" ] || continue
+    printf '%s"%s":%s' "$sep" "$n" "$(awk -v hz="$hz" '{printf "%.2f", ($14 + $15) / hz}' "/proc/${pid[$n]}/stat")"
+    sep=","
+  done
+}
+hz=$(getconf CLK_TCK)
+last="" # the JSON of the last bench run, "" if it failed
 
 # settle: waits until the links of edge-a and edge-b have nothing queued or
 # inflight, so that one run's backlog does not slow the next.
@@ -201,7 +241,7 @@ settle() {
 }
 
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-if want throughput || want latency || want propagation; then
+if want throughput || want latency || want propagation || want sustained; then
   configure core core
   configure edge-a edge
   configure edge-b edge
@@ -246,6 +286,34 @@ if want throughput || want latency || want propagation; then
         sleep 0.2
         bench propagation "edge-a-to-$target" 0 "$i" "${h[@]}" -pattern custom -pub 1 -sub 1 -count 1 -topics 1 -qos 0 -grace 100ms \
           -topic "bench/propagation/$target/$i" -sub-topic "bench/propagation/$target/$i" -p "${mqtt[edge-a]}" -sub-p "${mqtt[$target]}"
+      done
+    done
+  fi
+  if want sustained; then
+    for q in 0 1; do
+      for v in one-node one-link; do
+        args=("${h[@]}" -pattern pairs -pub 10 -qos "$q" -size 64 -duration "${secs}s" -p "${mqtt[edge-a]}" -sub-p "${mqtt[core]}")
+        [ "$v" = one-node ] && args=("${h[@]}" -pattern pairs -pub 10 -qos "$q" -size 64 -duration "${secs}s" -p "${mqtt[core]}")
+        ok=0 bad=0 rate=5000
+        while :; do # double until a run falls behind, then bisect
+          settle
+          bench sustained "$v@$rate" "$q" 1 "${args[@]}" -rate "$rate"
+          if [ -n "$last" ] && meshctl keptup "$last" "$rate"; then ok=$rate; else bad=$rate; fi
+          if [ "$bad" = 0 ]; then
+            rate=$((rate * 2))
+            [ "$rate" -gt 1000000 ] && break
+          else
+            break
+          fi
+        done
+        for _ in $(seq "$steps"); do
+          [ "$bad" = 0 ] && break
+          rate=$(((ok + bad) / 2))
+          settle
+          bench sustained "$v@$rate" "$q" 1 "${args[@]}" -rate "$rate"
+          if [ -n "$last" ] && meshctl keptup "$last" "$rate"; then ok=$rate; else bad=$rate; fi
+        done
+        echo "{\"scenario\":\"sustained-max\",\"variant\":\"$v\",\"qos\":$q,\"round\":1,\"result\":{\"rate\":$ok,\"failed_at\":$bad}}" >>"$results"
       done
     done
   fi
@@ -342,6 +410,38 @@ if any(r["scenario"] == "throughput" for r in rows):
     print("lost: not received by the end of the 2 s grace period; across the link at QoS 1 these are still in the")
     print("edge's durable link queue then (acknowledged to the publishers, forwarded later). link / fan-in compares")
     print("the link with one node's fan-in into one session (QoS 0) and into one persistent session (QoS 1).")
+def cpu_per_msg(r):
+    """Node CPU per received message, µs, by node, for one run."""
+    n = max(r["result"]["received"], 1)
+    return {k: 1e6 * (r["cpu_after"][k] - r["cpu_before"].get(k, 0)) / n for k in r.get("cpu_after", {})}
+def cpu_cell(rs, nodes):
+    """The median node CPU per message of runs rs, for the nodes a message crosses."""
+    if not rs:
+        return "-"
+    per = [cpu_per_msg(r) for r in rs]
+    parts = [f"{k} {statistics.median(p.get(k, 0) for p in per):.2f}" for k in nodes]
+    total = statistics.median(sum(p.get(k, 0) for k in nodes) for p in per)
+    return " + ".join(parts) + (f" = {total:.2f}" if len(nodes) > 1 else "")
+if any(r["scenario"] == "throughput" for r in rows):
+    print("\nnode CPU per received message in the throughput runs, µs (user + system, median of rounds)")
+    for q in (0, 1):
+        for v, nodes in (("one-node", ["core"]), ("one-link", ["edge-a", "core"])):
+            rs = [r for r in rows if r["scenario"] == "throughput" and r["variant"] == v and r["qos"] == q]
+            print(f"  qos {q}  {v:9}  {cpu_cell(rs, nodes)}")
+best = {(r["variant"], r["qos"]): r["result"] for r in rows if r["scenario"] == "sustained-max"}
+if best:
+    print("\nsustained: the highest paced rate carried without falling behind (10x10 pairs, 64 B; nothing")
+    print("undelivered after the grace period, >= 99% of the offered rate sent and received), msgs/s in all")
+    print(f"{'qos':>3}  {'one node':>10}  {'one link':>10}  {'link / one node':>15}  {'node CPU µs/msg, one node':>26}  {'node CPU µs/msg, link':>30}")
+    for q in (0, 1):
+        a, b = best.get(("one-node", q)), best.get(("one-link", q))
+        if not a or not b:
+            continue
+        ra, rb = 10 * a["rate"], 10 * b["rate"]
+        ca = cpu_cell([r for r in rows if r["scenario"] == "sustained" and r["variant"] == f"one-node@{a['rate']}" and r["qos"] == q], ["core"])
+        cb = cpu_cell([r for r in rows if r["scenario"] == "sustained" and r["variant"] == f"one-link@{b['rate']}" and r["qos"] == q], ["edge-a", "core"])
+        print(f"{q:>3}  {ra:>10,}  {rb:>10,}  {ratio(rb, ra):>15}  {ca:>26}  {cb:>30}")
+    print("(a rate that failed lies within one bisection step above each figure)")
 if any(r["scenario"] == "latency" for r in rows):
     print("\nlatency: 10 publishers x 1,000 msg/s, 64 B, publishers at edge-a (median of rounds, µs)")
     print(f"{'qos':>3}  {'hops':>6}  {'p50':>7}  {'p99':>7}  {'max':>8}  {'lost':>5}  {'p50 added':>9}  {'p99 added':>9}  {'p99 per hop':>11}")
