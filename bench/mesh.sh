@@ -12,10 +12,10 @@
 #                subscriber (fan-in), and for QoS 1 into a single persistent
 #                subscriber, since a link is one durable session that carries
 #                all the traffic crossing it.
-#   latency      10 publishers x 1,000 msg/s, QoS 0 and 1, publishers at one
-#                edge and subscribers on the same edge (0 hops), at the core
-#                (1 hop: edge, core) and on the other edge (2 hops: edge,
-#                core, edge).
+#   latency      10 publishers x 1,000 msg/s and 1 publisher x 1,000 msg/s,
+#                QoS 0 and 1, publishers at one edge and subscribers on the
+#                same edge (0 hops), at the core (1 hop: edge, core) and on
+#                the other edge (2 hops: edge, core, edge).
 #   propagation  a new subscription until a message published at the other
 #                edge reaches it: at the core (one link) and at the other
 #                edge (two links), REPS times each, in a quiet mesh.
@@ -266,13 +266,15 @@ if want throughput || want latency || want propagation || want sustained; then
     fi
     if want latency; then
       for q in 0 1; do
-        common=("${h[@]}" -pattern pairs -pub 10 -qos "$q" -size 64 -rate 1000 -duration "${lsecs}s" -p "${mqtt[edge-a]}")
-        settle
-        bench latency 0-hops "$q" "$r" "${common[@]}"
-        settle
-        bench latency 1-hop "$q" "$r" "${common[@]}" -sub-p "${mqtt[core]}"
-        settle
-        bench latency 2-hops "$q" "$r" "${common[@]}" -sub-p "${mqtt[edge-b]}"
+        for np in 10 1; do
+          common=("${h[@]}" -pattern pairs -pub "$np" -qos "$q" -size 64 -rate 1000 -duration "${lsecs}s" -p "${mqtt[edge-a]}")
+          settle
+          bench "latency-$np" 0-hops "$q" "$r" "${common[@]}"
+          settle
+          bench "latency-$np" 1-hop "$q" "$r" "${common[@]}" -sub-p "${mqtt[core]}"
+          settle
+          bench "latency-$np" 2-hops "$q" "$r" "${common[@]}" -sub-p "${mqtt[edge-b]}"
+        done
       done
     fi
   done
@@ -442,13 +444,16 @@ if best:
         cb = cpu_cell([r for r in rows if r["scenario"] == "sustained" and r["variant"] == f"one-link@{b['rate']}" and r["qos"] == q], ["edge-a", "core"])
         print(f"{q:>3}  {ra:>10,}  {rb:>10,}  {ratio(rb, ra):>15}  {ca:>26}  {cb:>30}")
     print("(a rate that failed lies within one bisection step above each figure)")
-if any(r["scenario"] == "latency" for r in rows):
-    print("\nlatency: 10 publishers x 1,000 msg/s, 64 B, publishers at edge-a (median of rounds, µs)")
+for np in (10, 1):
+    sc = f"latency-{np}"
+    if not any(r["scenario"] == sc for r in rows):
+        continue
+    print(f"\nlatency: {np} publisher{'s' if np > 1 else ''} x 1,000 msg/s, 64 B, publishers at edge-a (median of rounds, µs)")
     print(f"{'qos':>3}  {'hops':>6}  {'p50':>7}  {'p99':>7}  {'max':>8}  {'lost':>5}  {'p50 added':>9}  {'p99 added':>9}  {'p99 per hop':>11}")
     for q in (0, 1):
-        base50, base99 = pick("latency", "0-hops", q, "latency_p50_us"), pick("latency", "0-hops", q, "latency_p99_us")
+        base50, base99 = pick(sc, "0-hops", q, "latency_p50_us"), pick(sc, "0-hops", q, "latency_p99_us")
         for hops, v in enumerate(("0-hops", "1-hop", "2-hops")):
-            p50, p99, mx, lost = (pick("latency", v, q, k) for k in ("latency_p50_us", "latency_p99_us", "latency_max_us", "lost"))
+            p50, p99, mx, lost = (pick(sc, v, q, k) for k in ("latency_p50_us", "latency_p99_us", "latency_max_us", "lost"))
             if p50 is None:
                 continue
             add50 = p50 - base50 if hops else None
