@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/citymesh/citymesh/vineyard"
+)
+
+func init() {
+	registerModel("disease", "vineyard disease risk (downy, powdery mildew, botrytis) from hourly weather CSV", runDiseaseModel)
+}
+
+// diseaseOutput is the JSON `citymesh model disease` writes.
+type diseaseOutput struct {
+	Model   string `json:"model"`
+	Weather string `json:"weather"`
+	vineyard.Assessment
+}
+
+func runDiseaseModel(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("model disease", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	var (
+		weather  = fs.String("weather", "", "hourly weather CSV: time,temp_c,rh_pct,rain_mm[,leaf_wet] (required)")
+		out      = fs.String("o", "", "write the JSON here instead of stdout")
+		shoot    = fs.Float64("shoot-cm", 0, "shoot length in cm for the 3-10 rule (0: not known)")
+		from     = fs.String("from", "", "first day of the day-by-day risk, YYYY-MM-DD or RFC 3339 (budbreak; starts the Gubler-Thomas index)")
+		wetRH    = fs.Float64("wet-rh", vineyard.DefaultWetRH, "RH % at or above which an hour without a sensor reading is wet")
+		dd0      = fs.Float64("dd0", 0, "oospore degree-days (> 8 °C) from 1 January to the first day of the file")
+		ht0      = fs.Float64("ht0", 0, "Rossi hydrothermal time from 1 January to the first hour of the file")
+		rainMM   = fs.Float64("rain-mm", 10, "3-10 rule: rain sum in mm")
+		tempC    = fs.Float64("temp-c", 10, "3-10 rule: temperature in °C")
+		shootMin = fs.Float64("shoot-min-cm", 10, "3-10 rule: shoot length in cm")
+		window   = fs.Int("window-h", 24, "3-10 rule: rain window in hours (sources: 24 to 48)")
+		minTemp  = fs.Bool("min-temp", false, "3-10 rule: test the window's minimum temperature instead of its mean")
+		expSum   = fs.Bool("release-exp-of-sum", false, "Rossi zoospore release as read in viticolaR, exp((-1.022+19.634)/TWD)")
+		lesions  = fs.String("lesions", "", "date oil spots were seen, YYYY-MM-DD or RFC 3339 (starts secondary downy mildew)")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("model disease: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("model disease: unexpected argument %q", fs.Arg(0))
+	}
+	if *weather == "" {
+		return errors.New("model disease: -weather FILE.csv is required")
+	}
+	f, err := os.Open(*weather)
+	if err != nil {
+		return fmt.Errorf("model disease: %w", err)
+	}
+	w, err := vineyard.ReadCSV(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("model disease: %s: %w", *weather, err)
+	}
+	loc := w.Hours[0].Time.Location()
+	cfg := vineyard.Config{
+		WetRH: *wetRH,
+		Downy: vineyard.DownyConfig{
+			PriorDegreeDays:    *dd0,
+			InitialHT:          *ht0,
+			ShootCM:            *shoot,
+			Rule310RainMM:      *rainMM,
+			Rule310TempC:       *tempC,
+			Rule310ShootCM:     *shootMin,
+			Rule310WindowHours: *window,
+			Rule310MinTemp:     *minTemp,
+			ReleaseExpOfSum:    *expSum,
+		},
+	}
+	if *from != "" {
+		if cfg.From, err = parseDay(*from, loc); err != nil {
+			return fmt.Errorf("model disease: -from: %w", err)
+		}
+	}
+	if *lesions != "" {
+		if cfg.Downy.LesionsFrom, err = parseDay(*lesions, loc); err != nil {
+			return fmt.Errorf("model disease: -lesions: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a, err := vineyard.Assess(w, cfg)
+	if err != nil {
+		return fmt.Errorf("model disease: %w", err)
+	}
+	b, err := json.MarshalIndent(diseaseOutput{Model: "disease", Weather: *weather, Assessment: a}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("model disease: %w", err)
+	}
+	b = append(b, '\n')
+	if *out == "" {
+		_, err = stdout.Write(b)
+		return err
+	}
+	if err := os.WriteFile(*out, b, 0o644); err != nil {
+		return fmt.Errorf("model disease: %w", err)
+	}
+	return nil
+}
+
+// parseDay reads YYYY-MM-DD (midnight in loc) or an RFC 3339 time.
+func parseDay(s string, loc *time.Location) (time.Time, error) {
+	if t, err := time.ParseInLocation("2006-01-02", s, loc); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither YYYY-MM-DD nor RFC 3339", s)
+	}
+	return t, nil
+}
