@@ -92,7 +92,7 @@ func Assess(w Weather, cfg Config) (Assessment, error) {
 			at := ix.first[d]
 			addReason(dm, ix, at, Reason{
 				From: hours[0].Time, To: hours[ix.first[d]].Time, Rule: "downy.oospore-maturity", Level: Low,
-				Text: fmt.Sprintf("oospores mature: %.0f degree-days above %g °C since 1 January ≥ %g", o.DegreeDays, dc.OosporeBaseC, dc.OosporeMatureDD),
+				Text:   fmt.Sprintf("oospores mature: %.0f degree-days above %g °C since 1 January ≥ %g", o.DegreeDays, dc.OosporeBaseC, dc.OosporeMatureDD),
 				Values: map[string]float64{"degree_days": o.DegreeDays, "threshold": dc.OosporeMatureDD},
 			})
 		}
