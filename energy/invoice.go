@@ -1,0 +1,423 @@
+package energy
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// InvoiceOptions sets the billing period [From, To) and how consumption is
+// computed from readings.
+type InvoiceOptions struct {
+	From, To    time.Time
+	Consumption Options
+}
+
+// Line is one invoice line. Amount is Quantity × UnitPrice rounded to the
+// cent (half away from zero); Quantity is shown as it was used.
+type Line struct {
+	Kind        string          `json:"kind"` // energy, standing, heating
+	Description string          `json:"description"`
+	Carrier     Carrier         `json:"carrier,omitempty"`
+	Band        string          `json:"band,omitempty"`
+	Quantity    decimal.Decimal `json:"quantity"`
+	Unit        string          `json:"unit"`
+	UnitPrice   decimal.Decimal `json:"unit_price"`
+	Amount      decimal.Decimal `json:"amount"`
+}
+
+// Invoice is one tenant's bill for a period. Net is the sum of the line
+// amounts, VAT is Net × VATPercent/100 rounded to the cent, Gross is Net+VAT.
+type Invoice struct {
+	Tenant     string          `json:"tenant"`
+	Name       string          `json:"name,omitempty"`
+	From       time.Time       `json:"from"`
+	To         time.Time       `json:"to"`
+	Currency   string          `json:"currency"`
+	Lines      []Line          `json:"lines"`
+	Net        decimal.Decimal `json:"net"`
+	VATPercent decimal.Decimal `json:"vat_percent"`
+	VAT        decimal.Decimal `json:"vat"`
+	Gross      decimal.Decimal `json:"gross"`
+	// Estimated is set when some billed consumption was interpolated or
+	// some metered data was missing; Notes say which.
+	Estimated bool     `json:"estimated"`
+	Notes     []string `json:"notes,omitempty"`
+}
+
+// meterBill is what billing needs from one meter over the period: the
+// consumption per tariff band (in billing units) and its quality.
+type meterBill struct {
+	bands []float64 // per band of the carrier's tariff; one entry when no tariff
+	total float64
+	notes []string
+	est   bool
+}
+
+// Billing computes invoices for a site. Build it with NewBilling.
+type Billing struct {
+	site    Site
+	tariffs Tariffs
+	opt     InvoiceOptions
+}
+
+// NewBilling checks its inputs and returns a Billing.
+func NewBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*Billing, error) {
+	if err := site.Check(); err != nil {
+		return nil, err
+	}
+	if err := tariffs.Check(); err != nil {
+		return nil, err
+	}
+	if !opt.From.Before(opt.To) {
+		return nil, fmt.Errorf("invoice: period from %s must be before to %s", opt.From.Format(time.RFC3339), opt.To.Format(time.RFC3339))
+	}
+	if len(site.Tenants) == 0 {
+		return nil, fmt.Errorf("invoice: site has no tenants")
+	}
+	return &Billing{site: site, tariffs: tariffs, opt: opt}, nil
+}
+
+// Invoices computes every tenant's invoice from readings in one batch. The
+// second result lists site-level warnings (negative remainders of shared
+// meters, carriers without a tariff, readings of unknown meters).
+func Invoices(readings []Reading, site Site, tariffs Tariffs, opt InvoiceOptions) ([]Invoice, []string, error) {
+	b, err := NewBilling(site, tariffs, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	byMeter := map[string][]Reading{}
+	unknown := 0
+	regs := b.site.Registers()
+	for _, r := range readings {
+		reg, ok := regs[r.Key()]
+		if !ok {
+			unknown++
+			continue
+		}
+		byMeter[reg.Meter] = append(byMeter[reg.Meter], r)
+	}
+	bills := map[string]meterBill{}
+	for _, m := range b.site.Meters {
+		mb, err := b.meterBill(m, byMeter[m.ID])
+		if err != nil {
+			return nil, nil, err
+		}
+		bills[m.ID] = mb
+	}
+	inv, warn := b.assemble(bills)
+	if unknown > 0 {
+		warn = append(warn, fmt.Sprintf("%d readings of registers not in the site file were ignored", unknown))
+	}
+	return inv, warn, nil
+}
+
+func (b *Billing) meterBill(m Meter, rs []Reading) (meterBill, error) {
+	s, err := consumeOwned(rs, m.Register(), b.opt.Consumption)
+	if err != nil {
+		return meterBill{}, fmt.Errorf("invoice: meter %s: %w", m.ID, err)
+	}
+	tf := b.tariffs.tariff(m.Carrier)
+	nb := 1
+	if tf != nil {
+		nb = len(tf.Bands)
+	}
+	mb := meterBill{bands: make([]float64, nb)}
+	f := m.factor()
+	var firstStart, lastEnd time.Time
+	step := b.opt.Consumption.interval()
+	for _, iv := range s.Intervals {
+		if iv.Start.Before(b.opt.From) || !iv.Start.Before(b.opt.To) {
+			continue
+		}
+		if firstStart.IsZero() {
+			firstStart = iv.Start
+		}
+		lastEnd = iv.Start.Add(step)
+		k := 0
+		if tf != nil {
+			k = tf.band(iv.Start.In(b.tariffs.loc))
+		}
+		mb.bands[k] += iv.Value * f
+		mb.total += iv.Value * f
+		if iv.Estimated || !iv.Complete {
+			mb.est = true
+		}
+	}
+	if mb.est {
+		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: some consumption is interpolated between readings or intervals are incomplete", m.ID))
+	}
+	if firstStart.IsZero() {
+		mb.est = true
+		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: no consumption data in the period", m.ID))
+	} else if firstStart.After(b.opt.From) || lastEnd.Before(b.opt.To) {
+		mb.est = true
+		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: data covers only %s to %s", m.ID, firstStart.Format(time.RFC3339), lastEnd.Format(time.RFC3339)))
+	}
+	for _, g := range s.Gaps {
+		if g.Filled || !g.From.Before(b.opt.To) || !g.To.After(b.opt.From) {
+			continue
+		}
+		mb.est = true
+		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: gap %s to %s (%g %s) not billed; fill gaps to apportion it as an estimate",
+			m.ID, g.From.Format(time.RFC3339), g.To.Format(time.RFC3339), g.Delta, s.Unit))
+	}
+	for _, e := range s.Events {
+		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: %s at %s: %s", m.ID, e.Kind, e.Time.Format(time.RFC3339), e.Detail))
+	}
+	return mb, nil
+}
+
+// assemble turns per-meter band sums into invoices.
+func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string) {
+	var warn []string
+	type share struct {
+		bands []float64
+		notes []string
+		est   bool
+	}
+	// energy[tenant][carrier] = band sums
+	energy := map[string]map[Carrier]*share{}
+	add := func(tenant string, c Carrier, bands []float64, scale float64, notes []string, est bool) {
+		if energy[tenant] == nil {
+			energy[tenant] = map[Carrier]*share{}
+		}
+		sh := energy[tenant][c]
+		if sh == nil {
+			sh = &share{bands: make([]float64, len(bands))}
+			energy[tenant][c] = sh
+		}
+		for i, v := range bands {
+			sh.bands[i] += v * scale
+		}
+		sh.notes = append(sh.notes, notes...)
+		sh.est = sh.est || est
+	}
+	heatCarrier := Carrier("")
+	if b.tariffs.Heating != nil {
+		heatCarrier = b.tariffs.Heating.Carrier
+	}
+	noTariff := map[Carrier]bool{}
+	for _, t := range b.site.Tenants {
+		for _, id := range t.Meters {
+			m := b.site.meter(id)
+			mb := bills[id]
+			add(t.ID, m.Carrier, mb.bands, 1, mb.notes, mb.est)
+		}
+	}
+	for _, a := range b.site.Shared {
+		main := b.site.meter(a.Meter)
+		mb := bills[a.Meter]
+		rem := append([]float64(nil), mb.bands...)
+		notes := append([]string(nil), mb.notes...)
+		est := mb.est
+		for _, sub := range a.SubMeters {
+			sb := bills[sub]
+			for i := range rem {
+				rem[i] -= sb.bands[i]
+			}
+			notes = append(notes, sb.notes...)
+			est = est || sb.est
+		}
+		for i, v := range rem {
+			if v < 0 {
+				warn = append(warn, fmt.Sprintf("shared meter %s: main minus sub-meters is negative (%.3f) in band %d; nothing allocated for it, check the meters", a.Meter, v, i+1))
+				rem[i] = 0
+			}
+		}
+		var area float64
+		for _, tid := range a.Tenants {
+			area += b.site.tenant(tid).AreaM2
+		}
+		for _, tid := range a.Tenants {
+			t := b.site.tenant(tid)
+			n := append([]string{fmt.Sprintf("shared meter %s (minus sub-meters) by area: %.2f of %.2f m²", a.Meter, t.AreaM2, area)}, notes...)
+			add(tid, main.Carrier, rem, t.AreaM2/area, n, est)
+		}
+	}
+	// Heating split, HeizkostenV §7.
+	var heating map[string]HeatingShare
+	if h := b.tariffs.Heating; h != nil {
+		users := make([]HeatingUser, 0, len(b.site.Tenants))
+		for _, t := range b.site.Tenants {
+			var e float64
+			if sh := energy[t.ID][h.Carrier]; sh != nil {
+				for _, v := range sh.bands {
+					e += v
+				}
+			}
+			users = append(users, HeatingUser{ID: t.ID, Consumption: e, AreaM2: t.AreaM2})
+		}
+		shares, err := SplitHeatingCost(h.Cost, h.ConsumptionShare, users)
+		if err != nil {
+			warn = append(warn, fmt.Sprintf("heating cost not split: %v", err))
+		} else {
+			heating = map[string]HeatingShare{}
+			for _, s := range shares {
+				heating[s.ID] = s
+			}
+		}
+	}
+	rate := b.tariffs.vat()
+	out := make([]Invoice, 0, len(b.site.Tenants))
+	for _, t := range b.site.Tenants {
+		inv := Invoice{Tenant: t.ID, Name: t.Name, From: b.opt.From.UTC(), To: b.opt.To.UTC(), Currency: b.tariffs.Currency, VATPercent: rate, Lines: []Line{}}
+		carriers := make([]Carrier, 0, len(energy[t.ID]))
+		for c := range energy[t.ID] {
+			carriers = append(carriers, c)
+		}
+		sort.Slice(carriers, func(i, j int) bool { return carriers[i] < carriers[j] })
+		for _, c := range carriers {
+			sh := energy[t.ID][c]
+			inv.Notes = append(inv.Notes, sh.notes...)
+			inv.Estimated = inv.Estimated || sh.est
+			if c == heatCarrier && heating != nil {
+				continue // billed through the heating-cost split
+			}
+			tf := b.tariffs.tariff(c)
+			if tf == nil {
+				noTariff[c] = true
+				continue
+			}
+			unit := tf.Unit
+			if unit == "" {
+				unit = "kWh"
+			}
+			for i, band := range tf.Bands {
+				qty := decimal.NewFromFloat(sh.bands[i]).Round(3)
+				if qty.IsZero() {
+					continue
+				}
+				inv.Lines = append(inv.Lines, Line{Kind: "energy", Description: fmt.Sprintf("%s %s", c, band.Name), Carrier: c, Band: band.Name,
+					Quantity: qty, Unit: unit, UnitPrice: band.Price, Amount: qty.Mul(band.Price).Round(2)})
+			}
+		}
+		for _, id := range t.Meters {
+			m := b.site.meter(id)
+			tf := b.tariffs.tariff(m.Carrier)
+			if tf == nil || tf.Standing == nil || (m.Carrier == heatCarrier && heating != nil) {
+				continue
+			}
+			qty, unit := b.standingQuantity(tf.Standing.Per)
+			inv.Lines = append(inv.Lines, Line{Kind: "standing", Description: "standing charge meter " + id, Carrier: m.Carrier,
+				Quantity: qty, Unit: unit, UnitPrice: tf.Standing.Amount, Amount: qty.Mul(tf.Standing.Amount).Round(2)})
+		}
+		if hs, ok := heating[t.ID]; ok {
+			inv.Lines = append(inv.Lines,
+				Line{Kind: "heating", Description: "heating costs by consumption (HeizkostenV §7)", Quantity: decimal.NewFromInt(1), Unit: "share", UnitPrice: hs.ByConsumption, Amount: hs.ByConsumption},
+				Line{Kind: "heating", Description: "heating costs by area (HeizkostenV §7)", Quantity: decimal.NewFromInt(1), Unit: "share", UnitPrice: hs.ByArea, Amount: hs.ByArea})
+		}
+		inv.Net = decimal.Zero
+		for _, l := range inv.Lines {
+			inv.Net = inv.Net.Add(l.Amount)
+		}
+		inv.VAT = inv.Net.Mul(rate).Div(decimal.NewFromInt(100)).Round(2)
+		inv.Gross = inv.Net.Add(inv.VAT)
+		out = append(out, inv)
+	}
+	cs := make([]string, 0, len(noTariff))
+	for c := range noTariff {
+		cs = append(cs, string(c))
+	}
+	sort.Strings(cs)
+	for _, c := range cs {
+		warn = append(warn, fmt.Sprintf("carrier %s has no tariff; its consumption is not billed", c))
+	}
+	return out, warn
+}
+
+// standingQuantity returns the number of days, or of calendar months with
+// partial months as days/days-in-month (rounded to 4 places), in the period.
+func (b *Billing) standingQuantity(per string) (decimal.Decimal, string) {
+	loc := b.tariffs.loc
+	if per == "day" {
+		return decimal.NewFromInt(int64(calendarDays(b.opt.From, b.opt.To, loc))), "days"
+	}
+	f := b.opt.From.In(loc)
+	t := b.opt.To.In(loc)
+	cur := time.Date(f.Year(), f.Month(), f.Day(), 0, 0, 0, 0, time.UTC)
+	end := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	months := decimal.Zero
+	for cur.Before(end) {
+		mStart := time.Date(cur.Year(), cur.Month(), 1, 0, 0, 0, 0, time.UTC)
+		mEnd := mStart.AddDate(0, 1, 0)
+		stop := mEnd
+		if end.Before(stop) {
+			stop = end
+		}
+		days := int64(stop.Sub(cur).Hours() / 24)
+		dim := int64(mEnd.Sub(mStart).Hours() / 24)
+		months = months.Add(decimal.NewFromInt(days).Div(decimal.NewFromInt(dim)))
+		cur = stop
+	}
+	return months.Round(4), "months"
+}
+
+// RunningBilling updates invoices reading by reading, for real-time billing.
+// Add files a reading under its meter; Invoices recomputes only the meters
+// that received readings since the last call and reassembles the invoices.
+// Feeding the readings one at a time, in any order, gives the same invoices
+// as the batch function Invoices.
+type RunningBilling struct {
+	b        *Billing
+	regs     map[RegisterKey]Register
+	readings map[string][]Reading
+	bills    map[string]meterBill
+	dirty    map[string]bool
+	unknown  int
+}
+
+// NewRunningBilling starts real-time billing for a site and period.
+func NewRunningBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*RunningBilling, error) {
+	b, err := NewBilling(site, tariffs, opt)
+	if err != nil {
+		return nil, err
+	}
+	rb := &RunningBilling{b: b, regs: b.site.Registers(), readings: map[string][]Reading{}, bills: map[string]meterBill{}, dirty: map[string]bool{}}
+	for _, m := range b.site.Meters {
+		rb.dirty[m.ID] = true
+	}
+	return rb, nil
+}
+
+// Add records one reading. Readings of registers not in the site are
+// counted and ignored.
+func (rb *RunningBilling) Add(r Reading) {
+	reg, ok := rb.regs[r.Key()]
+	if !ok {
+		rb.unknown++
+		return
+	}
+	rs := rb.readings[reg.Meter]
+	i := sort.Search(len(rs), func(i int) bool {
+		return rs[i].Time.After(r.Time) || (rs[i].Time.Equal(r.Time) && rs[i].Value >= r.Value)
+	})
+	rs = append(rs, Reading{})
+	copy(rs[i+1:], rs[i:])
+	rs[i] = r
+	rb.readings[reg.Meter] = rs
+	rb.dirty[reg.Meter] = true
+}
+
+// Invoices returns the invoices for the readings added so far.
+func (rb *RunningBilling) Invoices() ([]Invoice, []string, error) {
+	for _, m := range rb.b.site.Meters {
+		if !rb.dirty[m.ID] {
+			continue
+		}
+		rs := append([]Reading(nil), rb.readings[m.ID]...)
+		mb, err := rb.b.meterBill(m, rs)
+		if err != nil {
+			return nil, nil, err
+		}
+		rb.bills[m.ID] = mb
+		delete(rb.dirty, m.ID)
+	}
+	inv, warn := rb.b.assemble(rb.bills)
+	if rb.unknown > 0 {
+		warn = append(warn, fmt.Sprintf("%d readings of registers not in the site file were ignored", rb.unknown))
+	}
+	return inv, warn, nil
+}

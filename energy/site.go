@@ -1,0 +1,213 @@
+package energy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Site describes a building or campus: its meters, its tenants and how
+// shared meters are allocated.
+type Site struct {
+	Name    string       `yaml:"name" json:"name"`
+	Meters  []Meter      `yaml:"meters" json:"meters"`
+	Tenants []Tenant     `yaml:"tenants" json:"tenants"`
+	Shared  []Allocation `yaml:"shared" json:"shared,omitempty"`
+}
+
+// Meter is one register of one meter on the site.
+type Meter struct {
+	ID      string  `yaml:"id" json:"id"`
+	OBIS    string  `yaml:"obis" json:"obis"`
+	Carrier Carrier `yaml:"carrier" json:"carrier"`
+	// Max is the register's wrap value (10^digits); zero: never wraps.
+	Max float64 `yaml:"max" json:"max,omitempty"`
+	// MaxRate is the largest possible consumption per hour; zero: unchecked.
+	MaxRate float64 `yaml:"max_rate" json:"max_rate,omitempty"`
+	// Factor converts register units to billing and energy units, e.g.
+	// Zustandszahl × Brennwert in kWh/m³ for a gas meter. Zero means 1.
+	Factor    float64    `yaml:"factor" json:"factor,omitempty"`
+	Exchanges []Exchange `yaml:"exchanges" json:"exchanges,omitempty"`
+
+	obis OBIS
+}
+
+// Tenant is a user of the site with a usable area and directly metered
+// registers.
+type Tenant struct {
+	ID     string   `yaml:"id" json:"id"`
+	Name   string   `yaml:"name" json:"name"`
+	AreaM2 float64  `yaml:"area_m2" json:"area_m2"`
+	Meters []string `yaml:"meters" json:"meters"`
+}
+
+// Allocation splits a shared main meter: the main meter's consumption minus
+// its sub-meters' is divided among Tenants by area (m²). A negative remainder
+// is reported and allocates nothing.
+type Allocation struct {
+	Meter     string   `yaml:"meter" json:"meter"`
+	SubMeters []string `yaml:"sub_meters" json:"sub_meters"`
+	Tenants   []string `yaml:"tenants" json:"tenants"`
+}
+
+// ReadSiteYAML reads and checks a site (meters and tenants) file.
+func ReadSiteYAML(r io.Reader) (Site, error) {
+	var s Site
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return s, fmt.Errorf("site yaml: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		if errors.Is(err, io.EOF) {
+			return s, fmt.Errorf("site yaml: empty file")
+		}
+		return s, fmt.Errorf("site yaml: %w", err)
+	}
+	if err := s.Check(); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Check validates the site: unique meter and tenant IDs, parseable OBIS
+// codes, known references and positive areas where an area key needs them.
+func (s *Site) Check() error {
+	meters := map[string]bool{}
+	for i := range s.Meters {
+		m := &s.Meters[i]
+		if m.ID == "" {
+			return fmt.Errorf("site: meter %d: id is empty", i+1)
+		}
+		if meters[m.ID] {
+			return fmt.Errorf("site: meter %s listed twice", m.ID)
+		}
+		meters[m.ID] = true
+		o, err := ParseOBIS(m.OBIS)
+		if err != nil {
+			return fmt.Errorf("site: meter %s: %w", m.ID, err)
+		}
+		m.obis = o
+		if m.Carrier == "" {
+			m.Carrier = o.DefaultCarrier()
+		}
+		if m.Carrier == "" {
+			return fmt.Errorf("site: meter %s: carrier is empty and OBIS %s implies none", m.ID, o)
+		}
+		if m.Max < 0 || m.MaxRate < 0 || m.Factor < 0 {
+			return fmt.Errorf("site: meter %s: max, max_rate and factor must not be negative", m.ID)
+		}
+	}
+	tenants := map[string]*Tenant{}
+	owner := map[string]string{}
+	for i := range s.Tenants {
+		t := &s.Tenants[i]
+		if t.ID == "" {
+			return fmt.Errorf("site: tenant %d: id is empty", i+1)
+		}
+		if tenants[t.ID] != nil {
+			return fmt.Errorf("site: tenant %s listed twice", t.ID)
+		}
+		tenants[t.ID] = t
+		if !(t.AreaM2 >= 0) {
+			return fmt.Errorf("site: tenant %s: area_m2 %v is negative", t.ID, t.AreaM2)
+		}
+		for _, m := range t.Meters {
+			if !meters[m] {
+				return fmt.Errorf("site: tenant %s: meter %s is not in meters", t.ID, m)
+			}
+			if o, dup := owner[m]; dup {
+				return fmt.Errorf("site: meter %s belongs to tenants %s and %s", m, o, t.ID)
+			}
+			owner[m] = t.ID
+		}
+	}
+	for i, a := range s.Shared {
+		if !meters[a.Meter] {
+			return fmt.Errorf("site: shared %d: meter %q is not in meters", i+1, a.Meter)
+		}
+		for _, m := range a.SubMeters {
+			if !meters[m] {
+				return fmt.Errorf("site: shared %s: sub-meter %s is not in meters", a.Meter, m)
+			}
+			if s.meter(m).Carrier != s.meter(a.Meter).Carrier {
+				return fmt.Errorf("site: shared %s: sub-meter %s has carrier %s, not %s", a.Meter, m, s.meter(m).Carrier, s.meter(a.Meter).Carrier)
+			}
+		}
+		if len(a.Tenants) == 0 {
+			return fmt.Errorf("site: shared %s: no tenants", a.Meter)
+		}
+		var area float64
+		for _, t := range a.Tenants {
+			tt := tenants[t]
+			if tt == nil {
+				return fmt.Errorf("site: shared %s: tenant %s is not in tenants", a.Meter, t)
+			}
+			area += tt.AreaM2
+		}
+		if area <= 0 {
+			return fmt.Errorf("site: shared %s: the tenants' total area is zero", a.Meter)
+		}
+	}
+	return nil
+}
+
+func (s *Site) meter(id string) *Meter {
+	for i := range s.Meters {
+		if s.Meters[i].ID == id {
+			return &s.Meters[i]
+		}
+	}
+	return nil
+}
+
+func (s *Site) tenant(id string) *Tenant {
+	for i := range s.Tenants {
+		if s.Tenants[i].ID == id {
+			return &s.Tenants[i]
+		}
+	}
+	return nil
+}
+
+// Register returns the register description of meter m.
+func (m Meter) Register() Register {
+	o := m.obis
+	if o == (OBIS{}) {
+		o, _ = ParseOBIS(m.OBIS)
+	}
+	return Register{Meter: m.ID, OBIS: o, Max: m.Max, MaxRate: m.MaxRate, Exchanges: m.Exchanges}
+}
+
+func (m Meter) factor() float64 {
+	if m.Factor == 0 {
+		return 1
+	}
+	return m.Factor
+}
+
+// Registers returns the register descriptions of all site meters by key.
+func (s *Site) Registers() map[RegisterKey]Register {
+	out := make(map[RegisterKey]Register, len(s.Meters))
+	for _, m := range s.Meters {
+		r := m.Register()
+		out[RegisterKey{r.Meter, r.OBIS}] = r
+	}
+	return out
+}
+
+// days returns the calendar days of [from, to) in loc, counting a partial
+// day by its share of 24 hours is not done: from and to are expected at
+// local midnight; other times are counted by the dates they fall on.
+func calendarDays(from, to time.Time, loc *time.Location) int {
+	f := from.In(loc)
+	t := to.In(loc)
+	fd := time.Date(f.Year(), f.Month(), f.Day(), 0, 0, 0, 0, time.UTC)
+	td := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	return int(td.Sub(fd).Hours() / 24)
+}
