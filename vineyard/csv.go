@@ -137,6 +137,9 @@ func parseRange(s, field string, lo, hi float64) (float64, error) {
 		return 0, fmt.Errorf("field %s: empty", field)
 	}
 	v, err := strconv.ParseFloat(s, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("field %s: %q is outside %g to %g", field, s, lo, hi)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("field %s: %q is not a number", field, s)
 	}
