@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/citymesh/citymesh/robot"
+)
+
+func init() {
+	registerModel("route", "patrol robot track against its route: corridor deviation, progress, missed waypoints", runRouteModel)
+	registerModel("incidents", "patrol check results to anomalies and incidents, with people's events and response times", runIncidentsModel)
+}
+
+// routeOutput is the JSON `citymesh model route` writes.
+type routeOutput struct {
+	Model string `json:"model"`
+	Route string `json:"route"`
+	Track string `json:"track"`
+	robot.TrackReport
+}
+
+func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("model route", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	var (
+		routePath = fs.String("route", "", "route file, YAML (required)")
+		trackPath = fs.String("track", "", "robot fixes, CSV: time,lat,lon (required)")
+		out       = fs.String("o", "", "write the JSON here instead of stdout")
+		corridor  = fs.Float64("corridor-m", 0, "corridor half-width in metres (0: the route file's corridor_m)")
+		arrival   = fs.Float64("arrival-m", 0, "default arrival radius in metres (0: the route file's arrival_m)")
+		lookahead = fs.Int("lookahead", robot.DefaultLookahead, "segments searched ahead of the current one")
+		positions = fs.Bool("positions", true, "include one entry per fix in the output")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("model route: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("model route: unexpected argument %q", fs.Arg(0))
+	}
+	if *routePath == "" || *trackPath == "" {
+		return errors.New("model route: -route FILE.yaml and -track FILE.csv are required")
+	}
+	if *corridor < 0 || *arrival < 0 || *lookahead < 1 {
+		return errors.New("model route: -corridor-m and -arrival-m must not be negative, -lookahead must be at least 1")
+	}
+	rt, err := robotReadFile(*routePath, robot.ReadRoute)
+	if err != nil {
+		return fmt.Errorf("model route: %w", err)
+	}
+	fixes, err := robotReadFile(*trackPath, robot.ReadTrackCSV)
+	if err != nil {
+		return fmt.Errorf("model route: %w", err)
+	}
+	rep, err := robot.Track(rt, fixes, robot.TrackerConfig{CorridorM: *corridor, ArrivalM: *arrival, Lookahead: *lookahead})
+	if err != nil {
+		return fmt.Errorf("model route: %s: %w", *trackPath, err)
+	}
+	if !*positions {
+		rep.Positions = nil
+	}
+	return robotWriteJSON(*out, stdout, routeOutput{Model: "route", Route: *routePath, Track: *trackPath, TrackReport: rep})
+}
+
+// incidentsOutput is the JSON `citymesh model incidents` writes.
+type incidentsOutput struct {
+	Model         string  `json:"model"`
+	Route         string  `json:"route"`
+	ChecksFile    string  `json:"checks_file"`
+	EventsFile    string  `json:"events_file,omitempty"`
+	ReopenWindowS float64 `json:"reopen_window_s"`
+	robot.IncidentReport
+}
+
+func runIncidentsModel(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("model incidents", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	var (
+		routePath  = fs.String("route", "", "route file, YAML (required)")
+		checksPath = fs.String("checks", "", "check results, CSV: time,check,value[,waypoint,picture,note] (required)")
+		eventsPath = fs.String("events", "", "people's events, CSV: time,action,actor and incident or asset,kind[,note]")
+		out        = fs.String("o", "", "write the JSON here instead of stdout")
+		reopen     = fs.Duration("reopen-window", 7*24*time.Hour, "a recurrence at most this long after resolution reopens the incident (0: never)")
+		actor      = fs.String("actor", "robot", "actor recorded for changes the robot's anomalies make")
+		pictures   = fs.Int("max-pictures", robot.DefaultMaxPictures, "picture references kept per incident")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("model incidents: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("model incidents: unexpected argument %q", fs.Arg(0))
+	}
+	if *routePath == "" || *checksPath == "" {
+		return errors.New("model incidents: -route FILE.yaml and -checks FILE.csv are required")
+	}
+	if *reopen < 0 || *pictures < 1 || *actor == "" {
+		return errors.New("model incidents: -reopen-window must not be negative, -max-pictures at least 1, -actor not empty")
+	}
+	rt, err := robotReadFile(*routePath, robot.ReadRoute)
+	if err != nil {
+		return fmt.Errorf("model incidents: %w", err)
+	}
+	obs, err := robotReadFile(*checksPath, robot.ReadChecksCSV)
+	if err != nil {
+		return fmt.Errorf("model incidents: %w", err)
+	}
+	var events []robot.Event
+	if *eventsPath != "" {
+		if events, err = robotReadFile(*eventsPath, robot.ReadEventsCSV); err != nil {
+			return fmt.Errorf("model incidents: %w", err)
+		}
+	}
+	rep, err := robot.RunIncidents(rt, obs, events, robot.BookConfig{ReopenWindow: *reopen, MaxPictures: *pictures, SystemActor: *actor})
+	if err != nil {
+		return fmt.Errorf("model incidents: %w", err)
+	}
+	return robotWriteJSON(*out, stdout, incidentsOutput{Model: "incidents", Route: *routePath, ChecksFile: *checksPath,
+		EventsFile: *eventsPath, ReopenWindowS: reopen.Seconds(), IncidentReport: rep})
+}
+
+// robotReadFile opens path and reads it with read, naming the file in errors.
+func robotReadFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {
+	var zero T
+	f, err := os.Open(path)
+	if err != nil {
+		return zero, err
+	}
+	defer f.Close()
+	v, err := read(f)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+// robotWriteJSON writes v as indented JSON to path, or to stdout if path is
+// empty.
+func robotWriteJSON(path string, stdout io.Writer, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if path == "" {
+		_, err = stdout.Write(data)
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
