@@ -105,7 +105,7 @@ func WritePNG(w io.Writer, m *Map, samples []Sample) error {
 		d := font.Drawer{Dst: img, Src: image.NewUniform(black), Face: face, Dot: fixed.P(x, y)}
 		d.DrawString(s)
 	}
-	title := fmt.Sprintf("%s (%s), %s", m.Nutrient, m.Unit(), m.Method)
+	title := fmt.Sprintf("%s (%s), %s", m.Nutrient.Label(), m.Unit(), m.Method)
 	if m.Variogram != nil {
 		title += ", " + m.Variogram.Model.String()
 	}

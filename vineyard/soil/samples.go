@@ -43,6 +43,17 @@ func (n Nutrient) String() string {
 	return fmt.Sprintf("Nutrient(%d)", int(n))
 }
 
+// Label returns the name for titles: "P", "K" or "pH".
+func (n Nutrient) Label() string {
+	switch n {
+	case Potassium:
+		return "K"
+	case PH:
+		return "pH"
+	}
+	return "P"
+}
+
 // ParseNutrient parses "p", "k" or "ph" (case-insensitive).
 func ParseNutrient(s string) (Nutrient, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {

@@ -56,7 +56,8 @@ func ParseModel(s string) (Model, error) {
 //	gaussian:    γ(h) = p·(1 − exp(−h²/((4r/7)²))) + n
 //
 // γ(0) = 0: the nugget is the limit as h → 0⁺, so kriging stays exact at the
-// samples.
+// samples. Lags below ZeroLag count as zero, so that a target that differs
+// from a sample only by coordinate round-off still gets the sample's value.
 type Variogram struct {
 	Model  Model   `json:"model"`
 	Nugget float64 `json:"nugget"`
@@ -66,7 +67,7 @@ type Variogram struct {
 
 // Value returns γ(h) for a lag distance h in metres.
 func (v Variogram) Value(h float64) float64 {
-	if h <= 0 {
+	if h < ZeroLag {
 		return 0
 	}
 	p := v.Sill - v.Nugget
@@ -85,6 +86,10 @@ func (v Variogram) Value(h float64) float64 {
 		return p*(1.5*q-0.5*q*q*q) + v.Nugget
 	}
 }
+
+// ZeroLag is the lag distance in metres (1 µm) below which two points are
+// the same point for the variogram.
+const ZeroLag = 1e-6
 
 // Lag is one bin of an empirical semivariogram: the mean pair distance in
 // metres, the semivariance γ̂ = Σ(zi − zj)²/(2N) and the number of pairs N.
@@ -122,7 +127,7 @@ func Empirical(pts [][2]float64, z []float64, nLags int, maxLag float64) []Lag {
 	for i := 0; i < n; i++ {
 		for j := i + 1; j < n; j++ {
 			d := dist(pts[i], pts[j])
-			if d <= 0 || d > maxLag {
+			if d < ZeroLag || d > maxLag {
 				continue
 			}
 			b := int(math.Ceil(d/width)) - 1
