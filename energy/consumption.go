@@ -1,8 +1,10 @@
 package energy
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -125,7 +127,7 @@ type Series struct {
 
 // maxIntervals bounds the intervals one series may span, so a stray
 // timestamp cannot make Consume allocate without limit.
-const maxIntervals = 10_000_000
+const maxIntervals = 4_000_000
 
 // Consume computes the interval consumption of register reg from readings
 // (readings of other registers are ignored). The result does not depend on
@@ -194,11 +196,11 @@ func consumeOwned(rs []Reading, reg Register, opt Options) (Series, error) {
 			return s, fmt.Errorf("consumption %s: reading at %s: value %v is not below the register maximum %v", name, r.Time.Format(time.RFC3339), r.Value, reg.Max)
 		}
 	}
-	sort.Slice(rs, func(i, j int) bool {
-		if !rs[i].Time.Equal(rs[j].Time) {
-			return rs[i].Time.Before(rs[j].Time)
+	slices.SortFunc(rs, func(a, b Reading) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
 		}
-		return rs[i].Value < rs[j].Value
+		return cmp.Compare(a.Value, b.Value)
 	})
 	// Drop duplicates: identical ones silently (counted), conflicting ones
 	// entirely (reported), so no value is picked arbitrarily.
