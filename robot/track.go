@@ -20,14 +20,14 @@ type TrackerConfig struct {
 	CorridorM float64
 	// ArrivalM overrides the route's default arrival radius when positive.
 	ArrivalM float64
-	// Lookahead is how many segments past the current one are searched
-	// for the nearest segment on each update.
-	Lookahead int
+	// LookaheadM is how far ahead along the route, in metres from the
+	// previous position, segments are searched for the nearest one.
+	LookaheadM float64
 }
 
-// DefaultLookahead is the number of segments searched ahead of the
-// current one when TrackerConfig.Lookahead is zero.
-const DefaultLookahead = 3
+// DefaultLookaheadM is the search distance ahead when
+// TrackerConfig.LookaheadM is zero.
+const DefaultLookaheadM = 25.0
 
 // Position is what a Tracker makes of one Fix.
 type Position struct {
@@ -88,7 +88,7 @@ type WaypointStatus struct {
 type Tracker struct {
 	route     *Route
 	corridor  float64
-	lookahead int
+	lookahead float64
 	proj      projection
 	pts       []vec     // projected waypoints
 	dir       []vec     // segment direction vectors
@@ -98,6 +98,7 @@ type Tracker struct {
 	total     float64
 
 	seg       int
+	along     float64
 	decided   int // waypoints before this index are reached or missed
 	state     []WaypointState
 	reachedAt []time.Time
@@ -112,15 +113,15 @@ func NewTracker(r *Route, cfg TrackerConfig) (*Tracker, error) {
 	if r == nil || len(r.Waypoints) < 2 {
 		return nil, fmt.Errorf("tracker: route needs at least 2 waypoints")
 	}
-	t := &Tracker{route: r, corridor: r.CorridorM, lookahead: cfg.Lookahead}
+	t := &Tracker{route: r, corridor: r.CorridorM, lookahead: cfg.LookaheadM}
 	if cfg.CorridorM > 0 {
 		t.corridor = cfg.CorridorM
 	}
 	if t.corridor <= 0 || math.IsNaN(t.corridor) {
 		t.corridor = DefaultCorridorM
 	}
-	if t.lookahead <= 0 {
-		t.lookahead = DefaultLookahead
+	if !(t.lookahead > 0) || math.IsInf(t.lookahead, 0) {
+		t.lookahead = DefaultLookaheadM
 	}
 	arrival := r.ArrivalM
 	if cfg.ArrivalM > 0 {
@@ -167,7 +168,7 @@ func NewTracker(r *Route, cfg TrackerConfig) (*Tracker, error) {
 // Reset starts a new patrol on the same route.
 func (t *Tracker) Reset() {
 	n := len(t.pts)
-	t.seg, t.decided, t.started, t.last = 0, 0, false, time.Time{}
+	t.seg, t.along, t.decided, t.started, t.last = 0, 0, 0, false, time.Time{}
 	t.state = make([]WaypointState, n)
 	t.reachedAt = make([]time.Time, n)
 	t.closest = make([]float64, n)
@@ -187,13 +188,15 @@ func (t *Tracker) LengthM() float64 { return t.total }
 // out of range or earlier than the previous one is an error and leaves the
 // tracker unchanged.
 //
-// The nearest segment is searched from one segment behind the current one
-// to Lookahead segments ahead. If none of those is within the corridor, the
-// first segment further ahead that is within the corridor is taken (the
-// robot rejoined the route ahead); if there is none, the robot is off route
-// and stays on the nearest segment of the window. Searching forward from
-// the current segment keeps a loop route whose end passes its start from
-// jumping to the end.
+// The first fix is placed on the first segment, in route order, whose
+// corridor holds it, or else on the nearest segment. Later fixes search the
+// segments from one corridor width behind the previous position to
+// LookaheadM ahead of it, and take the nearest (the earlier one on a tie).
+// If that one is outside the corridor, the first segment further ahead
+// whose corridor holds the fix is taken (the robot rejoined the route
+// ahead); if there is none, the robot is off route and stays on the
+// nearest segment of the window. Searching near the previous position
+// keeps a loop route, whose end passes its start, from jumping to the end.
 func (t *Tracker) Update(f Fix) (Position, error) {
 	if !validPoint(f.Lat, f.Lon) {
 		return Position{}, fmt.Errorf("tracker: fix at %s: position (%v, %v) out of range", f.Time.Format(time.RFC3339), f.Lat, f.Lon)
@@ -201,35 +204,55 @@ func (t *Tracker) Update(f Fix) (Position, error) {
 	if t.started && f.Time.Before(t.last) {
 		return Position{}, fmt.Errorf("tracker: fix at %s is earlier than the previous fix at %s", f.Time.Format(time.RFC3339), t.last.Format(time.RFC3339))
 	}
-	t.started, t.last = true, f.Time
 	p := t.proj.project(f.Lat, f.Lon)
 	nseg := len(t.dir)
-	lo := t.seg - 1
-	if lo < 0 {
-		lo = 0
-	}
-	hi := t.seg + t.lookahead
-	if hi > nseg-1 {
-		hi = nseg - 1
-	}
 	best, bestT, bestD := -1, 0.0, 0.0
-	for s := lo; s <= hi; s++ {
-		ft, d := segmentFoot(t.pts[s], t.dir[s], t.l2[s], p)
-		if best < 0 || math.Abs(d) < math.Abs(bestD) {
-			best, bestT, bestD = s, ft, d
-		}
-	}
-	if math.Abs(bestD) > t.corridor {
-		for s := hi + 1; s < nseg; s++ {
+	lo, hi := 0, nseg-1
+	if !t.started {
+		nb, nt, nd := -1, 0.0, 0.0
+		for s := 0; s < nseg; s++ {
 			ft, d := segmentFoot(t.pts[s], t.dir[s], t.l2[s], p)
 			if math.Abs(d) <= t.corridor {
 				best, bestT, bestD = s, ft, d
 				break
 			}
+			if nb < 0 || math.Abs(d) < math.Abs(nd) {
+				nb, nt, nd = s, ft, d
+			}
+		}
+		if best < 0 {
+			best, bestT, bestD = nb, nt, nd
+		}
+		lo, hi = best, best
+	} else {
+		lo, hi = t.seg, t.seg
+		for lo > 0 && t.cum[lo] > t.along-t.corridor {
+			lo--
+		}
+		for hi < nseg-1 && t.cum[hi+1] < t.along+t.lookahead {
+			hi++
+		}
+		for s := lo; s <= hi; s++ {
+			ft, d := segmentFoot(t.pts[s], t.dir[s], t.l2[s], p)
+			if best < 0 || math.Abs(d) < math.Abs(bestD) {
+				best, bestT, bestD = s, ft, d
+			}
+		}
+		if math.Abs(bestD) > t.corridor {
+			for s := hi + 1; s < nseg; s++ {
+				ft, d := segmentFoot(t.pts[s], t.dir[s], t.l2[s], p)
+				if math.Abs(d) <= t.corridor {
+					best, bestT, bestD = s, ft, d
+					hi = s
+					break
+				}
+			}
 		}
 	}
+	t.started, t.last = true, f.Time
 	t.seg = best
 	along := t.cum[best] + bestT*math.Sqrt(t.l2[best])
+	t.along = along
 	pos := Position{
 		Time: f.Time, Lat: f.Lat, Lon: f.Lon,
 		Segment:    best,
@@ -243,9 +266,12 @@ func (t *Tracker) Update(f Fix) (Position, error) {
 		pos.Progress = along / t.total
 	}
 	// Arrivals: undecided waypoints in the window.
-	wEnd := hi + 1
-	for i := t.decided; i <= wEnd && i < len(t.pts); i++ {
-		if i < best-1 || t.state[i] != WaypointPending {
+	from := t.decided
+	if from < lo {
+		from = lo
+	}
+	for i := from; i <= hi+1 && i < len(t.pts); i++ {
+		if t.state[i] != WaypointPending {
 			continue
 		}
 		dx, dy := p.x-t.pts[i].x, p.y-t.pts[i].y

@@ -35,7 +35,7 @@ func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
 		out       = fs.String("o", "", "write the JSON here instead of stdout")
 		corridor  = fs.Float64("corridor-m", 0, "corridor half-width in metres (0: the route file's corridor_m)")
 		arrival   = fs.Float64("arrival-m", 0, "default arrival radius in metres (0: the route file's arrival_m)")
-		lookahead = fs.Int("lookahead", robot.DefaultLookahead, "segments searched ahead of the current one")
+		lookahead = fs.Float64("lookahead-m", robot.DefaultLookaheadM, "metres along the route searched ahead of the previous position")
 		positions = fs.Bool("positions", true, "include one entry per fix in the output")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -50,8 +50,8 @@ func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
 	if *routePath == "" || *trackPath == "" {
 		return errors.New("model route: -route FILE.yaml and -track FILE.csv are required")
 	}
-	if *corridor < 0 || *arrival < 0 || *lookahead < 1 {
-		return errors.New("model route: -corridor-m and -arrival-m must not be negative, -lookahead must be at least 1")
+	if *corridor < 0 || *arrival < 0 || !(*lookahead > 0) {
+		return errors.New("model route: -corridor-m and -arrival-m must not be negative, -lookahead-m must be positive")
 	}
 	rt, err := robotReadFile(*routePath, robot.ReadRoute)
 	if err != nil {
@@ -61,7 +61,7 @@ func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("model route: %w", err)
 	}
-	rep, err := robot.Track(rt, fixes, robot.TrackerConfig{CorridorM: *corridor, ArrivalM: *arrival, Lookahead: *lookahead})
+	rep, err := robot.Track(rt, fixes, robot.TrackerConfig{CorridorM: *corridor, ArrivalM: *arrival, LookaheadM: *lookahead})
 	if err != nil {
 		return fmt.Errorf("model route: %s: %w", *trackPath, err)
 	}
