@@ -196,6 +196,7 @@ func Assess(w Weather, cfg Config) (Assessment, error) {
 		if d == lastDay && p.From.Equal(lastFrom) {
 			rs := bt[d].Reasons
 			if s.index >= rs[len(rs)-1].Values["index"] {
+				roundValues(r.Values)
 				rs[len(rs)-1] = r
 			}
 			if lv > bt[d].Level {

@@ -128,8 +128,8 @@ func OosporeMaturity(hours []Hour, base, mature, prior float64) []OosporeDay {
 	sum := prior
 	for d := range ix.dates {
 		a, b := ix.hours(d, len(hours))
-		if t := hours[a].Time; d > 0 && t.YearDay() == 1 {
-			sum = 0
+		if d > 0 && hours[a].Time.Year() != hours[ix.first[d-1]].Time.Year() {
+			sum = 0 // a new year, even across a gap
 		}
 		var s float64
 		for _, h := range hours[a:b] {
@@ -180,20 +180,25 @@ func Rule310(hours []Hour, c DownyConfig) []Rule310Event {
 	var out []Rule310Event
 	open := false
 	j := 0
+	var rain, tsum float64 // running sums over hours[j : i+1]
 	for i, h := range hours {
+		rain += h.RainMM
+		tsum += h.TempC
 		for h.Time.Sub(hours[j].Time) >= win {
+			rain -= hours[j].RainMM
+			tsum -= hours[j].TempC
 			j++
 		}
-		var rain, tsum float64
-		tmin := math.Inf(1)
-		for _, w := range hours[j : i+1] {
-			rain += w.RainMM
-			tsum += w.TempC
-			tmin = math.Min(tmin, w.TempC)
+		if j == i {
+			rain, tsum = h.RainMM, h.TempC // drop rounding residue
 		}
+		rain = math.Max(rain, 0)
 		temp := tsum / float64(i+1-j)
 		if c.Rule310MinTemp {
-			temp = tmin
+			temp = math.Inf(1)
+			for _, w := range hours[j : i+1] {
+				temp = math.Min(temp, w.TempC)
+			}
 		}
 		shoot, known := c.shootAt(h.Time)
 		fires := rain >= c.Rule310RainMM && temp >= c.Rule310TempC && (!known || shoot >= c.Rule310ShootCM)
@@ -332,6 +337,10 @@ func primary(hours []Hour, der []Derived, c DownyConfig, ix dayIndex, days []Day
 	var active []int
 	for i, h := range hours {
 		gap := i > 0 && !consecutive(hours, i)
+		if i > 0 && h.Time.Year() != hours[i-1].Time.Year() {
+			// Rossi's hydrothermal time and oospore dose restart on 1 January.
+			ht, lastDOR = 0, 0
+		}
 		m := 0.0
 		if moist(h, der[i]) {
 			m = 1
@@ -482,40 +491,48 @@ type SecondaryPeriod struct {
 }
 
 // secondary sums leaf-wetness degree-hours (Σ T over the wet hours, T > 0)
-// per wet period (VitiMeteo "Gradstunden bei Blattnässe").
+// per wet period (VitiMeteo "Gradstunden bei Blattnässe"). It returns the
+// periods that reached the moderate threshold.
 func secondary(hours []Hour, der []Derived, c DownyConfig, lesions time.Time, ix dayIndex, days []DayRisk) []SecondaryPeriod {
 	out := []SecondaryPeriod{}
-	var cur *SecondaryPeriod
-	lastDay := -1
+	var cur SecondaryPeriod
+	open := false // in a wet period
+	at := -1      // index of cur in out once it reached the moderate threshold
+	lastDay := -1 // day of cur's last reason
 	for i, h := range hours {
 		if !der[i].Wet || (i > 0 && !consecutive(hours, i)) {
-			cur, lastDay = nil, -1
+			open = false
 			if !der[i].Wet {
 				continue
 			}
 		}
-		if cur == nil {
-			out = append(out, SecondaryPeriod{From: h.Time})
-			cur = &out[len(out)-1]
+		if !open {
+			cur = SecondaryPeriod{From: h.Time}
+			open, at, lastDay = true, -1, -1
 		}
 		cur.To = h.Time
 		cur.WetHours++
 		cur.DegreeHours += math.Max(0, h.TempC)
 		cur.Lesions = !lesions.IsZero() && !h.Time.Before(lesions)
-		lv := None
 		switch {
 		case cur.DegreeHours >= c.SecondaryHigh:
-			lv = High
+			cur.Level = High
 		case cur.DegreeHours >= c.SecondaryModerate:
-			lv = Moderate
+			cur.Level = Moderate
+		default:
+			continue
 		}
-		cur.Level = lv
-		if lv == None || !cur.Lesions {
+		if at < 0 {
+			out = append(out, cur)
+			at = len(out) - 1
+		}
+		out[at] = cur
+		if !cur.Lesions {
 			continue
 		}
 		d := ix.of[i]
 		r := Reason{
-			From: cur.From, To: h.Time, Rule: "downy.secondary", Level: lv,
+			From: cur.From, To: h.Time, Rule: "downy.secondary", Level: cur.Level,
 			Text: fmt.Sprintf("secondary infection: %d wet hours, %.0f leaf-wetness degree-hours (moderate ≥ %g, high ≥ %g) with oil spots present",
 				cur.WetHours, cur.DegreeHours, c.SecondaryModerate, c.SecondaryHigh),
 			Values: map[string]float64{"wet_hours": float64(cur.WetHours), "degree_hours": cur.DegreeHours},
@@ -523,21 +540,13 @@ func secondary(hours []Hour, der []Derived, c DownyConfig, lesions time.Time, ix
 		// One reason per period and day: replace the day's last one as the sum grows.
 		if d == lastDay {
 			rs := days[d].Reasons
+			roundValues(r.Values)
 			rs[len(rs)-1] = r
-			if lv > days[d].Level {
-				days[d].Level = lv
-			}
-		} else {
-			addReason(days, ix, i, r)
-			lastDay = d
+			days[d].Level = max(days[d].Level, cur.Level)
+			continue
 		}
+		addReason(days, ix, i, r)
+		lastDay = d
 	}
-	// Keep only the periods that reached the moderate threshold.
-	kept := out[:0]
-	for _, p := range out {
-		if p.Level >= Moderate {
-			kept = append(kept, p)
-		}
-	}
-	return kept
+	return out
 }

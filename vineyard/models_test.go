@@ -34,6 +34,11 @@ func TestOosporeMaturity(t *testing.T) {
 	if o := OosporeMaturity(nye, 8, 160, 0); o[0].DegreeDays != 12 || o[1].DegreeDays != 2 {
 		t.Errorf("over new year: %+v", o)
 	}
+	// Also when a gap spans 1 January.
+	nye[1].Time = time.Date(2026, 1, 3, 12, 0, 0, 0, time.UTC)
+	if o := OosporeMaturity(nye, 8, 160, 0); o[1].DegreeDays != 2 {
+		t.Errorf("over new year with a gap: %+v", o)
+	}
 }
 
 func TestRule310(t *testing.T) {
@@ -489,5 +494,63 @@ func TestAssessFrom(t *testing.T) {
 		if len(r.Days) != 3 || r.Days[0].Date != "2026-05-03" {
 			t.Errorf("%s: %d days from %s", r.Disease, len(r.Days), r.Days[0].Date)
 		}
+	}
+}
+
+// Rossi's hydrothermal time restarts on 1 January, so a cohort needs the
+// new year's HT to reach 1.3 again.
+func TestRossiNewYear(t *testing.T) {
+	cet := time.FixedZone("CET", 3600)
+	hs := []Hour{
+		{Time: time.Date(2025, 12, 31, 23, 0, 0, 0, cet), TempC: 8, RHPct: 80},
+		{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, cet), TempC: 8, RHPct: 95, RainMM: 2},
+	}
+	a, err := Assess(Weather{Hours: hs}, Config{Downy: DownyConfig{InitialHT: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Primary.Cohorts) != 0 || a.Primary.HTEnd > 0.01 {
+		t.Errorf("after 1 January: %d cohorts, HT %g", len(a.Primary.Cohorts), a.Primary.HTEnd)
+	}
+	// Without the year change the same rain starts a cohort.
+	hs[1].Time = time.Date(2026, 1, 1, 1, 0, 0, 0, cet)
+	hs[0].Time = time.Date(2026, 1, 1, 0, 0, 0, 0, cet)
+	if a, _ := Assess(Weather{Hours: hs}, Config{Downy: DownyConfig{InitialHT: 3}}); len(a.Primary.Cohorts) != 1 {
+		t.Errorf("within one year: %d cohorts, want 1", len(a.Primary.Cohorts))
+	}
+}
+
+// Property: over a synthetic year, every day's level is the highest level
+// of its reasons, a day above none always has a reason, and every reason
+// names its rule, says something and covers hours in order.
+func TestRiskDaysExplained(t *testing.T) {
+	a, err := Assess(Weather{Hours: syntheticYear(3)}, Config{Downy: DownyConfig{ShootCM: 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := map[Level]int{}
+	for _, dr := range a.Risk {
+		if len(dr.Days) != 365 {
+			t.Errorf("%s: %d days", dr.Disease, len(dr.Days))
+		}
+		for _, d := range dr.Days {
+			top := None
+			for _, r := range d.Reasons {
+				if r.Rule == "" || r.Text == "" || r.To.Before(r.From) {
+					t.Fatalf("%s %s: bad reason %+v", dr.Disease, d.Date, r)
+				}
+				top = max(top, r.Level)
+			}
+			if top != d.Level {
+				t.Fatalf("%s %s: level %v, reasons' highest %v", dr.Disease, d.Date, d.Level, top)
+			}
+			if d.Level > dr.Peak {
+				t.Fatalf("%s: day %s above the peak", dr.Disease, d.Date)
+			}
+			levels[d.Level]++
+		}
+	}
+	if levels[High] == 0 || levels[None] == 0 {
+		t.Errorf("a synthetic year should have both high and quiet days: %v", levels)
 	}
 }

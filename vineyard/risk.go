@@ -2,6 +2,7 @@ package vineyard
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -132,9 +133,17 @@ func newDays(ix dayIndex, n int) []DayRisk {
 // add files a reason under the day of hour index at, raising the day's level.
 func addReason(days []DayRisk, ix dayIndex, at int, r Reason) {
 	d := &days[ix.of[at]]
+	roundValues(r.Values)
 	d.Reasons = append(d.Reasons, r)
 	if r.Level > d.Level {
 		d.Level = r.Level
+	}
+}
+
+// roundValues rounds a reason's values to 3 decimals for reading.
+func roundValues(v map[string]float64) {
+	for k, x := range v {
+		v[k] = math.Round(x*1000) / 1000
 	}
 }
 
