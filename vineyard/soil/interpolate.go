@@ -40,21 +40,27 @@ func NewIDW(pts [][2]float64, z []float64, p float64) (*IDW, error) {
 	return &IDW{pts: pts, z: z, power: p}, nil
 }
 
-// Predict returns the interpolated value at (x, y).
+// Predict returns the interpolated value at (x, y). The weights are scaled
+// by the nearest squared distance, (d²min/d²)^(p/2), which leaves the
+// estimate unchanged but keeps large powers from underflowing to 0/0.
 func (m *IDW) Predict(x, y float64) float64 {
-	var num, den float64
-	half := m.power / 2
+	dmin := math.Inf(1)
 	for i, p := range m.pts {
 		dx, dy := x-p[0], y-p[1]
 		d2 := dx*dx + dy*dy
 		if d2 == 0 {
 			return m.z[i]
 		}
-		var w float64
-		if half == 1 {
-			w = 1 / d2
-		} else {
-			w = math.Pow(d2, -half)
+		dmin = math.Min(dmin, d2)
+	}
+	var num, den float64
+	half := m.power / 2
+	for i, p := range m.pts {
+		dx, dy := x-p[0], y-p[1]
+		r := dmin / (dx*dx + dy*dy)
+		w := r
+		if half != 1 {
+			w = math.Pow(r, half)
 		}
 		num += w * m.z[i]
 		den += w

@@ -62,6 +62,10 @@ func TestIDWProperties(t *testing.T) {
 		z2[i] = a*z[i] + b
 		moved[i] = rot(pts[i])
 	}
+	steep, _ := NewIDW(pts, z, 300)
+	if v := steep.Predict(75, 75); math.IsNaN(v) || v < lo || v > hi {
+		t.Fatalf("power 300: estimate %v", v)
+	}
 	ma, _ := NewIDW(pts, z2, 2)
 	mr, _ := NewIDW(moved, z, 2)
 	rng := rand.New(rand.NewPCG(9, 9))

@@ -88,7 +88,7 @@ const (
 	MaxPH       = 11.0
 )
 
-// SamplesHeader is the header ReadSamplesCSV expects.
+// samplesHeader is the header ReadSamplesCSV expects.
 var samplesHeader = []string{"lon", "lat", "p_mg_100g", "k_mg_100g", "ph"}
 
 // ReadSamplesCSV reads samples from CSV with the header
