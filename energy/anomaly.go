@@ -340,18 +340,23 @@ type NightLoad struct {
 	DayMean float64 `json:"day_mean"`
 	Ratio   float64 `json:"night_to_day"`
 	// Median and MAD are over the previous Window nights; Flag is set when
-	// Base exceeds Median + K·MAD (at least 7 previous nights needed).
+	// Base exceeds Median + max(K·MAD, MinRise·Median) (at least 7 previous
+	// nights needed).
 	Median float64 `json:"median_prev"`
 	MAD    float64 `json:"mad_prev"`
 	Flag   bool    `json:"flag"`
 }
 
 // NightRule sets the windows (local hours [From, To)) and the flag rule of
-// NightBaseLoad. Zero values mean night 0–5, day 8–18, K 3, window 28.
+// NightBaseLoad. Zero values mean night 0–5, day 8–18, K 3, MinRise 0.1 and
+// a window of 28 nights.
 type NightRule struct {
 	NightFrom, NightTo, DayFrom, DayTo int
 	K                                  float64
-	Window                             int
+	// MinRise is the smallest rise over the median, relative to it, that is
+	// flagged, so a very steady load does not flag noise.
+	MinRise float64
+	Window  int
 }
 
 func (r NightRule) norm() NightRule {
@@ -366,6 +371,9 @@ func (r NightRule) norm() NightRule {
 	}
 	if r.Window == 0 {
 		r.Window = 28
+	}
+	if r.MinRise == 0 {
+		r.MinRise = 0.1
 	}
 	return r
 }
@@ -391,7 +399,8 @@ func quantile(v []float64, q float64) float64 {
 
 // NightBaseLoad computes per local day the night base load and flags a rise
 // above the median of previous nights by more than K median absolute
-// deviations (a derived rule: no published threshold was found).
+// deviations and more than MinRise of the median (a derived rule: no
+// published threshold was found).
 func NightBaseLoad(s Series, loc *time.Location, rule NightRule) []NightLoad {
 	rule = rule.norm()
 	step := s.Interval
@@ -447,7 +456,7 @@ func NightBaseLoad(s Series, loc *time.Location, rule NightRule) []NightLoad {
 				dev[i] = math.Abs(v - nl.Median)
 			}
 			nl.MAD = quantile(dev, 0.5)
-			nl.Flag = nl.Base > nl.Median+rule.K*nl.MAD && nl.Base > nl.Median
+			nl.Flag = nl.Base > nl.Median+math.Max(rule.K*nl.MAD, rule.MinRise*math.Abs(nl.Median)) && nl.Base > nl.Median
 		}
 		prev = append(prev, nl.Base)
 		out = append(out, nl)

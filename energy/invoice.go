@@ -77,6 +77,13 @@ func NewBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*Billing, error
 	if len(site.Tenants) == 0 {
 		return nil, fmt.Errorf("invoice: site has no tenants")
 	}
+	if h := tariffs.Heating; h != nil {
+		for _, id := range h.Tenants {
+			if site.tenant(id) == nil {
+				return nil, fmt.Errorf("invoice: heating tenant %s is not in the site's tenants", id)
+			}
+		}
+	}
 	return &Billing{site: site, tariffs: tariffs, opt: opt}, nil
 }
 
@@ -161,7 +168,7 @@ func (b *Billing) meterBill(m Meter, rs []Reading) (meterBill, error) {
 			continue
 		}
 		mb.est = true
-		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: gap %s to %s (%g %s) not billed; fill gaps to apportion it as an estimate",
+		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: gap %s to %s (%.3f %s) not billed; fill gaps to apportion it as an estimate",
 			m.ID, g.From.Format(time.RFC3339), g.To.Format(time.RFC3339), g.Delta, s.Unit))
 	}
 	for _, e := range s.Events {
@@ -241,7 +248,14 @@ func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string) {
 	var heating map[string]HeatingShare
 	if h := b.tariffs.Heating; h != nil {
 		users := make([]HeatingUser, 0, len(b.site.Tenants))
+		inHeating := map[string]bool{}
+		for _, id := range h.Tenants {
+			inHeating[id] = true
+		}
 		for _, t := range b.site.Tenants {
+			if len(h.Tenants) > 0 && !inHeating[t.ID] {
+				continue
+			}
 			var e float64
 			if sh := energy[t.ID][h.Carrier]; sh != nil {
 				for _, v := range sh.bands {

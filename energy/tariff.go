@@ -76,6 +76,9 @@ type Heating struct {
 	ConsumptionShare decimal.Decimal `yaml:"consumption_share"`
 	// Carrier of the tenants' heat meters (default district_heating).
 	Carrier Carrier `yaml:"carrier"`
+	// Tenants lists the users of the heating system (default: all
+	// tenants of the site).
+	Tenants []string `yaml:"tenants"`
 }
 
 var weekdayNames = map[string]time.Weekday{
