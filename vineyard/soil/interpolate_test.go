@@ -1,6 +1,7 @@
 package soil
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -256,5 +257,23 @@ func TestKrigingIsaaksSrivastava(t *testing.T) {
 	}
 	if math.Abs(v-8.96) > 0.005 {
 		t.Errorf("variance %.3f, want 8.96", v)
+	}
+}
+
+// TestKrigingIllConditioned checks that a Gaussian model without a nugget
+// on densely spaced samples (its matrix is numerically singular) is refused
+// with ErrKrigingSystem rather than producing wild weights.
+func TestKrigingIllConditioned(t *testing.T) {
+	var pts [][2]float64
+	var z []float64
+	for i := 0; i < 10; i++ {
+		for j := 0; j < 10; j++ {
+			pts = append(pts, [2]float64{float64(i), float64(j)})
+			z = append(z, float64(i+j))
+		}
+	}
+	_, err := NewOrdinaryKriging(pts, z, Variogram{Model: Gaussian, Sill: 1, Range: 50})
+	if !errors.Is(err, ErrKrigingSystem) {
+		t.Fatalf("error %v, want ErrKrigingSystem", err)
 	}
 }
