@@ -1,6 +1,7 @@
 package energy
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -434,4 +435,25 @@ func (rb *RunningBilling) Invoices() ([]Invoice, []string, error) {
 		warn = append(warn, fmt.Sprintf("%d readings of registers not in the site file were ignored", rb.unknown))
 	}
 	return inv, warn, nil
+}
+
+// MarshalJSON writes the amount with two decimals ("20.40"), the quantity
+// and unit price as they are.
+func (l Line) MarshalJSON() ([]byte, error) {
+	type plain Line
+	return json.Marshal(struct {
+		plain
+		Amount string `json:"amount"`
+	}{plain(l), l.Amount.StringFixed(2)})
+}
+
+// MarshalJSON writes net, VAT and gross with two decimals.
+func (inv Invoice) MarshalJSON() ([]byte, error) {
+	type plain Invoice
+	return json.Marshal(struct {
+		plain
+		Net   string `json:"net"`
+		VAT   string `json:"vat"`
+		Gross string `json:"gross"`
+	}{plain(inv), inv.Net.StringFixed(2), inv.VAT.StringFixed(2), inv.Gross.StringFixed(2)})
 }
