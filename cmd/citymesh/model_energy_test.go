@@ -21,8 +21,8 @@ func energyFiles(t *testing.T) (dir string) {
 			"2026-01-05T00:30:00+01:00,M1,1-0:1.8.0,103\n" +
 			"2026-01-05T00:45:00+01:00,M1,1-0:1.8.0,106\n" +
 			"2026-01-05T01:00:00+01:00,M1,1-0:1.8.0,110\n",
-		"site.yaml": "meters:\n  - {id: M1, obis: \"1-0:1.8.0\"}\ntenants:\n  - {id: T1, area_m2: 50, meters: [M1]}\n",
-		"tariff.yaml": "tariffs:\n  - carrier: electricity\n    bands: [{name: flat, price: \"0.30\"}]\n",
+		"site.yaml":    "meters:\n  - {id: M1, obis: \"1-0:1.8.0\"}\ntenants:\n  - {id: T1, area_m2: 50, meters: [M1]}\n",
+		"tariff.yaml":  "tariffs:\n  - carrier: electricity\n    bands: [{name: flat, price: \"0.30\"}]\n",
 		"factors.yaml": "defaults: uba\n",
 		"bad.csv":      "time,meter,obis,value\n2026-01-05T00:00:00+01:00,M1,1-0:1.8,100\n",
 	}
