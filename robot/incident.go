@@ -321,6 +321,9 @@ func (b *Book) Transition(id string, to State, at time.Time, actor, note string)
 	if !CanTransition(inc.State, to) {
 		return &TransitionError{Incident: id, From: inc.State, To: to}
 	}
+	if from, key := inc.State, (incidentKey{inc.Asset, inc.Kind}); from == StateResolved && to == StateInProgress && b.latest[key] != inc {
+		return fmt.Errorf("incident %s: cannot reopen, %s is the latest incident for %s %s", id, b.latest[key].ID, inc.Asset, inc.Kind)
+	}
 	if at.Before(inc.UpdatedAt) {
 		return fmt.Errorf("incident %s: %s at %s is earlier than its last change at %s", id, actionFor(inc.State, to), at.Format(time.RFC3339), inc.UpdatedAt.Format(time.RFC3339))
 	}

@@ -263,7 +263,10 @@ func TestBookBadInput(t *testing.T) {
 			_, _, err := b.Record(anomalyAt(t0, 0, "door", AnomalyEscapeRouteBlocked, SeverityCritical, ""))
 			return err
 		}(), "earlier than incident"},
-		{"anomaly without asset", func() error { _, _, err := b.Record(Anomaly{Kind: AnomalyCheckFailed, Severity: SeverityLow}); return err }(), "no asset or kind"},
+		{"anomaly without asset", func() error {
+			_, _, err := b.Record(Anomaly{Kind: AnomalyCheckFailed, Severity: SeverityLow})
+			return err
+		}(), "no asset or kind"},
 		{"anomaly bad severity", func() error {
 			_, _, err := b.Record(Anomaly{Asset: "x", Kind: AnomalyCheckFailed, Severity: "huge"})
 			return err
@@ -330,5 +333,29 @@ func TestResponseTimes(t *testing.T) {
 	}
 	if l := byKind[1]; l.Incidents != 2 || l.TimeToAcknowledge.N != 0 || l.Unacknowledged != 1 {
 		t.Errorf("lighting: %+v (the cancellation from new is no acknowledgement)", l)
+	}
+}
+
+// Only the latest incident of an asset and kind can be reopened: an older
+// resolved one would make a second open incident next to a newer one.
+func TestReopenOnlyLatest(t *testing.T) {
+	t0 := mustTime(t, "2026-03-02T22:00:00Z")
+	b := NewBook(BookConfig{ReopenWindow: time.Hour})
+	old, _, _ := b.Record(anomalyAt(t0, 0, "x", AnomalyBollardWrongState, SeverityHigh, ""))
+	_ = b.Transition(old, StateResolved, t0.Add(time.Minute), "alice", "")
+	newer, out, _ := b.Record(anomalyAt(t0, 120, "x", AnomalyBollardWrongState, SeverityHigh, ""))
+	if out != Opened || newer == old {
+		t.Fatalf("recurrence after the window: %s %s", out, newer)
+	}
+	err := b.Apply(Event{Time: t0.Add(3 * time.Hour), Incident: old, Action: ActionReopen, Actor: "bob"})
+	if err == nil || !strings.Contains(err.Error(), "is the latest incident") {
+		t.Errorf("reopening the older incident: %v", err)
+	}
+	_ = b.Transition(newer, StateResolved, t0.Add(3*time.Hour), "alice", "")
+	if err := b.Apply(Event{Time: t0.Add(4 * time.Hour), Asset: "x", Kind: AnomalyBollardWrongState, Action: ActionReopen, Actor: "bob", Note: "still down"}); err != nil {
+		t.Errorf("reopening the latest incident: %v", err)
+	}
+	if inc, _ := b.Lookup(newer); inc.State != StateInProgress || inc.ReopenCount != 1 || inc.Audit[len(inc.Audit)-1].Actor != "bob" {
+		t.Errorf("after reopen: %+v", inc)
 	}
 }
