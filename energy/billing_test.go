@@ -58,8 +58,8 @@ func readSite(t *testing.T, s string) Site {
 //	net 28.44; VAT 19 % of the net sum 5.4036 → 5.40; gross 33.84
 //
 // Rounding VAT per line instead would give 3.88 + 1.47 + 0.06 = 5.41; the
-// invoice computes VAT once on the net sum (§ 14 (4) Nr. 8 UStG asks for
-// the tax amount on the Entgelt per rate).
+// invoice computes VAT once on the net sum (§ 14 (4) Nr. 7 and 8 UStG: the
+// Entgelt per tax rate and the tax amount on it; see docs/models/energy.md).
 func TestInvoiceWorked(t *testing.T) {
 	loc := berlin(t)
 	from := time.Date(2026, 1, 5, 0, 0, 0, 0, loc)
