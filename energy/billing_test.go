@@ -385,3 +385,29 @@ func TestTariffAndSiteBadInput(t *testing.T) {
 		t.Errorf("empty period: %v", err)
 	}
 }
+
+// TestStandingQuantity: per day counts calendar days (a DST day is one day);
+// per month sums days/days-in-month over the months touched:
+// 20 Jan – 10 Feb 2026 = 12/31 + 9/28 = 0.387097 + 0.321429 = 0.7085 months.
+func TestStandingQuantity(t *testing.T) {
+	loc := berlin(t)
+	tf := readTariff(t, tariffYAML)
+	site := readSite(t, "meters: [{id: M, obis: '1-0:1.8.0'}]\ntenants: [{id: T, meters: [M]}]")
+	for _, tc := range []struct {
+		from, to  time.Time
+		per, want string
+	}{
+		{time.Date(2026, 1, 20, 0, 0, 0, 0, loc), time.Date(2026, 2, 10, 0, 0, 0, 0, loc), "month", "0.7085"},
+		{time.Date(2026, 1, 20, 0, 0, 0, 0, loc), time.Date(2026, 2, 10, 0, 0, 0, 0, loc), "day", "21"},
+		{time.Date(2026, 3, 28, 0, 0, 0, 0, loc), time.Date(2026, 3, 30, 0, 0, 0, 0, loc), "day", "2"},
+		{time.Date(2026, 2, 1, 0, 0, 0, 0, loc), time.Date(2026, 3, 1, 0, 0, 0, 0, loc), "month", "1"},
+	} {
+		b, err := NewBilling(site, tf, InvoiceOptions{From: tc.from, To: tc.to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q, _ := b.standingQuantity(tc.per); !q.Equal(dec(tc.want)) {
+			t.Errorf("%s–%s per %s: got %s, want %s", tc.from, tc.to, tc.per, q, tc.want)
+		}
+	}
+}

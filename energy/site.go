@@ -201,9 +201,8 @@ func (s *Site) Registers() map[RegisterKey]Register {
 	return out
 }
 
-// days returns the calendar days of [from, to) in loc, counting a partial
-// day by its share of 24 hours is not done: from and to are expected at
-// local midnight; other times are counted by the dates they fall on.
+// calendarDays returns the number of calendar days from the date of from to
+// the date of to, both read in loc (so a DST day counts as one day).
 func calendarDays(from, to time.Time, loc *time.Location) int {
 	f := from.In(loc)
 	t := to.In(loc)
