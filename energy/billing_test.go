@@ -373,12 +373,17 @@ func TestTariffAndSiteBadInput(t *testing.T) {
 		{"meters: [{id: M, obis: '1-0:1.8.0'}]\ntenants: [{id: T, area_m2: 0}]\nshared: [{meter: M, tenants: [T]}]", "total area is zero"},
 		{"meters: [{id: M, obis: '1-0:1.8.0'}, {id: H, obis: '6-0:1.0.0'}]\ntenants: [{id: T, area_m2: 1}]\nshared: [{meter: M, sub_meters: [H], tenants: [T]}]", "carrier"},
 		{"meters: [{id: M, obis: '1-0:1.8.0', factor: -1}]", "negative"},
+		{"meters: [{id: M, obis: '1-0:1.8.0', digits: 6, max: 100000}]", "agree with max"},
+		{"meters: [{id: M, obis: '1-0:1.8.0', digits: 16}]", "1..15"},
 	} {
 		if _, err := ReadSiteYAML(strings.NewReader(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("site %q: got %v, want %q", tc.in, err, tc.want)
 		}
 	}
-	site := readSite(t, "meters: [{id: M, obis: '1-0:1.8.0'}]\ntenants: [{id: T, meters: [M]}]")
+	site := readSite(t, "meters: [{id: M, obis: '1-0:1.8.0', digits: 6}]\ntenants: [{id: T, meters: [M]}]")
+	if site.Meters[0].Max != 1e6 {
+		t.Errorf("digits 6: max %v, want 1e6", site.Meters[0].Max)
+	}
 	tf := readTariff(t, tariffYAML)
 	now := time.Now()
 	if _, _, err := Invoices(nil, site, tf, InvoiceOptions{From: now, To: now}); err == nil || !strings.Contains(err.Error(), "before") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -26,6 +27,9 @@ type Meter struct {
 	Carrier Carrier `yaml:"carrier" json:"carrier"`
 	// Max is the register's wrap value (10^digits); zero: never wraps.
 	Max float64 `yaml:"max" json:"max,omitempty"`
+	// Digits is the register width in whole digits; when set, Max is
+	// 10^Digits (give one of the two).
+	Digits int `yaml:"digits" json:"digits,omitempty"`
 	// MaxRate is the largest possible consumption per hour; zero: unchecked.
 	MaxRate float64 `yaml:"max_rate" json:"max_rate,omitempty"`
 	// Factor converts register units to billing and energy units, e.g.
@@ -98,6 +102,12 @@ func (s *Site) Check() error {
 		}
 		if m.Carrier == "" {
 			return fmt.Errorf("site: meter %s: carrier is empty and OBIS %s implies none", m.ID, o)
+		}
+		if m.Digits < 0 || m.Digits > 15 || (m.Digits > 0 && m.Max > 0 && m.Max != math.Pow10(m.Digits)) {
+			return fmt.Errorf("site: meter %s: digits %d must be 1..15 and agree with max %v", m.ID, m.Digits, m.Max)
+		}
+		if m.Digits > 0 {
+			m.Max = math.Pow10(m.Digits)
 		}
 		if m.Max < 0 || m.MaxRate < 0 || m.Factor < 0 {
 			return fmt.Errorf("site: meter %s: max, max_rate and factor must not be negative", m.ID)
