@@ -67,6 +67,8 @@ type TransitionError struct {
 	From, To State
 }
 
+// Error names the incident, the refused move and the moves allowed from
+// its state.
 func (e *TransitionError) Error() string {
 	allowed := make([]string, 0, 4)
 	for _, s := range transitions[e.From] {

@@ -254,9 +254,10 @@ func (s Schedule) At(t time.Time, loc *time.Location) Expect {
 	return s.Default
 }
 
-// Validate checks the route and builds its check index. ReadRoute calls it;
-// call it yourself on a Route built in code before using it with a Tracker
-// or Evaluate.
+// Validate checks the route, fills in the defaults (DefaultCorridorM,
+// DefaultArrivalM, check ids "<waypoint>/<kind>") and builds its check
+// index. ReadRoute calls it; call it yourself on a Route built in code
+// before using it with a Tracker or Evaluate.
 func (r *Route) Validate() error {
 	_, err := r.validate()
 	return err

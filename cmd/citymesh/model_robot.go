@@ -37,6 +37,7 @@ func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
 		arrival   = fs.Float64("arrival-m", 0, "default arrival radius in metres (0: the route file's arrival_m)")
 		lookahead = fs.Float64("lookahead-m", robot.DefaultLookaheadM, "metres along the route searched ahead of the previous position")
 		positions = fs.Bool("positions", true, "include one entry per fix in the output")
+		geoPath   = fs.String("geojson", "", "also write the route, waypoint outcomes, track and off-route fixes as GeoJSON here")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -64,6 +65,19 @@ func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
 	rep, err := robot.Track(rt, fixes, robot.TrackerConfig{CorridorM: *corridor, ArrivalM: *arrival, LookaheadM: *lookahead})
 	if err != nil {
 		return fmt.Errorf("model route: %s: %w", *trackPath, err)
+	}
+	if *geoPath != "" {
+		f, err := os.Create(*geoPath)
+		if err != nil {
+			return fmt.Errorf("model route: %w", err)
+		}
+		err = robot.WriteTrackGeoJSON(f, rt, rep)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("model route: %s: %w", *geoPath, err)
+		}
 	}
 	if !*positions {
 		rep.Positions = nil

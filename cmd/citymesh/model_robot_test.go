@@ -43,9 +43,13 @@ func TestRouteModelExample(t *testing.T) {
 	}
 	// -positions=false leaves the per-fix list out; -o writes a file.
 	path := filepath.Join(t.TempDir(), "route.json")
+	geo := filepath.Join(t.TempDir(), "route.geojson")
 	out.Reset()
-	if err := runRouteModel(context.Background(), []string{"-route", robotExamples + "route.yaml", "-track", robotExamples + "track.csv", "-positions=false", "-o", path}, &out); err != nil {
+	if err := runRouteModel(context.Background(), []string{"-route", robotExamples + "route.yaml", "-track", robotExamples + "track.csv", "-positions=false", "-o", path, "-geojson", geo}, &out); err != nil {
 		t.Fatal(err)
+	}
+	if g, err := os.ReadFile(geo); err != nil || !strings.Contains(string(g), `"FeatureCollection"`) || !strings.Contains(string(g), `"off_route"`) {
+		t.Errorf("-geojson: %v %.200s", err, g)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
