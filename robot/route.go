@@ -147,7 +147,7 @@ func (t TimeOfDay) String() string { return fmt.Sprintf("%02d:%02d", int(t)/60, 
 // ParseTimeOfDay parses "HH:MM" (00:00 to 24:00).
 func ParseTimeOfDay(s string) (TimeOfDay, error) {
 	h, m, ok := strings.Cut(strings.TrimSpace(s), ":")
-	if !ok || len(h) == 0 || len(h) > 2 || len(m) != 2 {
+	if !ok || len(h) == 0 || len(h) > 2 || len(m) != 2 || !allDigits(h) || !allDigits(m) {
 		return 0, fmt.Errorf("time of day %q: want HH:MM", s)
 	}
 	hh, err1 := strconv.Atoi(h)
@@ -156,6 +156,15 @@ func ParseTimeOfDay(s string) (TimeOfDay, error) {
 		return 0, fmt.Errorf("time of day %q: want HH:MM between 00:00 and 24:00", s)
 	}
 	return TimeOfDay(hh*60 + mm), nil
+}
+
+func allDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Weekdays is a set of weekdays, bit i for time.Weekday(i).

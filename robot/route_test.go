@@ -115,7 +115,7 @@ func TestParseTimeOfDay(t *testing.T) {
 			t.Errorf("ParseTimeOfDay(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "7", "07:60", "24:01", "25:00", "-1:00", "07:5", "ab:cd"} {
+	for _, bad := range []string{"", "7", "07:60", "24:01", "25:00", "-1:00", "07:5", "ab:cd", "+7:00", "07:+5"} {
 		if _, err := ParseTimeOfDay(bad); err == nil {
 			t.Errorf("ParseTimeOfDay(%q) accepted", bad)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -129,7 +130,13 @@ func (f *routeFile) route(lines lineIndex) (*Route, error) {
 		}
 		rt.Location = loc
 	}
-	for name, sf := range f.Schedules {
+	names := make([]string, 0, len(f.Schedules))
+	for name := range f.Schedules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		sf := f.Schedules[name]
 		at := lines.schedule(name)
 		def, err := sf.Default.expect()
 		if err != nil {
