@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 	_ "time/tzdata" // tariff windows and local days in Europe/Berlin on hosts without zoneinfo
 
@@ -106,33 +104,6 @@ func (c *energyCommon) period(required bool) (time.Time, time.Time, error) {
 	return f, t, nil
 }
 
-func energyRead[T any](path string, read func(io.Reader) (T, error)) (T, error) {
-	var zero T
-	f, err := os.Open(path)
-	if err != nil {
-		return zero, err
-	}
-	defer f.Close()
-	v, err := read(f)
-	if err != nil {
-		return zero, fmt.Errorf("%s: %w", path, err)
-	}
-	return v, nil
-}
-
-func energyWriteJSON(path string, stdout io.Writer, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	data = append(data, '\n')
-	if path == "" {
-		_, err = stdout.Write(data)
-		return err
-	}
-	return os.WriteFile(path, data, 0o644)
-}
-
 // filterPeriod keeps readings in [from, to] (a zero period keeps all).
 func filterPeriod(rs []energy.Reading, from, to time.Time) []energy.Reading {
 	if from.IsZero() {
@@ -151,7 +122,7 @@ func loadSiteOptional(path string) (*energy.Site, map[energy.RegisterKey]energy.
 	if path == "" {
 		return nil, nil, nil
 	}
-	s, err := energyRead(path, energy.ReadSiteYAML)
+	s, err := readModelFile(path, energy.ReadSiteYAML)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -183,7 +154,7 @@ func runConsumptionModel(ctx context.Context, args []string, stdout io.Writer) e
 	if err != nil {
 		return fmt.Errorf("model consumption: %w", err)
 	}
-	rs, err := energyRead(c.readings, energy.ReadReadingsCSV)
+	rs, err := readModelFile(c.readings, energy.ReadReadingsCSV)
 	if err != nil {
 		return fmt.Errorf("model consumption: %w", err)
 	}
@@ -200,7 +171,7 @@ func runConsumptionModel(ctx context.Context, args []string, stdout io.Writer) e
 	if err != nil {
 		return fmt.Errorf("model consumption: %s: %w", c.readings, err)
 	}
-	return energyWriteJSON(c.out, stdout, consumptionOutput{Model: "consumption", Readings: c.readings, Interval: c.interval.String(), Series: series})
+	return writeModelJSON(c.out, stdout, consumptionOutput{Model: "consumption", Readings: c.readings, Interval: c.interval.String(), Series: series})
 }
 
 type invoiceOutput struct {
@@ -229,15 +200,15 @@ func runInvoiceModel(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return fmt.Errorf("model invoice: %w", err)
 	}
-	tf, err := energyRead(*tariffPath, energy.ReadTariffYAML)
+	tf, err := readModelFile(*tariffPath, energy.ReadTariffYAML)
 	if err != nil {
 		return fmt.Errorf("model invoice: %w", err)
 	}
-	site, err := energyRead(c.site, energy.ReadSiteYAML)
+	site, err := readModelFile(c.site, energy.ReadSiteYAML)
 	if err != nil {
 		return fmt.Errorf("model invoice: %w", err)
 	}
-	rs, err := energyRead(c.readings, energy.ReadReadingsCSV)
+	rs, err := readModelFile(c.readings, energy.ReadReadingsCSV)
 	if err != nil {
 		return fmt.Errorf("model invoice: %w", err)
 	}
@@ -245,7 +216,7 @@ func runInvoiceModel(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return fmt.Errorf("model invoice: %w", err)
 	}
-	return energyWriteJSON(c.out, stdout, invoiceOutput{Model: "invoice", Readings: c.readings, Tariff: *tariffPath, Site: c.site, Invoices: inv, Warnings: warn})
+	return writeModelJSON(c.out, stdout, invoiceOutput{Model: "invoice", Readings: c.readings, Tariff: *tariffPath, Site: c.site, Invoices: inv, Warnings: warn})
 }
 
 type esgOutput struct {
@@ -275,7 +246,7 @@ func runESGModel(ctx context.Context, args []string, stdout io.Writer) error {
 	factors := energy.UBAFactors()
 	fname := "built-in " + factors.Name
 	if *factorsPath != "" {
-		if factors, err = energyRead(*factorsPath, energy.ReadFactorsYAML); err != nil {
+		if factors, err = readModelFile(*factorsPath, energy.ReadFactorsYAML); err != nil {
 			return fmt.Errorf("model esg: %w", err)
 		}
 		fname = *factorsPath
@@ -284,7 +255,7 @@ func runESGModel(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("model esg: %w", err)
 	}
-	rs, err := energyRead(c.readings, energy.ReadReadingsCSV)
+	rs, err := readModelFile(c.readings, energy.ReadReadingsCSV)
 	if err != nil {
 		return fmt.Errorf("model esg: %w", err)
 	}
@@ -336,7 +307,7 @@ func runESGModel(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("model esg: %w", err)
 	}
-	return energyWriteJSON(c.out, stdout, esgOutput{Model: "esg", Readings: c.readings, Factors: fname, Uses: uses, ESGReport: rep})
+	return writeModelJSON(c.out, stdout, esgOutput{Model: "esg", Readings: c.readings, Factors: fname, Uses: uses, ESGReport: rep})
 }
 
 type registerAnomalies struct {
@@ -394,11 +365,11 @@ func runAnomaliesModel(ctx context.Context, args []string, stdout io.Writer) err
 	}
 	var tempC map[string]float64
 	if *temps != "" {
-		if tempC, err = energyRead(*temps, energy.ReadTemperatureCSV); err != nil {
+		if tempC, err = readModelFile(*temps, energy.ReadTemperatureCSV); err != nil {
 			return fmt.Errorf("model anomalies: %w", err)
 		}
 	}
-	rs, err := energyRead(c.readings, energy.ReadReadingsCSV)
+	rs, err := readModelFile(c.readings, energy.ReadReadingsCSV)
 	if err != nil {
 		return fmt.Errorf("model anomalies: %w", err)
 	}
@@ -442,5 +413,5 @@ func runAnomaliesModel(ctx context.Context, args []string, stdout io.Writer) err
 		}
 		out.Registers = append(out.Registers, ra)
 	}
-	return energyWriteJSON(c.out, stdout, out)
+	return writeModelJSON(c.out, stdout, out)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,11 +53,11 @@ func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
 	if *corridor < 0 || *arrival < 0 || !(*lookahead > 0) {
 		return errors.New("model route: -corridor-m and -arrival-m must not be negative, -lookahead-m must be positive")
 	}
-	rt, err := robotReadFile(*routePath, robot.ReadRoute)
+	rt, err := readModelFile(*routePath, robot.ReadRoute)
 	if err != nil {
 		return fmt.Errorf("model route: %w", err)
 	}
-	fixes, err := robotReadFile(*trackPath, robot.ReadTrackCSV)
+	fixes, err := readModelFile(*trackPath, robot.ReadTrackCSV)
 	if err != nil {
 		return fmt.Errorf("model route: %w", err)
 	}
@@ -82,7 +81,7 @@ func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
 	if !*positions {
 		rep.Positions = nil
 	}
-	return robotWriteJSON(*out, stdout, routeOutput{Model: "route", Route: *routePath, Track: *trackPath, TrackReport: rep})
+	return writeModelJSON(*out, stdout, routeOutput{Model: "route", Route: *routePath, Track: *trackPath, TrackReport: rep})
 }
 
 // incidentsOutput is the JSON `citymesh model incidents` writes.
@@ -122,17 +121,17 @@ func runIncidentsModel(ctx context.Context, args []string, stdout io.Writer) err
 	if *reopen < 0 || *pictures < 1 || *actor == "" {
 		return errors.New("model incidents: -reopen-window must not be negative, -max-pictures at least 1, -actor not empty")
 	}
-	rt, err := robotReadFile(*routePath, robot.ReadRoute)
+	rt, err := readModelFile(*routePath, robot.ReadRoute)
 	if err != nil {
 		return fmt.Errorf("model incidents: %w", err)
 	}
-	obs, err := robotReadFile(*checksPath, robot.ReadChecksCSV)
+	obs, err := readModelFile(*checksPath, robot.ReadChecksCSV)
 	if err != nil {
 		return fmt.Errorf("model incidents: %w", err)
 	}
 	var events []robot.Event
 	if *eventsPath != "" {
-		if events, err = robotReadFile(*eventsPath, robot.ReadEventsCSV); err != nil {
+		if events, err = readModelFile(*eventsPath, robot.ReadEventsCSV); err != nil {
 			return fmt.Errorf("model incidents: %w", err)
 		}
 	}
@@ -140,36 +139,6 @@ func runIncidentsModel(ctx context.Context, args []string, stdout io.Writer) err
 	if err != nil {
 		return fmt.Errorf("model incidents: %w", err)
 	}
-	return robotWriteJSON(*out, stdout, incidentsOutput{Model: "incidents", Route: *routePath, ChecksFile: *checksPath,
+	return writeModelJSON(*out, stdout, incidentsOutput{Model: "incidents", Route: *routePath, ChecksFile: *checksPath,
 		EventsFile: *eventsPath, ReopenWindowS: reopen.Seconds(), IncidentReport: rep})
-}
-
-// robotReadFile opens path and reads it with read, naming the file in errors.
-func robotReadFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {
-	var zero T
-	f, err := os.Open(path)
-	if err != nil {
-		return zero, err
-	}
-	defer f.Close()
-	v, err := read(f)
-	if err != nil {
-		return zero, fmt.Errorf("%s: %w", path, err)
-	}
-	return v, nil
-}
-
-// robotWriteJSON writes v as indented JSON to path, or to stdout if path is
-// empty.
-func robotWriteJSON(path string, stdout io.Writer, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	data = append(data, '\n')
-	if path == "" {
-		_, err = stdout.Write(data)
-		return err
-	}
-	return os.WriteFile(path, data, 0o644)
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 
 	"github.com/citymesh/citymesh/vineyard/soil"
 )
@@ -124,11 +123,11 @@ func runSoilModel(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	opts.CellSize, opts.Power, opts.Lags, opts.MinKrigingSamples = *cell, *power, *lags, *minKrige
 
-	samples, err := readSoilFile(*samplesPath, soil.ReadSamplesCSV)
+	samples, err := readModelFile(*samplesPath, soil.ReadSamplesCSV)
 	if err != nil {
 		return fmt.Errorf("model soil: %w", err)
 	}
-	plot, err := readSoilFile(*plotPath, soil.ReadPlotGeoJSON)
+	plot, err := readModelFile(*plotPath, soil.ReadPlotGeoJSON)
 	if err != nil {
 		return fmt.Errorf("model soil: %w", err)
 	}
@@ -140,12 +139,12 @@ func runSoilModel(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("model soil: %w", err)
 	}
 	if *geoOut != "" {
-		if err := writeSoilFile(*geoOut, func(w io.Writer) error { return soil.WriteGeoJSON(w, m, samples) }); err != nil {
+		if err := writeModelFile(*geoOut, func(w io.Writer) error { return soil.WriteGeoJSON(w, m, samples) }); err != nil {
 			return fmt.Errorf("model soil: %w", err)
 		}
 	}
 	if *pngOut != "" {
-		if err := writeSoilFile(*pngOut, func(w io.Writer) error { return soil.WritePNG(w, m, samples) }); err != nil {
+		if err := writeModelFile(*pngOut, func(w io.Writer) error { return soil.WritePNG(w, m, samples) }); err != nil {
 			return fmt.Errorf("model soil: %w", err)
 		}
 	}
@@ -188,34 +187,3 @@ func runSoilModel(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func soilRound6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
-
-// readSoilFile opens path and parses it with read.
-func readSoilFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {
-	var zero T
-	f, err := os.Open(path)
-	if err != nil {
-		return zero, err
-	}
-	defer f.Close()
-	v, err := read(f)
-	if err != nil {
-		return zero, fmt.Errorf("%s: %w", path, err)
-	}
-	return v, nil
-}
-
-// writeSoilFile creates path and writes it with write.
-func writeSoilFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/citymesh/citymesh/vineyard"
@@ -55,14 +53,12 @@ func runDiseaseModel(ctx context.Context, args []string, stdout io.Writer) error
 	if *weather == "" {
 		return errors.New("model disease: -weather FILE.csv is required")
 	}
-	f, err := os.Open(*weather)
+	w, err := readModelFile(*weather, vineyard.ReadCSV)
 	if err != nil {
 		return fmt.Errorf("model disease: %w", err)
 	}
-	w, err := vineyard.ReadCSV(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("model disease: %s: %w", *weather, err)
+	if len(w.Hours) == 0 {
+		return fmt.Errorf("model disease: %s: no hours of weather", *weather)
 	}
 	loc := w.Hours[0].Time.Location()
 	cfg := vineyard.Config{
@@ -96,16 +92,7 @@ func runDiseaseModel(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return fmt.Errorf("model disease: %w", err)
 	}
-	b, err := json.MarshalIndent(diseaseOutput{Model: "disease", Weather: *weather, Assessment: a}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("model disease: %w", err)
-	}
-	b = append(b, '\n')
-	if *out == "" {
-		_, err = stdout.Write(b)
-		return err
-	}
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
+	if err := writeModelJSON(*out, stdout, diseaseOutput{Model: "disease", Weather: *weather, Assessment: a}); err != nil {
 		return fmt.Errorf("model disease: %w", err)
 	}
 	return nil
