@@ -96,6 +96,38 @@ func (t *csvTable) time(rec []string, line int) (time.Time, error) {
 // MaxCSVRows bounds the rows a CSV reader accepts.
 const MaxCSVRows = 10_000_000
 
+// rows reads t's data rows to the end of the file. For each it parses the
+// time column and calls row with the record, its line and its time; when
+// ordered is set, a row's time must not be earlier than the previous row's
+// (checked after row accepts the row). It stops at the first error, and
+// refuses more than MaxCSVRows rows.
+func (t *csvTable) rows(ordered bool, row func(rec []string, line int, ts time.Time) error) error {
+	var prev time.Time
+	for n := 0; ; n++ {
+		rec, line, err := t.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n >= MaxCSVRows {
+			return t.errf(line, "more than %d rows", MaxCSVRows)
+		}
+		ts, err := t.time(rec, line)
+		if err != nil {
+			return err
+		}
+		if err := row(rec, line, ts); err != nil {
+			return err
+		}
+		if ordered && n > 0 && ts.Before(prev) {
+			return t.errf(line, "column time: %s is earlier than the previous row's %s", ts.Format(time.RFC3339), prev.Format(time.RFC3339))
+		}
+		prev = ts
+	}
+}
+
 // ReadTrackCSV reads robot fixes from CSV with columns time (RFC 3339),
 // lat and lon (decimal degrees). Other columns are ignored. Times must not
 // go backwards.
@@ -105,41 +137,29 @@ func ReadTrackCSV(r io.Reader) ([]Fix, error) {
 		return nil, err
 	}
 	var out []Fix
-	for {
-		rec, line, err := t.next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(out) >= MaxCSVRows {
-			return nil, t.errf(line, "more than %d rows", MaxCSVRows)
-		}
-		ts, err := t.time(rec, line)
-		if err != nil {
-			return nil, err
-		}
+	err = t.rows(true, func(rec []string, line int, ts time.Time) error {
 		var ll [2]float64
 		for i, col := range []string{"lat", "lon"} {
 			s := t.get(rec, col)
 			v, err := strconv.ParseFloat(s, 64)
 			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, t.errf(line, "column %s: %q is not a number", col, s)
+				return t.errf(line, "column %s: %q is not a number", col, s)
 			}
 			ll[i] = v
 		}
 		if ll[0] < -90 || ll[0] > 90 {
-			return nil, t.errf(line, "column lat: %v is outside −90..90", ll[0])
+			return t.errf(line, "column lat: %v is outside −90..90", ll[0])
 		}
 		if ll[1] < -180 || ll[1] > 180 {
-			return nil, t.errf(line, "column lon: %v is outside −180..180", ll[1])
-		}
-		if n := len(out); n > 0 && ts.Before(out[n-1].Time) {
-			return nil, t.errf(line, "column time: %s is earlier than the previous row's %s", ts.Format(time.RFC3339), out[n-1].Time.Format(time.RFC3339))
+			return t.errf(line, "column lon: %v is outside −180..180", ll[1])
 		}
 		out = append(out, Fix{Time: ts, Lat: ll[0], Lon: ll[1]})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // ReadChecksCSV reads check observations from CSV with columns time, check
@@ -151,34 +171,22 @@ func ReadChecksCSV(r io.Reader) ([]Observation, error) {
 		return nil, err
 	}
 	var out []Observation
-	for {
-		rec, line, err := t.next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(out) >= MaxCSVRows {
-			return nil, t.errf(line, "more than %d rows", MaxCSVRows)
-		}
-		ts, err := t.time(rec, line)
-		if err != nil {
-			return nil, err
-		}
+	err = t.rows(true, func(rec []string, line int, ts time.Time) error {
 		o := Observation{Time: ts, Check: t.get(rec, "check"), Waypoint: t.get(rec, "waypoint"), Value: t.get(rec, "value"),
 			Picture: t.get(rec, "picture"), Note: t.get(rec, "note"), Line: line}
 		if o.Check == "" {
-			return nil, t.errf(line, "column check: empty")
+			return t.errf(line, "column check: empty")
 		}
 		if strings.ContainsAny(o.Picture, " \t\r\n") {
-			return nil, t.errf(line, "column picture: %q is not a URI or hash (it contains white space)", o.Picture)
-		}
-		if n := len(out); n > 0 && ts.Before(out[n-1].Time) {
-			return nil, t.errf(line, "column time: %s is earlier than the previous row's %s", ts.Format(time.RFC3339), out[n-1].Time.Format(time.RFC3339))
+			return t.errf(line, "column picture: %q is not a URI or hash (it contains white space)", o.Picture)
 		}
 		out = append(out, o)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // ReadEventsCSV reads people's incident events from CSV with columns time,
@@ -190,32 +198,23 @@ func ReadEventsCSV(r io.Reader) ([]Event, error) {
 		return nil, err
 	}
 	var out []Event
-	for {
-		rec, line, err := t.next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(out) >= MaxCSVRows {
-			return nil, t.errf(line, "more than %d rows", MaxCSVRows)
-		}
-		ts, err := t.time(rec, line)
-		if err != nil {
-			return nil, err
-		}
+	err = t.rows(false, func(rec []string, line int, ts time.Time) error {
 		e := Event{Time: ts, Incident: t.get(rec, "incident"), Asset: t.get(rec, "asset"), Kind: AnomalyKind(t.get(rec, "kind")),
 			Action: strings.ToLower(t.get(rec, "action")), Actor: t.get(rec, "actor"), Note: t.get(rec, "note"), Line: line}
 		if _, ok := actionTarget(e.Action); !ok {
-			return nil, t.errf(line, "column action: %q: want acknowledge, start, resolve, close, cancel or reopen", e.Action)
+			return t.errf(line, "column action: %q: want acknowledge, start, resolve, close, cancel or reopen", e.Action)
 		}
 		if e.Actor == "" {
-			return nil, t.errf(line, "column actor: empty (every change needs a who)")
+			return t.errf(line, "column actor: empty (every change needs a who)")
 		}
 		if e.Incident == "" && (e.Asset == "" || e.Kind == "") {
-			return nil, t.errf(line, "name the incident, or the asset and kind")
+			return t.errf(line, "name the incident, or the asset and kind")
 		}
 		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }

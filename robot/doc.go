@@ -8,12 +8,15 @@
 // The package is pure: values in, values out. Time is always passed in; no
 // function reads the clock. The only I/O is in the explicit readers
 // (ReadRoute for the YAML route file, ReadTrackCSV, ReadChecksCSV and
-// ReadEventsCSV), which take an io.Reader.
+// ReadEventsCSV), which take an io.Reader, and the GeoJSON writer
+// WriteTrackGeoJSON (built with github.com/paulmach/orb/geojson), which
+// takes an io.Writer.
 //
 // Distances between two points use the haversine formula on a sphere of
 // radius EarthRadiusM (Movable Type Scripts, "Calculate distance, bearing and
 // more between Latitude/Longitude points"; Ed Williams, "Aviation
-// Formulary"). CrossTrackM and AlongTrackM give the great-circle cross-track
+// Formulary"); initial bearings come from github.com/paulmach/orb/geo.
+// CrossTrackM and AlongTrackM give the great-circle cross-track
 // and along-track distances from the same sources. The Tracker, which must
 // be fast and handles campus-sized routes, measures deviation in a local
 // equirectangular projection centred on the route; docs/models/robot.md

@@ -1,6 +1,11 @@
 package robot
 
-import "math"
+import (
+	"math"
+
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/geo"
+)
 
 // EarthRadiusM is the mean Earth radius in metres used for all spherical
 // formulas, 6,371 km as in Movable Type Scripts ("mean radius = 6,371 km").
@@ -37,31 +42,45 @@ func haversineAngle(a, b Point) float64 {
 
 // HaversineM returns the great-circle distance in metres between a and b on
 // a sphere of radius EarthRadiusM.
+//
+// github.com/paulmach/orb/geo.DistanceHaversine is the same formula but
+// multiplies by orb.EarthRadius, 6,378,137 m (the WGS 84 equatorial
+// radius), not the 6,371 km mean radius of Movable Type Scripts that the
+// whole package and its tests use. Its distances are 0.112 % longer:
+// LAX–JFK comes out 3,977.3 km instead of 3,972.9 km, which is 0.624283
+// rad on the package's sphere, not the Aviation Formulary's 0.623585 rad
+// that TestHaversineAviationFormulary reproduces. So the package keeps its
+// own haversine; haversineAngle above also gives the central angle the
+// cross-track and along-track formulas need, which orb does not expose.
 func HaversineM(a, b Point) float64 {
 	return haversineAngle(a, b) * EarthRadiusM
 }
 
 // bearingRad returns the initial great-circle bearing from a to b in radians,
-// clockwise from true north, in (−π, π]:
-// θ = atan2(sin Δλ · cos φ2, cos φ1 · sin φ2 − sin φ1 · cos φ2 · cos Δλ)
-// (Movable Type Scripts, "Bearing").
+// clockwise from true north, in [−π, π] (orb/geo.Bearing in radians).
 func bearingRad(a, b Point) float64 {
-	phi1, phi2 := a.Lat*degToRad, b.Lat*degToRad
-	dlam := (b.Lon - a.Lon) * degToRad
-	y := math.Sin(dlam) * math.Cos(phi2)
-	x := math.Cos(phi1)*math.Sin(phi2) - math.Sin(phi1)*math.Cos(phi2)*math.Cos(dlam)
-	return math.Atan2(y, x)
+	return geo.Bearing(a.orb(), b.orb()) * degToRad
 }
 
 // InitialBearingDeg returns the initial great-circle bearing from a to b in
-// degrees clockwise from true north, in [0, 360).
+// degrees clockwise from true north, in [0, 360). It is
+// θ = atan2(sin Δλ · cos φ2, cos φ1 · sin φ2 − sin φ1 · cos φ2 · cos Δλ)
+// (Movable Type Scripts, "Bearing"), computed by
+// github.com/paulmach/orb/geo.Bearing (the same formula; no radius is
+// involved), normalised from [−180, 180] to [0, 360).
 func InitialBearingDeg(a, b Point) float64 {
-	d := bearingRad(a, b) / degToRad
+	d := geo.Bearing(a.orb(), b.orb())
 	if d < 0 {
 		d += 360
 	}
+	if d >= 360 { // a tiny negative bearing rounds up to 360
+		d = 0
+	}
 	return d
 }
+
+// orb returns p as an orb.Point, [lon, lat].
+func (p Point) orb() orb.Point { return orb.Point{p.Lon, p.Lat} }
 
 // CrossTrackM returns the signed distance in metres from p to the great
 // circle through a and b: positive when p is right of the course from a to

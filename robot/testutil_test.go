@@ -30,3 +30,24 @@ func mustTime(t testing.TB, s string) time.Time {
 	}
 	return ts
 }
+
+// examplePatrol tracks the example patrol (examples/models/robot/track.csv)
+// against the example route.
+func examplePatrol(t testing.TB) (*Route, TrackReport) {
+	t.Helper()
+	rt := exampleRoute(t)
+	f, err := os.Open(exampleDir + "track.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fixes, err := ReadTrackCSV(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Track(rt, fixes, TrackerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt, rep
+}

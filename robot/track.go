@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/paulmach/orb"
 )
 
 // Fix is one position report of the robot.
@@ -131,16 +133,15 @@ func NewTracker(r *Route, cfg TrackerConfig) (*Tracker, error) {
 		arrival = DefaultArrivalM
 	}
 	// Centre the projection on the middle of the route's bounding box.
-	minLat, maxLat := r.Waypoints[0].Lat, r.Waypoints[0].Lat
-	minLon, maxLon := r.Waypoints[0].Lon, r.Waypoints[0].Lon
-	for _, w := range r.Waypoints {
+	line := make(orb.LineString, len(r.Waypoints))
+	for i, w := range r.Waypoints {
 		if !validPoint(w.Lat, w.Lon) {
 			return nil, fmt.Errorf("tracker: waypoint %q: position (%v, %v) out of range", w.ID, w.Lat, w.Lon)
 		}
-		minLat, maxLat = math.Min(minLat, w.Lat), math.Max(maxLat, w.Lat)
-		minLon, maxLon = math.Min(minLon, w.Lon), math.Max(maxLon, w.Lon)
+		line[i] = w.Point().orb()
 	}
-	t.proj = newProjection((minLat+maxLat)/2, (minLon+maxLon)/2)
+	centre := line.Bound().Center()
+	t.proj = newProjection(centre.Lat(), centre.Lon())
 	n := len(r.Waypoints)
 	t.pts = make([]vec, n)
 	t.cum = make([]float64, n)

@@ -2,7 +2,6 @@ package robot
 
 import (
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -191,20 +190,7 @@ func TestTrackerBadFixes(t *testing.T) {
 // The example patrol: the robot skips wp08 and detours around an obstacle
 // between wp05 and wp06 (examples/models/robot/track.csv).
 func TestTrackExamplePatrol(t *testing.T) {
-	rt := exampleRoute(t)
-	f, err := os.Open(exampleDir + "track.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fixes, err := ReadTrackCSV(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Track(rt, fixes, TrackerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt, rep := examplePatrol(t)
 	if rep.Fixes != 115 || rep.Reached != 9 || rep.Missed != 1 {
 		t.Errorf("fixes %d reached %d missed %d, want 115 9 1", rep.Fixes, rep.Reached, rep.Missed)
 	}
