@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
 	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/geojson"
+	"github.com/paulmach/orb/planar"
 )
 
 // maxPlotBytes bounds the size of a plot GeoJSON file (16 MiB).
@@ -18,7 +21,9 @@ const maxPlotBytes = 16 << 20
 // one of them (a FeatureCollection's polygons are merged). Coordinates are
 // longitude, latitude in degrees. Every ring must have at least four
 // positions, be closed, and hold finite coordinates in range; the outline
-// must enclose a non-zero area.
+// must enclose a non-zero area. Decoding is done by orb/geojson; this
+// function adds the checks and names the feature, polygon, ring or position
+// an error is about.
 func ReadPlotGeoJSON(r io.Reader) (orb.MultiPolygon, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxPlotBytes+1))
 	if err != nil {
@@ -27,11 +32,7 @@ func ReadPlotGeoJSON(r io.Reader) (orb.MultiPolygon, error) {
 	if len(data) > maxPlotBytes {
 		return nil, fmt.Errorf("plot geojson: larger than %d bytes", maxPlotBytes)
 	}
-	var root gjObject
-	if err := json.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("plot geojson: %w", err)
-	}
-	mp, err := root.polygons("")
+	mp, err := decodePlot(data)
 	if err != nil {
 		return nil, fmt.Errorf("plot geojson: %w", err)
 	}
@@ -41,104 +42,137 @@ func ReadPlotGeoJSON(r io.Reader) (orb.MultiPolygon, error) {
 	return mp, nil
 }
 
-// gjObject is the subset of a GeoJSON object (RFC 7946) the plot reader
-// needs.
-type gjObject struct {
-	Type        string          `json:"type"`
-	Coordinates json.RawMessage `json:"coordinates"`
-	Geometry    json.RawMessage `json:"geometry"`
-	Features    []gjObject      `json:"features"`
+// gjHead holds the members of a GeoJSON object that decodePlot dispatches
+// on.
+type gjHead struct {
+	Type     string            `json:"type"`
+	Features []json.RawMessage `json:"features"`
 }
 
-// polygons returns the polygons of a Polygon, MultiPolygon, Feature or
-// FeatureCollection; where names the object in errors.
-func (o gjObject) polygons(where string) (orb.MultiPolygon, error) {
-	name := func(s string) string {
-		if where == "" {
-			return s
+// decodePlot dispatches on the GeoJSON object's "type" member. The members
+// of a FeatureCollection are decoded one by one so that an error can name the
+// feature.
+func decodePlot(data []byte) (orb.MultiPolygon, error) {
+	var head gjHead
+	if err := json.Unmarshal(data, &head); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			return nil, fmt.Errorf("not a GeoJSON object (JSON %s)", te.Value)
 		}
-		return where + ": " + s
+		return nil, err
 	}
-	switch o.Type {
+	switch head.Type {
 	case "FeatureCollection":
-		if where != "" {
-			return nil, errors.New(name("nested FeatureCollection"))
-		}
-		if len(o.Features) == 0 {
+		if len(head.Features) == 0 {
 			return nil, errors.New("feature collection has no features")
 		}
 		var mp orb.MultiPolygon
-		for i, f := range o.Features {
-			if f.Type != "Feature" {
-				return nil, fmt.Errorf("feature %d: type %q, want Feature", i, f.Type)
-			}
-			p, err := f.polygons(fmt.Sprintf("feature %d", i))
+		for i, raw := range head.Features {
+			p, err := decodeFeature(raw)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("feature %d: %w", i, err)
 			}
 			mp = append(mp, p...)
 		}
 		return mp, nil
 	case "Feature":
-		if len(o.Geometry) == 0 || string(o.Geometry) == "null" {
-			return nil, errors.New(name("feature has no geometry"))
-		}
-		var g gjObject
-		if err := json.Unmarshal(o.Geometry, &g); err != nil {
-			return nil, fmt.Errorf("%s: %w", name("geometry"), err)
-		}
-		if g.Type != "Polygon" && g.Type != "MultiPolygon" {
-			return nil, fmt.Errorf("%s: geometry type %q, want Polygon or MultiPolygon", name("feature"), g.Type)
-		}
-		return g.polygons(where)
-	case "Polygon":
-		var c [][][]float64
-		if err := json.Unmarshal(o.Coordinates, &c); err != nil {
-			return nil, fmt.Errorf("%s: %w", name("polygon coordinates"), err)
-		}
-		p, err := toPolygon(c)
+		p, err := decodeFeature(data)
 		if err != nil {
-			return nil, errors.New(name(err.Error()))
+			return nil, fmt.Errorf("feature: %w", err)
 		}
-		return orb.MultiPolygon{p}, nil
-	case "MultiPolygon":
-		var c [][][][]float64
-		if err := json.Unmarshal(o.Coordinates, &c); err != nil {
-			return nil, fmt.Errorf("%s: %w", name("multipolygon coordinates"), err)
+		return p, nil
+	case "Polygon", "MultiPolygon":
+		g, err := geojson.UnmarshalGeometry(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s coordinates: %w", strings.ToLower(head.Type), err)
 		}
-		var mp orb.MultiPolygon
-		for i, pc := range c {
-			p, err := toPolygon(pc)
-			if err != nil {
-				return nil, fmt.Errorf("%s", name(fmt.Sprintf("polygon %d: %v", i, err)))
-			}
-			mp = append(mp, p)
-		}
-		return mp, nil
+		return polygons(g.Geometry(), data, false)
 	case "":
-		return nil, errors.New(name("no \"type\" member"))
+		return nil, errors.New(`no "type" member`)
 	}
-	return nil, fmt.Errorf("%s", name(fmt.Sprintf("type %q, want Polygon, MultiPolygon, Feature or FeatureCollection", o.Type)))
+	return nil, fmt.Errorf("type %q, want Polygon, MultiPolygon, Feature or FeatureCollection", head.Type)
 }
 
-// toPolygon converts GeoJSON polygon coordinates; each position needs at
-// least longitude and latitude (an altitude is ignored).
-func toPolygon(c [][][]float64) (orb.Polygon, error) {
-	if len(c) == 0 {
-		return nil, errors.New("polygon has no rings")
-	}
-	p := make(orb.Polygon, len(c))
-	for i, rc := range c {
-		ring := make(orb.Ring, len(rc))
-		for j, pos := range rc {
-			if len(pos) < 2 {
-				return nil, fmt.Errorf("ring %d position %d has %d numbers, want longitude and latitude", i, j, len(pos))
-			}
-			ring[j] = orb.Point{pos[0], pos[1]}
+// decodeFeature decodes one GeoJSON Feature whose geometry is a Polygon or
+// a MultiPolygon.
+func decodeFeature(data []byte) (orb.MultiPolygon, error) {
+	f, err := geojson.UnmarshalFeature(data)
+	if errors.Is(err, geojson.ErrInvalidGeometry) {
+		// orb refuses a geometry type it does not know without naming it.
+		var head struct {
+			Geometry gjHead `json:"geometry"`
 		}
-		p[i] = ring
+		if json.Unmarshal(data, &head) == nil {
+			return nil, fmt.Errorf("geometry type %q, want Polygon or MultiPolygon", head.Geometry.Type)
+		}
 	}
-	return p, nil
+	if err != nil {
+		return nil, err
+	}
+	if f.Geometry == nil {
+		return nil, errors.New("no geometry")
+	}
+	return polygons(f.Geometry, data, true)
+}
+
+// polygons returns g as a MultiPolygon after checking, in raw (the JSON g
+// was decoded from, a Feature if inFeature), that every position has at
+// least two numbers. orb.Point is a [2]float64 and encoding/json fills
+// missing array elements with zeros, so orb reads a position [9.24] as
+// (9.24, 0) without complaint; an altitude, a third number, is dropped.
+func polygons(g orb.Geometry, raw []byte, inFeature bool) (orb.MultiPolygon, error) {
+	var mp orb.MultiPolygon
+	multi := false
+	switch g := g.(type) {
+	case orb.Polygon:
+		mp = orb.MultiPolygon{g}
+	case orb.MultiPolygon:
+		mp, multi = g, true
+	default:
+		return nil, fmt.Errorf("geometry type %q, want Polygon or MultiPolygon", g.GeoJSONType())
+	}
+	type coordinates struct {
+		Coordinates any `json:"coordinates"`
+	}
+	var coords any
+	if inFeature {
+		var f struct {
+			Geometry coordinates `json:"geometry"`
+		}
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return nil, err
+		}
+		coords = f.Geometry.Coordinates
+	} else {
+		var g coordinates
+		if err := json.Unmarshal(raw, &g); err != nil {
+			return nil, err
+		}
+		coords = g.Coordinates
+	}
+	if !multi {
+		coords = []any{coords}
+	}
+	for i, p := range asArray(coords) {
+		for j, ring := range asArray(p) {
+			for k, pos := range asArray(ring) {
+				if n := len(asArray(pos)); n < 2 {
+					where := fmt.Sprintf("ring %d position %d", j, k)
+					if multi {
+						where = fmt.Sprintf("polygon %d %s", i, where)
+					}
+					return nil, fmt.Errorf("%s has %d numbers, want longitude and latitude", where, n)
+				}
+			}
+		}
+	}
+	return mp, nil
+}
+
+// asArray returns v as a JSON array, or nil if it is not one.
+func asArray(v any) []any {
+	a, _ := v.([]any)
+	return a
 }
 
 // ValidatePlot checks a plot outline: at least one polygon, rings with at
@@ -169,7 +203,7 @@ func ValidatePlot(mp orb.MultiPolygon) error {
 				}
 			}
 		}
-		if ringArea(p[0]) == 0 {
+		if planar.Area(p[0]) == 0 {
 			return fmt.Errorf("polygon %d encloses no area", i)
 		}
 	}
@@ -181,13 +215,4 @@ func ValidatePlot(mp orb.MultiPolygon) error {
 		return errors.New("plot lies beyond ±85° latitude, where the local projection degenerates")
 	}
 	return nil
-}
-
-// ringArea returns the absolute shoelace area of a ring in squared degrees.
-func ringArea(r orb.Ring) float64 {
-	var a float64
-	for i := 0; i+1 < len(r); i++ {
-		a += r[i][0]*r[i+1][1] - r[i+1][0]*r[i][1]
-	}
-	return math.Abs(a) / 2
 }

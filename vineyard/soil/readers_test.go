@@ -98,7 +98,11 @@ func TestReadPlotGeoJSONBad(t *testing.T) {
 		{"zero area", `{"type":"Polygon","coordinates":[[[9.24,49.15],[9.241,49.15],[9.242,49.15],[9.24,49.15]]]}`, "no area"},
 		{"too large", `{"type":"Polygon","coordinates":[[[9,49],[10,49],[10,50],[9,49]]]}`, "larger than 0.5"},
 		{"string coords", `{"type":"Polygon","coordinates":"x"}`, "polygon coordinates"},
-		{"feature in collection wrong type", `{"type":"FeatureCollection","features":[{"type":"Polygon"}]}`, "want Feature"},
+		{"null position in multipolygon", `{"type":"MultiPolygon","coordinates":[[[[9.24,49.15],[9.242,49.15],[9.242,49.152],[9.24,49.15]]],[[[9.25,49.15],null,[9.252,49.152],[9.25,49.15]]]]}`, "polygon 1 ring 0 position 1 has 0 numbers"},
+		{"empty position in feature", `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[9.24,49.15],[],[9.242,49.152],[9.24,49.15]]]}}]}`, "feature 0: ring 0 position 1 has 0 numbers"},
+		{"unknown geometry type", `{"type":"Feature","geometry":{"type":"Circle","coordinates":[9,49]}}`, `geometry type "Circle"`},
+		{"not an object", `[1,2]`, "not a GeoJSON object"},
+		{"feature in collection wrong type", `{"type":"FeatureCollection","features":[{"type":"Polygon"}]}`, "feature 0: geojson: not a feature"},
 	}
 	for _, tt := range tests {
 		_, err := ReadPlotGeoJSON(strings.NewReader(tt.in))

@@ -170,3 +170,24 @@ func TestParseModel(t *testing.T) {
 		t.Error("matern: no error")
 	}
 }
+
+// BenchmarkFitAuto measures fitting all three families to the empirical
+// semivariogram of the Wartberg example (109 samples, 12 lags).
+func BenchmarkFitAuto(b *testing.B) {
+	samples, plot := readExample(b, "wartberg_samples.csv")
+	c := plot.Bound().Center()
+	proj := Projection{Lon0: c[0], Lat0: c[1]}
+	pts := make([][2]float64, len(samples))
+	z := make([]float64, len(samples))
+	for i, s := range samples {
+		x, y := proj.Forward(s.Lon, s.Lat)
+		pts[i], z[i] = [2]float64{x, y}, s.P
+	}
+	lags := Empirical(pts, z, 12, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := FitAuto(lags); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
