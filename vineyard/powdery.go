@@ -120,8 +120,9 @@ type AscosporeEvent struct {
 // LowC–HighC adds 20; a day without one (or a missing day) resets the index
 // to 0; three such days in a row reach 60 and start the epidemic, after which
 // the start rule is not checked again. Then each day: +20 with such a run,
-// −10 without one, −10 more if the day reached HotC (so +10 net with both),
-// kept within 0 to 100 (westernfarmpress.com, Spectrum WatchDog manual).
+// −10 without one, −10 if the day reached HotC (so +10 net with both), but
+// never more than −10 in one day (so −10 for a short, hot day), kept within
+// 0 to 100 (westernfarmpress.com, Spectrum WatchDog manual).
 // Runs are broken by gaps in the records.
 func GublerThomas(hours []Hour, c PowderyConfig) []PowderyDay {
 	c = c.withDefaults()
@@ -173,6 +174,9 @@ func GublerThomas(hours []Hour, c PowderyConfig) []PowderyDay {
 			if hot {
 				change -= 10
 			}
+			// "You can't subtract more than 10 points a day"
+			// (westernfarmpress.com, page 2): a short, hot day loses 10.
+			change = max(change, -10)
 			index = min(100, max(0, index+change))
 		}
 		out[d] = PowderyDay{Date: ix.dates[d], RunHours: best, MaxTempC: maxT, Started: started,
