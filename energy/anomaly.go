@@ -146,8 +146,12 @@ func (r DeviationRule) norm() DeviationRule {
 }
 
 // Deviations applies the rule to labelled measured and baseline values.
+// Only the first min(len(labels), len(measured), len(baseline)) periods are
+// examined, so slices of different lengths never index out of range.
 func Deviations(labels []string, measured, baseline []float64, rule DeviationRule) []Deviation {
 	rule = rule.norm()
+	n := min(len(labels), len(measured), len(baseline))
+	labels, measured, baseline = labels[:n], measured[:n], baseline[:n]
 	out := []Deviation{}
 	start := -1
 	flush := func(end int) {
@@ -349,7 +353,7 @@ type NightLoad struct {
 
 // NightRule sets the windows (local hours [From, To)) and the flag rule of
 // NightBaseLoad. Zero values mean night 0–5, day 8–18, K 3, MinRise 0.1 and
-// a window of 28 nights.
+// a window of 28 nights (a negative window also means 28).
 type NightRule struct {
 	NightFrom, NightTo, DayFrom, DayTo int
 	K                                  float64
@@ -369,7 +373,7 @@ func (r NightRule) norm() NightRule {
 	if r.K == 0 {
 		r.K = 3
 	}
-	if r.Window == 0 {
+	if r.Window <= 0 {
 		r.Window = 28
 	}
 	if r.MinRise == 0 {

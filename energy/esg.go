@@ -156,7 +156,7 @@ func (f *FactorSet) Check() error {
 		}
 	}
 	for c, m := range f.Mix {
-		if m.Fossil < 0 || m.Nuclear < 0 || m.Renewable < 0 || math.Abs(m.Fossil+m.Nuclear+m.Renewable-1) > 1e-6 {
+		if !finiteNonNegative(m.Fossil) || !finiteNonNegative(m.Nuclear) || !finiteNonNegative(m.Renewable) || !(math.Abs(m.Fossil+m.Nuclear+m.Renewable-1) <= 1e-6) {
 			return fmt.Errorf("factors: mix %s: fossil, nuclear and renewable must be non-negative and sum to 1", c)
 		}
 	}
@@ -167,8 +167,8 @@ func (f *FactorSet) Check() error {
 		if kindRank(c.Kind) == 0 {
 			return fmt.Errorf("factors: contract %d (%s): kind %q: want certificate, ppa or supplier", i+1, c.Name, c.Kind)
 		}
-		if !(c.Factor >= 0) || !(c.MWh >= 0) {
-			return fmt.Errorf("factors: contract %d (%s): factor and mwh must be non-negative", i+1, c.Name)
+		if !finiteNonNegative(c.Factor) || !finiteNonNegative(c.MWh) {
+			return fmt.Errorf("factors: contract %d (%s): factor %v and mwh %v must be finite non-negative numbers", i+1, c.Name, c.Factor, c.MWh)
 		}
 	}
 	return nil
@@ -275,6 +275,9 @@ func ESG(uses []CarrierUse, f FactorSet, year int, netRevenue *float64) (ESGRepo
 			return rep, fmt.Errorf("esg: carrier %s: consumption %v kWh is not a non-negative number", u.Carrier, u.KWh)
 		}
 		total[u.Carrier] += u.KWh
+		if math.IsInf(total[u.Carrier], 0) {
+			return rep, fmt.Errorf("esg: carrier %s: total consumption overflows", u.Carrier)
+		}
 	}
 	cs := make([]Carrier, 0, len(total))
 	for c := range total {

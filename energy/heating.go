@@ -2,6 +2,7 @@ package energy
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/shopspring/decimal"
@@ -12,6 +13,9 @@ var (
 	maxHeatingShare = decimal.RequireFromString("0.7")
 	cent            = decimal.New(1, -2)
 )
+
+// finiteNonNegative reports whether v is a number in [0, +Inf).
+func finiteNonNegative(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
 
 func checkHeatingShare(s decimal.Decimal) error {
 	if s.LessThan(minHeatingShare) || s.GreaterThan(maxHeatingShare) {
@@ -64,14 +68,14 @@ func SplitHeatingCost(cost, share decimal.Decimal, users []HeatingUser) ([]Heati
 			return nil, fmt.Errorf("heating split: user ID %q is empty or repeated", u.ID)
 		}
 		seen[u.ID] = true
-		if !(u.Consumption >= 0) || !(u.AreaM2 >= 0) {
-			return nil, fmt.Errorf("heating split: user %s: consumption %v and area %v must be non-negative numbers", u.ID, u.Consumption, u.AreaM2)
+		if !finiteNonNegative(u.Consumption) || !finiteNonNegative(u.AreaM2) {
+			return nil, fmt.Errorf("heating split: user %s: consumption %v and area %v must be finite non-negative numbers", u.ID, u.Consumption, u.AreaM2)
 		}
 		sumE += u.Consumption
 		sumA += u.AreaM2
 	}
-	if sumE <= 0 || sumA <= 0 {
-		return nil, fmt.Errorf("heating split: total consumption %v and total area %v must be positive", sumE, sumA)
+	if !(sumE > 0) || !(sumA > 0) || math.IsInf(sumE, 0) || math.IsInf(sumA, 0) {
+		return nil, fmt.Errorf("heating split: total consumption %v and total area %v must be positive and finite", sumE, sumA)
 	}
 	total := cost.Round(2)
 	consPart := total.Mul(share).Round(2)

@@ -3,6 +3,7 @@ package energy
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -17,7 +18,9 @@ type InvoiceOptions struct {
 }
 
 // Line is one invoice line. Amount is Quantity × UnitPrice rounded to the
-// cent (half away from zero); Quantity is shown as it was used.
+// cent (half away from zero); Quantity is shown as it was used. A standing
+// charge prorated by months shows its quantity rounded to 4 places, while
+// Amount uses the exact fraction days/days-in-month.
 type Line struct {
 	Kind        string          `json:"kind"` // energy, standing, heating
 	Description string          `json:"description"`
@@ -115,7 +118,10 @@ func Invoices(readings []Reading, site Site, tariffs Tariffs, opt InvoiceOptions
 		}
 		bills[m.ID] = mb
 	}
-	inv, warn := b.assemble(bills)
+	inv, warn, err := b.assemble(bills)
+	if err != nil {
+		return nil, nil, err
+	}
 	if unknown > 0 {
 		warn = append(warn, fmt.Sprintf("%d readings of registers not in the site file were ignored", unknown))
 	}
@@ -154,6 +160,9 @@ func (b *Billing) meterBill(m Meter, rs []Reading) (meterBill, error) {
 			mb.est = true
 		}
 	}
+	if math.IsInf(mb.total, 0) {
+		return meterBill{}, fmt.Errorf("invoice: meter %s: consumption times factor %v overflows", m.ID, f)
+	}
 	if mb.est {
 		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: some consumption is interpolated between readings or intervals are incomplete", m.ID))
 	}
@@ -178,8 +187,9 @@ func (b *Billing) meterBill(m Meter, rs []Reading) (meterBill, error) {
 	return mb, nil
 }
 
-// assemble turns per-meter band sums into invoices.
-func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string) {
+// assemble turns per-meter band sums into invoices. It fails only when a
+// tenant's summed consumption is not a finite number.
+func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string, error) {
 	var warn []string
 	type share struct {
 		bands []float64
@@ -301,6 +311,9 @@ func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string) {
 				unit = "kWh"
 			}
 			for i, band := range tf.Bands {
+				if math.IsNaN(sh.bands[i]) || math.IsInf(sh.bands[i], 0) {
+					return nil, nil, fmt.Errorf("invoice: tenant %s: %s consumption in band %s is %v", t.ID, c, band.Name, sh.bands[i])
+				}
 				qty := decimal.NewFromFloat(sh.bands[i]).Round(3)
 				if qty.IsZero() {
 					continue
@@ -315,9 +328,9 @@ func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string) {
 			if tf == nil || tf.Standing == nil || (m.Carrier == heatCarrier && heating != nil) {
 				continue
 			}
-			qty, unit := b.standingQuantity(tf.Standing.Per)
+			qty, exact, unit := b.standingQuantity(tf.Standing.Per)
 			inv.Lines = append(inv.Lines, Line{Kind: "standing", Description: "standing charge meter " + id, Carrier: m.Carrier,
-				Quantity: qty, Unit: unit, UnitPrice: tf.Standing.Amount, Amount: qty.Mul(tf.Standing.Amount).Round(2)})
+				Quantity: qty, Unit: unit, UnitPrice: tf.Standing.Amount, Amount: exact.Mul(tf.Standing.Amount).Round(2)})
 		}
 		if hs, ok := heating[t.ID]; ok {
 			inv.Lines = append(inv.Lines,
@@ -340,15 +353,18 @@ func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string) {
 	for _, c := range cs {
 		warn = append(warn, fmt.Sprintf("carrier %s has no tariff; its consumption is not billed", c))
 	}
-	return out, warn
+	return out, warn, nil
 }
 
 // standingQuantity returns the number of days, or of calendar months with
-// partial months as days/days-in-month (rounded to 4 places), in the period.
-func (b *Billing) standingQuantity(per string) (decimal.Decimal, string) {
+// partial months as days/days-in-month, in the period: shown is rounded to 4
+// places for the invoice line, exact is what the amount is computed from (so
+// a large monthly charge is not off by the rounding of the fraction).
+func (b *Billing) standingQuantity(per string) (shown, exact decimal.Decimal, unit string) {
 	loc := b.tariffs.loc
 	if per == "day" {
-		return decimal.NewFromInt(int64(calendarDays(b.opt.From, b.opt.To, loc))), "days"
+		d := decimal.NewFromInt(int64(calendarDays(b.opt.From, b.opt.To, loc)))
+		return d, d, "days"
 	}
 	f := b.opt.From.In(loc)
 	t := b.opt.To.In(loc)
@@ -364,10 +380,10 @@ func (b *Billing) standingQuantity(per string) (decimal.Decimal, string) {
 		}
 		days := int64(stop.Sub(cur).Hours() / 24)
 		dim := int64(mEnd.Sub(mStart).Hours() / 24)
-		months = months.Add(decimal.NewFromInt(days).Div(decimal.NewFromInt(dim)))
+		months = months.Add(decimal.NewFromInt(days).DivRound(decimal.NewFromInt(dim), 20))
 		cur = stop
 	}
-	return months.Round(4), "months"
+	return months.Round(4), months, "months"
 }
 
 // RunningBilling updates invoices reading by reading, for real-time billing.
@@ -430,7 +446,10 @@ func (rb *RunningBilling) Invoices() ([]Invoice, []string, error) {
 		rb.bills[m.ID] = mb
 		delete(rb.dirty, m.ID)
 	}
-	inv, warn := rb.b.assemble(rb.bills)
+	inv, warn, err := rb.b.assemble(rb.bills)
+	if err != nil {
+		return nil, nil, err
+	}
 	if rb.unknown > 0 {
 		warn = append(warn, fmt.Sprintf("%d readings of registers not in the site file were ignored", rb.unknown))
 	}

@@ -109,8 +109,8 @@ func (s *Site) Check() error {
 		if m.Digits > 0 {
 			m.Max = math.Pow10(m.Digits)
 		}
-		if m.Max < 0 || m.MaxRate < 0 || m.Factor < 0 {
-			return fmt.Errorf("site: meter %s: max, max_rate and factor must not be negative", m.ID)
+		if !finiteNonNegative(m.Max) || !finiteNonNegative(m.MaxRate) || !finiteNonNegative(m.Factor) {
+			return fmt.Errorf("site: meter %s: max %v, max_rate %v and factor %v must be finite non-negative numbers", m.ID, m.Max, m.MaxRate, m.Factor)
 		}
 	}
 	tenants := map[string]*Tenant{}
@@ -124,8 +124,8 @@ func (s *Site) Check() error {
 			return fmt.Errorf("site: tenant %s listed twice", t.ID)
 		}
 		tenants[t.ID] = t
-		if !(t.AreaM2 >= 0) {
-			return fmt.Errorf("site: tenant %s: area_m2 %v is negative", t.ID, t.AreaM2)
+		if !finiteNonNegative(t.AreaM2) {
+			return fmt.Errorf("site: tenant %s: area_m2 %v is not a finite non-negative number", t.ID, t.AreaM2)
 		}
 		for _, m := range t.Meters {
 			if !meters[m] {
@@ -160,8 +160,8 @@ func (s *Site) Check() error {
 			}
 			area += tt.AreaM2
 		}
-		if area <= 0 {
-			return fmt.Errorf("site: shared %s: the tenants' total area is zero", a.Meter)
+		if area <= 0 || math.IsInf(area, 0) {
+			return fmt.Errorf("site: shared %s: the tenants' total area is zero or not finite (%v)", a.Meter, area)
 		}
 	}
 	return nil

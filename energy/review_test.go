@@ -1,0 +1,127 @@
+package energy
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+const dstTariffYAML = `
+tariffs:
+  - carrier: electricity
+    bands:
+      - {name: night, price: "0.20", from: "00:00", to: "06:00"}
+      - {name: day, price: "0.30"}
+    standing_charge: {amount: "1000.00", per: month}
+`
+
+// TestInvoiceBandsAcrossDST bills one kWh per quarter hour on the two DST
+// days of 2026 in Europe/Berlin. Bands are read in local time: on 29 March
+// (92 quarter hours) the night band 00:00–06:00 holds 2 h + 3 h = 20 quarter
+// hours, on 25 October (100 quarter hours) 3 h + the repeated hour 02–03 +
+// 3 h = 28; the day band holds 72 on both. The standing charge of 1000.00 a
+// month for one day is 1000 × 1/31 = 32.258 → 32.26 (the quantity shown,
+// 0.0323 months, would give 32.30).
+func TestInvoiceBandsAcrossDST(t *testing.T) {
+	loc := berlin(t)
+	site := readSite(t, "meters: [{id: M, obis: '1-0:1.8.0'}]\ntenants: [{id: T, area_m2: 1, meters: [M]}]")
+	for _, tc := range []struct {
+		day          time.Time
+		n            int
+		night, daySt string
+	}{
+		{time.Date(2026, 3, 29, 0, 0, 0, 0, loc), 92, "20", "72"},
+		{time.Date(2026, 10, 25, 0, 0, 0, 0, loc), 100, "28", "72"},
+	} {
+		to := tc.day.AddDate(0, 0, 1)
+		if got := int(to.Sub(tc.day) / (15 * time.Minute)); got != tc.n {
+			t.Fatalf("%s has %d quarter hours, want %d", tc.day.Format(time.DateOnly), got, tc.n)
+		}
+		rs := ramp("M", elec, tc.day, tc.n, 15*time.Minute, 0, 1)
+		inv, _, err := Invoices(rs, site, readTariff(t, dstTariffYAML), InvoiceOptions{From: tc.day, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls := inv[0].Lines
+		if len(ls) != 3 || !ls[0].Quantity.Equal(dec(tc.night)) || !ls[1].Quantity.Equal(dec(tc.daySt)) {
+			t.Fatalf("%s: lines %+v", tc.day.Format(time.DateOnly), ls)
+		}
+		if !ls[2].Quantity.Equal(dec("0.0323")) || !ls[2].Amount.Equal(dec("32.26")) {
+			t.Errorf("%s: standing charge %s months = %s, want 0.0323 months = 32.26", tc.day.Format(time.DateOnly), ls[2].Quantity, ls[2].Amount)
+		}
+		if inv[0].Estimated {
+			t.Errorf("%s: complete data marked estimated: %v", tc.day.Format(time.DateOnly), inv[0].Notes)
+		}
+	}
+}
+
+// TestNonFiniteInputRefused: values that are not finite numbers, or that
+// overflow once multiplied, give an error, never a panic (decimal.NewFromFloat
+// panics on ±Inf and NaN).
+func TestNonFiniteInputRefused(t *testing.T) {
+	tf := readTariff(t, dstTariffYAML)
+	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, site string
+		value      float64
+		want       string
+	}{
+		{"factor inf", "meters: [{id: M, obis: '1-0:1.8.0', factor: .inf}]\ntenants: [{id: T, meters: [M]}]", 1, "finite"},
+		{"factor nan", "meters: [{id: M, obis: '1-0:1.8.0', factor: .nan}]\ntenants: [{id: T, meters: [M]}]", 1, "finite"},
+		{"max rate inf", "meters: [{id: M, obis: '1-0:1.8.0', max_rate: .inf}]\ntenants: [{id: T, meters: [M]}]", 1, "finite"},
+		{"area inf", "meters: [{id: M, obis: '1-0:1.8.0'}]\ntenants: [{id: T, area_m2: .inf, meters: [M]}]", 1, "finite"},
+		{"overflow", "meters: [{id: M, obis: '1-0:1.8.0', factor: 1e300}]\ntenants: [{id: T, meters: [M]}]", 1e300, "overflows"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			site, err := ReadSiteYAML(strings.NewReader(tc.site))
+			if err == nil {
+				rs := []Reading{{t0, "M", elec, 0}, {t0.Add(15 * time.Minute), "M", elec, tc.value}}
+				_, _, err = Invoices(rs, site, tf, InvoiceOptions{From: t0, To: t0.Add(time.Hour)})
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	half := decimal.RequireFromString("0.5")
+	for _, users := range [][]HeatingUser{
+		{{"a", math.Inf(1), 1}, {"b", 1, 1}},
+		{{"a", 1, math.Inf(1)}, {"b", 1, 1}},
+		{{"a", math.MaxFloat64, 1}, {"b", math.MaxFloat64, 1}},
+	} {
+		if _, err := SplitHeatingCost(decimal.NewFromInt(100), half, users); err == nil {
+			t.Errorf("heating split %v: want an error", users)
+		}
+	}
+	for name, f := range map[string]FactorSet{
+		"NaN mix":          {Mix: map[Carrier]EnergyMix{Electricity: {Fossil: math.NaN()}}},
+		"Inf contract":     {Contracts: []Contract{{Carrier: Electricity, Kind: "ppa", Factor: math.Inf(1)}}},
+		"Inf contract MWh": {Contracts: []Contract{{Carrier: Electricity, Kind: "ppa", MWh: math.Inf(1)}}},
+	} {
+		if err := f.Check(); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+	if _, err := ESG([]CarrierUse{{Electricity, math.MaxFloat64}, {Electricity, math.MaxFloat64}}, UBAFactors(), 2024, nil); err == nil {
+		t.Error("ESG: overflowing total: want an error")
+	}
+}
+
+// TestAnomalyRulesDoNotPanic: a negative night-load window means the
+// default, and Deviations examines only as many periods as all three slices
+// hold.
+func TestAnomalyRulesDoNotPanic(t *testing.T) {
+	s := series(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 10, func(time.Time) float64 { return 1 })
+	got := NightBaseLoad(s, time.UTC, NightRule{Window: -3})
+	want := NightBaseLoad(s, time.UTC, NightRule{})
+	if len(got) != len(want) || got[9] != want[9] {
+		t.Errorf("window -3: got %+v, want the default window's %+v", got, want)
+	}
+	d := Deviations([]string{"a"}, []float64{100, 100}, []float64{1, 1}, DeviationRule{})
+	if len(d) != 1 || d[0].Periods != 1 || d[0].From != "a" {
+		t.Errorf("got %+v, want one deviation of one period at a", d)
+	}
+}
