@@ -49,19 +49,23 @@ const (
 )
 
 // Assess runs every model over w and returns their results with a
-// day-by-day risk per disease. It fails on an empty or unordered series
-// and on invalid settings.
+// day-by-day risk per disease. It fails on an empty or unordered series,
+// on an hour with a value ReadCSV would refuse (NaN, or outside its
+// plausible range) and on invalid settings.
 func Assess(w Weather, cfg Config) (Assessment, error) {
 	hours := w.Hours
 	if len(hours) == 0 {
 		return Assessment{}, errors.New("vineyard: no weather hours")
 	}
-	for i := 1; i < len(hours); i++ {
-		if !hours[i].Time.After(hours[i-1].Time) {
-			return Assessment{}, fmt.Errorf("vineyard: hour %d (%s) is not after the one before", i+1, hours[i].Time.Format(time.RFC3339))
+	for i, h := range hours {
+		if i > 0 && !h.Time.After(hours[i-1].Time) {
+			return Assessment{}, fmt.Errorf("vineyard: hour %d (%s) is not after the one before", i+1, h.Time.Format(time.RFC3339))
+		}
+		if err := h.check(); err != nil {
+			return Assessment{}, fmt.Errorf("vineyard: hour %d (%s): %w", i+1, h.Time.Format(time.RFC3339), err)
 		}
 	}
-	if cfg.WetRH < 0 || cfg.WetRH > 100 {
+	if !(cfg.WetRH >= 0 && cfg.WetRH <= 100) {
 		return Assessment{}, fmt.Errorf("vineyard: wet RH threshold %g %% outside 0 to 100", cfg.WetRH)
 	}
 	dc := cfg.Downy.withDefaults()
@@ -73,6 +77,9 @@ func Assess(w Weather, cfg Config) (Assessment, error) {
 		return Assessment{}, fmt.Errorf("vineyard: %w", err)
 	}
 	bc := cfg.Botrytis.withDefaults()
+	if err := bc.validate(); err != nil {
+		return Assessment{}, fmt.Errorf("vineyard: %w", err)
+	}
 
 	der := Derive(hours, cfg.WetRH)
 	ix := indexDays(hours)

@@ -1,6 +1,7 @@
 package vineyard
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -27,6 +28,21 @@ func (c BotrytisConfig) withDefaults() BotrytisConfig {
 		c.IgnoreAboveC = 40
 	}
 	return c
+}
+
+func (c BotrytisConfig) validate() error {
+	if err := finite("botrytis", map[string]float64{
+		"low clamp": c.ClampLowC, "high clamp": c.ClampHighC, "ignore above": c.IgnoreAboveC,
+	}); err != nil {
+		return err
+	}
+	switch {
+	case c.ClampHighC < c.ClampLowC:
+		return fmt.Errorf("botrytis: clamp range %g–%g °C is empty", c.ClampLowC, c.ClampHighC)
+	case c.MaxWetHours < 0:
+		return fmt.Errorf("botrytis: wet-hour cap %d is negative", c.MaxWetHours)
+	}
+	return nil
 }
 
 // BroomeIndex returns the Broome et al. (1995) infection index

@@ -131,6 +131,22 @@ func parseRecord(rec []string, hasLW bool) (Hour, error) {
 	return h, nil
 }
 
+// check applies ReadCSV's range checks to an hour built in code.
+func (h Hour) check() error {
+	in := func(v, lo, hi float64) bool { return v >= lo && v <= hi } // false for NaN
+	switch {
+	case !in(h.TempC, minTempC, maxTempC):
+		return fmt.Errorf("temp_c %g is outside %g to %g", h.TempC, minTempC, maxTempC)
+	case !in(h.RHPct, 0, 100):
+		return fmt.Errorf("rh_pct %g is outside 0 to 100", h.RHPct)
+	case !in(h.RainMM, 0, maxRainMM):
+		return fmt.Errorf("rain_mm %g is outside 0 to %g", h.RainMM, maxRainMM)
+	case h.HasLeafWet && !in(h.LeafWet, 0, 1):
+		return fmt.Errorf("leaf_wet %g is outside 0 to 1", h.LeafWet)
+	}
+	return nil
+}
+
 func parseRange(s, field string, lo, hi float64) (float64, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {

@@ -89,6 +89,19 @@ func (c DownyConfig) withDefaults() DownyConfig {
 }
 
 func (c DownyConfig) validate() error {
+	if err := finite("downy", map[string]float64{
+		"oospore base": c.OosporeBaseC, "oospore maturity": c.OosporeMatureDD, "prior degree-days": c.PriorDegreeDays,
+		"rule 3-10 rain": c.Rule310RainMM, "rule 3-10 temperature": c.Rule310TempC, "rule 3-10 shoot length": c.Rule310ShootCM,
+		"shoot length": c.ShootCM, "initial hydrothermal time": c.InitialHT, "infection degree-hours": c.InfectionDegreeHours,
+		"secondary moderate": c.SecondaryModerate, "secondary high": c.SecondaryHigh,
+	}); err != nil {
+		return err
+	}
+	for i, s := range c.Shoots {
+		if math.IsNaN(s.CM) || math.IsInf(s.CM, 0) {
+			return fmt.Errorf("downy: shoot observation %d: %g cm is not a finite number", i+1, s.CM)
+		}
+	}
 	switch {
 	case c.Rule310WindowHours < 1 || c.Rule310WindowHours > 24*14:
 		return fmt.Errorf("downy: rule 3-10 window %d h, want 1 to 336", c.Rule310WindowHours)

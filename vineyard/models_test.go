@@ -463,6 +463,13 @@ func TestAscospores(t *testing.T) {
 	}
 }
 
+// withHour returns a copy of hs with hour i changed by f.
+func withHour(hs []Hour, i int, f func(*Hour)) []Hour {
+	c := append([]Hour(nil), hs...)
+	f(&c[i])
+	return c
+}
+
 func TestAssessBadInput(t *testing.T) {
 	hs := series(repeat(12, 3), 80, 0)
 	for _, c := range []struct {
@@ -474,9 +481,20 @@ func TestAssessBadInput(t *testing.T) {
 		{"empty", Weather{}, Config{}, "no weather hours"},
 		{"unordered", Weather{Hours: []Hour{hs[1], hs[0]}}, Config{}, "not after"},
 		{"wet RH", Weather{Hours: hs}, Config{WetRH: 120}, "wet RH"},
+		{"wet RH NaN", Weather{Hours: hs}, Config{WetRH: math.NaN()}, "wet RH"},
+		{"NaN temperature", Weather{Hours: withHour(hs, 1, func(h *Hour) { h.TempC = math.NaN() })}, Config{}, "hour 2 (2026-05-01T01:00:00+02:00): temp_c NaN"},
+		{"infinite rain", Weather{Hours: withHour(hs, 2, func(h *Hour) { h.RainMM = math.Inf(1) })}, Config{}, "rain_mm +Inf"},
+		{"negative RH", Weather{Hours: withHour(hs, 0, func(h *Hour) { h.RHPct = -1 })}, Config{}, "rh_pct -1"},
+		{"leaf wetness", Weather{Hours: withHour(hs, 0, func(h *Hour) { h.LeafWet, h.HasLeafWet = 2, true })}, Config{}, "leaf_wet 2"},
 		{"window", Weather{Hours: hs}, Config{Downy: DownyConfig{Rule310WindowHours: -1}}, "window"},
 		{"shoot", Weather{Hours: hs}, Config{Downy: DownyConfig{ShootCM: -1}}, "shoot"},
 		{"powdery range", Weather{Hours: hs}, Config{Powdery: PowderyConfig{LowC: 30, HighC: 20}}, "empty"},
+		{"powdery NaN", Weather{Hours: hs}, Config{Powdery: PowderyConfig{LowC: math.NaN()}}, "powdery: low temperature NaN"},
+		{"downy NaN", Weather{Hours: hs}, Config{Downy: DownyConfig{InitialHT: math.NaN()}}, "downy: initial hydrothermal time NaN"},
+		{"shoot NaN", Weather{Hours: hs}, Config{Downy: DownyConfig{Shoots: []ShootObservation{{Time: t0, CM: math.NaN()}}}}, "shoot observation 1"},
+		{"botrytis clamp", Weather{Hours: hs}, Config{Botrytis: BotrytisConfig{ClampLowC: 30, ClampHighC: 20}}, "clamp range"},
+		{"botrytis cap", Weather{Hours: hs}, Config{Botrytis: BotrytisConfig{MaxWetHours: -1}}, "cap"},
+		{"botrytis NaN", Weather{Hours: hs}, Config{Botrytis: BotrytisConfig{IgnoreAboveC: math.Inf(1)}}, "ignore above +Inf"},
 	} {
 		if _, err := Assess(c.w, c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)

@@ -52,6 +52,12 @@ func (c PowderyConfig) withDefaults() PowderyConfig {
 }
 
 func (c PowderyConfig) validate() error {
+	if err := finite("powdery", map[string]float64{
+		"low temperature": c.LowC, "high temperature": c.HighC, "hot temperature": c.HotC,
+		"ascospore rain": c.AscosporeRainMM, "ascospore temperature": c.AscosporeMinC,
+	}); err != nil {
+		return err
+	}
 	if c.HighC <= c.LowC {
 		return fmt.Errorf("powdery: favourable range %g–%g °C is empty", c.LowC, c.HighC)
 	}

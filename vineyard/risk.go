@@ -3,6 +3,7 @@ package vineyard
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -160,4 +161,20 @@ func summarise(disease string, days []DayRisk) DiseaseRisk {
 // consecutive reports whether hour i directly follows hour i−1 (no gap).
 func consecutive(hours []Hour, i int) bool {
 	return i > 0 && hours[i].Time.Sub(hours[i-1].Time) == time.Hour
+}
+
+// finite returns an error naming the first (in name order) of the settings
+// that is NaN or infinite.
+func finite(model string, settings map[string]float64) error {
+	names := make([]string, 0, len(settings))
+	for n := range settings {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if v := settings[n]; math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s: %s %g is not a finite number", model, n, v)
+		}
+	}
+	return nil
 }
