@@ -1,14 +1,10 @@
 package energy
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"sort"
-
-	"gopkg.in/yaml.v3"
 )
 
 // EnergyMix is the split of a carrier's energy into fossil, nuclear and
@@ -87,17 +83,8 @@ func GEGFactors() FactorSet {
 // starts from UBAFactors or GEGFactors; the file's entries override them.
 func ReadFactorsYAML(r io.Reader) (FactorSet, error) {
 	var f FactorSet
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return f, fmt.Errorf("factors yaml: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return f, fmt.Errorf("factors yaml: empty file")
-		}
-		return f, fmt.Errorf("factors yaml: %w", err)
+	if err := decodeYAML(r, "factors yaml", &f); err != nil {
+		return f, err
 	}
 	var base FactorSet
 	switch f.Defaults {

@@ -1,14 +1,10 @@
 package energy
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Site describes a building or campus: its meters, its tenants and how
@@ -61,17 +57,8 @@ type Allocation struct {
 // ReadSiteYAML reads and checks a site (meters and tenants) file.
 func ReadSiteYAML(r io.Reader) (Site, error) {
 	var s Site
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return s, fmt.Errorf("site yaml: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil {
-		if errors.Is(err, io.EOF) {
-			return s, fmt.Errorf("site yaml: empty file")
-		}
-		return s, fmt.Errorf("site yaml: %w", err)
+	if err := decodeYAML(r, "site yaml", &s); err != nil {
+		return s, err
 	}
 	if err := s.Check(); err != nil {
 		return s, err

@@ -1,15 +1,12 @@
 package energy
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
-	"gopkg.in/yaml.v3"
 )
 
 // DefaultVATPercent is the German standard VAT rate, § 12 (1) UStG.
@@ -89,17 +86,8 @@ var weekdayNames = map[string]time.Weekday{
 // ReadTariffYAML reads and checks a tariff file.
 func ReadTariffYAML(r io.Reader) (Tariffs, error) {
 	var t Tariffs
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return t, fmt.Errorf("tariff yaml: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&t); err != nil {
-		if errors.Is(err, io.EOF) {
-			return t, fmt.Errorf("tariff yaml: empty file")
-		}
-		return t, fmt.Errorf("tariff yaml: %w", err)
+	if err := decodeYAML(r, "tariff yaml", &t); err != nil {
+		return t, err
 	}
 	if err := t.Check(); err != nil {
 		return t, err

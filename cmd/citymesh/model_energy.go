@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"time"
 	_ "time/tzdata" // tariff windows and local days in Europe/Berlin on hosts without zoneinfo
 
@@ -348,8 +349,13 @@ func runAnomaliesModel(ctx context.Context, args []string, stdout io.Writer) err
 	if help, err := parseEnergyFlags("anomalies", fs, args, &c); help || err != nil {
 		return err
 	}
-	if *trainDays < 1 || *rel < 0 || *abs < 0 || *minPeriods < 1 || *leakNights < 1 || *leakThreshold < 0 {
-		return errors.New("model anomalies: -train-days, -min-periods and -leak-nights must be at least 1; -rel, -abs and -leak-threshold not negative")
+	if *trainDays < 1 || *minPeriods < 1 || *leakNights < 1 {
+		return errors.New("model anomalies: -train-days, -min-periods and -leak-nights must be at least 1")
+	}
+	// -rel 0 would silently become DeviationRule's default 0.2, so it is
+	// refused; NaN thresholds would never flag anything.
+	if !(*rel > 0) || math.IsInf(*rel, 0) || !(*abs >= 0) || math.IsInf(*abs, 0) || !(*leakThreshold >= 0) || math.IsInf(*leakThreshold, 0) || math.IsNaN(*hddBase) || math.IsInf(*hddBase, 0) {
+		return errors.New("model anomalies: -rel must be a positive number, -abs and -leak-threshold finite and not negative, -hdd-base a finite temperature")
 	}
 	loc, err := c.location()
 	if err != nil {

@@ -167,6 +167,9 @@ func TestModelEnergyBadInput(t *testing.T) {
 		{"esg", []string{"-readings", r, "-factors", filepath.Join(d, "r.csv")}, "factors yaml"},
 		{"anomalies", []string{"-readings", r, "-tz", "Nowhere/City"}, "-tz"},
 		{"anomalies", []string{"-readings", r, "-leak-nights", "0"}, "at least 1"},
+		{"anomalies", []string{"-readings", r, "-rel", "0"}, "-rel must be a positive number"},
+		{"anomalies", []string{"-readings", r, "-abs", "NaN"}, "-abs and -leak-threshold finite"},
+		{"anomalies", []string{"-readings", r, "-hdd-base", "NaN"}, "-hdd-base a finite temperature"},
 		{"anomalies", []string{"-readings", r, "-temps", r}, "temperature csv"},
 	} {
 		_, err := runEnergy(t, tc.model, tc.args...)
