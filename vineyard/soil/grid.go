@@ -161,8 +161,9 @@ var ErrNoCells = errors.New("no cell centre lies inside the plot")
 // grid covers the bounding box with square cells of opts.CellSize metres;
 // cells whose centre lies outside the plot are masked. With Method Kriging
 // it fits a variogram (Fit or FitAuto) and krigs; when there are fewer than
-// MinKrigingSamples samples, the fit fails or the kriging system is
-// ill-conditioned it uses IDW instead and explains why in Map.Note.
+// MinKrigingSamples or more than MaxKrigingSamples samples, the fit fails or
+// the kriging system is ill-conditioned it uses IDW instead and explains why
+// in Map.Note.
 func NewMap(samples []Sample, plot orb.MultiPolygon, opts Options) (*Map, error) {
 	if err := ValidateSamples(samples); err != nil {
 		return nil, err
@@ -286,6 +287,9 @@ func (m *Map) krige(pts [][2]float64, z []float64, targets [][2]float64, opts Op
 	}
 	if len(pts) < minN {
 		return fallback(fmt.Sprintf("kriging needs at least %d samples to estimate a variogram (White, Soils for Fine Wines: \"a large number of sampling points (100 pairs)\"), got %d", minN, len(pts)))
+	}
+	if len(pts) > MaxKrigingSamples {
+		return fallback(fmt.Sprintf("kriging takes at most %d samples (one system over all of them), got %d", MaxKrigingSamples, len(pts)))
 	}
 	m.Lags = Empirical(pts, z, opts.Lags, 0)
 	model := Auto

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"image/png"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -127,6 +128,35 @@ func TestNewMapFallback(t *testing.T) {
 	}
 	if !near(m.Min, 7, 1e-12) || !near(m.Max, 7, 1e-12) {
 		t.Errorf("constant field mapped to [%v, %v]", m.Min, m.Max)
+	}
+}
+
+// TestNewMapTooManyForKriging checks that more than MaxKrigingSamples
+// samples are mapped by IDW with a note instead of building a huge system.
+func TestNewMapTooManyForKriging(t *testing.T) {
+	_, plot := readExample(t, "wartberg_samples.csv")
+	b := plot.Bound()
+	rng := rand.New(rand.NewPCG(3, 4))
+	samples := make([]Sample, MaxKrigingSamples+1)
+	for i := range samples {
+		samples[i] = Sample{Lon: b.Min[0] + rng.Float64()*(b.Max[0]-b.Min[0]), Lat: b.Min[1] + rng.Float64()*(b.Max[1]-b.Min[1]),
+			P: 8 + rng.Float64()*6, K: 20, PH: 7}
+	}
+	m, err := NewMap(samples, plot, Options{Method: Kriging, CellSize: 25, MinKrigingSamples: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Method != InverseDistance || !strings.Contains(m.Note, "at most 3000 samples") {
+		t.Errorf("method %v, note %q", m.Method, m.Note)
+	}
+}
+
+// TestWritePNGTooLarge checks that a map with more cells on a side than a
+// PNG can sensibly hold is refused instead of allocating the image.
+func TestWritePNGTooLarge(t *testing.T) {
+	m := &Map{Rows: maxPNGCells + 1, Cols: 1, CellSize: 1, Cells: make([]Cell, maxPNGCells+1)}
+	if err := WritePNG(io.Discard, m, nil); err == nil || !strings.Contains(err.Error(), "at most 8192") {
+		t.Errorf("error %v", err)
 	}
 }
 

@@ -95,16 +95,27 @@ type OrdinaryKriging struct {
 	inv  *mat.Dense // A⁻¹
 }
 
+// MaxKrigingSamples is the most samples NewOrdinaryKriging accepts. The
+// matrix and its inverse hold 2·(n+1)² numbers (about 144 MB at 3 000
+// samples) and the factorisation costs O(n³); larger sample sets are mapped
+// by IDW (NewMap says so in Map.Note) or should be kriged in neighbourhoods.
+const MaxKrigingSamples = 3000
+
 // NewOrdinaryKriging sets up ordinary kriging of values z at pts (metres) with
 // variogram vg. It returns ErrKrigingSystem when the matrix is singular or
 // its condition number exceeds 1e12 (for example Gaussian models without a
-// nugget on dense samples).
+// nugget on dense samples), and an error for more than MaxKrigingSamples
+// points.
 func NewOrdinaryKriging(pts [][2]float64, z []float64, vg Variogram) (*OrdinaryKriging, error) {
 	n := len(pts)
 	if n < 2 || n != len(z) {
 		return nil, fmt.Errorf("kriging: %d points and %d values, need at least 2", n, len(z))
 	}
-	if !(vg.Range > 0) || !(vg.Sill > 0) || vg.Nugget < 0 || vg.Nugget > vg.Sill {
+	if n > MaxKrigingSamples {
+		return nil, fmt.Errorf("kriging: %d points, at most %d (the system grows as n²)", n, MaxKrigingSamples)
+	}
+	if vg.Model < Spherical || vg.Model >= Auto || !(vg.Range > 0) || !(vg.Sill > 0) || !(vg.Nugget >= 0) || vg.Nugget > vg.Sill ||
+		math.IsInf(vg.Range, 0) || math.IsInf(vg.Sill, 0) {
 		return nil, fmt.Errorf("kriging: invalid variogram %+v", vg)
 	}
 	a := mat.NewDense(n+1, n+1, nil)

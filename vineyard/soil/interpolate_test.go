@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -228,6 +229,24 @@ func TestKrigingRejectsSingular(t *testing.T) {
 	}
 	if _, err := NewIDW(nil, nil, 2); err == nil {
 		t.Error("IDW without samples: no error")
+	}
+	two := [][2]float64{{0, 0}, {1, 1}}
+	for _, bad := range []Variogram{
+		{Model: Model(7), Sill: 1, Range: 10},
+		{Model: Auto, Sill: 1, Range: 10},
+		{Sill: 1, Range: 10, Nugget: math.NaN()},
+		{Sill: math.Inf(1), Range: 10},
+		{Sill: 1, Range: math.Inf(1)},
+	} {
+		if _, err := NewOrdinaryKriging(two, []float64{1, 2}, bad); err == nil {
+			t.Errorf("variogram %+v: no error", bad)
+		}
+	}
+	// More than MaxKrigingSamples is refused before the (n+1)² matrix is
+	// allocated.
+	many, mz := randomSamples(5, MaxKrigingSamples+1, 1000)
+	if _, err := NewOrdinaryKriging(many, mz, vg); err == nil || !strings.Contains(err.Error(), "at most 3000") {
+		t.Errorf("%d samples: %v", len(many), err)
 	}
 }
 

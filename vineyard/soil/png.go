@@ -14,6 +14,11 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
+// maxPNGCells bounds the cells on a side of a PNG map: a thin plot mapped on
+// small cells may have MaxCells cells in one column, and one pixel per cell
+// would then make an image of gigabytes.
+const maxPNGCells = 8192
+
 // rampStops are the colours of the value scale at 0, ¼, ½, ¾ and 1: five
 // samples of matplotlib's "viridis" colour map, which stays ordered in
 // lightness and readable for colour-blind viewers.
@@ -56,13 +61,17 @@ func rampColor(t float64) color.RGBA {
 }
 
 // WritePNG draws the map as a PNG heat map: cells coloured by value on the
-// viridis scale (cells outside the plot transparent), samples as black dots,
+// viridis scale (cells outside the plot left white), samples as black dots,
 // and a legend with the value scale in the map's unit, a bar of the class
 // each value falls in, and the class limits. Text uses basicfont.Face7x13.
-// The output is the same for the same input.
+// The output is the same for the same input. Maps with more than 8192 cells
+// on a side are refused.
 func WritePNG(w io.Writer, m *Map, samples []Sample) error {
 	if m.Rows == 0 || m.Cols == 0 || len(m.Cells) != m.Rows*m.Cols {
 		return fmt.Errorf("write png: map has no grid")
+	}
+	if max(m.Cols, m.Rows) > maxPNGCells {
+		return fmt.Errorf("write png: map of %d×%d cells, at most %d on a side (one pixel per cell)", m.Cols, m.Rows, maxPNGCells)
 	}
 	px := max(1, min(16, 640/max(m.Cols, m.Rows)))
 	mapW, mapH := m.Cols*px, m.Rows*px
