@@ -60,7 +60,16 @@ func runDiseaseModel(ctx context.Context, args []string, stdout io.Writer) error
 	if len(w.Hours) == 0 {
 		return fmt.Errorf("model disease: %s: no hours of weather", *weather)
 	}
-	loc := w.Hours[0].Time.Location()
+	// The library reads a zero threshold as "use the default", so a 0 given
+	// on the command line would silently become the default; refuse it.
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"wet-rh", *wetRH}, {"rain-mm", *rainMM}, {"temp-c", *tempC}, {"shoot-min-cm", *shootMin}, {"window-h", float64(*window)}} {
+		if f.v == 0 {
+			return fmt.Errorf("model disease: -%s 0: the models read 0 as their default; give a non-zero value", f.name)
+		}
+	}
 	cfg := vineyard.Config{
 		WetRH: *wetRH,
 		Downy: vineyard.DownyConfig{
@@ -76,12 +85,12 @@ func runDiseaseModel(ctx context.Context, args []string, stdout io.Writer) error
 		},
 	}
 	if *from != "" {
-		if cfg.From, err = parseDay(*from, loc); err != nil {
+		if cfg.From, err = parseDay(*from, w.Hours); err != nil {
 			return fmt.Errorf("model disease: -from: %w", err)
 		}
 	}
 	if *lesions != "" {
-		if cfg.Downy.LesionsFrom, err = parseDay(*lesions, loc); err != nil {
+		if cfg.Downy.LesionsFrom, err = parseDay(*lesions, w.Hours); err != nil {
 			return fmt.Errorf("model disease: -lesions: %w", err)
 		}
 	}
@@ -98,10 +107,22 @@ func runDiseaseModel(ctx context.Context, args []string, stdout io.Writer) error
 	return nil
 }
 
-// parseDay reads YYYY-MM-DD (midnight in loc) or an RFC 3339 time.
-func parseDay(s string, loc *time.Location) (time.Time, error) {
-	if t, err := time.ParseInLocation("2006-01-02", s, loc); err == nil {
-		return t, nil
+// parseDay reads an RFC 3339 time or YYYY-MM-DD. A date means local
+// midnight in the UTC offset of the weather records on that date (the first
+// record dated on or after it, else the last record), so that a date after
+// a daylight-saving change starts at 00:00 of the records' own clock.
+func parseDay(s string, hours []vineyard.Hour) (time.Time, error) {
+	if d, err := time.Parse("2006-01-02", s); err == nil {
+		loc := hours[len(hours)-1].Time.Location()
+		for _, h := range hours {
+			y, m, dd := h.Time.Date()
+			if !time.Date(y, m, dd, 0, 0, 0, 0, time.UTC).Before(d) {
+				loc = h.Time.Location()
+				break
+			}
+		}
+		y, m, dd := d.Date()
+		return time.Date(y, m, dd, 0, 0, 0, 0, loc), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const vineyardExample = "../../examples/models/vineyard/heilbronn-2026-may-june.csv"
@@ -105,6 +107,9 @@ func TestDiseaseModelBadInput(t *testing.T) {
 		{"bad lesions", []string{"-weather", vineyardExample, "-lesions", "soon"}, "-lesions"},
 		{"bad flag", []string{"-weather", vineyardExample, "-shoot-cm", "long"}, "invalid value"},
 		{"negative shoot", []string{"-weather", vineyardExample, "-shoot-cm", "-3"}, "negative"},
+		{"zero temperature", []string{"-weather", vineyardExample, "-temp-c", "0"}, "-temp-c 0"},
+		{"zero wet RH", []string{"-weather", vineyardExample, "-wet-rh", "0"}, "-wet-rh 0"},
+		{"zero window", []string{"-weather", vineyardExample, "-window-h", "0"}, "-window-h 0"},
 		{"stray argument", []string{"-weather", vineyardExample, "extra"}, "unexpected argument"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -120,5 +125,52 @@ func TestDiseaseModelBadInput(t *testing.T) {
 func TestDiseaseModelRegistered(t *testing.T) {
 	if _, ok := models["disease"]; !ok {
 		t.Fatal("model disease is not registered")
+	}
+}
+
+// TestDiseaseModelFromAfterDST checks that -from YYYY-MM-DD means midnight
+// of the records' own clock after the change to summer time (Europe/Berlin,
+// 29 March 2026): a file that starts in +01:00 and a date in +02:00. Each of
+// 30 and 31 March and 1 April has exactly 6 h at 25 °C from 00:00 local, so
+// the Gubler-Thomas start needs all three runs whole to reach 60.
+func TestDiseaseModelFromAfterDST(t *testing.T) {
+	berlin := time.FixedZone("CET", 3600)
+	summer := time.FixedZone("CEST", 2*3600)
+	var b strings.Builder
+	b.WriteString("time,temp_c,rh_pct,rain_mm\n")
+	start := time.Date(2026, 3, 28, 0, 0, 0, 0, time.UTC).Add(-time.Hour) // 00:00 CET
+	for i := range 24 * 5 {
+		t := start.Add(time.Duration(i) * time.Hour)
+		if t.Before(time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC)) {
+			t = t.In(berlin)
+		} else {
+			t = t.In(summer)
+		}
+		temp := 15.0
+		if day := t.Day(); (day == 30 || day == 31 || day == 1) && t.Hour() < 6 {
+			temp = 25
+		}
+		fmt.Fprintf(&b, "%s,%g,60,0\n", t.Format(time.RFC3339), temp)
+	}
+	path := filepath.Join(t.TempDir(), "dst.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	if err := runDiseaseModel(context.Background(), []string{"-weather", path, "-from", "2026-03-30"}, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Powdery []struct {
+			Date     string `json:"date"`
+			RunHours int    `json:"run_hours"`
+			Index    int    `json:"index"`
+		} `json:"powdery_index"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Powdery) < 3 || got.Powdery[0].Date != "2026-03-30" || got.Powdery[0].RunHours != 6 || got.Powdery[2].Index != 60 {
+		t.Errorf("powdery days %+v, want 30 March to 1 April, 6 h runs, index 60", got.Powdery)
 	}
 }
