@@ -42,8 +42,10 @@ type Exchange struct {
 // longer than one interval left unfilled.
 type Options struct {
 	// Interval is the length of an interval; intervals start on multiples
-	// of it since the Unix epoch (for 15 minutes and whole-hour UTC offsets
-	// these are the local quarter hours too). Zero means 15 minutes.
+	// of it since Go's zero time (time.Time.Truncate), which for any length
+	// that divides a day are the UTC quarter hours, hours, ... (for 15
+	// minutes and UTC offsets of whole quarter hours these are the local
+	// quarter hours too). Zero means 15 minutes.
 	Interval time.Duration
 	// MaxGap is the longest span between two readings that is treated as
 	// continuous data. Zero means one Interval. A longer span is a gap.
@@ -125,9 +127,14 @@ type Series struct {
 	Conflicts  int `json:"conflicts"`
 }
 
-// maxIntervals bounds the intervals one series may span, so a stray
-// timestamp cannot make Consume allocate without limit.
-const maxIntervals = 4_000_000
+// maxIntervals bounds the intervals one series may hold (measured or
+// filled), so a stray timestamp cannot make Consume allocate without limit;
+// maxSpan bounds the time from the first to the last reading, well inside
+// time.Duration's ±292 years.
+const (
+	maxIntervals = 4_000_000
+	maxSpan      = 200 * 366 * 24 * time.Hour
+)
 
 // Consume computes the interval consumption of register reg from readings
 // (readings of other registers are ignored). The result does not depend on
@@ -243,14 +250,27 @@ func consumeOwned(rs []Reading, reg Register, opt Options) (Series, error) {
 
 	first, last := rs[0].Time, rs[len(rs)-1].Time
 	base := first.Truncate(step)
-	n := int64(last.Sub(base)/step) + 1
-	if n > maxIntervals || last.Sub(base) < 0 {
-		return s, fmt.Errorf("consumption %s: readings from %s to %s span more than %d intervals of %v", name, first.Format(time.RFC3339), last.Format(time.RFC3339), maxIntervals, step)
+	if last.Sub(base) >= maxSpan {
+		return s, fmt.Errorf("consumption %s: readings from %s to %s span more than %v", name, first.Format(time.RFC3339), last.Format(time.RFC3339), maxSpan)
 	}
-	vals := make([]float64, n)
-	cover := make([]time.Duration, n)
-	est := make([]bool, n)
-	used := make([]bool, n)
+	// Consecutive reading pairs touch non-decreasing interval indices, so
+	// the intervals are built in order, one cell per touched interval:
+	// an unfilled gap costs nothing however long it is.
+	type cell struct {
+		i     int64
+		v     float64
+		cover time.Duration
+		est   bool
+	}
+	// Without filled gaps a series touches at most about one interval per
+	// reading (two where a pair straddles a boundary).
+	cells := make([]cell, 0, min(int64(last.Sub(base)/step)+1, int64(2*len(rs))))
+	touch := func(i int64) *cell {
+		if len(cells) == 0 || cells[len(cells)-1].i != i {
+			cells = append(cells, cell{i: i})
+		}
+		return &cells[len(cells)-1]
+	}
 	maxGap := opt.maxGap()
 	ei := 0
 	for k := 1; k < len(rs); k++ {
@@ -264,25 +284,13 @@ func consumeOwned(rs []Reading, reg Register, opt Options) (Series, error) {
 			from := a.Value
 			for ei < len(exch) && !exch[ei].Time.After(b.Time) {
 				e := exch[ei]
-				seg := e.OldFinal - from
-				if seg < 0 {
-					s.Events = append(s.Events, Event{Time: e.Time.UTC(), Kind: EventReset,
-						Detail: fmt.Sprintf("old meter's final reading %g is below the previous reading %g; counted from zero", e.OldFinal, from)})
-					seg = e.OldFinal
-				}
-				d += seg
+				d += s.segment(e.Time, from, e.OldFinal, "old meter's final reading %g is below the previous reading %g; counted from zero")
 				s.Events = append(s.Events, Event{Time: e.Time.UTC(), Kind: EventExchange,
 					Detail: fmt.Sprintf("meter exchanged: old final %g, new start %g", e.OldFinal, e.NewStart)})
 				from = e.NewStart
 				ei++
 			}
-			seg := b.Value - from
-			if seg < 0 {
-				s.Events = append(s.Events, Event{Time: b.Time.UTC(), Kind: EventReset,
-					Detail: fmt.Sprintf("reading %g is below the new meter's start %g; counted from zero", b.Value, from)})
-				seg = b.Value
-			}
-			d += seg
+			d += s.segment(b.Time, from, b.Value, "reading %g is below the new meter's start %g; counted from zero")
 		} else {
 			d = b.Value - a.Value
 			if d < 0 {
@@ -311,10 +319,13 @@ func consumeOwned(rs []Reading, reg Register, opt Options) (Series, error) {
 		}
 		i0 := int64(a.Time.Sub(base) / step)
 		i1 := int64((b.Time.Sub(base) - 1) / step)
+		if i1-i0+1+int64(len(cells)) > maxIntervals {
+			return s, fmt.Errorf("consumption %s: readings from %s to %s span more than %d intervals of %v", name, first.Format(time.RFC3339), last.Format(time.RFC3339), maxIntervals, step)
+		}
 		if i0 == i1 {
-			vals[i0] += d
-			cover[i0] += span
-			used[i0] = true
+			c := touch(i0)
+			c.v += d
+			c.cover += span
 			continue
 		}
 		for i := i0; i <= i1; i++ {
@@ -327,25 +338,33 @@ func consumeOwned(rs []Reading, reg Register, opt Options) (Series, error) {
 				hi = b.Time
 			}
 			ov := hi.Sub(lo)
-			vals[i] += d * (float64(ov) / float64(span))
-			cover[i] += ov
-			est[i] = true
-			used[i] = true
+			c := touch(i)
+			c.v += d * (float64(ov) / float64(span))
+			c.cover += ov
+			c.est = true
 		}
 	}
-	s.Intervals = make([]Interval, 0, n)
-	for i := int64(0); i < n; i++ {
-		if !used[i] {
-			continue
+	s.Intervals = make([]Interval, len(cells))
+	for k, c := range cells {
+		s.Intervals[k] = Interval{
+			Start:     base.Add(time.Duration(c.i) * step).UTC(),
+			Value:     c.v,
+			Estimated: c.est,
+			Complete:  c.cover == step,
 		}
-		s.Intervals = append(s.Intervals, Interval{
-			Start:     base.Add(time.Duration(i) * step).UTC(),
-			Value:     vals[i],
-			Estimated: est[i],
-			Complete:  cover[i] == step,
-		})
 	}
 	return s, nil
+}
+
+// segment returns the consumption from reading from to reading to of one
+// meter; a decrease is taken as a reset (counted from zero) and reported
+// with detail, a format of from and to.
+func (s *Series) segment(at time.Time, from, to float64, detail string) float64 {
+	if to >= from {
+		return to - from
+	}
+	s.Events = append(s.Events, Event{Time: at.UTC(), Kind: EventReset, Detail: fmt.Sprintf(detail, to, from)})
+	return to
 }
 
 // Between returns the sum of interval values with Start in [from, to) and

@@ -2,6 +2,7 @@ package energy
 
 import (
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +124,31 @@ func TestAnomalyRulesDoNotPanic(t *testing.T) {
 	d := Deviations([]string{"a"}, []float64{100, 100}, []float64{1, 1}, DeviationRule{})
 	if len(d) != 1 || d[0].Periods != 1 || d[0].From != "a" {
 		t.Errorf("got %+v, want one deviation of one period at a", d)
+	}
+}
+
+// TestConsumeFarApartReadings: two readings 50 years apart are one unfilled
+// gap. Consume used to allocate every interval of the span (1.75 million
+// quarter hours, over 100 MB); now an unfilled gap costs nothing. A filled
+// gap of more than maxIntervals intervals is refused.
+func TestConsumeFarApartReadings(t *testing.T) {
+	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	rs := []Reading{{t0, "M", elec, 0}, {t0.Add(15 * time.Minute), "M", elec, 1}, {t0.AddDate(50, 0, 0), "M", elec, 9}, {t0.AddDate(50, 0, 0).Add(15 * time.Minute), "M", elec, 10}}
+	reg := Register{Meter: "M", OBIS: elec}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s, err := Consume(rs, reg, Options{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Intervals) != 2 || len(s.Gaps) != 1 || s.Total != 10 || s.Intervals[1].Start != t0.AddDate(50, 0, 0) {
+		t.Errorf("got %d intervals %+v, gaps %+v, total %v", len(s.Intervals), s.Intervals, s.Gaps, s.Total)
+	}
+	if a := after.TotalAlloc - before.TotalAlloc; a > 1<<20 {
+		t.Errorf("allocated %d bytes for 4 readings", a)
+	}
+	if _, err := Consume(rs, reg, Options{FillGaps: true, Interval: time.Minute}); err == nil || !strings.Contains(err.Error(), "intervals of") {
+		t.Errorf("filling 26 million minutes: got %v, want an error", err)
 	}
 }
