@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -76,6 +75,7 @@ func runSoilModel(ctx context.Context, args []string, stdout io.Writer) error {
 	soilType := fs.String("soil", "medium", "soil type for K and pH targets: light, medium or heavy")
 	geoOut := fs.String("geojson", "", "write cells and samples as GeoJSON to this file")
 	pngOut := fs.String("png", "", "write a PNG heat map with legend to this file")
+	jsonOut := fs.String("o", "", "write the JSON summary here instead of stdout")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -181,9 +181,10 @@ func runSoilModel(ctx context.Context, args []string, stdout io.Writer) error {
 		sum.ClassAreas[i].AreaM2 = soilRound6(sum.ClassAreas[i].AreaM2)
 		sum.ClassAreas[i].Fraction = soilRound6(sum.ClassAreas[i].Fraction)
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(sum)
+	if err := writeModelJSON(*jsonOut, stdout, sum); err != nil {
+		return fmt.Errorf("model soil: %w", err)
+	}
+	return nil
 }
 
 func soilRound6(v float64) float64 { return math.Round(v*1e6) / 1e6 }

@@ -94,6 +94,26 @@ func TestSoilModelFallback(t *testing.T) {
 	}
 }
 
+// TestSoilModelOutputFile checks that -o writes the summary to a file and
+// nothing to stdout.
+func TestSoilModelOutputFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sum.json")
+	var out bytes.Buffer
+	err := runSoilModel(context.Background(), []string{"-samples", soilExamples + "wartberg_samples_sparse.csv",
+		"-plot", soilExamples + "wartberg_plot.geojson", "-method", "idw", "-o", path}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(b, &sum); err != nil || sum["method"] != "idw" || out.Len() != 0 {
+		t.Errorf("file %s (%v), stdout %q", b, err, out.String())
+	}
+}
+
 // TestSoilModelRegistered checks that `citymesh model soil -help` reaches
 // the soil model.
 func TestSoilModelRegistered(t *testing.T) {

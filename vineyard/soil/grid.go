@@ -198,12 +198,14 @@ func NewMap(samples []Sample, plot orb.MultiPolygon, opts Options) (*Map, error)
 	proj := Projection{Lon0: (b.Min[0] + b.Max[0]) / 2, Lat0: (b.Min[1] + b.Max[1]) / 2}
 	x0, y0 := proj.Forward(b.Min[0], b.Min[1])
 	x1, y1 := proj.Forward(b.Max[0], b.Max[1])
-	// The 1e-9 keeps round-off in the projection from adding a column.
-	cols := max(1, int(math.Ceil((x1-x0)/cell-1e-9)))
-	rows := max(1, int(math.Ceil((y1-y0)/cell-1e-9)))
-	if float64(cols)*float64(rows) > MaxCells {
-		return nil, fmt.Errorf("grid of %d×%d cells exceeds %d; use larger cells", cols, rows, MaxCells)
+	// The 1e-9 keeps round-off in the projection from adding a column. The
+	// counts are checked as floats: a tiny cell size would overflow int.
+	fcols := math.Max(1, math.Ceil((x1-x0)/cell-1e-9))
+	frows := math.Max(1, math.Ceil((y1-y0)/cell-1e-9))
+	if fcols*frows > MaxCells {
+		return nil, fmt.Errorf("grid of %.0f×%.0f cells exceeds %d; use larger cells", fcols, frows, MaxCells)
 	}
+	cols, rows := int(fcols), int(frows)
 	// Centre the grid on the bounding box.
 	minX := (x0+x1)/2 - float64(cols)*cell/2
 	maxY := (y0+y1)/2 + float64(rows)*cell/2

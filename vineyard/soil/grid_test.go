@@ -206,8 +206,10 @@ func TestNewMapBadInput(t *testing.T) {
 	if _, err := NewMap(samples, nil, Options{}); err == nil {
 		t.Error("no plot: no error")
 	}
-	if _, err := NewMap(samples, plot, Options{CellSize: 0.01}); err == nil || !strings.Contains(err.Error(), "larger cells") {
-		t.Errorf("tiny cells: %v", err)
+	for _, cell := range []float64{0.01, 1e-300} { // 1e-300 once overflowed int into a 1×1 grid
+		if _, err := NewMap(samples, plot, Options{CellSize: cell}); err == nil || !strings.Contains(err.Error(), "larger cells") {
+			t.Errorf("cells of %g m: %v", cell, err)
+		}
 	}
 	if _, err := NewMap(samples, plot, Options{Scheme: &Scheme{AB: 5, BC: 4, CD: 6, DE: 7}}); err == nil {
 		t.Error("descending scheme: no error")
