@@ -154,10 +154,10 @@ func Assess(w Weather, cfg Config) (Assessment, error) {
 	a.Powdery = []PowderyDay{}
 	if start < len(hours) {
 		a.Powdery = GublerThomas(hours[start:], pc)
-		off := ix.of[start]
+		sub := indexDays(hours[start:]) // the days GublerThomas used
 		for k, p := range a.Powdery {
-			d := off + k
-			a0, b0 := ix.hours(d, len(hours))
+			a0, b0 := sub.hours(k, len(hours)-start)
+			a0, b0 = a0+start, b0+start
 			text := fmt.Sprintf("Gubler-Thomas index %d (%+d): longest run %d h at %g–%g °C (need %d), maximum %.1f °C; sulfur every %s, other fungicides every %s",
 				p.Index, p.Change, p.RunHours, pc.LowC, pc.HighC, pc.RunHours, p.MaxTempC, p.Advice.Sulfur, p.Advice.Chemical)
 			if !p.Started {

@@ -576,3 +576,37 @@ func TestRiskDaysExplained(t *testing.T) {
 		t.Errorf("a synthetic year should have both high and quiet days: %v", levels)
 	}
 }
+
+// Days are calendar days in each record's own offset and never repeat,
+// even when a file mixes offsets: 00:00+02:00 on 2 May is followed one
+// hour later by 23:00Z on 1 May and then 02:00+02:00 on 2 May.
+func TestDaysMixedOffsets(t *testing.T) {
+	cest := time.FixedZone("CEST", 2*3600)
+	hs := []Hour{
+		{Time: time.Date(2026, 5, 2, 0, 0, 0, 0, cest), TempC: 12, RHPct: 80},
+		{Time: time.Date(2026, 5, 1, 23, 0, 0, 0, time.UTC), TempC: 12, RHPct: 80},
+		{Time: time.Date(2026, 5, 2, 2, 0, 0, 0, cest), TempC: 12, RHPct: 80},
+	}
+	a, err := Assess(Weather{Hours: hs}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range a.Risk {
+		if len(r.Days) != 1 || r.Days[0].Date != "2026-05-02" || r.Days[0].Hours != 3 {
+			t.Errorf("%s: days %+v, want one day 2026-05-02 of 3 hours", r.Disease, r.Days)
+		}
+	}
+	if len(a.Oospores) != 1 || len(a.Powdery) != 1 {
+		t.Errorf("%d oospore days, %d powdery days, want 1 each", len(a.Oospores), len(a.Powdery))
+	}
+	// From the second hour the powdery index sees two days (1 and 2 May in
+	// the records' offsets) within what the whole series calls one day; the
+	// reasons are filed without running past the series' days.
+	a, err = Assess(Weather{Hours: hs}, Config{From: hs[1].Time})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Powdery) != 2 || len(a.Risk[1].Days) != 1 || len(a.Risk[1].Days[0].Reasons) != 2 {
+		t.Errorf("from the second hour: %d powdery days, risk days %+v", len(a.Powdery), a.Risk[1].Days)
+	}
+}

@@ -96,13 +96,17 @@ func dayKey(t time.Time) int {
 	return y*10000 + int(m)*100 + d
 }
 
+// indexDays groups hours into calendar days, each hour dated in its own UTC
+// offset. Dates only move forward: an hour whose offset dates it before the
+// current day (possible only when a file mixes offsets other than a
+// daylight-saving change) stays in the current day, so no date repeats.
 func indexDays(hours []Hour) dayIndex {
 	var ix dayIndex
 	ix.of = make([]int, len(hours))
 	last := -1
 	for i, h := range hours {
 		k := dayKey(h.Time)
-		if k != last {
+		if k > last {
 			ix.dates = append(ix.dates, h.Time.Format("2006-01-02"))
 			ix.first = append(ix.first, i)
 			last = k
