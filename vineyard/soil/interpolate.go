@@ -26,10 +26,14 @@ type IDW struct {
 }
 
 // NewIDW returns an IDW interpolator with power p (DefaultPower when
-// p ≤ 0). pts and z must have the same, non-zero length.
+// p ≤ 0). pts and z must have the same, non-zero length and hold finite
+// numbers.
 func NewIDW(pts [][2]float64, z []float64, p float64) (*IDW, error) {
 	if len(pts) == 0 || len(pts) != len(z) {
 		return nil, fmt.Errorf("idw: %d points and %d values", len(pts), len(z))
+	}
+	if err := checkFinite(pts, z); err != nil {
+		return nil, fmt.Errorf("idw: %w", err)
 	}
 	if p <= 0 {
 		p = DefaultPower
@@ -66,6 +70,17 @@ func (m *IDW) Predict(x, y float64) float64 {
 		den += w
 	}
 	return num / den
+}
+
+// checkFinite reports the first point or value that is NaN or infinite.
+func checkFinite(pts [][2]float64, z []float64) error {
+	bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }
+	for i, p := range pts {
+		if bad(p[0]) || bad(p[1]) || bad(z[i]) {
+			return fmt.Errorf("point %d (%g, %g) = %g is not finite", i, p[0], p[1], z[i])
+		}
+	}
+	return nil
 }
 
 // ErrKrigingSystem reports a kriging matrix that cannot be solved reliably.
@@ -113,6 +128,9 @@ func NewOrdinaryKriging(pts [][2]float64, z []float64, vg Variogram) (*OrdinaryK
 	}
 	if n > MaxKrigingSamples {
 		return nil, fmt.Errorf("kriging: %d points, at most %d (the system grows as n²)", n, MaxKrigingSamples)
+	}
+	if err := checkFinite(pts, z); err != nil {
+		return nil, fmt.Errorf("kriging: %w", err)
 	}
 	if vg.Model < Spherical || vg.Model >= Auto || !(vg.Range > 0) || !(vg.Sill > 0) || !(vg.Nugget >= 0) || vg.Nugget > vg.Sill ||
 		math.IsInf(vg.Range, 0) || math.IsInf(vg.Sill, 0) {

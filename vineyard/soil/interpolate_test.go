@@ -242,6 +242,20 @@ func TestKrigingRejectsSingular(t *testing.T) {
 			t.Errorf("variogram %+v: no error", bad)
 		}
 	}
+	for _, c := range []struct {
+		pts [][2]float64
+		z   []float64
+	}{
+		{[][2]float64{{0, 0}, {1, 1}}, []float64{1, math.NaN()}},
+		{[][2]float64{{0, math.Inf(1)}, {1, 1}}, []float64{1, 2}},
+	} {
+		if _, err := NewOrdinaryKriging(c.pts, c.z, vg); err == nil || !strings.Contains(err.Error(), "not finite") {
+			t.Errorf("kriging %v = %v: %v", c.pts, c.z, err)
+		}
+		if _, err := NewIDW(c.pts, c.z, 2); err == nil || !strings.Contains(err.Error(), "not finite") {
+			t.Errorf("IDW %v = %v: %v", c.pts, c.z, err)
+		}
+	}
 	// More than MaxKrigingSamples is refused before the (n+1)² matrix is
 	// allocated.
 	many, mz := randomSamples(5, MaxKrigingSamples+1, 1000)
