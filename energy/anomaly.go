@@ -43,8 +43,8 @@ func GoodnessOfFit(measured, predicted []float64, p int) (Fit, error) {
 	}
 	var sy, se, se2 float64
 	for i := range measured {
-		if math.IsNaN(measured[i]) || math.IsNaN(predicted[i]) {
-			return Fit{}, fmt.Errorf("goodness of fit: value %d is NaN", i)
+		if math.IsNaN(measured[i]) || math.IsNaN(predicted[i]) || math.IsInf(measured[i], 0) || math.IsInf(predicted[i], 0) {
+			return Fit{}, fmt.Errorf("goodness of fit: value %d is not a finite number", i)
 		}
 		sy += measured[i]
 		e := predicted[i] - measured[i]

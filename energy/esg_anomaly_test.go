@@ -122,7 +122,7 @@ func TestGoodnessOfFit(t *testing.T) {
 	for _, tc := range []struct {
 		y, yhat []float64
 		p       int
-	}{{[]float64{1}, []float64{1, 2}, 0}, {[]float64{1, 2}, []float64{1, 2}, 2}, {[]float64{0, 0}, []float64{1, 1}, 0}, {[]float64{math.NaN()}, []float64{1}, 0}} {
+	}{{[]float64{1}, []float64{1, 2}, 0}, {[]float64{1, 2}, []float64{1, 2}, 2}, {[]float64{0, 0}, []float64{1, 1}, 0}, {[]float64{math.NaN()}, []float64{1}, 0}, {[]float64{1, 2}, []float64{math.Inf(1), 2}, 0}} {
 		if _, err := GoodnessOfFit(tc.y, tc.yhat, tc.p); err == nil {
 			t.Errorf("%v %v %d: want an error", tc.y, tc.yhat, tc.p)
 		}

@@ -152,3 +152,47 @@ func TestConsumeFarApartReadings(t *testing.T) {
 		t.Errorf("filling 26 million minutes: got %v, want an error", err)
 	}
 }
+
+// FuzzBillingYAML: whatever site and tariff files the readers accept, a day
+// of readings of every site meter is billed without a panic, and every
+// invoice reconciles (net = Σ lines, gross = net + VAT).
+func FuzzBillingYAML(f *testing.F) {
+	f.Add([]byte("meters: [{id: M, obis: '1-0:1.8.0', digits: 6}]\ntenants: [{id: T, area_m2: 10, meters: [M]}]\n"), []byte(dstTariffYAML))
+	f.Add([]byte("meters: [{id: M, obis: '1-0:1.8.0'}, {id: S, obis: '1-0:1.8.0'}, {id: H, obis: '6-0:1.0.0', factor: 2}]\n"+
+		"tenants: [{id: A, area_m2: 10, meters: [S, H]}, {id: B, area_m2: 30}]\nshared: [{meter: M, sub_meters: [S], tenants: [A, B]}]\n"),
+		[]byte(tariffYAML+"heating: {cost: '1000', consumption_share: '0.7'}\n"))
+	t0 := time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, siteYAML, tariffYAML []byte) {
+		site, err := ReadSiteYAML(strings.NewReader(string(siteYAML)))
+		if err != nil {
+			return
+		}
+		tf, err := ReadTariffYAML(strings.NewReader(string(tariffYAML)))
+		if err != nil {
+			return
+		}
+		var rs []Reading
+		for k, m := range site.Meters {
+			for i := 0; i <= 96; i++ {
+				v := float64(i * (k + 1))
+				if m.Max > 0 {
+					v = math.Mod(v, m.Max)
+				}
+				rs = append(rs, Reading{t0.Add(time.Duration(i) * 15 * time.Minute), m.ID, m.Register().OBIS, v})
+			}
+		}
+		inv, _, err := Invoices(rs, site, tf, InvoiceOptions{From: t0, To: t0.AddDate(0, 0, 1)})
+		if err != nil {
+			return
+		}
+		for _, in := range inv {
+			sum := decimal.Zero
+			for _, l := range in.Lines {
+				sum = sum.Add(l.Amount)
+			}
+			if !in.Net.Equal(sum) || !in.Gross.Equal(in.Net.Add(in.VAT)) {
+				t.Fatalf("invoice %s does not reconcile: %+v", in.Tenant, in)
+			}
+		}
+	})
+}
