@@ -74,9 +74,15 @@ func TestRule310(t *testing.T) {
 			}
 		})
 	}
+	// With shoots of 4 cm from hour 5 and 11 cm from hour 25, the rule holds
+	// only from hour 25, with the shoot length then.
+	ev := Rule310(rainy(12, 12), DownyConfig{Shoots: []ShootObservation{{t0.Add(5 * time.Hour), 4}, {t0.Add(25 * time.Hour), 11}}})
+	if !ev[0].From.Equal(t0.Add(25*time.Hour)) || ev[0].ShootCM != 11 {
+		t.Errorf("with shoot observations: event %+v, want from hour 25 at 11 cm", ev[0])
+	}
 	// The 10 mm arrive at hour 19 and leave the 24 h window after hour 33;
 	// here the series ends at hour 29, so the event runs 19–29.
-	ev := Rule310(rainy(10, 12), DownyConfig{ShootCM: 12})
+	ev = Rule310(rainy(10, 12), DownyConfig{ShootCM: 12})
 	if !ev[0].From.Equal(t0.Add(19*time.Hour)) || !ev[0].To.Equal(t0.Add(29*time.Hour)) || !near(ev[0].RainMM, 10, 1e-9) {
 		t.Errorf("event %+v", ev[0])
 	}
@@ -218,6 +224,15 @@ func TestRossiNoSplash(t *testing.T) {
 		if co.Fate == "infection" {
 			t.Fatalf("infection without splash: %+v", co)
 		}
+	}
+	// The first cohort still releases zoospores in the wet night, and they
+	// die at the first dry hour after it (hour 75).
+	if len(a.Primary.Cohorts) == 0 {
+		t.Fatal("no cohort")
+	}
+	co := a.Primary.Cohorts[0]
+	if co.ZoosporesReleased.IsZero() || !co.Dispersed.IsZero() || co.Fate != "zoospores dried out" {
+		t.Errorf("first cohort %+v, want released, not dispersed, dried out", co)
 	}
 }
 

@@ -1,6 +1,9 @@
 package soil
 
 import (
+	"errors"
+	"io"
+	"math"
 	"strings"
 	"testing"
 )
@@ -112,8 +115,9 @@ func TestReadPlotGeoJSONBad(t *testing.T) {
 	}
 }
 
-// FuzzReadSamplesCSV checks that the CSV reader never panics and that every
-// sample it accepts passes ValidateSamples.
+// FuzzReadSamplesCSV checks that the CSV reader never panics, that every
+// sample it accepts passes ValidateSamples, and that accepted samples map
+// onto a fixed plot by IDW and write as GeoJSON and PNG.
 func FuzzReadSamplesCSV(f *testing.F) {
 	f.Add(goodCSV)
 	f.Add("lon,lat,p_mg_100g,k_mg_100g,ph\n9,49,NaN,1,7\n")
@@ -125,11 +129,27 @@ func FuzzReadSamplesCSV(f *testing.F) {
 		if err := ValidateSamples(s); err != nil {
 			t.Fatalf("accepted samples fail validation: %v", err)
 		}
+		plot, err := ReadPlotGeoJSON(strings.NewReader(squarePoly))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewMap(s, plot, Options{Method: InverseDistance, CellSize: 20})
+		if err != nil {
+			t.Fatalf("map of accepted samples: %v", err)
+		}
+		if err := WriteGeoJSON(io.Discard, m, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := WritePNG(io.Discard, m, s); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
-// FuzzReadPlotGeoJSON checks that the GeoJSON reader never panics and that
-// every outline it accepts passes ValidatePlot.
+// FuzzReadPlotGeoJSON checks that the GeoJSON reader never panics, that
+// every outline it accepts passes ValidatePlot, and that an accepted outline
+// can be mapped (about 20×20 cells over its bounding box, one sample at its
+// centre) or is refused with ErrNoCells, and the map written.
 func FuzzReadPlotGeoJSON(f *testing.F) {
 	f.Add(squarePoly)
 	f.Add(`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":` + squarePoly + `}]}`)
@@ -140,6 +160,22 @@ func FuzzReadPlotGeoJSON(f *testing.F) {
 		}
 		if err := ValidatePlot(mp); err != nil {
 			t.Fatalf("accepted plot fails validation: %v", err)
+		}
+		b := mp.Bound()
+		c := b.Center()
+		span := math.Max(b.Max[0]-b.Min[0], b.Max[1]-b.Min[1]) * 111195
+		m, err := NewMap([]Sample{{Lon: c[0], Lat: c[1], P: 5, K: 10, PH: 7}}, mp, Options{Method: InverseDistance, CellSize: span/20 + 0.01})
+		if errors.Is(err, ErrNoCells) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("map of an accepted plot: %v", err)
+		}
+		if err := WriteGeoJSON(io.Discard, m, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := WritePNG(io.Discard, m, nil); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
