@@ -36,7 +36,8 @@ type HeatingUser struct {
 type HeatingShare struct {
 	ID string `json:"id"`
 	// ByConsumption is the consumption-based part, ByArea the area-based
-	// (Grundkosten) part, Total their sum; all in cents.
+	// (Grundkosten) part, Total their sum; all in currency units, rounded
+	// to the cent.
 	ByConsumption decimal.Decimal `json:"by_consumption"`
 	ByArea        decimal.Decimal `json:"by_area"`
 	Total         decimal.Decimal `json:"total"`

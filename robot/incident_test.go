@@ -100,8 +100,8 @@ func TestRecordIdempotentPerAssetAndKind(t *testing.T) {
 	}
 	// Another kind on the same asset, and the same kind on another asset,
 	// are separate incidents.
-	id2, _, _ := b.Record(anomalyAt(t0, 60, "door-c", AnomalyCheckFailed, SeverityLow, ""))
-	id3, _, _ := b.Record(anomalyAt(t0, 60, "door-d", AnomalyEscapeRouteBlocked, SeverityLow, ""))
+	id2 := record(t, b, anomalyAt(t0, 60, "door-c", AnomalyCheckFailed, SeverityLow, ""))
+	id3 := record(t, b, anomalyAt(t0, 60, "door-d", AnomalyEscapeRouteBlocked, SeverityLow, ""))
 	for _, id := range ids {
 		if id != ids[0] {
 			t.Fatalf("repeated anomaly opened %s besides %s", id, ids[0])
@@ -133,7 +133,7 @@ func TestPicturesCapped(t *testing.T) {
 	b := NewBook(BookConfig{MaxPictures: 3})
 	var id string
 	for i := 0; i < 6; i++ {
-		id, _, _ = b.Record(anomalyAt(t0, i, "x", AnomalyEscapeRouteBlocked, SeverityHigh, fmt.Sprintf("p%d", i)))
+		id = record(t, b, anomalyAt(t0, i, "x", AnomalyEscapeRouteBlocked, SeverityHigh, fmt.Sprintf("p%d", i)))
 	}
 	inc, _ := b.Lookup(id)
 	if strings.Join(inc.Pictures, ",") != "p3,p4,p5" {
@@ -161,14 +161,14 @@ func TestReopenWindow(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := NewBook(BookConfig{ReopenWindow: window})
-			id, _, _ := b.Record(anomalyAt(t0, 0, "bollard", AnomalyBollardWrongState, SeverityHigh, ""))
+			id := record(t, b, anomalyAt(t0, 0, "bollard", AnomalyBollardWrongState, SeverityHigh, ""))
 			resolvedAt := t0.Add(time.Hour)
 			if c.final == StateCancelled {
-				_ = b.Transition(id, StateCancelled, resolvedAt, "alice", "false alarm")
+				must(t, b.Transition(id, StateCancelled, resolvedAt, "alice", "false alarm"))
 			} else {
-				_ = b.Transition(id, StateResolved, resolvedAt, "alice", "fixed")
+				must(t, b.Transition(id, StateResolved, resolvedAt, "alice", "fixed"))
 				if c.final == StateClosed {
-					_ = b.Transition(id, StateClosed, resolvedAt, "alice", "")
+					must(t, b.Transition(id, StateClosed, resolvedAt, "alice", ""))
 				}
 			}
 			a := anomalyAt(resolvedAt, 0, "bollard", AnomalyBollardWrongState, SeverityHigh, "")
@@ -194,8 +194,8 @@ func TestReopenWindow(t *testing.T) {
 	}
 	// The zero window never reopens.
 	var b Book
-	id, _, _ := b.Record(anomalyAt(t0, 0, "x", AnomalyBollardWrongState, SeverityHigh, ""))
-	_ = b.Transition(id, StateResolved, t0.Add(time.Minute), "alice", "")
+	id := record(t, &b, anomalyAt(t0, 0, "x", AnomalyBollardWrongState, SeverityHigh, ""))
+	must(t, b.Transition(id, StateResolved, t0.Add(time.Minute), "alice", ""))
 	if _, out, _ := b.Record(anomalyAt(t0, 2, "x", AnomalyBollardWrongState, SeverityHigh, "")); out != Opened {
 		t.Errorf("zero window: %s, want opened", out)
 	}
@@ -204,7 +204,7 @@ func TestReopenWindow(t *testing.T) {
 func TestAuditTrail(t *testing.T) {
 	t0 := mustTime(t, "2026-03-02T22:00:00Z")
 	b := NewBook(BookConfig{SystemActor: "loomi"})
-	id, _, _ := b.Record(anomalyAt(t0, 0, "door", AnomalyEscapeRouteBlocked, SeverityCritical, "p1"))
+	id := record(t, b, anomalyAt(t0, 0, "door", AnomalyEscapeRouteBlocked, SeverityCritical, "p1"))
 	steps := []struct {
 		min   int
 		to    State
@@ -250,7 +250,7 @@ func TestAuditTrail(t *testing.T) {
 func TestBookBadInput(t *testing.T) {
 	t0 := mustTime(t, "2026-03-02T22:00:00Z")
 	var b Book
-	id, _, _ := b.Record(anomalyAt(t0, 10, "door", AnomalyEscapeRouteBlocked, SeverityCritical, ""))
+	id := record(t, &b, anomalyAt(t0, 10, "door", AnomalyEscapeRouteBlocked, SeverityCritical, ""))
 	cases := []struct {
 		name string
 		err  error
@@ -307,13 +307,13 @@ func TestResponseTimes(t *testing.T) {
 	// minutes and resolved 60 minutes after that; one lighting incident
 	// never acknowledged; one cancelled straight from new.
 	for i, ack := range []int{15, 20, 35, 40, 50} {
-		id, _, _ := b.Record(anomalyAt(t0, 0, fmt.Sprintf("door-%d", i), AnomalyEscapeRouteBlocked, SeverityCritical, ""))
-		_ = b.Transition(id, StateAcknowledged, t0.Add(time.Duration(ack)*time.Minute), "desk", "")
-		_ = b.Transition(id, StateResolved, t0.Add(time.Duration(ack+60)*time.Minute), "caretaker", "")
+		id := record(t, b, anomalyAt(t0, 0, fmt.Sprintf("door-%d", i), AnomalyEscapeRouteBlocked, SeverityCritical, ""))
+		must(t, b.Transition(id, StateAcknowledged, t0.Add(time.Duration(ack)*time.Minute), "desk", ""))
+		must(t, b.Transition(id, StateResolved, t0.Add(time.Duration(ack+60)*time.Minute), "caretaker", ""))
 	}
-	_, _, _ = b.Record(anomalyAt(t0, 0, "lamp", AnomalyLightingWrongState, SeverityLow, ""))
-	id, _, _ := b.Record(anomalyAt(t0, 0, "lamp-2", AnomalyLightingWrongState, SeverityLow, ""))
-	_ = b.Transition(id, StateCancelled, t0.Add(time.Minute), "desk", "duplicate")
+	_ = record(t, b, anomalyAt(t0, 0, "lamp", AnomalyLightingWrongState, SeverityLow, ""))
+	id := record(t, b, anomalyAt(t0, 0, "lamp-2", AnomalyLightingWrongState, SeverityLow, ""))
+	must(t, b.Transition(id, StateCancelled, t0.Add(time.Minute), "desk", "duplicate"))
 
 	all, byKind := ResponseTimes(b.Incidents())
 	if all.Incidents != 7 || all.Open != 1 || all.Unacknowledged != 1 {
@@ -341,8 +341,8 @@ func TestResponseTimes(t *testing.T) {
 func TestReopenOnlyLatest(t *testing.T) {
 	t0 := mustTime(t, "2026-03-02T22:00:00Z")
 	b := NewBook(BookConfig{ReopenWindow: time.Hour})
-	old, _, _ := b.Record(anomalyAt(t0, 0, "x", AnomalyBollardWrongState, SeverityHigh, ""))
-	_ = b.Transition(old, StateResolved, t0.Add(time.Minute), "alice", "")
+	old := record(t, b, anomalyAt(t0, 0, "x", AnomalyBollardWrongState, SeverityHigh, ""))
+	must(t, b.Transition(old, StateResolved, t0.Add(time.Minute), "alice", ""))
 	newer, out, _ := b.Record(anomalyAt(t0, 120, "x", AnomalyBollardWrongState, SeverityHigh, ""))
 	if out != Opened || newer == old {
 		t.Fatalf("recurrence after the window: %s %s", out, newer)
@@ -351,7 +351,7 @@ func TestReopenOnlyLatest(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is the latest incident") {
 		t.Errorf("reopening the older incident: %v", err)
 	}
-	_ = b.Transition(newer, StateResolved, t0.Add(3*time.Hour), "alice", "")
+	must(t, b.Transition(newer, StateResolved, t0.Add(3*time.Hour), "alice", ""))
 	if err := b.Apply(Event{Time: t0.Add(4 * time.Hour), Asset: "x", Kind: AnomalyBollardWrongState, Action: ActionReopen, Actor: "bob", Note: "still down"}); err != nil {
 		t.Errorf("reopening the latest incident: %v", err)
 	}

@@ -51,3 +51,20 @@ func examplePatrol(t testing.TB) (*Route, TrackReport) {
 	}
 	return rt, rep
 }
+
+// must fails the test on a setup error.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// record files an anomaly and returns the incident id, failing the test
+// if the book refuses it.
+func record(t testing.TB, b *Book, a Anomaly) string {
+	t.Helper()
+	id, _, err := b.Record(a)
+	must(t, err)
+	return id
+}
