@@ -115,8 +115,8 @@ func runSoilModel(ctx context.Context, args []string, stdout io.Writer) error {
 	if !(*power > 0) || math.IsInf(*power, 0) {
 		return fmt.Errorf("model soil: -power %g: want a positive number", *power)
 	}
-	if *lags < 3 {
-		return fmt.Errorf("model soil: -lags %d: want at least 3", *lags)
+	if *lags < 3 || *lags > soil.MaxLags {
+		return fmt.Errorf("model soil: -lags %d: want 3 to %d", *lags, soil.MaxLags)
 	}
 	if *minKrige < 3 {
 		return fmt.Errorf("model soil: -min-kriging %d: want at least 3", *minKrige)

@@ -144,6 +144,7 @@ func TestSoilModelBadInput(t *testing.T) {
 		{"bad variogram", []string{"-samples", s, "-plot", p, "-variogram", "matern"}, "-variogram"},
 		{"bad cell", []string{"-samples", s, "-plot", p, "-cell", "-1"}, "-cell"},
 		{"bad soil", []string{"-samples", s, "-plot", p, "-soil", "loam"}, "-soil"},
+		{"too many lags", []string{"-samples", s, "-plot", p, "-lags", "1000000000"}, "-lags 1000000000: want 3 to 1000"},
 		{"unknown flag", []string{"-samples", s, "-plot", p, "-x"}, "flag provided but not defined"},
 		{"missing file", []string{"-samples", filepath.Join(dir, "none.csv"), "-plot", p}, "no such file"},
 		{"NaN sample", []string{"-samples", badCSV, "-plot", p}, "line 2, column p_mg_100g"},

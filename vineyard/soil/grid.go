@@ -65,7 +65,8 @@ type Options struct {
 	CellSize float64
 	// Power is the IDW power (DefaultPower when ≤ 0).
 	Power float64
-	// Lags is the number of empirical semivariogram bins (12 when ≤ 0).
+	// Lags is the number of empirical semivariogram bins (12 when ≤ 0, at
+	// most MaxLags).
 	Lags int
 	// MinKrigingSamples is the fewest samples to krig with
 	// (DefaultMinKrigingSamples when ≤ 0); below it Map uses IDW and says so.
@@ -177,6 +178,9 @@ func NewMap(samples []Sample, plot orb.MultiPolygon, opts Options) (*Map, error)
 	}
 	if math.IsNaN(cell) || math.IsInf(cell, 0) {
 		return nil, fmt.Errorf("cell size %g is not finite", cell)
+	}
+	if opts.Lags > MaxLags {
+		return nil, fmt.Errorf("%d semivariogram bins, at most %d", opts.Lags, MaxLags)
 	}
 	minN := opts.MinKrigingSamples
 	if minN <= 0 {

@@ -211,6 +211,9 @@ func TestNewMapBadInput(t *testing.T) {
 			t.Errorf("cells of %g m: %v", cell, err)
 		}
 	}
+	if _, err := NewMap(samples, plot, Options{Lags: 1e9}); err == nil || !strings.Contains(err.Error(), "at most 1000") {
+		t.Errorf("10⁹ lags: %v", err)
+	}
 	if _, err := NewMap(samples, plot, Options{Scheme: &Scheme{AB: 5, BC: 4, CD: 6, DE: 7}}); err == nil {
 		t.Error("descending scheme: no error")
 	}

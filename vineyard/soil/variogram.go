@@ -104,12 +104,14 @@ type Lag struct {
 // Empirical returns the empirical semivariogram of values z at points
 // (x, y in metres) in nLags equal bins over (0, maxLag]. With maxLag ≤ 0 it
 // uses half the largest pair distance, a common rule of thumb; with
-// nLags ≤ 0 it uses 12 bins. Empty bins are left out.
+// nLags ≤ 0 it uses 12 bins, and it uses at most MaxLags bins. Empty bins
+// are left out.
 func Empirical(pts [][2]float64, z []float64, nLags int, maxLag float64) []Lag {
 	n := len(pts)
 	if nLags <= 0 {
 		nLags = 12
 	}
+	nLags = min(nLags, MaxLags)
 	if maxLag <= 0 {
 		var dmax float64
 		for i := 0; i < n; i++ {
@@ -154,6 +156,10 @@ func Empirical(pts [][2]float64, z []float64, nLags int, maxLag float64) []Lag {
 	}
 	return out
 }
+
+// MaxLags is the most bins Empirical uses; the bins are allocated up front,
+// so the count is bounded whatever a caller asks for.
+const MaxLags = 1000
 
 func dist(a, b [2]float64) float64 { return math.Hypot(a[0]-b[0], a[1]-b[1]) }
 

@@ -50,6 +50,11 @@ func TestEmpiricalHand(t *testing.T) {
 			t.Errorf("lag %d: got %+v, want %+v", i, got[i], want[i])
 		}
 	}
+	// A huge bin count is capped at MaxLags instead of allocating it; the
+	// 6 pairs fall into bins of 3/1000 m, at 1, 2 and 3 m.
+	if got := Empirical(pts, z, 1<<40, 3); len(got) != 3 || got[0].Pairs != 3 {
+		t.Errorf("2⁴⁰ bins: %+v", got)
+	}
 }
 
 // exactLags samples a known variogram at lag distances, as an empirical
