@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strings"
 	"time"
 	_ "time/tzdata" // tariff windows and local days in Europe/Berlin on hosts without zoneinfo
 
@@ -268,19 +270,12 @@ func runESGModel(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("model esg: %w", err)
 	}
-	if site == nil {
-		s := energy.Site{}
-		seen := map[string]bool{}
-		for _, sr := range series {
-			k := sr.Meter + "/" + sr.OBIS
-			if !seen[k] {
-				seen[k] = true
-				s.Meters = append(s.Meters, energy.Meter{ID: sr.Meter, OBIS: sr.OBIS})
-			}
-		}
-		site = &s
+	var uses []energy.CarrierUse
+	if site != nil {
+		uses, err = energy.UsesFromSeries(series, *site)
+	} else {
+		uses, err = usesByOBIS(series)
 	}
-	uses, err := energy.UsesFromSeries(series, *site)
 	if err != nil {
 		return fmt.Errorf("model esg: %w", err)
 	}
@@ -420,4 +415,28 @@ func runAnomaliesModel(ctx context.Context, args []string, stdout io.Writer) err
 		out.Registers = append(out.Registers, ra)
 	}
 	return writeModelJSON(c.out, stdout, out)
+}
+
+// usesByOBIS sums each series' total per carrier implied by its OBIS code,
+// for esg without a site file (where one meter may hold several registers,
+// e.g. import 1.8.0 and export 2.8.0).
+func usesByOBIS(series []energy.Series) ([]energy.CarrierUse, error) {
+	sums := map[energy.Carrier]float64{}
+	for _, sr := range series {
+		o, err := energy.ParseOBIS(sr.OBIS)
+		if err != nil {
+			return nil, fmt.Errorf("meter %s: %w", sr.Meter, err)
+		}
+		c := o.DefaultCarrier()
+		if c == "" {
+			return nil, fmt.Errorf("meter %s: OBIS %s implies no carrier; give a -site file with one", sr.Meter, sr.OBIS)
+		}
+		sums[c] += sr.Total
+	}
+	out := make([]energy.CarrierUse, 0, len(sums))
+	for c, v := range sums {
+		out = append(out, energy.CarrierUse{Carrier: c, KWh: v})
+	}
+	slices.SortFunc(out, func(a, b energy.CarrierUse) int { return strings.Compare(string(a.Carrier), string(b.Carrier)) })
+	return out, nil
 }
