@@ -18,15 +18,9 @@ type BotrytisConfig struct {
 }
 
 func (c BotrytisConfig) withDefaults() BotrytisConfig {
-	if c.ClampLowC == 0 {
-		c.ClampLowC = 12.2
-	}
-	if c.ClampHighC == 0 {
-		c.ClampHighC = 32.2
-	}
-	if c.IgnoreAboveC == 0 {
-		c.IgnoreAboveC = 40
-	}
+	orDefault(&c.ClampLowC, 12.2)
+	orDefault(&c.ClampHighC, 32.2)
+	orDefault(&c.IgnoreAboveC, 40)
 	return c
 }
 

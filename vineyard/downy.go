@@ -69,22 +69,15 @@ type DownyConfig struct {
 }
 
 func (c DownyConfig) withDefaults() DownyConfig {
-	def := func(v *float64, d float64) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.OosporeBaseC, 8)
-	def(&c.OosporeMatureDD, 160)
-	def(&c.Rule310RainMM, 10)
-	def(&c.Rule310TempC, 10)
-	def(&c.Rule310ShootCM, 10)
-	def(&c.InfectionDegreeHours, 60)
-	def(&c.SecondaryModerate, 50)
-	def(&c.SecondaryHigh, 150)
-	if c.Rule310WindowHours == 0 {
-		c.Rule310WindowHours = 24
-	}
+	orDefault(&c.OosporeBaseC, 8)
+	orDefault(&c.OosporeMatureDD, 160)
+	orDefault(&c.Rule310RainMM, 10)
+	orDefault(&c.Rule310TempC, 10)
+	orDefault(&c.Rule310ShootCM, 10)
+	orDefault(&c.InfectionDegreeHours, 60)
+	orDefault(&c.SecondaryModerate, 50)
+	orDefault(&c.SecondaryHigh, 150)
+	orDefault(&c.Rule310WindowHours, 24)
 	return c
 }
 

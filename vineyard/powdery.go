@@ -27,27 +27,13 @@ type PowderyConfig struct {
 }
 
 func (c PowderyConfig) withDefaults() PowderyConfig {
-	if c.LowC == 0 {
-		c.LowC = 21.1
-	}
-	if c.HighC == 0 {
-		c.HighC = 29.4
-	}
-	if c.RunHours == 0 {
-		c.RunHours = 6
-	}
-	if c.HotC == 0 {
-		c.HotC = 35
-	}
-	if c.AscosporeRainMM == 0 {
-		c.AscosporeRainMM = 2.5
-	}
-	if c.AscosporeWetHours == 0 {
-		c.AscosporeWetHours = 8
-	}
-	if c.AscosporeMinC == 0 {
-		c.AscosporeMinC = 10
-	}
+	orDefault(&c.LowC, 21.1)
+	orDefault(&c.HighC, 29.4)
+	orDefault(&c.RunHours, 6)
+	orDefault(&c.HotC, 35)
+	orDefault(&c.AscosporeRainMM, 2.5)
+	orDefault(&c.AscosporeWetHours, 8)
+	orDefault(&c.AscosporeMinC, 10)
 	return c
 }
 

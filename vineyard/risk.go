@@ -182,3 +182,12 @@ func finite(model string, settings map[string]float64) error {
 	}
 	return nil
 }
+
+// orDefault sets *v to d when *v is the zero value: a zero setting means
+// "use the published default".
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
