@@ -73,8 +73,18 @@ type DayValue struct {
 	Complete bool `json:"complete"`
 }
 
-// DailyTotals sums a series per local day in loc.
+// orUTC returns loc, or UTC for nil (the anomaly functions read local days
+// and hours in loc; nil means UTC).
+func orUTC(loc *time.Location) *time.Location {
+	if loc == nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// DailyTotals sums a series per local day in loc (nil means UTC).
 func DailyTotals(s Series, loc *time.Location) []DayValue {
+	loc = orUTC(loc)
 	step := s.Interval
 	if step <= 0 {
 		step = 15 * time.Minute
@@ -249,9 +259,10 @@ type HourOfWeekBaseline struct {
 }
 
 // FitHourOfWeek builds an hour-of-week profile from the first trainDays
-// local days of hourly sums, reports its in-sample fit (p = number of
+// local days (in loc; nil means UTC) of hourly sums, reports its in-sample fit (p = number of
 // profile hours with data) and flags deviations of all hours after training.
 func FitHourOfWeek(s Series, loc *time.Location, trainDays int, rule DeviationRule) (HourOfWeekBaseline, error) {
+	loc = orUTC(loc)
 	var b HourOfWeekBaseline
 	if trainDays <= 0 {
 		return b, fmt.Errorf("hour-of-week baseline: training days %d must be positive", trainDays)
@@ -401,11 +412,12 @@ func quantile(v []float64, q float64) float64 {
 	return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
 }
 
-// NightBaseLoad computes per local day the night base load and flags a rise
-// above the median of previous nights by more than K median absolute
-// deviations and more than MinRise of the median (a derived rule: no
-// published threshold was found).
+// NightBaseLoad computes per local day (in loc; nil means UTC) the night
+// base load and flags a rise above the median of previous nights by more
+// than K median absolute deviations and more than MinRise of the median (a
+// derived rule: no published threshold was found).
 func NightBaseLoad(s Series, loc *time.Location, rule NightRule) []NightLoad {
+	loc = orUTC(loc)
 	rule = rule.norm()
 	step := s.Interval
 	if step <= 0 {
@@ -497,10 +509,12 @@ type LeakRule struct {
 	Nights    int
 }
 
-// WaterLeaks computes the minimum night flow per local day and reports runs
+// WaterLeaks computes the minimum night flow per local day (in loc; nil
+// means UTC) and reports runs
 // of at least rule.Nights nights in which the flow never fell to the
 // threshold (continuous flow: a leak suspect).
 func WaterLeaks(s Series, loc *time.Location, rule LeakRule) ([]NightFlow, []LeakSuspect) {
+	loc = orUTC(loc)
 	if rule.From == 0 && rule.To == 0 {
 		rule.From, rule.To = 1, 5
 	}

@@ -196,3 +196,21 @@ func FuzzBillingYAML(f *testing.F) {
 		}
 	})
 }
+
+// TestAnomalyNilLocation: a nil location means UTC (time.Time.In panics on
+// nil), as robot.Schedule.At does.
+func TestAnomalyNilLocation(t *testing.T) {
+	s := series(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 15, func(time.Time) float64 { return 1 })
+	if got, want := DailyTotals(s, nil), DailyTotals(s, time.UTC); len(got) != len(want) || got[0] != want[0] {
+		t.Errorf("DailyTotals nil: %v, want %v", got, want)
+	}
+	if got, want := NightBaseLoad(s, nil, NightRule{}), NightBaseLoad(s, time.UTC, NightRule{}); len(got) != len(want) || got[0] != want[0] {
+		t.Errorf("NightBaseLoad nil: %v, want %v", got, want)
+	}
+	if got, _ := WaterLeaks(s, nil, LeakRule{}); len(got) != 15 {
+		t.Errorf("WaterLeaks nil: %v", got)
+	}
+	if _, err := FitHourOfWeek(s, nil, 14, DeviationRule{}); err != nil {
+		t.Errorf("FitHourOfWeek nil: %v", err)
+	}
+}
