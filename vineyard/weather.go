@@ -38,8 +38,10 @@ type Gap struct {
 
 // Weather is an hourly weather series in time order, with the gaps found in it.
 type Weather struct {
+	// Hours are the records, strictly increasing in time.
 	Hours []Hour
-	Gaps  []Gap
+	// Gaps are the stretches of missing hours between records.
+	Gaps []Gap
 }
 
 // Derived is what the models read from one hour: wetness, dew point and VPD.
