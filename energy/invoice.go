@@ -267,10 +267,13 @@ func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string, err
 			if len(h.Tenants) > 0 && !inHeating[t.ID] {
 				continue
 			}
+			// §7 (1): the consumption part goes by each user's measured
+			// consumption, i.e. the user's own heat meters; a shared main
+			// meter's remainder (allocated by area) is not measured use.
 			var e float64
-			if sh := energy[t.ID][h.Carrier]; sh != nil {
-				for _, v := range sh.bands {
-					e += v
+			for _, id := range t.Meters {
+				if b.site.meter(id).Carrier == h.Carrier {
+					e += bills[id].total
 				}
 			}
 			users = append(users, HeatingUser{ID: t.ID, Consumption: e, AreaM2: t.AreaM2})

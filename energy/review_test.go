@@ -214,3 +214,43 @@ func TestAnomalyNilLocation(t *testing.T) {
 		t.Errorf("FitHourOfWeek nil: %v", err)
 	}
 }
+
+// TestHeatingSplitMeasuredOnly: HeizkostenV §7 (1) splits the consumption
+// part by measured consumption ("nach dem erfassten Wärmeverbrauch"). A's
+// own heat meter S measures 96 kWh; the shared main meter M measures 192,
+// and its remainder of 96 kWh is allocated by area (A 10, B 30 m²) but is
+// nobody's measured use. Cost 1000.00, share 0.7: A gets all 700.00 of the
+// consumption part, the 300.00 by area are 75.00 and 225.00. (Counting the
+// area-allocated remainder as consumption gave A 700·120/192 = 437.50.)
+func TestHeatingSplitMeasuredOnly(t *testing.T) {
+	from := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	site := readSite(t, `
+meters:
+  - {id: M, obis: "6-0:1.0.0"}
+  - {id: S, obis: "6-0:1.0.0"}
+tenants:
+  - {id: A, area_m2: 10, meters: [S]}
+  - {id: B, area_m2: 30}
+shared: [{meter: M, sub_meters: [S], tenants: [A, B]}]
+`)
+	tf := readTariff(t, "tariffs: [{carrier: electricity, bands: [{name: flat, price: '0.25'}]}]\nheating: {cost: '1000.00', consumption_share: '0.7'}\n")
+	rs := append(ramp("M", heat, from, 96, 15*time.Minute, 0, 2), ramp("S", heat, from, 96, 15*time.Minute, 0, 1)...)
+	inv, warn, err := Invoices(rs, site, tf, InvoiceOptions{From: from, To: from.AddDate(0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{"A": {"700", "75"}, "B": {"0", "225"}}
+	for _, in := range inv {
+		var got [2]string
+		for _, l := range in.Lines {
+			if l.Kind == "heating" && strings.Contains(l.Description, "consumption") {
+				got[0] = l.Amount.String()
+			} else if l.Kind == "heating" {
+				got[1] = l.Amount.String()
+			}
+		}
+		if got != want[in.Tenant] {
+			t.Errorf("tenant %s: heating by consumption, by area %v, want %v (warnings %v)", in.Tenant, got, want[in.Tenant], warn)
+		}
+	}
+}
