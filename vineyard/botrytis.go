@@ -97,14 +97,15 @@ func botrytis(hours []Hour, der []Derived, c BotrytisConfig, f func(p *BotrytisP
 	var sum float64
 	w := 0
 	for i, h := range hours {
+		if i > 0 && !consecutive(hours, i) {
+			cur = nil // a gap ends the wet period, also before a hot hour
+		}
 		if h.TempC > c.IgnoreAboveC {
 			continue // not conducive, neither wet nor dry (GrapeCast)
 		}
-		if !der[i].Wet || (i > 0 && !consecutive(hours, i) && cur != nil) {
+		if !der[i].Wet {
 			cur = nil
-			if !der[i].Wet {
-				continue
-			}
+			continue
 		}
 		if cur == nil {
 			out = append(out, BotrytisPeriod{From: h.Time})

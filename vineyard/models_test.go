@@ -406,6 +406,18 @@ func TestBotrytisPeriods(t *testing.T) {
 	if a.Risk[2].Days[0].Level != High || len(a.Risk[2].Days[0].Reasons) != 1 {
 		t.Errorf("botrytis day %+v", a.Risk[2].Days[0])
 	}
+	// A gap ends a wet period even when the hour after it is ignored as
+	// too hot (> 40 °C): 5 wet hours, 3 missing, one at 41 °C, 5 wet hours.
+	gapped := series(repeat(20, 14), 95, 0)
+	gapped = append(gapped[:5], gapped[8:]...)
+	gapped[5].TempC = 41
+	a, err = Assess(Weather{Hours: gapped}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Botrytis) != 2 || a.Botrytis[0].WetHours != 5 || a.Botrytis[1].WetHours != 5 {
+		t.Errorf("across a gap and a hot hour: %+v, want two periods of 5 h", a.Botrytis)
+	}
 	// Cold hours are raised to 12.2 °C.
 	hs = series(repeat(5, 16), 95, 0)
 	a, _ = Assess(Weather{Hours: hs}, Config{})
