@@ -38,14 +38,8 @@ func runRouteModel(ctx context.Context, args []string, stdout io.Writer) error {
 		positions = fs.Bool("positions", true, "include one entry per fix in the output")
 		geoPath   = fs.String("geojson", "", "also write the route, waypoint outcomes, track and off-route fixes as GeoJSON here")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("model route: %w", err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("model route: unexpected argument %q", fs.Arg(0))
+	if help, err := parseRobotFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *routePath == "" || *trackPath == "" {
 		return errors.New("model route: -route FILE.yaml and -track FILE.csv are required")
@@ -106,14 +100,8 @@ func runIncidentsModel(ctx context.Context, args []string, stdout io.Writer) err
 		actor      = fs.String("actor", "robot", "actor recorded for changes the robot's anomalies make")
 		pictures   = fs.Int("max-pictures", robot.DefaultMaxPictures, "picture references kept per incident")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("model incidents: %w", err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("model incidents: unexpected argument %q", fs.Arg(0))
+	if help, err := parseRobotFlags(fs, args); help || err != nil {
+		return err
 	}
 	if *routePath == "" || *checksPath == "" {
 		return errors.New("model incidents: -route FILE.yaml and -checks FILE.csv are required")
@@ -141,4 +129,20 @@ func runIncidentsModel(ctx context.Context, args []string, stdout io.Writer) err
 	}
 	return writeModelJSON(*out, stdout, incidentsOutput{Model: "incidents", Route: *routePath, ChecksFile: *checksPath,
 		EventsFile: *eventsPath, ReopenWindowS: reopen.Seconds(), IncidentReport: rep})
+}
+
+// parseRobotFlags parses the flags of a robot model command, whose FlagSet
+// is named "model <name>". help is set when -h was asked for (the usage is
+// already printed); stray arguments are an error.
+func parseRobotFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return false, nil
 }

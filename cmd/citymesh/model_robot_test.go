@@ -142,6 +142,8 @@ func TestRobotModelsBadInput(t *testing.T) {
 		{routeRun, []string{"-route", route, "-track", badTrack, "-corridor-m", "-1"}, "must not be negative"},
 		{routeRun, []string{"-route", route, "-track", badTrack, "extra"}, "unexpected argument"},
 		{incidentsRun, []string{"-route", route}, "-checks FILE.csv are required"},
+		{incidentsRun, []string{"-route", route, "-checks", robotExamples + "checks.csv", "extra"}, "model incidents: unexpected argument \"extra\""},
+		{incidentsRun, []string{"-no-such-flag"}, "model incidents: flag provided but not defined"},
 		{incidentsRun, []string{"-route", route, "-checks", badChecks}, "line 2: check \"b112-hvac\": value \"warm\""},
 		{incidentsRun, []string{"-route", route, "-checks", robotExamples + "checks.csv", "-events", badEvents}, "events: line 2: no incident for asset"},
 		{incidentsRun, []string{"-route", route, "-checks", robotExamples + "checks.csv", "-reopen-window", "-1h"}, "must not be negative"},
@@ -151,6 +153,13 @@ func TestRobotModelsBadInput(t *testing.T) {
 		err := c.run(context.Background(), c.args, &out)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want %q", c.args, err, c.want)
+		}
+	}
+	// -h prints the usage and is not an error.
+	for _, run := range []func(context.Context, []string, *bytes.Buffer) error{routeRun, incidentsRun} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"-h"}, &out); err != nil || !strings.Contains(out.String(), "-route") {
+			t.Errorf("-h: error %v, usage %q", err, out.String())
 		}
 	}
 }
