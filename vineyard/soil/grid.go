@@ -152,6 +152,14 @@ func ValueUnit(n Nutrient, f Form) string {
 	return "pH"
 }
 
+// MaxSampleOffset is how far, in degrees, a sample may lie outside the
+// plot's bounding box. The local projection is only accurate near the plot,
+// and a sample tens of kilometres away is almost certainly a typing error.
+const MaxSampleOffset = 0.1
+
+// ErrSampleFar reports a sample more than MaxSampleOffset outside the plot.
+var ErrSampleFar = errors.New("sample lies outside the plot's bounding box")
+
 // ErrNoCells reports a plot smaller than one cell centre.
 var ErrNoCells = errors.New("no cell centre lies inside the plot")
 
@@ -199,6 +207,12 @@ func NewMap(samples []Sample, plot orb.MultiPolygon, opts Options) (*Map, error)
 	}
 
 	b := plot.Bound()
+	for i, s := range samples {
+		if s.Lon < b.Min[0]-MaxSampleOffset || s.Lon > b.Max[0]+MaxSampleOffset ||
+			s.Lat < b.Min[1]-MaxSampleOffset || s.Lat > b.Max[1]+MaxSampleOffset {
+			return nil, fmt.Errorf("sample %d (%g, %g): %w by more than %g°", i, s.Lon, s.Lat, ErrSampleFar, MaxSampleOffset)
+		}
+	}
 	proj := Projection{Lon0: (b.Min[0] + b.Max[0]) / 2, Lat0: (b.Min[1] + b.Max[1]) / 2}
 	x0, y0 := proj.Forward(b.Min[0], b.Min[1])
 	x1, y1 := proj.Forward(b.Max[0], b.Max[1])

@@ -3,6 +3,7 @@ package soil
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"image/png"
 	"io"
 	"math"
@@ -202,6 +203,11 @@ func TestNewMapBadInput(t *testing.T) {
 	dup := append(append([]Sample(nil), samples...), samples[0])
 	if _, err := NewMap(dup, plot, Options{}); err == nil || !strings.Contains(err.Error(), "same point") {
 		t.Errorf("duplicate sample: %v", err)
+	}
+	far := append([]Sample(nil), samples...)
+	far[5].Lat += 1 // about 111 km north
+	if _, err := NewMap(far, plot, Options{}); !errors.Is(err, ErrSampleFar) || !strings.Contains(err.Error(), "sample 5") {
+		t.Errorf("sample 1° away: %v", err)
 	}
 	if _, err := NewMap(samples, nil, Options{}); err == nil {
 		t.Error("no plot: no error")
