@@ -141,8 +141,10 @@ const (
 // the order of readings: they are sorted by time; identical duplicates are
 // dropped and counted; a timestamp with conflicting values is dropped and
 // reported. A decrease is a rollover when reg.Max is set, the previous value
-// is in the top tenth of the range and the new one in the bottom tenth;
-// otherwise it is a reset and the new value is taken as consumed since zero.
+// is in the top tenth of the range, the new one in the bottom tenth and, if
+// reg.MaxRate is set, the wrapped consumption is physically possible in the
+// time between; otherwise it is a reset and the new value is taken as
+// consumed since zero.
 // A meter exchange between two readings counts the old meter up to its final
 // reading and the new one from its start reading.
 func Consume(readings []Reading, reg Register, opt Options) (Series, error) {
@@ -294,7 +296,9 @@ func consumeOwned(rs []Reading, reg Register, opt Options) (Series, error) {
 		} else {
 			d = b.Value - a.Value
 			if d < 0 {
-				if reg.Max > 0 && a.Value >= 0.9*reg.Max && b.Value < 0.1*reg.Max {
+				wrapped := d + reg.Max
+				plausible := reg.MaxRate == 0 || wrapped <= reg.MaxRate*b.Time.Sub(a.Time).Hours()
+				if reg.Max > 0 && a.Value >= 0.9*reg.Max && b.Value < 0.1*reg.Max && plausible {
 					d += reg.Max
 					s.Events = append(s.Events, Event{Time: b.Time.UTC(), Kind: EventRollover,
 						Detail: fmt.Sprintf("register wrapped at %g: %g -> %g", reg.Max, a.Value, b.Value)})

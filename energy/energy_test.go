@@ -141,6 +141,12 @@ func TestConsume(t *testing.T) {
 			want{values: []float64{2, 2}, est: []bool{true, true}, total: 4, kinds: []string{EventConflict}}},
 		{"rollover of a 6-digit register", []Reading{{t0, "M1", elec, 999_998}, {t0.Add(q), "M1", elec, 3}}, Register{Meter: "M1", OBIS: elec, Max: 1e6}, Options{},
 			want{values: []float64{5}, est: []bool{false}, total: 5, kinds: []string{EventRollover}}},
+		{"rollover within the maximum rate", []Reading{{t0, "M1", elec, 999_990}, {t0.Add(q), "M1", elec, 5}}, Register{Meter: "M1", OBIS: elec, Max: 1e6, MaxRate: 100}, Options{},
+			want{values: []float64{15}, est: []bool{false}, total: 15, kinds: []string{EventRollover}}},
+		// 999,000 → 3 in 15 minutes would be 1,003 kWh, impossible at 100 kW
+		// (25 kWh): a reset, not a rollover plus a spike.
+		{"impossible rollover is a reset", []Reading{{t0, "M1", elec, 999_000}, {t0.Add(q), "M1", elec, 3}}, Register{Meter: "M1", OBIS: elec, Max: 1e6, MaxRate: 100}, Options{},
+			want{values: []float64{3}, est: []bool{false}, total: 3, kinds: []string{EventReset}}},
 		{"decrease without max is a reset", []Reading{{t0, "M1", elec, 500}, {t0.Add(q), "M1", elec, 3}}, reg, Options{},
 			want{values: []float64{3}, est: []bool{false}, total: 3, kinds: []string{EventReset}}},
 		{"decrease far from max is a reset", []Reading{{t0, "M1", elec, 500}, {t0.Add(q), "M1", elec, 3}}, Register{Meter: "M1", OBIS: elec, Max: 1e6}, Options{},
