@@ -179,10 +179,11 @@ func (c DownyConfig) shootAt(t time.Time) (float64, bool) {
 // window ending with that hour: rain sum ≥ RainMM, temperature (mean, or
 // minimum) ≥ TempC and shoots ≥ ShootCM. When the shoot length is not known
 // the rule is judged on the weather alone and the event says so. The window
-// counts only the records present; a gap does not add rain.
+// counts only the records present; a gap does not add rain. A window below
+// 1 h counts as 1 h (Assess refuses it).
 func Rule310(hours []Hour, c DownyConfig) []Rule310Event {
 	c = c.withDefaults()
-	win := time.Duration(c.Rule310WindowHours) * time.Hour
+	win := time.Duration(max(c.Rule310WindowHours, 1)) * time.Hour
 	var out []Rule310Event
 	open := false
 	j := 0
@@ -190,7 +191,7 @@ func Rule310(hours []Hour, c DownyConfig) []Rule310Event {
 	for i, h := range hours {
 		rain += h.RainMM
 		tsum += h.TempC
-		for h.Time.Sub(hours[j].Time) >= win {
+		for j < i && h.Time.Sub(hours[j].Time) >= win {
 			rain -= hours[j].RainMM
 			tsum -= hours[j].TempC
 			j++

@@ -86,6 +86,11 @@ func TestRule310(t *testing.T) {
 	if !ev[0].From.Equal(t0.Add(19*time.Hour)) || !ev[0].To.Equal(t0.Add(29*time.Hour)) || !near(ev[0].RainMM, 10, 1e-9) {
 		t.Errorf("event %+v", ev[0])
 	}
+	// A negative window (Assess refuses it) counts as 1 h instead of
+	// running the window's start past the hour: 20 mm in each of 5 hours.
+	if ev := Rule310(series(repeat(12, 5), 95, 20), DownyConfig{Rule310WindowHours: -3, ShootCM: 20}); len(ev) != 1 || ev[0].RainMM != 20 {
+		t.Errorf("negative window: %+v, want one event with the hour's 20 mm", ev)
+	}
 	// The minimum-temperature variant is stricter than the mean.
 	hs := rainy(12, 14)
 	hs[15].TempC = 2
