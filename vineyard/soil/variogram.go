@@ -105,9 +105,9 @@ type Lag struct {
 // (x, y in metres) in nLags equal bins over (0, maxLag]. With maxLag ≤ 0 it
 // uses half the largest pair distance, a common rule of thumb; with
 // nLags ≤ 0 it uses 12 bins, and it uses at most MaxLags bins. Empty bins
-// are left out.
+// are left out. Points without a value (when z is shorter) are ignored.
 func Empirical(pts [][2]float64, z []float64, nLags int, maxLag float64) []Lag {
-	n := len(pts)
+	n := min(len(pts), len(z))
 	if nLags <= 0 {
 		nLags = 12
 	}

@@ -50,6 +50,10 @@ func TestEmpiricalHand(t *testing.T) {
 			t.Errorf("lag %d: got %+v, want %+v", i, got[i], want[i])
 		}
 	}
+	// Mismatched lengths use the points that have values (no panic).
+	if got := Empirical(pts, z[:2], 3, 3); len(got) != 1 || got[0].Pairs != 1 {
+		t.Errorf("two values for four points: %+v", got)
+	}
 	// A huge bin count is capped at MaxLags instead of allocating it; the
 	// 6 pairs fall into bins of 3/1000 m, at 1, 2 and 3 m.
 	if got := Empirical(pts, z, 1<<40, 3); len(got) != 3 || got[0].Pairs != 3 {
