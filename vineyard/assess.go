@@ -154,7 +154,10 @@ func Assess(w Weather, cfg Config) (Assessment, error) {
 	a.Powdery = []PowderyDay{}
 	if start < len(hours) {
 		a.Powdery = GublerThomas(hours[start:], pc)
-		sub := indexDays(hours[start:]) // the days GublerThomas used
+		sub := ix // the days GublerThomas used
+		if start > 0 {
+			sub = indexDays(hours[start:])
+		}
 		for k, p := range a.Powdery {
 			a0, b0 := sub.hours(k, len(hours)-start)
 			a0, b0 = a0+start, b0+start
