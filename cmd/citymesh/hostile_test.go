@@ -15,6 +15,8 @@ import (
 
 	"github.com/citymesh/citymesh/client"
 	"github.com/citymesh/citymesh/mqtt"
+
+	"github.com/citymesh/citymesh/internal/testproc"
 )
 
 // TestConnectionFlood opens 10,000 connections at once against the real
@@ -42,8 +44,8 @@ func TestConnectionFlood(t *testing.T) {
 	cfg := fmt.Sprintf("mqtt: %s\nws: \"off\"\nhttp: \"off\"\ndata: %s\nstore: memory\nlimits:\n  max_connections: 4000\n  connect_timeout: 2s\n", addr, dir)
 	cfgFile := filepath.Join(dir, "citymesh.yaml")
 	os.WriteFile(cfgFile, []byte(cfg), 0o600)
-	cmd := exec.Command(citymeshBinary(t), "serve", "--config", cfgFile, "--log", "error")
-	var out safeBuffer
+	cmd := exec.Command(testproc.Binary(t), "serve", "--config", cfgFile, "--log", "error")
+	var out testproc.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -3,9 +3,10 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/citymesh/citymesh/internal/testproc"
 )
 
 // TestInteropMosquitto runs scripts/interop_mosquitto.sh: Eclipse
@@ -15,11 +16,7 @@ func TestInteropMosquitto(t *testing.T) {
 	if _, err := exec.LookPath("mosquitto_sub"); err != nil {
 		t.Skip("mosquitto_sub not installed (apt-get install mosquitto-clients); .ci/run installs it")
 	}
-	bin := filepath.Join(t.TempDir(), "citymesh")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command("bash", "../../scripts/interop_mosquitto.sh", bin)
+	cmd := exec.Command("bash", "../../scripts/interop_mosquitto.sh", testproc.Binary(t))
 	cmd.Env = os.Environ()
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)

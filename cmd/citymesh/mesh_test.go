@@ -23,6 +23,8 @@ import (
 	"github.com/citymesh/citymesh/client"
 	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/mqtt"
+
+	"github.com/citymesh/citymesh/internal/testproc"
 )
 
 // meshProc is one citymesh serve process of a mesh test, restartable on the
@@ -34,7 +36,7 @@ type meshProc struct {
 	mqtt, http string
 	mu         sync.Mutex
 	cmd        *exec.Cmd
-	out        *safeBuffer
+	out        *testproc.Buffer
 }
 
 // freePortOn returns an address on ip with a port that was free a moment
@@ -51,7 +53,7 @@ func freePortOn(t *testing.T, ip string) string {
 
 func newMeshProc(t *testing.T, name, dir, mqttAddr, httpAddr, config string) *meshProc {
 	t.Helper()
-	p := &meshProc{t: t, name: name, config: filepath.Join(dir, name+".yaml"), mqtt: mqttAddr, http: httpAddr, out: new(safeBuffer)}
+	p := &meshProc{t: t, name: name, config: filepath.Join(dir, name+".yaml"), mqtt: mqttAddr, http: httpAddr, out: new(testproc.Buffer)}
 	config = fmt.Sprintf("mqtt: %s\nws: \"off\"\nhttp: %s\ndata: %s\n", mqttAddr, httpAddr, filepath.Join(dir, name+"-data")) + config
 	if err := os.WriteFile(p.config, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,7 +71,7 @@ func newMeshProc(t *testing.T, name, dir, mqttAddr, httpAddr, config string) *me
 // start runs the process and waits for its HTTP listener.
 func (p *meshProc) start() {
 	p.t.Helper()
-	cmd := exec.Command(citymeshBinary(p.t), "serve", "--config", p.config, "--log", "info")
+	cmd := exec.Command(testproc.Binary(p.t), "serve", "--config", p.config, "--log", "info")
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -243,7 +245,7 @@ mesh:
 		return core.link("campus-b1").Interest > 0 && vineyard.link("upstream").Interest > 0
 	})
 	host, port := hostPort(vineyard.mqtt)
-	pubCmd := exec.Command(citymeshBinary(t), "pub", "-h", host, "-p", port, "-q", "1", "-t", "vineyard/wartberg/soil/probe-7", "-m", "31.5")
+	pubCmd := exec.Command(testproc.Binary(t), "pub", "-h", host, "-p", port, "-q", "1", "-t", "vineyard/wartberg/soil/probe-7", "-m", "31.5")
 	if out, err := pubCmd.CombinedOutput(); err != nil {
 		t.Fatalf("citymesh pub: %v\n%s", err, out)
 	}
@@ -254,7 +256,7 @@ mesh:
 	if atCampus.list()[0] != first || atCore.list()[0] != first {
 		t.Fatalf("got %q on the campus and %q on the core", atCampus.list(), atCore.list())
 	}
-	out, err := exec.Command(citymeshBinary(t), "mesh", "status", "--http", core.http).CombinedOutput()
+	out, err := exec.Command(testproc.Binary(t), "mesh", "status", "--http", core.http).CombinedOutput()
 	if err != nil {
 		t.Fatalf("citymesh mesh status: %v\n%s", err, out)
 	}

@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/citymesh/citymesh/broker"
 	"github.com/citymesh/citymesh/mqtt"
+
+	"github.com/citymesh/citymesh/internal/testproc"
 )
 
 // testBroker starts an in-process citymesh broker on a loopback port and
@@ -34,29 +35,11 @@ func testBroker(t *testing.T) (host, port string) {
 	return host, port
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startSub runs citymesh sub in the background and waits until it has
 // subscribed (a retained marker published beforehand arrives).
-func startSub(t *testing.T, ctx context.Context, args ...string) (*syncBuffer, <-chan error) {
+func startSub(t *testing.T, ctx context.Context, args ...string) (*testproc.Buffer, <-chan error) {
 	t.Helper()
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &testproc.Buffer{}, &testproc.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- runSub(ctx, args, out, errOut) }()
 	t.Cleanup(func() {

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,33 +25,9 @@ import (
 
 	"github.com/citymesh/citymesh/client"
 	"github.com/citymesh/citymesh/mqtt"
-)
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
+	"github.com/citymesh/citymesh/internal/testproc"
 )
-
-// citymeshBinary builds the binary once for the package's tests.
-func citymeshBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "citymesh-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "citymesh")
-		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -70,7 +45,7 @@ type node struct {
 	mqtt, mqtts, wss    string
 	dir, config, passwd string
 	audit               string
-	out                 *safeBuffer
+	out                 *testproc.Buffer
 }
 
 // secureNode starts the binary with TLS, a password file, JWT, client
@@ -78,7 +53,7 @@ type node struct {
 // certificates.
 func secureNode(t *testing.T, p *testPKI) *node {
 	t.Helper()
-	n := &node{dir: t.TempDir(), mqtt: freePort(t), mqtts: freePort(t), wss: freePort(t), out: new(safeBuffer)}
+	n := &node{dir: t.TempDir(), mqtt: freePort(t), mqtts: freePort(t), wss: freePort(t), out: new(testproc.Buffer)}
 	n.passwd = filepath.Join(n.dir, "passwd")
 	n.audit = filepath.Join(n.dir, "audit.log")
 	for _, u := range []struct{ user, password, extra string }{
@@ -134,7 +109,7 @@ acl:
 	if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.cmd = exec.Command(citymeshBinary(t), "serve", "--config", n.config, "--log", "warn")
+	n.cmd = exec.Command(testproc.Binary(t), "serve", "--config", n.config, "--log", "warn")
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -232,7 +207,7 @@ func TestSecureNodeWithRealClients(t *testing.T) {
 	// An administrator watches everything, over TLS.
 	watch := exec.Command("mosquitto_sub", "-h", host, "-p", tlsPort, "--cafile", p.ca.file, "-u", "ops", "-P", "ops-pw",
 		"-V", "mqttv5", "-t", "#", "-t", "$tenant/#", "-v", "-W", "60")
-	var watched safeBuffer
+	var watched testproc.Buffer
 	watch.Stdout, watch.Stderr = &watched, &watched
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
@@ -446,24 +421,6 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if serialOf() != newLeaf.SerialNumber.String() {
 		t.Fatal("a failed reload changed the certificate")
 	}
-}
-
-// safeBuffer is a bytes.Buffer for a process's output read by a test.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitUntil waits up to 30 s for cond; explain, if given, says what was

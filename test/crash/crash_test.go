@@ -85,6 +85,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/citymesh/citymesh/internal/testproc"
 )
 
 // The workload and its timing.
@@ -246,7 +248,7 @@ func TestCrashRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	t.Cleanup(cancel)
 
-	bin := buildBroker(ctx, t)
+	bin := testproc.Binary(t)
 	n := newNode(t, bin, freeAddr(t), t.TempDir(), cfg.syncMode)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -1,18 +1,17 @@
 package crash_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/citymesh/citymesh/internal/testproc"
 )
 
 // readyTimeout bounds how long a (re)started broker may take to accept TCP
@@ -21,29 +20,6 @@ const (
 	readyTimeout = 15 * time.Second
 	exitTimeout  = 10 * time.Second
 )
-
-// buildBroker builds the real citymesh binary into a temporary directory
-// and returns its path. The module root comes from `go env GOMOD`.
-func buildBroker(ctx context.Context, t *testing.T) string {
-	t.Helper()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == "/dev/null" || gomod == "NUL" {
-		t.Fatalf("go env GOMOD gave %q: not inside the citymesh module", gomod)
-	}
-	bin := filepath.Join(t.TempDir(), "citymesh")
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/citymesh/citymesh/cmd/citymesh")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build citymesh: %v\n%s", err, out)
-	}
-	t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
-	return bin
-}
 
 // freeAddr returns a loopback address with a TCP port that was free a moment
 // ago: it listens on port 0 and closes the listener again.
@@ -58,33 +34,12 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// syncBuffer is a bytes.Buffer that is safe for concurrent writers, used to
-// collect the output of every broker run.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p to the buffer.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // node is the citymesh broker running as a subprocess. It is started again
 // on the same data directory and port after every kill.
 type node struct {
 	bin, addr, dir string
-	syncMode       string      // value for --sync, or "" to leave the flag out
-	log            *syncBuffer // stdout and stderr of every run, with a header per run
+	syncMode       string           // value for --sync, or "" to leave the flag out
+	log            *testproc.Buffer // stdout and stderr of every run, with a header per run
 
 	runs    int
 	cmd     *exec.Cmd
@@ -96,7 +51,7 @@ type node struct {
 // newNode returns a node for binary bin serving MQTT on addr with its data in
 // dir. The node is stopped, by its process ID, when the test ends.
 func newNode(t *testing.T, bin, addr, dir, syncMode string) *node {
-	n := &node{bin: bin, addr: addr, dir: dir, syncMode: syncMode, log: &syncBuffer{}}
+	n := &node{bin: bin, addr: addr, dir: dir, syncMode: syncMode, log: &testproc.Buffer{}}
 	t.Cleanup(func() {
 		if err := n.kill(); err != nil {
 			t.Errorf("stop broker: %v", err)

@@ -1,7 +1,6 @@
 package meshfail_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/mesh"
+
+	"github.com/citymesh/citymesh/internal/testproc"
 )
 
 // The ports every node listens on, on all its addresses: each node has a
@@ -36,77 +37,11 @@ const (
 
 // The binary is built once for the whole package, into a directory that
 // TestMain removes.
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
-
 // TestMain removes the built binary after the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testproc.Cleanup()
 	os.Exit(code)
-}
-
-// citymeshBinary builds the real citymesh binary on first use and returns
-// its path. The module root comes from `go env GOMOD`.
-func citymeshBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		start := time.Now()
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %w", err)
-			return
-		}
-		gomod := strings.TrimSpace(string(out))
-		if gomod == "" || gomod == os.DevNull {
-			buildErr = fmt.Errorf("go env GOMOD gave %q: not inside the citymesh module", gomod)
-			return
-		}
-		if buildDir, err = os.MkdirTemp("", "citymesh-meshfail-"); err != nil {
-			buildErr = err
-			return
-		}
-		bin := filepath.Join(buildDir, "citymesh")
-		cmd := exec.Command("go", "build", "-o", bin, "github.com/citymesh/citymesh/cmd/citymesh")
-		cmd.Dir = filepath.Dir(gomod)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build citymesh: %w\n%s", err, out)
-			return
-		}
-		buildBin = bin
-		t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildBin
-}
-
-// syncBuffer collects the output of a node's runs; it is safe for
-// concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // nodeSpec is what a node's configuration says.
@@ -162,7 +97,7 @@ type node struct {
 	spec    nodeSpec
 	cfgPath string
 	dataDir string
-	log     *syncBuffer
+	log     *testproc.Buffer
 
 	mu      sync.Mutex
 	runs    int
@@ -178,8 +113,8 @@ type node struct {
 func startNode(ctx context.Context, t *testing.T, h *host, spec nodeSpec) *node {
 	t.Helper()
 	dir := t.TempDir()
-	n := &node{t: t, bin: citymeshBinary(t), h: h, spec: spec, cfgPath: filepath.Join(dir, "citymesh.yaml"),
-		dataDir: filepath.Join(dir, "data"), log: &syncBuffer{}}
+	n := &node{t: t, bin: testproc.Binary(t), h: h, spec: spec, cfgPath: filepath.Join(dir, "citymesh.yaml"),
+		dataDir: filepath.Join(dir, "data"), log: &testproc.Buffer{}}
 	if err := os.WriteFile(n.cfgPath, []byte(spec.yaml()), 0o600); err != nil {
 		t.Fatal(err)
 	}
