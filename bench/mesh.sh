@@ -297,23 +297,20 @@ if want throughput || want latency || want propagation || want sustained; then
         args=("${h[@]}" -pattern pairs -pub 10 -qos "$q" -size 64 -duration "${secs}s" -p "${mqtt[edge-a]}" -sub-p "${mqtt[core]}")
         [ "$v" = one-node ] && args=("${h[@]}" -pattern pairs -pub 10 -qos "$q" -size 64 -duration "${secs}s" -p "${mqtt[core]}")
         ok=0 bad=0 rate=5000
-        while :; do # double until a run falls behind, then bisect
+        # try_rate: one paced run at $rate; it moves ok or bad to it.
+        try_rate() {
           settle
           bench sustained "$v@$rate" "$q" 1 "${args[@]}" -rate "$rate"
           if [ -n "$last" ] && meshctl keptup "$last" "$rate"; then ok=$rate; else bad=$rate; fi
-          if [ "$bad" = 0 ]; then
-            rate=$((rate * 2))
-            [ "$rate" -gt 1000000 ] && break
-          else
-            break
-          fi
+        }
+        # Double until a run falls behind, then bisect.
+        while try_rate && [ "$bad" = 0 ] && [ $((rate * 2)) -le 1000000 ]; do
+          rate=$((rate * 2))
         done
         for _ in $(seq "$steps"); do
           [ "$bad" = 0 ] && break
           rate=$(((ok + bad) / 2))
-          settle
-          bench sustained "$v@$rate" "$q" 1 "${args[@]}" -rate "$rate"
-          if [ -n "$last" ] && meshctl keptup "$last" "$rate"; then ok=$rate; else bad=$rate; fi
+          try_rate
         done
         echo "{\"scenario\":\"sustained-max\",\"variant\":\"$v\",\"qos\":$q,\"round\":1,\"result\":{\"rate\":$ok,\"failed_at\":$bad}}" >>"$results"
       done

@@ -215,12 +215,11 @@ func (j *journal) putLinkSeq(id string, seq uint64, urgent bool) uint64 {
 // forgets its pending link sequence number, which would otherwise outlive
 // it. It returns the generation of the deletion.
 func (j *journal) deleteSession(id string) uint64 {
-	j.mu.Lock()
-	j.cur.DeleteSession(id)
-	delete(j.linkSeqs, id)
-	gen := j.gen
-	j.mu.Unlock()
-	j.poke()
+	gen, _ := j.write(func(b *store.Batch) error {
+		b.DeleteSession(id)
+		delete(j.linkSeqs, id) // write calls this with j.mu held
+		return nil
+	})
 	return gen
 }
 
