@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -85,7 +86,7 @@ type conn struct {
 	writing    bool
 	dead       bool // a write failed or the connection was closed
 	detached   bool // no longer the session's outlet
-	closeAfter bool // close the socket once ctrl is written
+	closeAfter bool // the server ends the connection: write ctrl, then half-close (see endLocked)
 	ctrlq      []ctrl
 	acks       []pendingAck // acknowledgements waiting for the store, in order
 	wreg       waitReg      // guarded by the journal's mutex
@@ -94,6 +95,11 @@ type conn struct {
 	ctrlSpare  []ctrl
 	outAliases map[string]uint16
 	lastWrite  time.Time // when the write deadline was last moved
+
+	// ending is set with closeAfter: what the client sends from then on is
+	// read and discarded, never handled.
+	ending atomic.Bool
+	said   bool // writer only: the final DISCONNECT is written; nothing may follow it [MQTT-3.14.4-1]
 
 	closeOnce sync.Once
 }
@@ -149,6 +155,56 @@ func (c *conn) closeSocket() {
 		c.b.poller.unpark(c)
 		c.nc.Close()
 	})
+}
+
+// lingerTime bounds how long a connection that the server ends on purpose
+// stays open after its final packet: long enough for the client to read it
+// and close, short enough that a client that does not costs little.
+const lingerTime = time.Second
+
+// halfClose shuts down the write side of the connection: the client reads
+// everything written so far, then end of file. Closing the socket outright
+// while the client's unread bytes are still in its receive buffer makes the
+// kernel answer with RST, which destroys the final packet in flight (the
+// client sees a connection reset instead of DISCONNECT or CONNACK).
+func halfClose(nc net.Conn) {
+	switch x := nc.(type) {
+	case *tls.Conn:
+		x.CloseWrite() // close_notify
+		halfClose(x.NetConn())
+	case interface{ CloseWrite() error }:
+		x.CloseWrite()
+	}
+}
+
+// drain reads and discards what the client still sends, until it closes the
+// connection or lingerTime has passed.
+func (c *conn) drain() {
+	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, c.nc)
+}
+
+// endLocked ends the connection on the server's initiative: DISCONNECT with
+// code and reason (MQTT 5 only, and only when send is set) is the last
+// packet written, after what is queued already; the writer then half-closes
+// the connection, and what the client sends from now on is discarded. The
+// socket is closed once the client has closed its side, or after
+// 2 × lingerTime at the latest. Called with s.mu held.
+func (c *conn) endLocked(code mqtt.ReasonCode, reason string, send bool) {
+	if c.closeAfter {
+		return // ending already: one DISCONNECT at most
+	}
+	if send && c.version >= mqtt.V5 && !c.dead {
+		d := &mqtt.Disconnect{ReasonCode: code}
+		if reason != "" && len(reason) < 256 {
+			d.Props.ReasonString = reason
+		}
+		c.ctrlq = append(c.ctrlq, ctrl{pkt: d})
+	}
+	c.closeAfter = true
+	c.ending.Store(true)
+	c.wakeLocked()
+	time.AfterFunc(2*lingerTime, c.closeSocket)
 }
 
 // idleAfter is how long a connection may be silent before it is parked.
@@ -232,6 +288,9 @@ func (c *conn) readLoop(first bool) {
 			break
 		}
 		c.lastPacket = c.b.now()
+		if c.ending.Load() {
+			continue // the server has ended the connection: discarded
+		}
 		if err := c.handle(pkt); err != nil {
 			c.protocolFailure(err)
 			break
@@ -292,6 +351,8 @@ func (c *conn) readFailed(err error) {
 	c.endErr = err
 	var me *mqtt.Error
 	switch {
+	case c.ending.Load():
+		// The server ended the connection; the client closed, or lingered.
 	case errors.As(err, &me):
 		c.protocolFailure(me)
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -319,8 +380,8 @@ func (c *conn) protocolFailure(err error) {
 	c.sendDisconnect(code, err.Error())
 }
 
-// sendDisconnect queues a DISCONNECT (MQTT 5 only) and asks the writer to close
-// the socket after it.
+// sendDisconnect ends the connection with a DISCONNECT (MQTT 5 only; see
+// endLocked).
 func (c *conn) sendDisconnect(code mqtt.ReasonCode, reason string) {
 	s := c.s
 	if s == nil {
@@ -328,15 +389,7 @@ func (c *conn) sendDisconnect(code mqtt.ReasonCode, reason string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.version >= mqtt.V5 && !c.dead {
-		d := &mqtt.Disconnect{ReasonCode: code}
-		if reason != "" && len(reason) < 256 {
-			d.Props.ReasonString = reason
-		}
-		c.ctrlq = append(c.ctrlq, ctrl{pkt: d})
-	}
-	c.closeAfter = true
-	c.wakeLocked()
+	c.endLocked(code, reason, true)
 }
 
 // refuse writes a CONNACK that refuses the connection, synchronously, before
@@ -359,7 +412,12 @@ func (c *conn) refuseWith(version byte, code mqtt.ReasonCode, why string) {
 		return
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	c.nc.Write(buf)
+	if _, err := c.nc.Write(buf); err != nil {
+		return
+	}
+	// The client reads the CONNACK before the connection closes.
+	halfClose(c.nc)
+	c.drain()
 }
 
 // cleanup runs when the reader goroutine ends.
@@ -377,17 +435,24 @@ func (c *conn) cleanup() {
 		return
 	}
 	b.detach(c)
-	// Let the writer finish a final DISCONNECT, but never wait long.
 	s := c.s
 	s.mu.Lock()
 	pending := c.writing
+	ending := c.closeAfter
 	if !pending {
 		c.dead = true
 	}
 	s.mu.Unlock()
-	if pending {
+	switch {
+	case ending:
+		// The server ended the connection: the writer sends the final
+		// packet and half-closes, the client reads it and closes.
+		c.drain()
+		c.closeSocket()
+	case pending:
+		// Let the writer finish what it has, but never wait long.
 		time.AfterFunc(time.Second, c.closeSocket)
-	} else {
+	default:
 		c.closeSocket()
 	}
 }
@@ -584,7 +649,7 @@ func (c *conn) checkedAck(k ctrl, ticket uint64) ctrl {
 		k.code = mqtt.UnspecifiedError
 		return k
 	}
-	c.closeAfter = true
+	c.endLocked(0, "", false)
 	return ctrl{} // nothing is written; the connection closes
 }
 
@@ -964,14 +1029,7 @@ func (c *conn) wakeLocked() {
 // connection [MQTT-3.1.4-3].
 func (c *conn) detach(reason mqtt.ReasonCode) {
 	c.detached = true
-	if c.version >= mqtt.V5 && !c.dead {
-		c.ctrlq = append(c.ctrlq, ctrl{pkt: &mqtt.Disconnect{ReasonCode: reason}})
-	}
-	c.closeAfter = true
-	if !c.writing && !c.dead {
-		c.wakeLocked()
-	}
-	time.AfterFunc(time.Second, c.closeSocket)
+	c.endLocked(reason, "", true)
 }
 
 // writeLoop writes queued control packets and deliveries until there is
@@ -987,7 +1045,7 @@ func (c *conn) writeLoop() {
 		c.ctrlq = c.ctrlSpare[:0]
 		c.ctrlSpare = nil
 		batch := w.batch[:0]
-		if !c.detached && s.out == outlet(c) {
+		if !c.detached && !c.closeAfter && s.out == outlet(c) {
 			batch = s.take(batch, cap(w.batch), c.recvMax, c.maxOut, c.version, c.b.now())
 		}
 		if len(ctrls) == 0 && len(batch) == 0 && !pagedEmpty && s.pageWanted() {
@@ -1023,7 +1081,7 @@ func (c *conn) writeLoop() {
 			w.pub = mqtt.Publish{}
 			writerPool.Put(w)
 			if closeNow {
-				c.closeSocket()
+				halfClose(c.nc) // the reader closes the socket when the client has
 			}
 			return
 		}
@@ -1063,6 +1121,9 @@ func (c *conn) writeFailed(err error) {
 
 func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {
 	var err error
+	if c.said {
+		return nil // the final DISCONNECT is written
+	}
 	for i := range ctrls {
 		k := &ctrls[i]
 		if k.pkt == nil && k.kind == 0 {
@@ -1080,6 +1141,10 @@ func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {
 		}
 		if _, err := w.bw.Write(w.scratch); err != nil {
 			return err
+		}
+		if _, ok := k.pkt.(*mqtt.Disconnect); ok {
+			c.said = true // nothing may follow it [MQTT-3.14.4-1]
+			return nil
 		}
 	}
 	if len(batch) == 0 {
@@ -1197,11 +1262,6 @@ func (c *conn) shutdown(s *session, code mqtt.ReasonCode) {
 		return
 	}
 	s.mu.Lock()
-	if c.version >= mqtt.V5 && !c.dead && !c.detached {
-		c.ctrlq = append(c.ctrlq, ctrl{pkt: &mqtt.Disconnect{ReasonCode: code}})
-	}
-	c.closeAfter = true
-	c.wakeLocked()
+	c.endLocked(code, "", !c.detached)
 	s.mu.Unlock()
-	time.AfterFunc(time.Second, c.closeSocket)
 }

@@ -668,11 +668,6 @@ func (l *Link) Disconnect(code mqtt.ReasonCode) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.out.(*conn); ok {
-		if !c.dead {
-			c.ctrlq = append(c.ctrlq, ctrl{pkt: &mqtt.Disconnect{ReasonCode: code}})
-		}
-		c.closeAfter = true
-		c.wakeLocked()
-		time.AfterFunc(time.Second, c.closeSocket)
+		c.endLocked(code, "", true)
 	}
 }

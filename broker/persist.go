@@ -162,7 +162,11 @@ func (b *Broker) persistSession(s *session) uint64 {
 	if s.ended {
 		return 0
 	}
-	if s.expiry == 0 {
+	// A durable session resumed with expiry 0 keeps its stored queue until
+	// its client has taken it: the new interval applies only when this
+	// connection ends (MQTT 5.0 §3.1.2.11.2). Its record says expiry 0, so a
+	// restart drops it as the end of the connection would.
+	if s.expiry == 0 && !s.persist {
 		if !s.stored {
 			return 0
 		}
