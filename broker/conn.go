@@ -84,6 +84,7 @@ type conn struct {
 
 	// Guarded by s.mu (the session's mutex).
 	writing    bool
+	rewake     bool // woken while writing: look at the session again before going idle
 	dead       bool // a write failed or the connection was closed
 	detached   bool // no longer the session's outlet
 	closeAfter bool // the server ends the connection: write ctrl, then half-close (see endLocked)
@@ -1018,7 +1019,13 @@ func (c *conn) handleDisconnect(p *mqtt.Disconnect) error {
 func (c *conn) wake() { c.wakeLocked() }
 
 func (c *conn) wakeLocked() {
-	if c.writing || c.dead {
+	if c.dead {
+		return
+	}
+	if c.writing {
+		// The writer may have looked already (paging from the store, say,
+		// with the mutex released): it must look again before it stops.
+		c.rewake = true
 		return
 	}
 	c.writing = true
@@ -1041,6 +1048,10 @@ func (c *conn) writeLoop() {
 	pagedEmpty := false // the last page read found nothing new
 	for {
 		s.mu.Lock()
+		if c.rewake {
+			c.rewake = false
+			pagedEmpty = false // what woke it may be in the store only
+		}
 		ctrls := c.ctrlq
 		c.ctrlq = c.ctrlSpare[:0]
 		c.ctrlSpare = nil

@@ -3,6 +3,8 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,5 +138,117 @@ func TestJournalLinkSeq(t *testing.T) {
 	j.close()
 	if got := stored(st); got["link-a"] != 101 {
 		t.Fatalf("after close: link-a stored %d, want 101", got["link-a"])
+	}
+}
+
+// hookEngine holds commits back while the test holds applying, and runs
+// afterScan (once) when a scan has read what the store held.
+type hookEngine struct {
+	store.Engine
+	applying  sync.Mutex
+	afterScan atomic.Pointer[func()]
+}
+
+func (e *hookEngine) Apply(b *store.Batch, durable bool) error {
+	e.applying.Lock()
+	defer e.applying.Unlock()
+	return e.Engine.Apply(b, durable)
+}
+
+func (e *hookEngine) Scan(lower, upper []byte, fn func(key, value []byte) error) error {
+	err := e.Engine.Scan(lower, upper, fn)
+	if f := e.afterScan.Swap(nil); f != nil {
+		(*f)()
+	}
+	return err
+}
+
+// TestPageInSeesCommitDuringRead checks that an online session whose newest
+// entries are committed while it reads its queue from the store, after the
+// read missed them, reads them later: pageIn asks to be called again, or the
+// journal wakes the session. It used to do neither: the entries stayed in
+// the store while the client was connected, until another message came.
+func TestPageInSeesCommitDuringRead(t *testing.T) {
+	e := &hookEngine{Engine: store.NewMemoryEngine()}
+	st, err := store.Open(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(Options{Store: st, SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer b.Close()
+	s := newSession(b, "reader")
+	s.expiry, s.persist = 3600, true
+	b.mu.Lock()
+	b.sessions[s.id] = s
+	b.mu.Unlock()
+	b.index.Subscribe("m/#", s, subOptions{qos: 1})
+	out := &stubOutlet{}
+	s.mu.Lock()
+	s.attachLocked(out)
+	s.mu.Unlock()
+
+	// Fill the session's page in memory, then one more, which spills.
+	publish := func(i int) {
+		if r := b.publish(&Message{Topic: "m/1", QoS: 1, Payload: fmt.Appendf(nil, "%06d", i)}); r.queued != 1 {
+			t.Fatalf("message %d not queued: %+v", i, r)
+		}
+	}
+	for i := range pageMessages {
+		publish(i)
+	}
+	waitDurable := func() {
+		deadline := time.Now().Add(5 * time.Second)
+		s.mu.Lock()
+		last := s.lastTicket
+		s.mu.Unlock()
+		for !b.journal.isDurable(last) {
+			if time.Now().After(deadline) {
+				t.Fatal("the journal did not commit")
+			}
+			b.journal.poke()
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitDurable()
+	e.applying.Lock() // the next entry is written but not committed
+	publish(pageMessages)
+	s.mu.Lock()
+	spilled := s.spilled
+	s.take(nil, 1<<20, 1<<16-1, 0, mqtt.V5, time.Now()) // the client takes the page
+	wakes := out.wakes
+	s.mu.Unlock()
+	if !spilled {
+		t.Fatal("the session did not spill")
+	}
+	// The read misses the entry; the commit lands before pageIn looks at
+	// the journal.
+	release := func() {
+		e.applying.Unlock()
+		waitDurable()
+	}
+	e.afterScan.Store(&release)
+	again := s.pageIn()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for !again {
+		s.mu.Lock()
+		woken := out.wakes > wakes
+		s.mu.Unlock()
+		if woken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pageIn neither asked to read again nor was the session woken: the entry stays in the store")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !s.pageIn() {
+		t.Fatal("the next pageIn read nothing")
+	}
+	s.mu.Lock()
+	n := s.queue.n
+	s.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d deliveries in memory after the read, want 1", n)
 	}
 }

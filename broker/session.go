@@ -312,8 +312,8 @@ func (s *session) take(out []delivery, n, window int, maxSize uint32, version by
 	for len(s.resend) > 0 && len(out) < n {
 		id := s.resend[0]
 		d, ok := s.inflight[id]
-		if ok && d.ticket > durable {
-			return out
+		if ok && d.ticket > durable && s.b.journal.await(s, d.ticket) {
+			return out // the journal wakes the session when it is durable
 		}
 		s.resend = s.resend[1:]
 		if ok {
@@ -326,12 +326,13 @@ func (s *session) take(out []delivery, n, window int, maxSize uint32, version by
 	s.resend = nil
 	for s.queue.n > 0 && len(out) < n {
 		d := s.queue.front()
-		if d.ticket > durable && d.qos == 2 {
+		if d.ticket > durable && d.qos == 2 && s.b.journal.await(s, d.ticket) {
 			// A QoS 2 message goes out only once it is in the store: a
 			// receiver holding one the broker could still forget would get
 			// it again after a crash. A QoS 1 message may go at once: if a
 			// crash loses it, its publisher, still without PUBACK, sends it
-			// again, and QoS 1 allows the duplicate.
+			// again, and QoS 1 allows the duplicate. The journal wakes the
+			// session when it is durable.
 			break
 		}
 		if d.qos > 0 {
@@ -569,9 +570,10 @@ func (s *session) pageWanted() bool {
 }
 
 // pageIn reads the next page of a spilled session's queue from the store
-// into memory, and reports whether it added anything. It must be called
-// without s.mu held. Entries not yet committed are read on a later call: the
-// journal wakes the session when they are.
+// into memory. It reports whether the caller should take from the queue and
+// page again: it added something, or entries were committed while it read.
+// Entries not yet committed are read on a later call: the journal wakes the
+// session when they are. It must be called without s.mu held.
 func (s *session) pageIn() bool {
 	b := s.b
 	s.mu.Lock()
@@ -583,6 +585,9 @@ func (s *session) pageIn() bool {
 	pn, _ := s.page()
 	from, want, last := s.diskNext, pn-s.queue.n, s.lastTicket
 	s.mu.Unlock()
+	// Whether every entry written so far was committed before the read:
+	// if so, the read sees all of them.
+	committed := b.journal.isDurable(last)
 
 	entries, next, err := b.opts.Store.Queue(nil, s.id, from, want)
 	if err != nil {
@@ -613,10 +618,22 @@ func (s *session) pageIn() bool {
 		s.queue.push(d, now)
 	}
 	s.diskNext = max(next, from)
-	if s.diskNext > s.seq {
+	switch {
+	case s.diskNext > s.seq:
 		s.spilled = false // caught up: new entries stay in memory again
-	} else if len(entries) == 0 {
-		b.journal.await(s, last) // the rest is still being committed
+	case len(entries) > 0:
+	case committed && s.lastTicket == last:
+		// Everything written was committed before the read and nothing
+		// is left from diskNext on: the entries there were removed.
+		s.spilled = false
+		s.diskNext = s.seq + 1
+	case !committed && b.journal.await(s, last):
+		// The rest is still being committed; the journal wakes the
+		// session when it is.
+	default:
+		// Committed (or written anew) while the read ran: read again. No
+		// wake-up would come for it.
+		return true
 	}
 	return len(entries) > 0
 }
