@@ -200,14 +200,22 @@ type Broker struct {
 	shareMu sync.Mutex
 	shareRR map[string]*atomic.Uint32 // shared subscription filter → round-robin counter
 
-	journal   *journal      // group commit to the store; nil without a store
-	guard     *guard        // per-address connection limits
-	links     linkTable     // mesh links by peer
-	interest  interestTable // local subscriptions by filter, for the mesh
-	poller    *poller       // parks idle connections; nil where unsupported
-	matchPool sync.Pool     // *[]subEntry scratch for routing
-	wg        sync.WaitGroup
+	journal   *journal       // group commit to the store; nil without a store
+	guard     *guard         // per-address connection limits
+	links     linkTable      // mesh links by peer
+	interest  interestTable  // local subscriptions by filter, for the mesh
+	poller    *poller        // parks idle connections; nil where unsupported
+	matchPool sync.Pool      // *[]subEntry scratch for routing
+	wg        sync.WaitGroup // readers, the poller, the clock and $SYS loops
 	done      chan struct{}
+
+	// Work that may start while the broker shuts down (writers sending a
+	// final DISCONNECT, in-process deliveries, timers' work) runs through
+	// background; Close waits for it after the readers, and from then on
+	// none starts.
+	bgMu   sync.Mutex
+	bgDone bool
+	bg     sync.WaitGroup
 
 	// clock is the time in Unix nanoseconds, refreshed every clockTick. The
 	// message path reads it instead of calling time.Now, which is a system
@@ -339,8 +347,38 @@ func (b *Broker) isClosed() bool {
 	return b.closed
 }
 
+// background runs f on a new goroutine that Close waits for, and reports
+// whether it did: once Close has waited for the readers, nothing new starts.
+func (b *Broker) background(f func()) bool {
+	b.bgMu.Lock()
+	defer b.bgMu.Unlock()
+	if b.bgDone {
+		return false
+	}
+	b.bg.Go(f)
+	return true
+}
+
+// tracked returns f wrapped for a timer: it runs as background work that
+// Close waits for, or not at all once Close has waited for the readers.
+func (b *Broker) tracked(f func()) func() {
+	return func() {
+		b.bgMu.Lock()
+		if b.bgDone {
+			b.bgMu.Unlock()
+			return
+		}
+		b.bg.Add(1)
+		b.bgMu.Unlock()
+		defer b.bg.Done()
+		f()
+	}
+}
+
 // Close stops the listeners, disconnects every client with Server shutting
-// down [MQTT-4.13], and waits for their goroutines to end.
+// down [MQTT-4.13], and waits for every goroutine it started to end: the
+// connections' readers and writers, in-process deliveries, timers' work.
+// After Close the broker writes nothing more to its store.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -366,6 +404,21 @@ func (b *Broker) Close() error {
 		p.c.shutdown(p.s, mqtt.ServerShuttingDown)
 	}
 	b.wg.Wait()
+	// The readers are gone; a writer may still be blocked on a client that
+	// does not read.
+	b.mu.Lock()
+	open := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		open = append(open, c)
+	}
+	b.mu.Unlock()
+	for _, c := range open {
+		c.closeSocket()
+	}
+	b.bgMu.Lock()
+	b.bgDone = true
+	b.bgMu.Unlock()
+	b.bg.Wait()
 	if b.journal != nil {
 		b.journal.close() // commits what the connections wrote last
 	}

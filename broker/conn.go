@@ -155,6 +155,10 @@ func (c *conn) closeSocket() {
 	c.closeOnce.Do(func() {
 		c.b.poller.unpark(c)
 		c.nc.Close()
+		b := c.b
+		b.mu.Lock()
+		delete(b.conns, c) // the broker holds it until the socket is closed
+		b.mu.Unlock()
 	})
 }
 
@@ -205,7 +209,7 @@ func (c *conn) endLocked(code mqtt.ReasonCode, reason string, send bool) {
 	c.closeAfter = true
 	c.ending.Store(true)
 	c.wakeLocked()
-	time.AfterFunc(2*lingerTime, c.closeSocket)
+	time.AfterFunc(2*lingerTime, c.b.tracked(c.closeSocket))
 }
 
 // idleAfter is how long a connection may be silent before it is parked.
@@ -424,9 +428,6 @@ func (c *conn) refuseWith(version byte, code mqtt.ReasonCode, why string) {
 // cleanup runs when the reader goroutine ends.
 func (c *conn) cleanup() {
 	b := c.b
-	b.mu.Lock()
-	delete(b.conns, c)
-	b.mu.Unlock()
 	b.stats.disconnects.Add(1)
 	if c.admitted {
 		b.guard.release(c.addrKey)
@@ -452,7 +453,7 @@ func (c *conn) cleanup() {
 		c.closeSocket()
 	case pending:
 		// Let the writer finish what it has, but never wait long.
-		time.AfterFunc(time.Second, c.closeSocket)
+		time.AfterFunc(time.Second, b.tracked(c.closeSocket))
 	default:
 		c.closeSocket()
 	}
@@ -1029,7 +1030,9 @@ func (c *conn) wakeLocked() {
 		return
 	}
 	c.writing = true
-	go c.writeLoop()
+	if !c.b.background(c.writeLoop) {
+		c.writing = false // the broker has shut down
+	}
 }
 
 // detach implements outlet: the session has been taken over by another

@@ -129,13 +129,13 @@ func (b *Broker) detach(c *conn) {
 			} else {
 				wait := time.Duration(min(delay, expiry)) * time.Second
 				pw := &pendingWill{msg: w}
-				pw.timer = time.AfterFunc(wait, func() { b.fireWill(s, pw) })
+				pw.timer = time.AfterFunc(wait, b.tracked(func() { b.fireWill(s, pw) }))
 				s.will = pw
 				willDue = s.offline.Add(wait)
 			}
 		}
 		if expiry != NeverExpire {
-			s.timer = time.AfterFunc(time.Duration(expiry)*time.Second, func() { b.expireSession(s) })
+			s.timer = time.AfterFunc(time.Duration(expiry)*time.Second, b.tracked(func() { b.expireSession(s) }))
 		}
 		s.mu.Unlock()
 	} else {

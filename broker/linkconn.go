@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/citymesh/citymesh/mqtt"
@@ -122,8 +123,10 @@ func (l *Link) Serve(nc net.Conn, connect *mqtt.Connect, subscribe ...mqtt.Subsc
 	}
 	defer b.wg.Done()
 	stop := make(chan struct{})
+	var pinger sync.WaitGroup
+	defer pinger.Wait()
 	if c.keepAlive > 0 {
-		go func() { // keep alive from the client's side [MQTT-3.1.2-23]
+		pinger.Go(func() { // keep alive from the client's side [MQTT-3.1.2-23]
 			t := time.NewTicker(c.keepAlive / 2)
 			defer t.Stop()
 			for {
@@ -134,7 +137,7 @@ func (l *Link) Serve(nc net.Conn, connect *mqtt.Connect, subscribe ...mqtt.Subsc
 					c.sendCtrl(ctrl{pkt: &mqtt.Pingreq{}})
 				}
 			}
-		}()
+		})
 	}
 	c.readLoop(false)
 	close(stop)

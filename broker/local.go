@@ -167,7 +167,9 @@ func (l *Local) wake() {
 		return
 	}
 	l.running = true
-	go l.drain()
+	if !l.b.background(l.drain) {
+		l.running = false // the broker has shut down
+	}
 }
 
 // detach implements outlet; a Local client's identifier is never reused while

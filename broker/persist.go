@@ -82,7 +82,7 @@ func (b *Broker) load() {
 			}
 		}
 		if rec.Expiry != NeverExpire {
-			s.timer = time.AfterFunc(left, func() { b.expireSession(s) })
+			s.timer = time.AfterFunc(left, b.tracked(func() { b.expireSession(s) }))
 		}
 		if role := storedLinkRole(&rec.Session); role != 0 && strings.HasPrefix(rec.ClientID, LinkSessionPrefix) {
 			// A mesh link's session: its link comes back with it, so that
@@ -134,7 +134,7 @@ func (b *Broker) restoreWills(wills []store.Will, now time.Time) {
 		}
 		pw := &pendingWill{msg: msg}
 		s.will = pw
-		pw.timer = time.AfterFunc(due.Sub(now), func() { b.fireWill(s, pw) })
+		pw.timer = time.AfterFunc(due.Sub(now), b.tracked(func() { b.fireWill(s, pw) }))
 		if w.At.IsZero() {
 			b.keepWill(w.ClientID, msg, w.Delay, due)
 		}
