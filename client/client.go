@@ -1,6 +1,8 @@
 // Package client is a small, fast MQTT 3.1.1 and 5.0 client built on package
-// mqtt. The citymesh command line tools (pub, sub, bench) use it, and so does
-// the remote implementation of the service bus.
+// mqtt. The citymesh command line tools (pub, sub and bench, its backlog
+// mode included) use it. The remote implementation of the service bus
+// (bus.Remote) does not: it uses Eclipse Paho's autopaho, which reconnects
+// and resubscribes on its own.
 //
 // A Client pipelines QoS 1 and 2 publishes up to the server's Receive
 // Maximum and batches its writes: packets are encoded straight into a
