@@ -72,9 +72,9 @@ func TestFuzzScript(t *testing.T) {
 			corpus := filepath.Join(root, "pkg", "testdata", "fuzz", "FuzzX")
 			for path, content := range map[string]string{
 				filepath.Join(root, "pkg", "x_test.go"): "package pkg\n\nimport \"testing\"\n\nfunc FuzzX(f *testing.F) {}\n",
-				filepath.Join(corpus, "seed"):          "go test fuzz v1\n[]byte(\"\")\n",
-				filepath.Join(state, "plan"):           tc.plan + "\n",
-				filepath.Join(state, "rerun"):          tc.rerun,
+				filepath.Join(corpus, "seed"):           "go test fuzz v1\n[]byte(\"\")\n",
+				filepath.Join(state, "plan"):            tc.plan + "\n",
+				filepath.Join(state, "rerun"):           tc.rerun,
 			} {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
