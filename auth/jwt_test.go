@@ -356,6 +356,18 @@ func TestJWTVerify(t *testing.T) {
 			wantErr: ErrNoCredentials},
 		{name: "header without alg", token: base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT"}`)) + "." + parts[1] + "." + parts[2],
 			wantErr: ErrNoCredentials},
+		{name: "header null", token: base64.RawURLEncoding.EncodeToString([]byte(`null`)) + "." + parts[1] + "." + parts[2],
+			wantErr: ErrNoCredentials},
+		{name: "header not JSON", token: base64.RawURLEncoding.EncodeToString([]byte(`alg=HS256`)) + "." + parts[1] + "." + parts[2],
+			wantErr: ErrNoCredentials},
+		{name: "signature not base64url", token: parts[0] + "." + parts[1] + ".a+b",
+			wantErr: ErrNoCredentials},
+		{name: "claims not base64", token: parts[0] + ".@@@." + parts[2],
+			wantErr: ErrNoCredentials},
+		{name: "claims base64url but not base64 of anything", token: parts[0] + ".a." + parts[2],
+			wantErr: ErrBadCredentials, wantMsg: "malformed token"},
+		{name: "alg unknown to the jwt package", token: base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"XS999"}`)) + "." + parts[1] + "." + parts[2],
+			wantErr: ErrBadCredentials, wantMsg: `algorithm "XS999" is not accepted`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,9 +3,14 @@
 // subscriptions and the subscription index. It knows nothing of cities; it
 // moves messages.
 //
-// Lock order, outermost first: Broker.mu, then session.mu. The subscription
-// index, the retained store and the shared-group counters have their own locks
-// and are never held while another lock is taken.
+// Lock order, outermost first: linkTable.mu (Broker.links, the mesh link
+// table), then Broker.mu, then session.mu, then journal.mu. Broker.Link holds
+// linkTable.mu while it takes Broker.mu and session.mu and while it stores
+// the link's session; nothing takes linkTable.mu while holding another of
+// these locks (Links and Forget take it alone, and the mesh's LinkUp and
+// LinkDown hooks run with no broker lock held). The subscription index, the
+// retained store and the shared-group counters have their own locks and are
+// never held while another lock is taken.
 package broker
 
 import (

@@ -25,11 +25,13 @@ type Limits struct {
 	// 0x9F Connection rate exceeded (3.1.1: 3). Default 0: no limit.
 	ConnectRate  float64
 	ConnectBurst int
-	// LoginFailures is how many failed logins from one address are
-	// forgiven before it must wait: after that, each failure doubles the
-	// wait, from one second up to MaxLoginBackoff, and connections from the
-	// address are refused with 0x9F until it has passed. A success forgives
-	// everything. Default 3; negative disables the back-off.
+	// LoginFailures is how many failed logins in a row from one address
+	// make it wait: the LoginFailures-th failure starts a wait of one
+	// second, each further failure doubles it up to MaxLoginBackoff, and
+	// connections from the address are refused with 0x9F until it has
+	// passed. With the default of 3, the fourth attempt within a second of
+	// the third failure is refused. A success forgives everything.
+	// Negative disables the back-off.
 	LoginFailures   int
 	MaxLoginBackoff time.Duration // default 1 minute
 	// PublishRate is how many PUBLISH packets per second one client may
@@ -172,7 +174,7 @@ func (g *guard) release(key string) {
 }
 
 // loginFailed records a failed login from key and starts or lengthens its
-// back-off once the forgiven failures are used up.
+// back-off from the LoginFailures-th failure on.
 func (g *guard) loginFailed(key string, now time.Time) {
 	if g.limits.LoginFailures < 0 {
 		return
@@ -181,7 +183,7 @@ func (g *guard) loginFailed(key string, now time.Time) {
 	defer g.mu.Unlock()
 	st := g.state(key, now)
 	st.failures++
-	if st.failures <= g.limits.LoginFailures {
+	if st.failures < g.limits.LoginFailures {
 		return
 	}
 	st.backoff = min(max(2*st.backoff, time.Second), g.limits.MaxLoginBackoff)

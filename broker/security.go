@@ -154,7 +154,7 @@ func (c *conn) maySubscribe(filter string) bool {
 // receive a message published to internal topic t, and returns the topic as
 // the client sees it.
 func (c *conn) mayReceive(t string) (string, bool) {
-	if c.mount != "" {
+	if c.mount != "" && !(isSys(t) && c.admin()) {
 		if !hasPrefix(t, c.mount) {
 			return "", false // outside the tenant's namespace: never
 		}
@@ -195,16 +195,29 @@ func (c *conn) deny(a auth.Action, t string) {
 }
 
 // mountFilter returns the broker's filter for a client's subscription
-// filter f: inside the tenant's namespace, $share/ kept in front.
+// filter f: inside the tenant's namespace, $share/ kept in front. An
+// administrator's $SYS/ filters stay as they are: $SYS/ is the broker's,
+// not a tenant's, and administrators see it whatever their tenant.
 func (c *conn) mountFilter(f string) string {
 	if c.mount == "" {
 		return f
 	}
-	if group, inner, ok := topic.ParseShared(f); ok {
+	group, inner, shared := topic.ParseShared(f)
+	if !shared {
+		inner = f
+	}
+	if isSys(inner) && c.admin() {
+		return f
+	}
+	if shared {
 		return "$share/" + group + "/" + c.mount + inner
 	}
 	return c.mount + f
 }
+
+// isSys reports whether a topic name or filter is in the broker's own
+// $SYS/ namespace.
+func isSys(t string) bool { return t == "$SYS" || hasPrefix(t, "$SYS/") }
 
 // throttle pauses the reader while the client is over its publish limits.
 func (c *conn) throttle(payload int) {

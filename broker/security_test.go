@@ -72,7 +72,10 @@ func login(t *testing.T, addr, id, user, password string, version byte) (*raw, m
 
 func TestAuthenticationRefusals(t *testing.T) {
 	users := fakeAuth{"meter-7": {password: "s3cret"}, "banned": {password: "x", banned: true}}
-	_, addr := startBroker(t, broker.Options{Authenticator: &auth.Chain{Backends: []auth.Authenticator{users}}})
+	// Three wrong passwords in a row would start the login back-off
+	// (TestLoginBackoff); this test is about the codes alone.
+	_, addr := startBroker(t, broker.Options{Authenticator: &auth.Chain{Backends: []auth.Authenticator{users}},
+		Limits: broker.Limits{LoginFailures: -1}})
 	tests := []struct {
 		name, user, password string
 		version              byte
@@ -97,38 +100,54 @@ func TestAuthenticationRefusals(t *testing.T) {
 	}
 }
 
+// TestLoginBackoff counts attempts: with login_failures_before_backoff N,
+// the first N attempts with a wrong password are answered 0x86, and the
+// N+1-th, even with the right password, is refused 0x9F until the first
+// back-off of one second has passed (docs/security.md).
 func TestLoginBackoff(t *testing.T) {
-	var audit bytes.Buffer
-	var mu sync.Mutex
-	b, addr := startBroker(t, broker.Options{
-		Authenticator: &auth.Chain{Backends: []auth.Authenticator{fakeAuth{"u": {password: "p"}}}},
-		Limits:        broker.Limits{LoginFailures: 2, MaxLoginBackoff: 2 * time.Second},
-		Audit:         slog.New(slog.NewJSONHandler(lockedWriter{&mu, &audit}, nil)),
-	})
-	for i := range 2 { // forgiven
-		if _, code := login(t, addr, "c", "u", "wrong", mqtt.V5); code != mqtt.BadUserNameOrPassword {
-			t.Fatalf("failure %d: %#x", i, code)
-		}
+	tests := []struct {
+		name     string
+		failures int // Limits.LoginFailures; 0 takes the default
+		want     int // failures answered 0x86 before the back-off
+	}{
+		{"default", 0, 3},
+		{"one", 1, 1},
+		{"five", 5, 5},
 	}
-	if _, code := login(t, addr, "c", "u", "wrong", mqtt.V5); code != mqtt.BadUserNameOrPassword {
-		t.Fatalf("third failure: %#x", code)
-	}
-	// Now the address waits, even with the right password.
-	if _, code := login(t, addr, "c", "u", "p", mqtt.V5); code != mqtt.ConnectionRateExceeded {
-		t.Fatalf("during the back-off: %#x, want 0x9F", code)
-	}
-	time.Sleep(1100 * time.Millisecond) // the first back-off is one second
-	if _, code := login(t, addr, "c", "u", "p", mqtt.V5); code != mqtt.Success {
-		t.Fatalf("after the back-off: %#x", code)
-	}
-	st := b.Stats()
-	if st.Refused["bad_credentials"] != 3 || st.Refused["login_backoff"] != 1 {
-		t.Fatalf("refusals counted %v", st.Refused)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(audit.String(), `"reason":"login_backoff"`) || !strings.Contains(audit.String(), `"msg":"connect","client":"c","user":"u"`) {
-		t.Fatalf("audit log:\n%s", audit.String())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var audit bytes.Buffer
+			var mu sync.Mutex
+			b, addr := startBroker(t, broker.Options{
+				Authenticator: &auth.Chain{Backends: []auth.Authenticator{fakeAuth{"u": {password: "p"}}}},
+				Limits:        broker.Limits{LoginFailures: tc.failures, MaxLoginBackoff: 2 * time.Second},
+				Audit:         slog.New(slog.NewJSONHandler(lockedWriter{&mu, &audit}, nil)),
+			})
+			for i := range tc.want {
+				if _, code := login(t, addr, "c", "u", "wrong", mqtt.V5); code != mqtt.BadUserNameOrPassword {
+					t.Fatalf("attempt %d, a wrong password: %#x, want 0x86", i+1, code)
+				}
+			}
+			// Now the address waits, even with the right password.
+			if _, code := login(t, addr, "c", "u", "p", mqtt.V5); code != mqtt.ConnectionRateExceeded {
+				t.Fatalf("attempt %d, during the back-off: %#x, want 0x9F", tc.want+1, code)
+			}
+			// The first back-off is one second; refused attempts meanwhile
+			// do not lengthen it.
+			waitFor(t, "the back-off to end", func() bool {
+				_, code := login(t, addr, "c", "u", "p", mqtt.V5)
+				return code == mqtt.Success
+			})
+			st := b.Stats()
+			if st.Refused["bad_credentials"] != uint64(tc.want) || st.Refused["login_backoff"] < 1 {
+				t.Fatalf("refusals counted %v", st.Refused)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !strings.Contains(audit.String(), `"reason":"login_backoff"`) || !strings.Contains(audit.String(), `"msg":"connect","client":"c","user":"u"`) {
+				t.Fatalf("audit log:\n%s", audit.String())
+			}
+		})
 	}
 }
 
@@ -288,19 +307,57 @@ func TestAccessControlOnEveryPath(t *testing.T) {
 	}
 }
 
+// TestSysIsForAdministrators: once access control is on, $SYS/ is for
+// administrators, whatever their tenant (an administrator who belongs to a
+// tenant sees the broker's $SYS/ topics under their own names), and for
+// nobody else.
 func TestSysIsForAdministrators(t *testing.T) {
-	users := fakeAuth{"ops": {password: "p", admin: true}, "meter": {password: "p"}}
+	users := fakeAuth{
+		"ops": {password: "p", admin: true}, "acme-ops": {password: "p", admin: true, tenant: "acme"},
+		"meter": {password: "p"}, "acme-meter": {password: "p", tenant: "acme"},
+	}
 	_, addr := startBroker(t, broker.Options{Authenticator: &auth.Chain{Backends: []auth.Authenticator{users}}, SysInterval: 50 * time.Millisecond})
-	m, _ := login(t, addr, "m", "meter", "p", mqtt.V5)
-	if ack := m.subscribe(mqtt.Subscription{Filter: "$SYS/#"}); ack.ReasonCodes[0] != mqtt.NotAuthorized {
-		t.Fatalf("non-administrator subscribing to $SYS/#: %#x, want 0x87", ack.ReasonCodes[0])
+	tests := []struct {
+		user, filter string
+		want         mqtt.ReasonCode
+	}{
+		{"meter", "$SYS/#", mqtt.NotAuthorized},
+		{"acme-meter", "$SYS/#", mqtt.NotAuthorized},
+		{"ops", "$SYS/#", 0},
+		{"acme-ops", "$SYS/#", 0},
+		{"acme-ops", "$SYS/broker/clients/+", 0},
+		{"acme-ops", "$share/g/$SYS/#", 0},
 	}
-	o, _ := login(t, addr, "o", "ops", "p", mqtt.V5)
-	if ack := o.subscribe(mqtt.Subscription{Filter: "$SYS/#"}); ack.ReasonCodes[0] != 0 {
-		t.Fatalf("administrator subscribing to $SYS/#: %#x", ack.ReasonCodes[0])
-	}
-	if p := o.readPublish(); !strings.HasPrefix(p.Topic, "$SYS/") {
-		t.Fatalf("administrator got %q", p.Topic)
+	for i, tc := range tests {
+		t.Run(tc.user+" "+tc.filter, func(t *testing.T) {
+			c, code := login(t, addr, fmt.Sprint("c", i), tc.user, "p", mqtt.V5)
+			if code != 0 {
+				t.Fatalf("login: %#x", code)
+			}
+			if ack := c.subscribe(mqtt.Subscription{Filter: tc.filter}); ack.ReasonCodes[0] != tc.want {
+				t.Fatalf("SUBACK %#x, want %#x", ack.ReasonCodes[0], tc.want)
+			}
+			if tc.want != 0 {
+				if p, err := c.readErr(200 * time.Millisecond); err == nil {
+					t.Fatalf("refused, yet got %s %+v", p.Type(), p)
+				}
+				return
+			}
+			if p := c.readPublish(); !strings.HasPrefix(p.Topic, "$SYS/") {
+				t.Fatalf("got %q, want a $SYS/ topic", p.Topic)
+			}
+			// Unsubscribing finds the subscription under the same name.
+			c.send(&mqtt.Unsubscribe{PacketID: 99, Filters: []string{tc.filter}})
+			for {
+				p := c.read()
+				if a, ok := p.(*mqtt.Unsuback); ok {
+					if a.ReasonCodes[0] != 0 {
+						t.Fatalf("UNSUBACK %#x", a.ReasonCodes[0])
+					}
+					break
+				}
+			}
+		})
 	}
 }
 

@@ -1,6 +1,8 @@
 // Package client is a small, fast MQTT 3.1.1 and 5.0 client built on package
-// mqtt. The citymesh command line tools (pub, sub, bench) use it, and so does
-// the remote implementation of the service bus.
+// mqtt. The citymesh command line tools (pub, sub and bench, its backlog
+// mode included) use it. The remote implementation of the service bus
+// (bus.Remote) does not: it uses Eclipse Paho's autopaho, which reconnects
+// and resubscribes on its own.
 //
 // A Client pipelines QoS 1 and 2 publishes up to the server's Receive
 // Maximum and batches its writes: packets are encoded straight into a
@@ -17,6 +19,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +27,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -168,6 +172,13 @@ func (e *ServerError) Error() string {
 // errors for operations cut short by a lost connection wrap it.
 var ErrClosed = errors.New("client: connection closed")
 
+// ErrNoConnack is wrapped by Dial's error when the server closed the
+// connection after CONNECT without answering it. A server that speaks TLS
+// on the port does this to a client that does not (Go's crypto/tls closes
+// on a first record that is not a TLS handshake), and so do servers that
+// refuse a client before CONNACK.
+var ErrNoConnack = errors.New("the server closed the connection before CONNACK")
+
 // Client is one MQTT connection. Its methods are safe for concurrent use.
 type Client struct {
 	opts    Options
@@ -188,6 +199,9 @@ type Client struct {
 	inQoS2   map[uint16]struct{} // incoming QoS 2 awaiting PUBREL
 	aliases  map[uint16]string   // server → client topic aliases
 	pingSent time.Time           // zero when no PINGREQ is outstanding
+	pings    uint64              // PINGREQs written
+	pongs    uint64              // PINGRESPs read
+	pingWait []pingWaiter        // Ping calls waiting for their PINGRESP
 	closed   bool
 	err      error
 
@@ -349,6 +363,9 @@ func (c *Client) connect(ctx context.Context) error {
 	c.r.Version = c.version
 	pkt, err := c.r.ReadPacket()
 	if err != nil {
+		if ctx.Err() == nil && closedByPeer(err) {
+			return fmt.Errorf("client: %w (%w)", ErrNoConnack, err)
+		}
 		return fmt.Errorf("client: waiting for CONNACK: %w", ctxErr(ctx, err))
 	}
 	ack, ok := pkt.(*mqtt.Connack)
@@ -369,6 +386,12 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	c.window = make(chan struct{}, window)
 	return nil
+}
+
+// closedByPeer reports whether a read error means the peer closed the
+// connection: an end of file, or a reset.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // ctxErr reports a network error caused by the end of ctx (its deadline set
@@ -546,7 +569,7 @@ func (c *Client) flushLoop() {
 				c.mu.Lock()
 				c.pingSent = time.Now()
 				c.mu.Unlock()
-				c.send(&mqtt.Pingreq{})
+				c.sendPing(nil)
 				idle = 0
 			}
 		case <-c.kick:
@@ -797,6 +820,73 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) (*mqtt.Unsu
 	return ack, nil
 }
 
+// pingWaiter is a Ping call waiting for the PINGRESP of the n-th PINGREQ.
+type pingWaiter struct {
+	n    uint64
+	done chan struct{}
+}
+
+// sendPing writes a PINGREQ. When done is not nil it is closed once the
+// PINGRESP that answers this PINGREQ has been read: the server answers
+// PINGREQs in order, so that is the n-th PINGRESP for the n-th PINGREQ.
+func (c *Client) sendPing(done chan struct{}) error {
+	c.wmu.Lock()
+	buf, _ := (&mqtt.Pingreq{}).AppendTo(c.bw.AvailableBuffer(), c.version)
+	_, err := c.bw.Write(buf)
+	c.wrote = true
+	c.mu.Lock()
+	c.pings++
+	if done != nil {
+		c.pingWait = append(c.pingWait, pingWaiter{n: c.pings, done: done})
+	}
+	c.mu.Unlock()
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("client: write: %w", err))
+		return fmt.Errorf("%w: %v", ErrClosed, err)
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Ping sends PINGREQ and waits for its PINGRESP. The server handles a
+// connection's packets in order, so a nil error means it has read
+// everything sent before, QoS 0 publishes included, and was still
+// connected after them. When the server ends the connection first, the
+// error wraps ErrClosed and the reason (an MQTT 5 server's DISCONNECT is a
+// *ServerError).
+func (c *Client) Ping(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		err := c.closedErr()
+		c.mu.Unlock()
+		return err
+	}
+	c.mu.Unlock()
+	done := make(chan struct{})
+	if err := c.sendPing(done); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-c.done:
+		select {
+		case <-done: // answered, then closed
+			return nil
+		default:
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.closedErr()
+	case <-ctx.Done():
+		return fmt.Errorf("client: ping: %w", ctx.Err())
+	}
+}
+
 // Disconnect sends DISCONNECT and closes the connection. For MQTT 5, code is
 // the reason code: mqtt.NormalDisconnection discards the will and
 // mqtt.DisconnectWithWill asks the server to publish it; MQTT 3.1.1 ignores
@@ -880,6 +970,16 @@ func (c *Client) readLoop() {
 		case *mqtt.Pingresp:
 			c.mu.Lock()
 			c.pingSent = time.Time{}
+			c.pongs++
+			waiting := c.pingWait[:0]
+			for _, w := range c.pingWait {
+				if w.n <= c.pongs {
+					close(w.done)
+				} else {
+					waiting = append(waiting, w)
+				}
+			}
+			c.pingWait = waiting
 			c.mu.Unlock()
 		case *mqtt.Disconnect:
 			err = &ServerError{Packet: mqtt.DISCONNECT, Code: p.ReasonCode, Reason: p.Props.ReasonString}

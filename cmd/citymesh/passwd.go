@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/citymesh/citymesh/auth"
+	"golang.org/x/term"
 )
 
 func init() {
@@ -30,22 +32,77 @@ const maxPasswordLine = 64 << 10
 // runPasswd implements `citymesh passwd`, after mosquitto_passwd: it adds a
 // user to a password file or changes one's password (and groups and
 // tenant), or deletes a user (-D). The password comes from the command line
-// with -b, otherwise from the first line of standard input, which must not
-// be a terminal: without golang.org/x/term the password could not be read
-// there without echoing it.
+// with -b; otherwise, on a terminal, it is asked for twice without echo,
+// and from anything else (a pipe, a file) it is the first line read.
 func runPasswd(ctx context.Context, args []string) error {
-	return passwd(args, os.Stdin, isTerminal(os.Stdin))
+	var src passwordSource = stdinLine{os.Stdin}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		src = terminalPrompt{fd: fd, prompts: os.Stderr}
+	}
+	return passwd(args, src)
 }
 
-// isTerminal reports whether f looks like a terminal: a character device.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+// passwordSource gives passwd the password when -b does not.
+type passwordSource interface {
+	readPassword() ([]byte, error)
 }
 
-// passwd runs the passwd command with args, reading a password from stdin
-// unless -b or -D is given; terminal says whether stdin is a terminal.
-func passwd(args []string, stdin io.Reader, terminal bool) error {
+// terminalPrompt asks for the password on a terminal, without echo, and
+// then once more to confirm it, as mosquitto_passwd does.
+type terminalPrompt struct {
+	fd      int       // the terminal
+	prompts io.Writer // where the prompts go (standard error)
+}
+
+func (p terminalPrompt) readPassword() ([]byte, error) {
+	ask := func(prompt string) ([]byte, error) {
+		fmt.Fprint(p.prompts, prompt)
+		pw, err := term.ReadPassword(p.fd)
+		fmt.Fprintln(p.prompts) // the Enter that was not echoed
+		if err != nil {
+			return nil, fmt.Errorf("read the password: %w", err)
+		}
+		return pw, nil
+	}
+	pw, err := ask("Password: ")
+	if err != nil {
+		return nil, err
+	}
+	if len(pw) == 0 {
+		return nil, errors.New("empty password")
+	}
+	again, err := ask("Reenter password: ")
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(pw, again) {
+		return nil, errors.New("the passwords do not match")
+	}
+	return pw, nil
+}
+
+// stdinLine reads the password from the first line of r, which is not a
+// terminal.
+type stdinLine struct{ r io.Reader }
+
+func (s stdinLine) readPassword() ([]byte, error) {
+	line, err := bufio.NewReader(io.LimitReader(s.r, maxPasswordLine)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read the password: %w", err)
+	}
+	if err == io.EOF && len(line) == maxPasswordLine {
+		return nil, fmt.Errorf("password longer than %d bytes", maxPasswordLine)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return nil, errors.New("no password on standard input")
+	}
+	return []byte(line), nil
+}
+
+// passwd runs the passwd command with args, taking the password from src
+// unless -b or -D is given.
+func passwd(args []string, src passwordSource) error {
 	fset := flag.NewFlagSet("passwd", flag.ContinueOnError)
 	create := fset.Bool("c", false, "create a new password file, overwriting any existing one")
 	batch := fset.Bool("b", false, "batch mode: take the password from the command line")
@@ -101,7 +158,7 @@ func passwd(args []string, stdin io.Reader, terminal bool) error {
 		password = []byte(fset.Arg(2))
 	} else {
 		var err error
-		if password, err = readPassword(stdin, terminal); err != nil {
+		if password, err = src.readPassword(); err != nil {
 			return err
 		}
 	}
@@ -132,24 +189,4 @@ func passwd(args []string, stdin io.Reader, terminal bool) error {
 		return err
 	}
 	return pf.Save()
-}
-
-// readPassword reads a password, the first line of stdin.
-func readPassword(stdin io.Reader, terminal bool) ([]byte, error) {
-	if terminal {
-		return nil, errors.New("cannot read a password from a terminal without echoing it: " +
-			"pipe it in (read -rs P; printf '%s\\n' \"$P\" | citymesh passwd FILE USER) or use -b FILE USER PASSWORD")
-	}
-	line, err := bufio.NewReader(io.LimitReader(stdin, maxPasswordLine)).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("read the password: %w", err)
-	}
-	if err == io.EOF && len(line) == maxPasswordLine {
-		return nil, fmt.Errorf("password longer than %d bytes", maxPasswordLine)
-	}
-	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-	if line == "" {
-		return nil, errors.New("no password on standard input")
-	}
-	return []byte(line), nil
 }

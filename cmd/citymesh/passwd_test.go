@@ -41,7 +41,7 @@ func TestPasswd(t *testing.T) {
 	}
 	pipe := func(stdin string, args ...string) {
 		t.Helper()
-		if err := passwd(args, strings.NewReader(stdin), false); err != nil {
+		if err := passwd(args, stdinLine{strings.NewReader(stdin)}); err != nil {
 			t.Fatalf("passwd %q < %q: %v", args, stdin, err)
 		}
 	}
@@ -123,41 +123,39 @@ func TestPasswdErrors(t *testing.T) {
 	cheapPasswd(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "passwd")
-	if err := passwd([]string{"-c", "-b", path, "alice", "one"}, nil, false); err != nil {
+	if err := passwd([]string{"-c", "-b", path, "alice", "one"}, stdinLine{strings.NewReader("")}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(path)
 	for _, tc := range []struct {
-		name     string
-		args     []string
-		stdin    string
-		terminal bool
-		want     string
+		name  string
+		args  []string
+		stdin string
+		want  string
 	}{
-		{"no arguments", nil, "", false, "want 2 arguments, have 0"},
-		{"no user", []string{path}, "", false, "want 2 arguments, have 1"},
-		{"batch without password", []string{"-b", path, "bob"}, "", false, "want 3 arguments, have 2"},
-		{"password without batch", []string{path, "bob", "pw"}, "", false, "needs -b"},
-		{"too many", []string{"-b", path, "bob", "pw", "extra"}, "", false, "want 3 arguments, have 4"},
-		{"create and delete", []string{"-c", "-D", path, "alice"}, "", false, "-c and -D"},
-		{"delete with groups", []string{"-D", "--groups", "g", path, "alice"}, "", false, "-D takes no"},
-		{"delete unknown", []string{"-D", path, "bob"}, "", false, `user "bob" is not in`},
-		{"missing file", []string{"-b", filepath.Join(dir, "none"), "bob", "pw"}, "", false, "does not exist (-c creates it)"},
-		{"missing directory", []string{"-c", "-b", filepath.Join(dir, "none", "passwd"), "bob", "pw"}, "", false, "no such file"},
-		{"terminal", []string{path, "bob"}, "", true, "cannot read a password from a terminal"},
-		{"empty stdin", []string{path, "bob"}, "", false, "no password on standard input"},
-		{"empty line", []string{path, "bob"}, "\npw\n", false, "no password on standard input"},
-		{"long line", []string{path, "bob"}, strings.Repeat("x", maxPasswordLine), false, "longer than"},
-		{"empty batch password", []string{"-b", path, "bob", ""}, "", false, "empty password"},
-		{"bad user name", []string{"-b", path, "bo:b", "pw"}, "", false, `user name "bo:b" contains ':'`},
-		{"comment user name", []string{"-b", path, "#bob", "pw"}, "", false, "starts with '#'"},
-		{"bad group", []string{"-b", "--groups", "a,,b", path, "bob", "pw"}, "", false, "empty group name"},
-		{"bad tenant", []string{"-b", "--tenant", "a/b", path, "bob", "pw"}, "", false, `tenant name "a/b"`},
-		{"long bcrypt password", []string{"-b", "--bcrypt", path, "bob", strings.Repeat("x", 73)}, "", false, "longer than 72 bytes"},
-		{"unknown flag", []string{"-U", path}, "", false, "flag provided but not defined"},
+		{"no arguments", nil, "", "want 2 arguments, have 0"},
+		{"no user", []string{path}, "", "want 2 arguments, have 1"},
+		{"batch without password", []string{"-b", path, "bob"}, "", "want 3 arguments, have 2"},
+		{"password without batch", []string{path, "bob", "pw"}, "", "needs -b"},
+		{"too many", []string{"-b", path, "bob", "pw", "extra"}, "", "want 3 arguments, have 4"},
+		{"create and delete", []string{"-c", "-D", path, "alice"}, "", "-c and -D"},
+		{"delete with groups", []string{"-D", "--groups", "g", path, "alice"}, "", "-D takes no"},
+		{"delete unknown", []string{"-D", path, "bob"}, "", `user "bob" is not in`},
+		{"missing file", []string{"-b", filepath.Join(dir, "none"), "bob", "pw"}, "", "does not exist (-c creates it)"},
+		{"missing directory", []string{"-c", "-b", filepath.Join(dir, "none", "passwd"), "bob", "pw"}, "", "no such file"},
+		{"empty stdin", []string{path, "bob"}, "", "no password on standard input"},
+		{"empty line", []string{path, "bob"}, "\npw\n", "no password on standard input"},
+		{"long line", []string{path, "bob"}, strings.Repeat("x", maxPasswordLine), "longer than"},
+		{"empty batch password", []string{"-b", path, "bob", ""}, "", "empty password"},
+		{"bad user name", []string{"-b", path, "bo:b", "pw"}, "", `user name "bo:b" contains ':'`},
+		{"comment user name", []string{"-b", path, "#bob", "pw"}, "", "starts with '#'"},
+		{"bad group", []string{"-b", "--groups", "a,,b", path, "bob", "pw"}, "", "empty group name"},
+		{"bad tenant", []string{"-b", "--tenant", "a/b", path, "bob", "pw"}, "", `tenant name "a/b"`},
+		{"long bcrypt password", []string{"-b", "--bcrypt", path, "bob", strings.Repeat("x", 73)}, "", "longer than 72 bytes"},
+		{"unknown flag", []string{"-U", path}, "", "flag provided but not defined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := passwd(tc.args, strings.NewReader(tc.stdin), tc.terminal)
+			err := passwd(tc.args, stdinLine{strings.NewReader(tc.stdin)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("passwd %q: %v; want an error with %q", tc.args, err, tc.want)
 			}
@@ -166,12 +164,12 @@ func TestPasswdErrors(t *testing.T) {
 			}
 		})
 	}
-	if err := passwd([]string{"-help"}, nil, false); !errors.Is(err, flag.ErrHelp) {
+	if err := passwd([]string{"-help"}, stdinLine{strings.NewReader("")}); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-help: %v", err)
 	}
 	// A damaged file is refused, naming the line, and left alone.
 	os.WriteFile(path, []byte("alice:plaintext\n"), 0o600)
-	if err := passwd([]string{"-b", path, "bob", "pw"}, nil, false); err == nil || !strings.Contains(err.Error(), "line 1:") {
+	if err := passwd([]string{"-b", path, "bob", "pw"}, stdinLine{strings.NewReader("")}); err == nil || !strings.Contains(err.Error(), "line 1:") {
 		t.Fatalf("damaged file: %v", err)
 	}
 	if _, ok := commands["passwd"]; !ok {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,10 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/citymesh/citymesh/client"
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/topic"
 )
 
 func init() {
@@ -56,17 +59,66 @@ func exitStatus(cmd string, err error) error {
 
 // connectError turns a failed Dial into what mosquitto prints and exits
 // with: the CONNACK's return code (3.1.1) or reason code (5) when the server
-// refused, 1 otherwise.
-func connectError(err error, version byte) error {
+// refused, 1 otherwise. Where the server did not speak the protocol asked
+// for, it says which one to try: a server that closes the connection
+// before CONNACK is usually TLS on the port, and one whose first answer is
+// no TLS record is usually plain MQTT.
+func connectError(err error, o client.Options) error {
 	var se *client.ServerError
 	if errors.As(err, &se) && se.Packet == mqtt.CONNACK {
 		code := int(se.Code)
-		if version < mqtt.V5 {
+		if o.Version < mqtt.V5 {
 			code = int(client.V3ReturnCode(se.Code))
 		}
 		return &exitError{code: code, err: fmt.Errorf("Connection error: Connection Refused: %s (%d)", strings.ToLower(se.Code.String()), code)}
 	}
+	var rh tls.RecordHeaderError
+	switch {
+	case errors.Is(err, client.ErrNoConnack) && !usesTLS(o):
+		err = fmt.Errorf("%w; is this a TLS port? try mqtts:// (-L mqtts://host:port/topic) or --cafile", err)
+	case usesTLS(o) && (errors.As(err, &rh) || (!errors.Is(err, client.ErrNoConnack) &&
+		(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)))):
+		// No TLS record came back, or the server hung up on the handshake.
+		err = fmt.Errorf("%w; the server does not speak TLS here: is this a plain MQTT port? try without --cafile and --cert, or mqtt://", err)
+	}
 	return &exitError{code: exitFailure, err: fmt.Errorf("Error: %w", err)}
+}
+
+// usesTLS reports whether the client options connect with TLS.
+func usesTLS(o client.Options) bool {
+	scheme, _, ok := strings.Cut(o.Addr, "://")
+	if !ok {
+		return o.TLSConfig != nil
+	}
+	switch scheme {
+	case "mqtts", "tls", "ssl", "wss":
+		return true
+	}
+	return false
+}
+
+// checkPublishTopic refuses a topic name that no server takes, before
+// connecting, as mosquitto_pub does: a server closes the connection of a
+// client that publishes to it, and a QoS 0 message would be lost.
+func checkPublishTopic(name string) error {
+	err := topic.ValidName(name)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, topic.ErrWildcardInName):
+		return fmt.Errorf("invalid publish topic %q: it contains a wildcard (+ or #); wildcards are for subscriptions", name)
+	}
+	return fmt.Errorf("invalid publish topic: %w", err)
+}
+
+// checkFilters refuses invalid topic filters before connecting.
+func checkFilters(flag string, filters []string) error {
+	for _, f := range filters {
+		if err := topic.ValidFilter(f); err != nil {
+			return fmt.Errorf("invalid topic filter for %s: %w (+ and # stand for whole levels; # only last)", flag, err)
+		}
+	}
+	return nil
 }
 
 // connFlags are the connection flags that pub and sub share, named as in
@@ -353,6 +405,9 @@ func (f *connFlags) options(stderr io.Writer) (client.Options, string, error) {
 		default:
 			return o, "", fmt.Errorf("-L: unsupported scheme %q (use mqtt, mqtts, ws or wss)", u.Scheme)
 		}
+		if o.TLSConfig != nil && o.TLSConfig.ServerName == f.host {
+			o.TLSConfig.ServerName = u.Hostname() // the URL names the broker, not -h
+		}
 		if u.User != nil {
 			o.Username = u.User.Username()
 			if pw, ok := u.User.Password(); ok {
@@ -425,6 +480,9 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if *topic == "" {
 		return errors.New("a topic is needed: -t topic")
 	}
+	if err := checkPublishTopic(*topic); err != nil {
+		return err
+	}
 	sources := 0
 	for _, set := range []bool{isSet(fs, "m"), *file != "", *null, *whole, *lines} {
 		if set {
@@ -442,7 +500,7 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	c, err := client.Dial(ctx, opts)
 	if err != nil {
-		return connectError(err, opts.Version)
+		return connectError(err, opts)
 	}
 	cf.debugf(stderr, "connected to %s as %q (MQTT level %d)", opts.Addr, c.ClientID(), opts.Version)
 	defer func() {
@@ -524,7 +582,21 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	return firstErr
+	if firstErr != nil {
+		return firstErr
+	}
+	if cf.qos == 0 {
+		// QoS 0 has no acknowledgement: a PINGREQ answered after the
+		// messages shows that the server read them all and kept the
+		// connection (a server closes it on a message it refuses).
+		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Ping(pctx); err != nil {
+			return fmt.Errorf("the server did not confirm the messages (it closed the connection or did not answer): %w", err)
+		}
+		cf.debugf(stderr, "the server answered PINGREQ after the messages")
+	}
+	return nil
 }
 
 // isSet reports whether flag name was given on the command line.

@@ -69,6 +69,12 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(topics) == 0 && len(unsub) == 0 {
 		return errors.New("a topic is needed: -t topic")
 	}
+	if err := checkFilters("-t", topics); err != nil {
+		return err
+	}
+	if err := checkFilters("-U", unsub); err != nil {
+		return err
+	}
 	if rh < 0 || rh > 2 {
 		return fmt.Errorf("-rh %d: must be 0, 1 or 2", rh)
 	}
@@ -108,7 +114,7 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	c, err := client.Dial(ctx, opts)
 	if err != nil {
-		return connectError(err, opts.Version)
+		return connectError(err, opts)
 	}
 	cf.debugf(stderr, "connected to %s as %q (MQTT level %d, session present %v)", opts.Addr, c.ClientID(), opts.Version, c.Server().SessionPresent)
 	defer c.Disconnect(context.Background(), mqtt.NormalDisconnection)
