@@ -1,0 +1,58 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/citymesh/citymesh/broker"
+)
+
+// httpHandler serves /healthz, Prometheus /metrics, /debug/pprof and, on a
+// mesh node, GET /api/mesh.
+func (n *Node) httpHandler() http.Handler {
+	reg := n.reg
+	// The Go runtime and the process are the HTTP listener's to report:
+	// nodes embedded in one process each have their own registry.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	if n.mesh != nil {
+		mux.Handle("GET /api/mesh", n.mesh)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Profiles for `go tool pprof`; the HTTP listener is on loopback unless
+	// configured otherwise.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// wsHandler serves MQTT over WebSocket on /mqtt, with the "mqtt" subprotocol
+// (MQTT 5.0 section 6), for listener name; connections end with ctx.
+func (n *Node) wsHandler(ctx context.Context, name string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/mqtt", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			Subprotocols:       []string{"mqtt", "mqttv3.1"},
+			InsecureSkipVerify: true, // browsers on other origins (the dashboard) may connect
+		})
+		if err != nil {
+			n.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		c.SetReadLimit(-1) // the broker enforces the maximum packet size
+		n.b.ServeConnInfo(websocket.NetConn(ctx, c, websocket.MessageBinary), broker.ConnInfo{Listener: name, TLS: r.TLS})
+	})
+	return mux
+}
