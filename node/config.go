@@ -39,6 +39,14 @@ type Config struct {
 	// /debug/pprof/ and, on a mesh node, GET /api/mesh. These have no
 	// authentication. Default 127.0.0.1:8080.
 	HTTP string `yaml:"http"`
+	// WSAllowedOrigins are the origins of web pages (scheme://host[:port],
+	// as browsers send them in the Origin header) that may use MQTT over
+	// WebSocket, besides the pages of the node's own HTTP listener (its
+	// dashboard). "https://*.example.org" allows every subdomain, a port
+	// of * every port, and "*" every origin. Clients that are not
+	// browsers send no Origin and are not affected. Default none: other
+	// sites' pages cannot use the node through their visitors' browsers.
+	WSAllowedOrigins []string `yaml:"ws_allowed_origins"`
 	// AllowRemoteAnonymous allows listening on addresses other than
 	// loopback ones without authentication. Default false: a node whose
 	// clients need no credentials, and the HTTP listener, stay on loopback.
@@ -181,6 +189,14 @@ func (c *Config) Validate() error {
 		}
 		if (l.name == ListenerMQTTS || l.name == ListenerWSS) && (c.TLS == nil || c.TLS.Cert == "" || c.TLS.Key == "") {
 			bad(l.name, "needs a certificate: tls with cert and key (--tls-cert and --tls-key)")
+		}
+	}
+	for i, o := range c.WSAllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if _, err := parseOrigin(o); err != nil {
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("ws_allowed_origins[%d]", i), Err: err})
 		}
 	}
 	switch c.Store {

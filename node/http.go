@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
 
@@ -39,13 +40,28 @@ func (n *Node) httpHandler() http.Handler {
 }
 
 // wsHandler serves MQTT over WebSocket on /mqtt, with the "mqtt" subprotocol
-// (MQTT 5.0 section 6), for listener name; connections end with ctx.
-func (n *Node) wsHandler(ctx context.Context, name string) http.Handler {
+// (MQTT 5.0 section 6), for listener name bound to addr; connections end
+// with ctx. Upgrades from browser pages of origins not allowed are refused
+// (see originPolicy).
+func (n *Node) wsHandler(ctx context.Context, name string, addr net.Addr) http.Handler {
+	loopback := false
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		loopback = ta.IP.IsLoopback()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/mqtt", func(w http.ResponseWriter, r *http.Request) {
+		if reason := n.origins.Load().checkUpgrade(r, loopback); reason != "" {
+			n.wsRefused.WithLabelValues(reason).Inc()
+			n.wsRefusedLog.Do(func() {
+				n.log.Warn("websocket upgrade refused (ws_allowed_origins)", "listener", name, "remote", r.RemoteAddr,
+					"reason", reason, "origin", r.Header.Get("Origin"), "host", r.Host)
+			})
+			http.Error(w, "forbidden: this origin may not use MQTT over WebSocket here", http.StatusForbidden)
+			return
+		}
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 			Subprotocols:       []string{"mqtt", "mqttv3.1"},
-			InsecureSkipVerify: true, // browsers on other origins (the dashboard) may connect
+			InsecureSkipVerify: true, // the origin was checked above, against the node's own list
 		})
 		if err != nil {
 			n.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)

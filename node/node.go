@@ -31,9 +31,11 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/citymesh/citymesh/broker"
 	"github.com/citymesh/citymesh/mesh"
@@ -52,6 +54,12 @@ type Node struct {
 	mesh *mesh.Node   // nil without a mesh configuration
 	b    *broker.Broker
 	reg  *prometheus.Registry
+
+	origins   atomic.Pointer[originPolicy] // who may use MQTT over WebSocket
+	wsRefused *prometheus.CounterVec       // refused WebSocket upgrades, by reason
+	// wsRefusedLog lets a few refusals a minute into the log; the counter
+	// counts every one.
+	wsRefusedLog rate.Sometimes
 
 	reloadMu sync.Mutex // serializes Reload
 
@@ -83,6 +91,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	mode, _ := broker.ParseSyncMode(cfg.Sync) // checked by Validate
 	n := &Node{log: log, reg: prometheus.NewRegistry(), errc: make(chan error, 8)}
+	n.wsRefusedLog = rate.Sometimes{First: 3, Interval: 10 * time.Second}
 	n.mu.cfg = cfg
 	ok := false
 	defer func() {
@@ -117,7 +126,13 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		opts.MaxLinkStoredMessages, opts.MaxLinkStoredBytes = mc.LinkMaxMessages, mc.LinkMaxBytes
 	}
 	n.b = broker.New(opts)
-	n.reg.MustRegister(n.b.Collector())
+	n.wsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "citymesh_ws_upgrades_refused_total",
+		Help: "WebSocket upgrades refused (403), by reason: a browser origin not allowed, or a loopback listener reached by another host name."},
+		[]string{"reason"})
+	for _, r := range []string{refusedOrigin, refusedHost} {
+		n.wsRefused.WithLabelValues(r)
+	}
+	n.reg.MustRegister(n.b.Collector(), n.wsRefused)
 	if n.mesh != nil {
 		n.reg.MustRegister(n.mesh.Collector())
 	}
@@ -212,6 +227,7 @@ func (n *Node) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	n.mu.Lock()
 	n.mu.listeners, n.mu.cancel = bound, cancel
+	n.origins.Store(newOriginPolicy(n.ownOrigins(&cfg), cfg.WSAllowedOrigins))
 	n.mu.Unlock()
 
 	if n.mesh != nil {
@@ -240,6 +256,18 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
+// ownOrigins returns the origins of the node's HTTP listener, once bound.
+// n.mu is held.
+func (n *Node) ownOrigins(cfg *Config) []string {
+	ln := n.mu.listeners[ListenerHTTP]
+	if ln == nil {
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(cfg.HTTP)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return ownOrigins(host, port)
+}
+
 // serve starts serving listener name on ln.
 func (n *Node) serve(ctx context.Context, name string, ln net.Listener) {
 	addr := ln.Addr().String()
@@ -253,10 +281,10 @@ func (n *Node) serve(ctx context.Context, name string, ln net.Listener) {
 		n.wg.Go(func() { n.fail(n.b.ServeListener(ctx, tln, broker.ConnInfo{Listener: name})) })
 	case ListenerWS:
 		n.log.Info("MQTT over WebSocket listening", "addr", addr, "path", "/mqtt")
-		n.serveHTTP(newHTTPServer(n.wsHandler(ctx, name)), ln)
+		n.serveHTTP(newHTTPServer(n.wsHandler(ctx, name, ln.Addr())), ln)
 	case ListenerWSS:
 		n.log.Info("MQTT over WebSocket over TLS listening", "addr", addr, "path", "/mqtt")
-		srv := newHTTPServer(n.wsHandler(ctx, name))
+		srv := newHTTPServer(n.wsHandler(ctx, name, ln.Addr()))
 		srv.TLSConfig = n.sec.tls.Config()
 		n.serveHTTP(srv, tls.NewListener(ln, srv.TLSConfig))
 	case ListenerHTTP:
@@ -372,7 +400,8 @@ func (n *Node) release() error {
 
 // Reload applies what can change while the node runs. It reads the TLS
 // certificates, the password file and the JWT keys again, and takes the
-// ACL rules from cfg (nil: the configuration running); connections made
+// ACL rules and ws_allowed_origins from cfg (nil: the configuration
+// running); connections made
 // afterwards see the result, established ones keep what they had. It
 // returns the settings of cfg that differ from the running ones but need a
 // restart, as YAML key paths ("mqtt", "limits.max_inflight"), and logs them
@@ -394,8 +423,12 @@ func (n *Node) Reload(cfg *Config) (notApplied []string, err error) {
 	if aclApplied {
 		applied.ACL = next.ACL
 	}
+	applied.WSAllowedOrigins = next.WSAllowedOrigins
 	n.mu.Lock()
 	n.mu.cfg = applied
+	if n.mu.started {
+		n.origins.Store(newOriginPolicy(n.ownOrigins(&applied), applied.WSAllowedOrigins))
+	}
 	n.mu.Unlock()
 	notApplied = changedKeys(reflect.ValueOf(applied), reflect.ValueOf(next), "", nil)
 	if len(notApplied) > 0 {

@@ -93,6 +93,11 @@ func pahoV5(t *testing.T, ctx context.Context, addr, id string, onMessage func(*
 	return c
 }
 
+type (
+	pahoMQTTClient  = pahov3.Client
+	pahoMQTTMessage = pahov3.Message
+)
+
 // pahoWS connects an Eclipse Paho MQTT 3.1.1 client over WebSocket to url,
 // sending header with the upgrade request.
 func pahoWS(url, id string, header http.Header) (pahov3.Client, error) {
