@@ -123,6 +123,11 @@ type Options struct {
 	// further. The mesh's rules allow three (edge, core, core, edge); the
 	// limit is a second defence against loops. Default 8.
 	MaxHops int `yaml:"-"`
+	// OnClient, if set, is told of every client connection that is
+	// accepted and of its end (see ClientEvent). It is called on the
+	// connection's goroutine, outside the broker's locks, and must return
+	// quickly.
+	OnClient func(ClientEvent) `yaml:"-"`
 }
 
 func (o *Options) setDefaults() {

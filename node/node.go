@@ -38,6 +38,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/internal/buildinfo"
 	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/store"
 	"github.com/citymesh/citymesh/store/disk"
@@ -55,6 +56,7 @@ type Node struct {
 	b    *broker.Broker
 	reg  *prometheus.Registry
 
+	clients   *clientLog                   // the connect and disconnect lines
 	origins   atomic.Pointer[originPolicy] // who may use MQTT over WebSocket
 	wsRefused *prometheus.CounterVec       // refused WebSocket upgrades, by reason
 	// wsRefusedLog lets a few refusals a minute into the log; the counter
@@ -90,7 +92,9 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		log = slog.Default()
 	}
 	mode, _ := broker.ParseSyncMode(cfg.Sync) // checked by Validate
-	n := &Node{log: log, reg: prometheus.NewRegistry(), errc: make(chan error, 8)}
+	bi := buildinfo.Get()
+	log.Info("citymesh node", "version", bi.Version, "revision", bi.Revision, "go", bi.GoVersion)
+	n := &Node{log: log, reg: prometheus.NewRegistry(), errc: make(chan error, 8), clients: newClientLog(log)}
 	n.wsRefusedLog = rate.Sometimes{First: 3, Interval: 10 * time.Second}
 	n.mu.cfg = cfg
 	ok := false
@@ -103,10 +107,12 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if n.sec, err = newSecurity(&cfg, log); err != nil {
 		return nil, err
 	}
+	n.log.Info("authentication", append(n.sec.summary(), "acl_rules", len(cfg.ACL.Rules))...)
 	if cfg.Store == "disk" {
 		if err := n.openStore(cfg.Data); err != nil {
 			return nil, err
 		}
+		n.log.Info("store", "kind", "disk", "path", storeDir(cfg.Data), "sync", mode.String())
 	} else {
 		log.Warn("store memory: sessions, queued and retained messages do not survive a restart")
 	}
@@ -117,6 +123,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	opts.Logger, opts.Store, opts.Sync = log, n.st, mode
 	opts.Authenticator, opts.Authorizer, opts.Audit = n.sec.authenticator(), n.sec.authorizer(), n.sec.audit
 	opts.SysInterval = time.Duration(cfg.SysIntervalSeconds) * time.Second
+	opts.OnClient = n.clients.event
 	if cfg.Mesh.Enabled() {
 		mc := cfg.meshConfig()
 		if n.mesh, err = mesh.New(mc, log); err != nil {
@@ -132,7 +139,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	for _, r := range []string{refusedOrigin, refusedHost} {
 		n.wsRefused.WithLabelValues(r)
 	}
-	n.reg.MustRegister(n.b.Collector(), n.wsRefused)
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "citymesh_build_info",
+		Help:        "The build of citymesh that runs: always 1, with the version, revision and Go release as labels.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
+	buildInfo.Set(1)
+	n.reg.MustRegister(n.b.Collector(), n.wsRefused, buildInfo)
 	if n.mesh != nil {
 		n.reg.MustRegister(n.mesh.Collector())
 	}
@@ -145,10 +156,7 @@ func (n *Node) openStore(data string) error {
 	if err := os.MkdirAll(data, 0o750); err != nil {
 		return &FieldError{Field: "data", Err: err}
 	}
-	dir := filepath.Join(data, "store")
-	if strings.HasPrefix(data, "./") && !strings.HasPrefix(dir, "./") {
-		dir = "./" + dir // as the person wrote it
-	}
+	dir := storeDir(data)
 	lock, err := lockData(data, dir)
 	if err != nil {
 		return err
@@ -161,6 +169,16 @@ func (n *Node) openStore(data string) error {
 		return err
 	}
 	return nil
+}
+
+// storeDir is the directory of the disk store in data directory data,
+// written as the person wrote data ("./data/store").
+func storeDir(data string) string {
+	dir := filepath.Join(data, "store")
+	if strings.HasPrefix(data, "./") && !strings.HasPrefix(dir, "./") {
+		dir = "./" + dir
+	}
+	return dir
 }
 
 // Broker returns the node's broker, for in-process clients (its Local
@@ -247,6 +265,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.serve(ctx, l.name, ln)
 	}
+	n.wg.Go(func() { n.clients.run(ctx) })
 	// Servers of HTTP listeners stop with ctx, also when it is the
 	// caller's that ends.
 	n.wg.Go(func() {
@@ -385,6 +404,7 @@ func (n *Node) release() error {
 	var errs []error
 	if n.b != nil {
 		errs = append(errs, n.b.Close())
+		n.clients.report() // the lines held back until the last client went
 	}
 	if n.st != nil {
 		errs = append(errs, n.st.Close())

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -119,6 +120,34 @@ func (s *security) reload(cfg *Config) (aclApplied bool, err error) {
 		}
 	}
 	return aclApplied, errors.Join(errs...)
+}
+
+// summary describes the authentication for the start-up log: the back ends,
+// the users of the password file, and whether anonymous clients get in.
+func (s *security) summary() []any {
+	backends := []string{}
+	users := 0
+	anonymous := true
+	if s.chain != nil {
+		anonymous = s.chain.AllowAnonymous
+		for _, b := range s.chain.Backends {
+			switch b := b.(type) {
+			case *auth.CertificateAuth:
+				backends = append(backends, "certificates")
+			case *auth.JWT:
+				backends = append(backends, "jwt")
+			case *auth.PasswordFile:
+				backends = append(backends, "password_file")
+				users = len(b.Users())
+			default:
+				backends = append(backends, fmt.Sprintf("%T", b))
+			}
+		}
+	}
+	if len(backends) == 0 {
+		backends = append(backends, "none")
+	}
+	return []any{"backends", backends, "users", users, "anonymous", anonymous}
 }
 
 func (s *security) close() {
