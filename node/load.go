@@ -64,6 +64,7 @@ func (c *Config) decode(data []byte) error {
 
 var (
 	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
+	duplicateRE    = regexp.MustCompile(`^line (\d+): mapping key "(.+)" already defined at line (\d+)$`)
 	wrongKindRE    = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `.*`)? into (\\S+)$")
 	syntaxLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
@@ -89,13 +90,24 @@ func describeTypeError(msg string, lines []string) string {
 		}
 		return s
 	}
+	if m := duplicateRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s is set twice, at lines %s and %s", m[2], m[3], m[1])
+	}
 	if m := wrongKindRE.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		key, value := keyValueAt(lines, n)
 		got, want := m[2], describeType(m[3])
+		key, value := keyValueAt(lines, n)
+		if got == "map" || got == "seq" {
+			if !strings.HasPrefix(value, "{") && !strings.HasPrefix(value, "[") {
+				// A block section starts on the line after its key.
+				key, n = parentKey(lines, n)
+			}
+		}
 		switch {
 		case key != "" && (got == "map" || got == "seq"):
 			return fmt.Sprintf("%s at line %d: want %s, not %s", key, n, want, describeTag(got))
+		case key != "" && want == "a list" && value != "":
+			return fmt.Sprintf("%s at line %d: %s is not a list (write [%s])", key, n, value, value)
 		case key != "":
 			return fmt.Sprintf("%s at line %d: %s is not %s", key, n, value, want)
 		}
@@ -104,14 +116,30 @@ func describeTypeError(msg string, lines []string) string {
 	return msg
 }
 
+// parserProblems are the problems yaml.v3's parser (rather than its
+// scanner) reports; it reports their lines counted from 0, and none for the
+// first line.
+var parserProblems = []string{
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected '-' indicator",
+	"did not find expected <document start>", "did not find expected key", "did not find expected node content",
+	"found incompatible YAML document", "found undefined tag handle",
+}
+
 // describeSyntaxError explains a YAML syntax error.
 func describeSyntaxError(err error, lines []string) error {
-	m := syntaxLineRE.FindStringSubmatch(err.Error())
-	if m == nil {
-		return fmt.Errorf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	msg := err.Error()
+	n, problem := 0, strings.TrimPrefix(msg, "yaml: ")
+	if m := syntaxLineRE.FindStringSubmatch(msg); m != nil {
+		n, _ = strconv.Atoi(m[1])
+		problem = m[2]
 	}
-	n, _ := strconv.Atoi(m[1])
-	s := fmt.Sprintf("line %d is not valid YAML: %s", n, m[2])
+	if slices.Contains(parserProblems, problem) {
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("not valid YAML: %s", problem)
+	}
+	s := fmt.Sprintf("line %d is not valid YAML: %s", n, problem)
 	for i := max(n-2, 0); i < min(n+1, len(lines)); i++ {
 		if strings.Contains(lines[i], "\t") {
 			s += fmt.Sprintf(" (line %d has a tab: YAML indents with spaces only)", i+1)
@@ -137,6 +165,29 @@ func keyValueAt(lines []string, n int) (key, value string) {
 		v = v[:i]
 	}
 	return k, strings.TrimSpace(v)
+}
+
+// parentKey returns the key whose block value starts at line n (1-based):
+// the nearest line above it that is less indented, and that line's number.
+func parentKey(lines []string, n int) (string, int) {
+	if n < 1 || n > len(lines) {
+		return "", n
+	}
+	indent := len(lines[n-1]) - len(strings.TrimLeft(lines[n-1], " -"))
+	for i := n - 1; i >= 1; i-- {
+		l := lines[i-1]
+		t := strings.TrimLeft(l, " -")
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		if len(l)-len(t) < indent {
+			if k, _ := keyValueAt(lines, i); k != "" {
+				return k, i
+			}
+			break
+		}
+	}
+	return "", n
 }
 
 // describeType says in words what a Go type of the configuration takes.
@@ -198,7 +249,10 @@ func nonEmpty(paths []string) []string {
 // closest returns the known key that key is most likely a misspelling of,
 // or "".
 func closest(key string, known []string) string {
-	best, bestDist := "", 3
+	best, bestDist := "", 3 // a typo of one or two letters
+	if len(key) >= 8 {
+		bestDist = 4 // or three, in a long key
+	}
 	for _, k := range known {
 		if d := editDistance(key, k); d < bestDist {
 			best, bestDist = k, d
