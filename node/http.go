@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -19,8 +21,13 @@ import (
 func (n *Node) httpHandler() http.Handler {
 	reg := n.reg
 	// The Go runtime and the process are the HTTP listener's to report:
-	// nodes embedded in one process each have their own registry.
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// nodes embedded in one process each have their own registry. A
+	// program that registered them itself keeps its own.
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			n.log.Warn("metrics: cannot register a collector", "err", err)
+		}
+	}
 	mux := http.NewServeMux()
 	if n.mesh != nil {
 		mux.Handle("GET /api/mesh", n.mesh)

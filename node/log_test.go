@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/node"
@@ -189,4 +191,26 @@ func TestRefusedLinkLogged(t *testing.T) {
 		t.Fatal("a node without mesh configuration accepted a link")
 	}
 	waitLog(t, &buf, `level=WARN msg="mesh: link refused" peer=core-9 remote=`+regexp.QuoteMeta(conn.LocalAddr().String())+` reason="this node has no mesh configuration`)
+}
+
+// TestRegistryForTheProgram: a program may register its own collectors in
+// the node's registry (the Go runtime's too) before starting it.
+func TestRegistryForTheProgram(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store = "memory"
+	n, err := node.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.Registry().MustRegister(collectors.NewGoCollector(), prometheus.NewCounter(prometheus.CounterOpts{Name: "city_services_started_total", Help: "x"}))
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, body := httpGet(t, "http://"+n.Addr(node.ListenerHTTP).String()+"/metrics")
+	for _, want := range []string{"go_goroutines", "process_open_fds", "city_services_started_total 0", "citymesh_sessions"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
