@@ -167,6 +167,7 @@ func TestClientLinesStorm(t *testing.T) {
 	if lines >= 2*storm || lines > 400 || len(m) == 0 {
 		t.Fatalf("%d client lines and %d reports of suppressed lines for %d connections", lines, len(m), storm)
 	}
+	t.Logf("%d connections: %d lines written, %d held back and reported in %d lines", storm, lines, suppressed, len(m))
 	if lines+suppressed != 2*storm {
 		t.Fatalf("%d lines written and %d suppressed, want %d in all", lines, suppressed, 2*storm)
 	}
