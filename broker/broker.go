@@ -39,90 +39,100 @@ const Version = "0.1.0"
 
 // Options configures a Broker. The zero value is usable: every zero field
 // takes the default documented on it.
+//
+// The yaml tags are the keys of the limits section of a node's configuration
+// file (package node), so that each setting is defined, defaulted and
+// documented here once. Fields tagged "-" are set by the program; a node sets
+// them from other parts of its configuration.
 type Options struct {
 	// MaxPacketSize is the largest packet accepted from clients, in bytes,
 	// announced in CONNACK [MQTT-3.2.2-15]. Default 1 MiB.
-	MaxPacketSize uint32
+	MaxPacketSize uint32 `yaml:"max_packet_size"`
 	// ReceiveMaximum is how many QoS 1 and 2 publishes a client may have
 	// unacknowledged towards the broker [MQTT-3.3.4-9]. Default 1024.
-	ReceiveMaximum uint16
+	ReceiveMaximum uint16 `yaml:"receive_maximum"`
 	// MaxInflight caps the broker's own outbound window per session, below
 	// the client's Receive Maximum [MQTT-3.3.4-7]. Default 1024.
-	MaxInflight uint16
+	MaxInflight uint16 `yaml:"max_inflight"`
 	// TopicAliasMaximum is how many topic aliases a client may set towards the
 	// broker [MQTT-3.2.2-17]. Default 1024; the broker also assigns aliases
 	// towards clients that allow them.
-	TopicAliasMaximum uint16
+	TopicAliasMaximum uint16 `yaml:"topic_alias_maximum"`
 	// MaxQueuedMessages bounds each session's queue of messages kept in
 	// memory, waiting to be sent (beyond the inflight window): every message
 	// of a session without a store, and QoS 0 messages of a durable one.
 	// Default 10,000.
-	MaxQueuedMessages int
+	MaxQueuedMessages int `yaml:"max_queued_messages"`
 	// MaxQueuedBytes bounds the payload bytes of that queue. Default 64 MiB.
-	MaxQueuedBytes int
+	MaxQueuedBytes int `yaml:"max_queued_bytes"`
 	// MaxStoredMessages bounds the QoS 1 and 2 messages a durable session
 	// (one with a Session Expiry Interval, on a broker with a Store) holds in
 	// the store: queued and inflight. Default 100,000.
-	MaxStoredMessages int
+	MaxStoredMessages int `yaml:"max_stored_messages"`
 	// MaxStoredBytes bounds the encoded bytes of those messages. Default
 	// 256 MiB.
-	MaxStoredBytes int
+	MaxStoredBytes int `yaml:"max_stored_bytes"`
 	// MaxLinkStoredMessages and MaxLinkStoredBytes bound the same for the
 	// durable session of a mesh link, which carries the traffic of many
 	// clients across an outage. Defaults 10,000,000 and 4 GiB.
-	MaxLinkStoredMessages int
-	MaxLinkStoredBytes    int
+	MaxLinkStoredMessages int `yaml:"-"`
+	MaxLinkStoredBytes    int `yaml:"-"`
 	// QueueQoS0Offline, when set, queues QoS 0 messages for disconnected
 	// persistent sessions as well (the specification allows either, MQTT 5.0 §4.1).
 	// Default off, as in Mosquitto.
-	QueueQoS0Offline bool
+	QueueQoS0Offline bool `yaml:"queue_qos0_offline"`
 	// MaxSessionExpiry caps the Session Expiry Interval clients ask for, in
 	// seconds. MQTT 3.1.1 persistent sessions get this value too. Default
 	// 0 means no cap (and no expiry for 3.1.1 persistent sessions).
-	MaxSessionExpiry uint32
+	MaxSessionExpiry uint32 `yaml:"max_session_expiry_seconds"`
 	// MaxKeepAlive caps the client's keep alive, in seconds; a larger or zero
 	// keep alive is answered with Server Keep Alive [MQTT-3.2.2-21] (MQTT 5
 	// only). Default 0 means no cap.
-	MaxKeepAlive uint16
+	MaxKeepAlive uint16 `yaml:"max_keep_alive_seconds"`
 	// ConnectTimeout is how long a new connection may take to send CONNECT.
 	// Default 10 s.
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// SysInterval is the period of $SYS/ statistics. Default 10 s; negative
 	// disables them.
-	SysInterval time.Duration
+	SysInterval time.Duration `yaml:"-"`
 	// Logger receives the broker's logs. Default slog.Default().
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// Store keeps persistent sessions with their subscriptions, queued and
 	// inflight messages and inbound QoS 2 state, retained messages and wills
 	// across restarts; New loads them from it. Nil keeps everything in memory
 	// only. The broker writes to the store but does not close it.
-	Store *store.Store
+	Store *store.Store `yaml:"-"`
 	// Sync says when a write to the store counts as done (see SyncMode);
 	// the zero value is SyncBatch.
-	Sync SyncMode
+	Sync SyncMode `yaml:"-"`
 	// Authenticator checks every connecting client's credentials; nil lets
 	// every client in, anonymous. Clients then have an identity, may be
 	// refused, and belong to their tenant's namespace (see docs/security.md).
-	Authenticator auth.Authenticator
+	Authenticator auth.Authenticator `yaml:"-"`
 	// Authorizer decides what each client may publish, subscribe to and
 	// receive; nil allows everything. With an Authenticator set, $SYS/ is
 	// for administrators only.
-	Authorizer auth.Authorizer
+	Authorizer auth.Authorizer `yaml:"-"`
 	// Limits protect the broker from clients that take too much.
-	Limits Limits
+	Limits Limits `yaml:",inline"`
 	// Audit receives a record of every authentication and authorization
 	// decision that refuses something, and of every accepted login; nil
 	// discards them.
-	Audit *slog.Logger
+	Audit *slog.Logger `yaml:"-"`
 	// NodeName names this node in the event mesh: it tags the messages it
 	// forwards over links, so that one coming back is recognised as a loop.
-	NodeName string
+	NodeName string `yaml:"-"`
 	// Mesh is the mesh's handler of links; nil refuses link connections.
-	Mesh MeshHandler
+	Mesh MeshHandler `yaml:"-"`
 	// MaxHops is how many links a message may cross; it is not forwarded
 	// further. The mesh's rules allow three (edge, core, core, edge); the
 	// limit is a second defence against loops. Default 8.
-	MaxHops int
+	MaxHops int `yaml:"-"`
+	// OnClient, if set, is told of every client connection that is
+	// accepted and of its end (see ClientEvent). It is called on the
+	// connection's goroutine, outside the broker's locks, and must return
+	// quickly.
+	OnClient func(ClientEvent) `yaml:"-"`
 }
 
 func (o *Options) setDefaults() {

@@ -92,6 +92,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, ack *mqtt
 	} else if len(wills) > 0 || present {
 		b.forgetWill(id)
 	}
+	b.clientEvent(c, true, false)
 }
 
 // detach unbinds connection c from its session when the connection ends:
@@ -103,11 +104,14 @@ func (b *Broker) detach(c *conn) {
 	var ended *endedSession
 	var moved []delivery
 	var will *Message
+	takenOver := false
+	defer func() { b.clientEvent(c, false, takenOver) }()
 	b.mu.Lock()
 	s.mu.Lock()
 	if c.detached {
 		s.mu.Unlock()
 		b.mu.Unlock()
+		takenOver = true
 		return // taken over: the session belongs to another connection now
 	}
 	c.detached = true

@@ -11,20 +11,22 @@ import (
 )
 
 // Limits protect the broker and its clients from clients that take too much.
-// The zero value of each field takes the default documented on it.
+// The zero value of each field takes the default documented on it. The yaml
+// tags are the keys of the limits section of a node's configuration file
+// (package node).
 type Limits struct {
 	// MaxConnections caps the connections the broker serves at once; more
 	// are refused with CONNACK 0x97 Quota exceeded (3.1.1: 3 Server
 	// unavailable). Default 0: no cap.
-	MaxConnections int
+	MaxConnections int `yaml:"max_connections"`
 	// MaxConnectionsPerAddress caps the connections from one source IP
 	// address, refused like MaxConnections. Default 0: no cap.
-	MaxConnectionsPerAddress int
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 	// ConnectRate is how many connections per second one source IP address
 	// may open, with bursts of ConnectBurst; more are refused with CONNACK
 	// 0x9F Connection rate exceeded (3.1.1: 3). Default 0: no limit.
-	ConnectRate  float64
-	ConnectBurst int
+	ConnectRate  float64 `yaml:"connect_rate_per_address"`
+	ConnectBurst int     `yaml:"connect_burst_per_address"`
 	// LoginFailures is how many failed logins in a row from one address
 	// make it wait: the LoginFailures-th failure starts a wait of one
 	// second, each further failure doubles it up to MaxLoginBackoff, and
@@ -32,26 +34,26 @@ type Limits struct {
 	// passed. With the default of 3, the fourth attempt within a second of
 	// the third failure is refused. A success forgives everything.
 	// Negative disables the back-off.
-	LoginFailures   int
-	MaxLoginBackoff time.Duration // default 1 minute
+	LoginFailures   int           `yaml:"login_failures_before_backoff"`
+	MaxLoginBackoff time.Duration `yaml:"max_login_backoff"` // default 1 minute
 	// PublishRate is how many PUBLISH packets per second one client may
 	// send (bursts of PublishBurst), and PublishBandwidth how many payload
 	// bytes per second. A client over its limit is slowed down: the broker
 	// stops reading from it until it is within the limit again, so TCP
 	// holds it back and other clients are unaffected. Default 0: no limit.
-	PublishRate      float64
-	PublishBurst     int
-	PublishBandwidth int
+	PublishRate      float64 `yaml:"publish_rate"`
+	PublishBurst     int     `yaml:"publish_burst"`
+	PublishBandwidth int     `yaml:"publish_bandwidth"`
 	// MaxSubscriptions caps the subscriptions of one session; more are
 	// refused in SUBACK with 0x97 Quota exceeded (3.1.1: 0x80). Default 0:
 	// no cap.
-	MaxSubscriptions int
+	MaxSubscriptions int `yaml:"max_subscriptions"`
 	// MaxTopicLength and MaxTopicLevels bound topic names and filters: a
 	// longer PUBLISH topic is refused with 0x90 Topic Name invalid, a longer
 	// filter in SUBACK with 0x8F Topic Filter invalid. Defaults 1024 bytes
 	// and 32 levels.
-	MaxTopicLength int
-	MaxTopicLevels int
+	MaxTopicLength int `yaml:"max_topic_length"`
+	MaxTopicLevels int `yaml:"max_topic_levels"`
 }
 
 func (l *Limits) setDefaults() {

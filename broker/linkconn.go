@@ -29,23 +29,25 @@ func (c *conn) acceptLink(p *mqtt.Connect, id string) (mqtt.ReasonCode, string) 
 	h := b.opts.Mesh
 	if h == nil || p.Version < mqtt.V5 {
 		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "reason", "this node takes no mesh links over this protocol")
+		b.log.Warn("mesh: link refused", "peer", peer, "remote", c.remote, "reason", "this node has no mesh configuration, or the link is not MQTT 5")
 		return mqtt.NotAuthorized, "this node takes no mesh links (it has no mesh configuration, or the link is not MQTT 5)"
 	}
 	if b.opts.Authenticator != nil && c.ident != nil && c.ident.Anonymous() {
 		// Where clients authenticate, so do nodes: anonymous clients may
 		// be allowed, anonymous links are not.
 		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "reason", "anonymous")
+		b.log.Warn("mesh: link refused", "peer", peer, "remote", c.remote, "reason", "anonymous: a mesh link must authenticate at this node")
 		return mqtt.NotAuthorized, "a mesh link must authenticate at this node"
 	}
 	role, err := h.AcceptLink(c.ident, peer, p.Props.User)
 	if err != nil {
 		b.opts.Audit.Info("link refused", "peer", peer, "remote", c.remote, "err", err.Error())
-		b.log.Warn("mesh: link refused", "peer", peer, "remote", c.remote, "err", err)
+		b.log.Warn("mesh: link refused", "peer", peer, "remote", c.remote, "reason", err)
 		return mqtt.NotAuthorized, err.Error()
 	}
 	l, err := b.Link(peer, role)
 	if err != nil {
-		b.log.Warn("mesh: link refused", "peer", peer, "err", err)
+		b.log.Warn("mesh: link refused", "peer", peer, "remote", c.remote, "reason", err)
 		return mqtt.NotAuthorized, err.Error()
 	}
 	// A link carries the mesh's traffic, not a client's: no tenant

@@ -25,6 +25,7 @@ import (
 
 	"github.com/citymesh/citymesh/client"
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/node"
 
 	"github.com/citymesh/citymesh/internal/testproc"
 )
@@ -39,8 +40,8 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// node is a citymesh serve process of a test.
-type node struct {
+// nodeProc is a citymesh serve process of a test.
+type nodeProc struct {
 	cmd                 *exec.Cmd
 	mqtt, mqtts, wss    string
 	dir, config, passwd string
@@ -51,9 +52,9 @@ type node struct {
 // secureNode starts the binary with TLS, a password file, JWT, client
 // certificates, ACL rules and an audit log. pki holds the CA and the
 // certificates.
-func secureNode(t *testing.T, p *testPKI) *node {
+func secureNode(t *testing.T, p *testPKI) *nodeProc {
 	t.Helper()
-	n := &node{dir: t.TempDir(), mqtt: freePort(t), mqtts: freePort(t), wss: freePort(t), out: new(testproc.Buffer)}
+	n := &nodeProc{dir: t.TempDir(), mqtt: freePort(t), mqtts: freePort(t), wss: freePort(t), out: new(testproc.Buffer)}
 	n.passwd = filepath.Join(n.dir, "passwd")
 	n.audit = filepath.Join(n.dir, "audit.log")
 	for _, u := range []struct{ user, password, extra string }{
@@ -442,9 +443,12 @@ func waitUntil(t *testing.T, what string, cond func() bool, explain ...func() st
 // TestExampleConfigIsValid keeps docs/citymesh.example.yaml in step with
 // the code: it must parse with every key known, and its rules compile.
 func TestExampleConfigIsValid(t *testing.T) {
-	var cfg serveConfig
-	if err := loadServeConfig("../../docs/citymesh.example.yaml", &cfg); err != nil {
+	cfg, err := node.Load("../../docs/citymesh.example.yaml")
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("the example does not validate: %v", err)
 	}
 	if acl, err := cfg.ACL.Build(); err != nil || acl == nil {
 		t.Fatalf("example acl: %v", err)
@@ -452,7 +456,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if cfg.Auth.Certificates == nil || cfg.Auth.Certificates.Validate() != nil {
 		t.Fatal("example certificates section does not validate")
 	}
-	if cfg.Limits.MaxLoginBackoff != time.Minute || cfg.TLS == nil || cfg.TLS.ClientAuth != "request" {
+	if cfg.Limits.Limits.MaxLoginBackoff != time.Minute || cfg.TLS == nil || cfg.TLS.ClientAuth != "request" {
 		t.Fatalf("example read as %+v", cfg)
 	}
 }

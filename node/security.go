@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"errors"
@@ -9,11 +9,10 @@ import (
 	"sync/atomic"
 
 	"github.com/citymesh/citymesh/auth"
-	"github.com/citymesh/citymesh/broker"
 )
 
-// security is what `citymesh serve` builds from the tls, auth, acl, audit
-// and limits parts of its configuration, and reloads on SIGHUP.
+// security is what a node builds from the tls, auth, acl and audit parts of
+// its configuration, and reloads.
 type security struct {
 	tls        *auth.TLS
 	chain      *auth.Chain
@@ -30,18 +29,20 @@ type aclSwitch struct{ p atomic.Pointer[auth.ACL] }
 // For implements auth.Authorizer.
 func (a *aclSwitch) For(id *auth.Identity) auth.Access { return a.p.Load().For(id) }
 
-func newSecurity(cfg *serveConfig, log *slog.Logger) (*security, error) {
+// newSecurity loads the certificates, the authentication back ends, the ACL
+// and opens the audit log. Its errors name the setting.
+func newSecurity(cfg *Config, log *slog.Logger) (*security, error) {
 	s := &security{audit: slog.New(slog.DiscardHandler)}
 	if cfg.TLS != nil {
 		t, err := auth.NewTLS(*cfg.TLS)
 		if err != nil {
-			return nil, err
+			return nil, fieldError("tls", err)
 		}
 		s.tls = t
 	}
 	chain, reload, err := cfg.Auth.Build()
 	if err != nil {
-		return nil, err
+		return nil, fieldError("auth", err)
 	}
 	s.chain, s.reloadAuth = chain, reload
 	if cfg.Auth.Certificates != nil && (cfg.TLS == nil || cfg.TLS.ClientCA == "") {
@@ -49,7 +50,7 @@ func newSecurity(cfg *serveConfig, log *slog.Logger) (*security, error) {
 	}
 	acl, err := cfg.ACL.Build()
 	if err != nil {
-		return nil, err
+		return nil, fieldError("acl", err)
 	}
 	if acl != nil {
 		s.acl = &aclSwitch{}
@@ -62,13 +63,13 @@ func newSecurity(cfg *serveConfig, log *slog.Logger) (*security, error) {
 	default:
 		f, err := os.OpenFile(cfg.Audit, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("audit log: %w", err)
+			return nil, &FieldError{Field: "audit", Err: err}
 		}
 		s.audit, s.auditFile = slog.New(slog.NewJSONHandler(f, nil)), f
 	}
 	switch {
 	case chain == nil:
-		log.Warn("no authentication configured: every client is anonymous (listeners are on loopback unless --allow-remote-anonymous)")
+		log.Warn("no authentication configured: every client is anonymous (listeners are on loopback unless allow_remote_anonymous)")
 	case chain.AllowAnonymous:
 		log.Warn("anonymous clients are allowed alongside authenticated ones")
 	}
@@ -91,41 +92,62 @@ func (s *security) authorizer() auth.Authorizer {
 	return s.acl
 }
 
-// limits translates the configuration's limits for the broker.
-func (s *security) limits(l limits) broker.Limits {
-	return broker.Limits{
-		MaxConnections: l.MaxConnections, MaxConnectionsPerAddress: l.MaxConnectionsPerAddress,
-		ConnectRate: l.ConnectRate, ConnectBurst: l.ConnectBurst,
-		LoginFailures: l.LoginFailures, MaxLoginBackoff: l.MaxLoginBackoff,
-		PublishRate: l.PublishRate, PublishBurst: l.PublishBurst, PublishBandwidth: l.PublishBandwidth,
-		MaxSubscriptions: l.MaxSubscriptions, MaxTopicLength: l.MaxTopicLength, MaxTopicLevels: l.MaxTopicLevels,
-	}
-}
-
-// reload reads certificates, the password file and JWT keys again, and the
-// ACL rules from configFile. Each part that fails keeps its previous state;
-// the errors are returned together.
-func (s *security) reload(configFile string) error {
+// reload reads the certificates, the password file and JWT keys again, and
+// takes the ACL rules of cfg. Each part that fails keeps its previous state;
+// the errors are returned together. It reports whether it applied cfg's ACL.
+func (s *security) reload(cfg *Config) (aclApplied bool, err error) {
 	var errs []error
 	if s.tls != nil {
-		errs = append(errs, s.tls.Reload())
-	}
-	if s.reloadAuth != nil {
-		errs = append(errs, s.reloadAuth())
-	}
-	if s.acl != nil && configFile != "" {
-		var cfg serveConfig
-		if err := loadServeConfig(configFile, &cfg); err != nil {
-			errs = append(errs, err)
-		} else if acl, err := cfg.ACL.Build(); err != nil {
-			errs = append(errs, err)
-		} else if acl == nil {
-			errs = append(errs, errors.New("acl: the configuration no longer has rules; restart to turn access control off"))
-		} else {
-			s.acl.p.Store(acl)
+		if err := s.tls.Reload(); err != nil {
+			errs = append(errs, fieldError("tls", err))
 		}
 	}
-	return errors.Join(errs...)
+	if s.reloadAuth != nil {
+		if err := s.reloadAuth(); err != nil {
+			errs = append(errs, fieldError("auth", err))
+		}
+	}
+	if s.acl != nil {
+		acl, err := cfg.ACL.Build()
+		switch {
+		case err != nil:
+			errs = append(errs, fieldError("acl", err))
+		case acl == nil:
+			errs = append(errs, errors.New("acl: the configuration no longer has rules; restart to turn access control off"))
+		default:
+			s.acl.p.Store(acl)
+			aclApplied = true
+		}
+	}
+	return aclApplied, errors.Join(errs...)
+}
+
+// summary describes the authentication for the start-up log: the back ends,
+// the users of the password file, and whether anonymous clients get in.
+func (s *security) summary() []any {
+	backends := []string{}
+	users := 0
+	anonymous := true
+	if s.chain != nil {
+		anonymous = s.chain.AllowAnonymous
+		for _, b := range s.chain.Backends {
+			switch b := b.(type) {
+			case *auth.CertificateAuth:
+				backends = append(backends, "certificates")
+			case *auth.JWT:
+				backends = append(backends, "jwt")
+			case *auth.PasswordFile:
+				backends = append(backends, "password_file")
+				users = len(b.Users())
+			default:
+				backends = append(backends, fmt.Sprintf("%T", b))
+			}
+		}
+	}
+	if len(backends) == 0 {
+		backends = append(backends, "none")
+	}
+	return []any{"backends", backends, "users", users, "anonymous", anonymous}
 }
 
 func (s *security) close() {

@@ -1,0 +1,216 @@
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/citymesh/citymesh/node"
+)
+
+// upgrade sends a raw WebSocket upgrade request for /mqtt to addr with the
+// given Host and Origin headers ("" leaves Origin out) and returns the
+// response's status code.
+func upgrade(t *testing.T, addr, host, origin string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET /mqtt HTTP/1.1\r\nHost: " + host + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\n"
+	if origin != "" {
+		req += "Origin: " + origin + "\r\n"
+	}
+	if _, err := c.Write([]byte(req + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// metric returns the value of a sample line of /metrics (name with labels).
+func metric(t *testing.T, base, sample string) string {
+	t.Helper()
+	_, body := httpGet(t, base+"/metrics")
+	m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(sample) + " (\\S+)$").FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("/metrics has no %s", sample)
+	}
+	return m[1]
+}
+
+// TestWebSocketOrigins: browsers' upgrade requests are accepted from the
+// node's own HTTP origins and the configured ones only; requests without
+// Origin (not from a browser) are accepted, except on a loopback listener
+// reached under a name that is not loopback (DNS rebinding). Refusals are
+// 403 and counted.
+func TestWebSocketOrigins(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store = "memory"
+	cfg.WSAllowedOrigins = []string{"https://dashboard.city.example", "https://*.example.org", "http://localhost:*"}
+	n := startNode(t, cfg, nil)
+	ws := n.Addr(node.ListenerWS).String()
+	_, wsPort, _ := net.SplitHostPort(ws)
+	_, httpPort, _ := net.SplitHostPort(n.Addr(node.ListenerHTTP).String())
+	evil := "evil.example:" + wsPort
+	tests := []struct {
+		name, host, origin string
+		want               int
+	}{
+		{"no Origin: not a browser", ws, "", 101},
+		{"no Origin, Host localhost", "localhost:" + wsPort, "", 101},
+		{"the node's dashboard", ws, "http://127.0.0.1:" + httpPort, 101},
+		{"the node's dashboard as localhost", ws, "http://localhost:" + httpPort, 101},
+		{"the node's dashboard on IPv6 loopback", ws, "http://[::1]:" + httpPort, 101},
+		{"an allowed origin", ws, "https://dashboard.city.example", 101},
+		{"an allowed origin, explicit default port", ws, "https://dashboard.city.example:443", 101},
+		{"an allowed subdomain", ws, "https://ops.example.org", 101},
+		{"an allowed deeper subdomain", ws, "https://a.b.example.org", 101},
+		{"an allowed port pattern", ws, "http://localhost:3000", 101},
+		{"an allowed origin through a proxy that keeps the Host", "broker.city.example", "https://dashboard.city.example", 101},
+		{"evil origin", ws, "http://evil.example", 403},
+		{"null origin (sandboxed page, file://)", ws, "null", 403},
+		{"not an origin", ws, "evil", 403},
+		{"the parent of an allowed subdomain pattern", ws, "https://example.org", 403},
+		{"a suffix that is not a subdomain", ws, "https://evilexample.org", 403},
+		{"an allowed host with another scheme", ws, "http://dashboard.city.example", 403},
+		{"the dashboard's host on another port", ws, "http://127.0.0.1:1", 403},
+		{"DNS rebinding: the attacker's name and origin", evil, "http://" + evil, 403},
+		{"DNS rebinding: the attacker's name, no Origin", evil, "", 403},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := upgrade(t, ws, tc.host, tc.origin); got != tc.want {
+				t.Fatalf("Host %q Origin %q: status %d, want %d", tc.host, tc.origin, got, tc.want)
+			}
+		})
+	}
+	base := "http://" + n.Addr(node.ListenerHTTP).String()
+	if got := metric(t, base, `citymesh_ws_upgrades_refused_total{reason="origin"}`); got != "8" {
+		t.Errorf("refused for their origin: %s, want 8", got)
+	}
+	if got := metric(t, base, `citymesh_ws_upgrades_refused_total{reason="host"}`); got != "1" {
+		t.Errorf("refused for their host: %s, want 1", got)
+	}
+}
+
+// TestWebSocketOriginsWithMQTTClient connects Paho over WebSocket as a
+// browser would, with an Origin header: an allowed origin gets an MQTT
+// session, another gets none.
+func TestWebSocketOriginsWithMQTTClient(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store = "memory"
+	cfg.WSAllowedOrigins = []string{"https://dashboard.city.example"}
+	n := startNode(t, cfg, nil)
+	url := "ws://" + n.Addr(node.ListenerWS).String() + "/mqtt"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan string, 1)
+	_ = pahoV5(t, ctx, n.Addr(node.ListenerMQTT).String(), "watcher", nil)
+
+	c, err := pahoWS(url, "dashboard", http.Header{"Origin": {"https://dashboard.city.example"}})
+	if err != nil {
+		t.Fatalf("an allowed origin cannot connect: %v", err)
+	}
+	defer c.Disconnect(100)
+	if tok := c.Subscribe("alerts/#", 1, func(_ pahoMQTTClient, m pahoMQTTMessage) { got <- string(m.Payload()) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	if tok := c.Publish("alerts/energy/1", 1, false, "from the dashboard"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	select {
+	case m := <-got:
+		if m != "from the dashboard" {
+			t.Fatalf("got %q", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("no message over WebSocket")
+	}
+
+	if c, err := pahoWS(url, "evil-page", http.Header{"Origin": {"http://evil.example"}}); err == nil {
+		c.Disconnect(0)
+		t.Fatal("a page of another origin got an MQTT connection")
+	} else if !strings.Contains(err.Error(), "bad handshake") && !strings.Contains(err.Error(), "403") {
+		t.Logf("refused with %v", err)
+	}
+}
+
+// TestWebSocketOriginsDefault: without ws_allowed_origins and without an
+// HTTP listener, no browser page may connect; setting the list and
+// reloading lets one in without a restart.
+func TestWebSocketOriginsDefault(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store, cfg.HTTP = "memory", "off"
+	n := startNode(t, cfg, nil)
+	ws := n.Addr(node.ListenerWS).String()
+	for _, origin := range []string{"http://127.0.0.1:8080", "http://localhost:8080", "https://dashboard.city.example"} {
+		if got := upgrade(t, ws, ws, origin); got != 403 {
+			t.Errorf("Origin %s: %d, want 403", origin, got)
+		}
+	}
+	if got := upgrade(t, ws, ws, ""); got != 101 {
+		t.Errorf("no Origin: %d, want 101", got)
+	}
+	next := n.Config()
+	next.WSAllowedOrigins = []string{"https://dashboard.city.example"}
+	notApplied, err := n.Reload(&next)
+	if err != nil || len(notApplied) > 0 {
+		t.Fatalf("Reload = %v, %v", notApplied, err)
+	}
+	if got := upgrade(t, ws, ws, "https://dashboard.city.example"); got != 101 {
+		t.Errorf("after reload: %d, want 101", got)
+	}
+}
+
+// TestWebSocketOriginsDefaultHTTPAddress: with the default HTTP listener
+// address, the dashboard origins are http://127.0.0.1:8080 and
+// http://localhost:8080.
+func TestWebSocketOriginsDefaultHTTPAddress(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
+		t.Skipf("127.0.0.1:8080 is taken (%v)", err)
+	}
+	probe.Close()
+	cfg := testConfig(t)
+	cfg.Store, cfg.HTTP = "memory", node.Default().HTTP
+	n := startNode(t, cfg, nil)
+	ws := n.Addr(node.ListenerWS).String()
+	for origin, want := range map[string]int{"http://127.0.0.1:8080": 101, "http://localhost:8080": 101, "http://127.0.0.1:8081": 403, "https://localhost:8080": 403} {
+		if got := upgrade(t, ws, ws, origin); got != want {
+			t.Errorf("Origin %s: %d, want %d", origin, got, want)
+		}
+	}
+}
+
+func TestWSAllowedOriginsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		origins []string
+		want    string // "" for valid
+	}{
+		{[]string{"https://a.example", "http://localhost:3000", "https://*.example.org", "http://127.0.0.1:*", "*", "http://[::1]:8080"}, ""},
+		{[]string{"https://a.example", "example.org"}, `ws_allowed_origins[1]: "example.org" is not an origin`},
+		{[]string{"https://a.example/dashboard"}, "ws_allowed_origins[0]"},
+		{[]string{"null"}, "ws_allowed_origins[0]"},
+		{[]string{"https://a.*.example"}, "subdomains"},
+	} {
+		cfg := node.Default()
+		cfg.WSAllowedOrigins = tc.origins
+		err := cfg.Validate()
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: Validate() = %v, want %q", tc.origins, err, tc.want)
+		}
+	}
+}
