@@ -61,6 +61,9 @@ func TestSessionSequenceLeavesNoStaleState(t *testing.T) {
 			}
 
 			// 3. Taken over by a new connection, which keeps the session.
+			// (Once c2's acknowledgements are in: an unacknowledged QoS 1
+			// message would rightly go to c3 again.)
+			waitFor(t, "c2's acknowledgements", func() bool { return b.Stats().Inflight == 0 })
 			c3, ack := dialV5(t, addr, &paho.Connect{ClientID: id, CleanStart: false, Properties: persistent})
 			if !ack.SessionPresent {
 				t.Fatal("takeover: Session Present 0")
