@@ -27,6 +27,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -207,6 +208,9 @@ type Client struct {
 
 	window chan struct{} // one token per QoS 1/2 publish inflight
 	done   chan struct{}
+
+	wg        sync.WaitGroup // the read and flush goroutines and OnClose
+	callbacks atomic.Int32   // callbacks running (see callback)
 }
 
 // Dial connects to opts.Addr and completes the CONNECT/CONNACK exchange. A
@@ -260,8 +264,8 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	c.log.Debug("mqtt connected", "client_id", c.ClientID(), "version", c.version,
 		"session_present", c.server.SessionPresent, "receive_maximum", c.server.ReceiveMaximum,
 		"keep_alive", c.server.KeepAlive)
-	go c.readLoop()
-	go c.flushLoop()
+	c.wg.Go(c.readLoop)
+	c.wg.Go(c.flushLoop)
 	return c, nil
 }
 
@@ -607,10 +611,10 @@ func (c *Client) fail(err error) {
 		werr = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	for _, f := range pending {
-		f(nil, werr)
+		c.callback(func() { f(nil, werr) })
 	}
 	if c.opts.OnClose != nil {
-		go c.opts.OnClose(err)
+		c.wg.Go(func() { c.callback(func() { c.opts.OnClose(err) }) })
 	}
 }
 
@@ -650,7 +654,24 @@ func (c *Client) complete(id uint16, p mqtt.Packet, err error) {
 	delete(c.pending, id)
 	c.mu.Unlock()
 	if f != nil {
-		f(p, err)
+		c.callback(func() { f(p, err) })
+	}
+}
+
+// callback runs f, a function of the caller's (OnMessage, OnClose, a
+// completion), counted so that Close and Disconnect called from inside one
+// do not wait for the goroutine that runs it.
+func (c *Client) callback(f func()) {
+	c.callbacks.Add(1)
+	defer c.callbacks.Add(-1)
+	f()
+}
+
+// wait waits for the client's goroutines to end, unless it is called from
+// a callback, which may run on one of them.
+func (c *Client) wait() {
+	if c.callbacks.Load() == 0 {
+		c.wg.Wait()
 	}
 }
 
@@ -891,12 +912,15 @@ func (c *Client) Ping(ctx context.Context) error {
 // the reason code: mqtt.NormalDisconnection discards the will and
 // mqtt.DisconnectWithWill asks the server to publish it; MQTT 3.1.1 ignores
 // code and always discards the will. Unacknowledged publishes fail with
-// ErrClosed. ctx bounds the time spent writing.
+// ErrClosed. ctx bounds the time spent writing. It returns once the
+// client's goroutines have ended (OnClose included), unless it is called
+// from one of the client's callbacks.
 func (c *Client) Disconnect(ctx context.Context, code mqtt.ReasonCode) error {
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
+		c.wait()
 		return nil
 	}
 	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
@@ -913,6 +937,7 @@ func (c *Client) Disconnect(ctx context.Context, code mqtt.ReasonCode) error {
 	}
 	c.wmu.Unlock()
 	c.fail(ErrClosed)
+	c.wait()
 	if err != nil {
 		return fmt.Errorf("client: disconnect: %w", err)
 	}
@@ -920,9 +945,12 @@ func (c *Client) Disconnect(ctx context.Context, code mqtt.ReasonCode) error {
 }
 
 // Close closes the connection without DISCONNECT, so the server publishes
-// the will, if any. Unacknowledged publishes fail with ErrClosed.
+// the will, if any. Unacknowledged publishes fail with ErrClosed. It returns
+// once the client's goroutines have ended (OnClose included), unless it is
+// called from one of the client's callbacks.
 func (c *Client) Close() error {
 	c.fail(ErrClosed)
+	c.wait()
 	return nil
 }
 
@@ -1022,11 +1050,10 @@ func (c *Client) received(p *mqtt.Publish) error {
 	}
 	qos, id := p.QoS, p.PacketID
 	if deliver && c.opts.OnMessage != nil {
-		if c.opts.ReuseMessages {
-			c.opts.OnMessage(p)
-		} else {
-			c.opts.OnMessage(copyPublish(p))
+		if !c.opts.ReuseMessages {
+			p = copyPublish(p)
 		}
+		c.callback(func() { c.opts.OnMessage(p) })
 	}
 	switch qos {
 	case 1:

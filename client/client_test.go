@@ -21,8 +21,9 @@ func startBroker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go b.Serve(ctx, ln)
-	t.Cleanup(func() { cancel(); b.Close() })
+	served := make(chan struct{})
+	go func() { b.Serve(ctx, ln); close(served) }()
+	t.Cleanup(func() { cancel(); b.Close(); <-served })
 	return ln.Addr().String()
 }
 
