@@ -33,6 +33,13 @@ const LinkSessionPrefix = "$mesh/"
 // routed to clients.
 const ControlPrefix = "$mesh/"
 
+// ControlAlive is the control message (empty, QoS 0) the accepting end of a
+// link sends while a long packet from the dialing end is still arriving:
+// the dialing end's PINGREQ waits behind that packet, so without it the
+// dialing end would hear nothing and take the link for dead. Nodes ignore
+// it as any packet: it only says the peer is there.
+const ControlAlive = ControlPrefix + "alive"
+
 // User properties that travel with a message across links: the node that
 // first forwarded it, and how many links it has crossed.
 const (
@@ -116,6 +123,11 @@ type MeshHandler interface {
 	// LinkUp and LinkDown report a link's connection coming and going.
 	LinkUp(l *Link)
 	LinkDown(l *Link)
+	// LinkKeepAlive is the longest keep alive this node allows the links
+	// it accepts (0: what the dialing end asks for). A link's connection
+	// silent for one and a half times its keep alive is closed at either
+	// end [MQTT-3.1.2-24].
+	LinkKeepAlive() time.Duration
 }
 
 // Link is one mesh link as the broker sees it. Create it with Broker.Link.
