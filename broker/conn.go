@@ -78,6 +78,7 @@ type conn struct {
 	lastTicket uint64            // journal generation the last PUBLISH's acknowledgement waited for
 	lastRead   time.Time         // when the read deadline was last moved
 	lastPacket time.Time         // when the last packet arrived
+	partial    int               // a link: bytes read ahead at the last packet or progress check (linkProgress)
 	parkable   bool              // idle periods may be spent parked in the poller
 	parkFd     int32             // the socket while parked
 	parkTimer  *time.Timer       // ends a parked connection's keep alive; guarded by the poller
@@ -282,7 +283,7 @@ func (c *conn) readLoop(first bool) {
 		c.refreshDeadline()
 		pkt, err := c.r.ReadPacket()
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && !c.keepAliveExpired() {
+			if errors.Is(err, os.ErrDeadlineExceeded) && (c.linkProgress() || !c.keepAliveExpired()) {
 				if c.r.Buffered() == 0 && c.tryPark() {
 					return
 				}
@@ -293,6 +294,7 @@ func (c *conn) readLoop(first bool) {
 			break
 		}
 		c.lastPacket = c.b.now()
+		c.partial = c.r.Buffered()
 		if c.ending.Load() {
 			continue // the server has ended the connection: discarded
 		}
@@ -330,10 +332,19 @@ func (c *conn) tryPark() bool {
 }
 
 // refreshDeadline moves the read deadline to one and a half keep alive
-// periods from now [MQTT-3.1.2-24], at most a few times per period.
+// periods after the last packet [MQTT-3.1.2-24], or sooner (to park an idle
+// connection, or to see a mesh link's long packet progress: linkProgress),
+// at most a few times per period. A deadline that passes before the keep
+// alive has (packets came since it was set) is moved again by readLoop, so
+// that a connection gone silent is closed one and a half periods after its
+// last packet, not up to a period later.
 func (c *conn) refreshDeadline() {
-	period := c.keepAlive * 3 / 2
-	if c.parkable && (period == 0 || period > idleAfter) {
+	ka := c.keepAlive * 3 / 2
+	period := ka
+	switch {
+	case c.link != nil && ka > 0:
+		period = c.keepAlive / 2
+	case c.parkable && (period == 0 || period > idleAfter):
 		period = idleAfter // wake up to park when idle
 	}
 	if period == 0 {
@@ -344,7 +355,12 @@ func (c *conn) refreshDeadline() {
 		return
 	}
 	c.lastRead = now
-	c.nc.SetReadDeadline(now.Add(period))
+	deadline := now.Add(period)
+	// Two ticks of margin let the broker's coarse clock pass it too.
+	if expiry := c.lastPacket.Add(ka + 2*clockTick); ka > 0 && expiry.Before(deadline) {
+		deadline = expiry
+	}
+	c.nc.SetReadDeadline(deadline)
 }
 
 func isClosedErr(err error) bool {
@@ -523,6 +539,9 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 		ka = b.opts.MaxKeepAlive
 		ack.Props.ServerKeepAlive = ka // [MQTT-3.2.2-21]
 		ack.Props.Set(mqtt.PropServerKeepAlive)
+	}
+	if c.link != nil {
+		ka = c.linkKeepAlive(ka, ack)
 	}
 	c.keepAlive = time.Duration(ka) * time.Second
 	if ka == 0 {

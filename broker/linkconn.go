@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -59,6 +60,61 @@ func (c *conn) acceptLink(p *mqtt.Connect, id string) (mqtt.ReasonCode, string) 
 	return mqtt.Success, ""
 }
 
+// linkKeepAlive returns the keep alive of an accepted link's connection, ka
+// being what its dialing end asked for: this node's own link keep alive
+// (MeshHandler.LinkKeepAlive) when that is shorter, told to the dialing end as
+// Server Keep Alive in the CONNACK [MQTT-3.2.2-21]. So of the two ends' link
+// keep alives the shorter one applies, and each end finds a dead link within
+// one and a half of its own. It also bounds how long data this end writes may
+// stay unacknowledged by the peer's TCP (setUserTimeout) by the same one and
+// a half periods.
+func (c *conn) linkKeepAlive(ka uint16, ack *mqtt.Connack) uint16 {
+	own := keepAliveSeconds(c.b.opts.Mesh.LinkKeepAlive())
+	if own > 0 && (ka == 0 || ka > own) {
+		ka = own
+		ack.Props.ServerKeepAlive = ka
+		ack.Props.Set(mqtt.PropServerKeepAlive)
+	}
+	if ka > 0 {
+		setUserTimeout(c.nc, time.Duration(ka)*time.Second*3/2)
+	}
+	return ka
+}
+
+// keepAliveSeconds converts a keep alive to the whole seconds of MQTT's Keep
+// Alive, rounding up, at most 65,535; 0 stays 0 (none).
+func keepAliveSeconds(d time.Duration) uint16 {
+	if d <= 0 {
+		return 0
+	}
+	return uint16(min((d+time.Second-1)/time.Second, 65535))
+}
+
+// linkProgress reports, for a link's connection whose read deadline passed
+// (every half keep alive period: refreshDeadline), whether bytes of a packet
+// have arrived since the last packet or the last check, and if so counts
+// them as a sign of life. A large message on a slow link may take longer
+// than the keep alive to arrive, and the PINGREQ its sender sent after it
+// waits behind it. The accepting end then also tells the dialing end that it
+// is alive (ControlAlive): the dialing end, if it is the one sending the
+// message, hears nothing else until the message is in, not even a PINGRESP.
+// The reader goroutine calls it.
+func (c *conn) linkProgress() bool {
+	if c.link == nil {
+		return false
+	}
+	n := c.r.Buffered()
+	if n <= c.partial {
+		return false
+	}
+	c.partial = n
+	c.lastPacket = c.b.now()
+	if !c.clientMode && c.link.Role != ToBridge {
+		c.sendCtrl(ctrl{pkt: &mqtt.Publish{Topic: ControlAlive}})
+	}
+	return true
+}
+
 // Serve runs the link over nc as its dialing end: it sends connect (whose
 // client identifier must be LinkSessionPrefix+this node's name), waits for
 // the CONNACK, and then carries messages both ways until the connection ends
@@ -105,6 +161,12 @@ func (l *Link) Serve(nc net.Conn, connect *mqtt.Connect, subscribe ...mqtt.Subsc
 		ka = ack.Props.ServerKeepAlive
 	}
 	c.keepAlive = time.Duration(ka) * time.Second
+	if ka > 0 {
+		// Written data the peer's TCP has not acknowledged within one and a
+		// half keep alive periods ends the connection, also while the
+		// writer is blocked on a full socket buffer.
+		setUserTimeout(nc, c.keepAlive*3/2)
+	}
 	c.recvMax = int(b.opts.MaxInflight)
 	if rm := ack.Props.ReceiveMaximum; rm > 0 && int(rm) < c.recvMax {
 		c.recvMax = int(rm)
@@ -128,7 +190,12 @@ func (l *Link) Serve(nc net.Conn, connect *mqtt.Connect, subscribe ...mqtt.Subsc
 	var pinger sync.WaitGroup
 	defer pinger.Wait()
 	if c.keepAlive > 0 {
-		pinger.Go(func() { // keep alive from the client's side [MQTT-3.1.2-23]
+		// Keep alive from the client's side [MQTT-3.1.2-23]: a PINGREQ
+		// every half period, so that the peer hears from this end at least
+		// that often. Its PINGRESP (or any packet) must come within one and
+		// a half periods of the last one, or the reader closes the link
+		// (keepAliveExpired), as the server end does [MQTT-3.1.2-24].
+		pinger.Go(func() {
 			t := time.NewTicker(c.keepAlive / 2)
 			defer t.Stop()
 			for {
@@ -143,6 +210,9 @@ func (l *Link) Serve(nc net.Conn, connect *mqtt.Connect, subscribe ...mqtt.Subsc
 	}
 	c.readLoop(false)
 	close(stop)
+	if errors.Is(c.endErr, os.ErrDeadlineExceeded) {
+		return ack, fmt.Errorf("broker: link to %s: keep alive: nothing from the peer for %v", l.Peer, c.keepAlive*3/2)
+	}
 	return ack, c.endErr
 }
 

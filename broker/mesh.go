@@ -33,6 +33,13 @@ const LinkSessionPrefix = "$mesh/"
 // routed to clients.
 const ControlPrefix = "$mesh/"
 
+// ControlAlive is the control message (empty, QoS 0) the accepting end of a
+// link sends while a long packet from the dialing end is still arriving:
+// the dialing end's PINGREQ waits behind that packet, so without it the
+// dialing end would hear nothing and take the link for dead. Nodes ignore
+// it as any packet: it only says the peer is there.
+const ControlAlive = ControlPrefix + "alive"
+
 // User properties that travel with a message across links: the node that
 // first forwarded it, and how many links it has crossed.
 const (
@@ -116,6 +123,11 @@ type MeshHandler interface {
 	// LinkUp and LinkDown report a link's connection coming and going.
 	LinkUp(l *Link)
 	LinkDown(l *Link)
+	// LinkKeepAlive is the longest keep alive this node allows the links
+	// it accepts (0: what the dialing end asks for). A link's connection
+	// silent for one and a half times its keep alive is closed at either
+	// end [MQTT-3.1.2-24].
+	LinkKeepAlive() time.Duration
 }
 
 // Link is one mesh link as the broker sees it. Create it with Broker.Link.
@@ -173,7 +185,7 @@ type LinkStats struct {
 	Since     time.Time     `json:"since"`
 	Queued    int           `json:"queued"`   // messages waiting for the peer (in the store for a durable link)
 	Inflight  int           `json:"inflight"` // sent, not yet acknowledged
-	Lag       time.Duration `json:"lag_ns"`   // age of the oldest queued message in memory
+	Lag       time.Duration `json:"lag_ns"`   // age of the oldest message the peer has not acknowledged (queued or in flight); 0 when none waits
 	Forwarded uint64        `json:"forwarded"`
 	Received  uint64        `json:"received"`
 	Interest  int           `json:"interest"` // filters the peer asked for
@@ -197,16 +209,40 @@ func (l *Link) Stats() LinkStats {
 	s.mu.Lock()
 	st.Inflight = len(s.inflight)
 	st.Queued = s.queue.n
+	stored := 0
 	if s.persist && s.spilled {
-		st.Queued += max(0, s.storedN-s.queue.n-len(s.inflight))
+		stored = max(0, s.storedN-s.queue.n-len(s.inflight))
+		st.Queued += stored
 	}
 	st.Interest = len(s.subs)
-	if s.queue.n > 0 {
-		if at := s.queue.front().enqueued; at > 0 {
-			st.Lag = time.Duration(l.b.clock.Load() - at)
+	// The oldest message waiting is in memory (in flight, or at the front
+	// of the queue) if any is there: entries only in the store come after
+	// those in memory, and were queued later.
+	var oldest int64
+	for _, d := range s.inflight {
+		if d.enqueued > 0 && (oldest == 0 || d.enqueued < oldest) {
+			oldest = d.enqueued
 		}
 	}
+	if s.queue.n > 0 {
+		if at := s.queue.front().enqueued; at > 0 && (oldest == 0 || at < oldest) {
+			oldest = at
+		}
+	}
+	storeOnly, from := stored > 0 && len(s.inflight) == 0 && s.queue.n == 0, s.diskNext
 	s.mu.Unlock()
+	if storeOnly && l.b.opts.Store != nil {
+		// Only the store holds the queue (the link is down, or was
+		// restored at start): its first entry says when it was queued.
+		l.b.whileOpen(func() {
+			if es, _, err := l.b.opts.Store.Queue(nil, s.id, from, 1); err == nil && len(es) > 0 && !es[0].Queued.IsZero() {
+				oldest = es[0].Queued.UnixNano()
+			}
+		})
+	}
+	if oldest > 0 {
+		st.Lag = max(0, time.Duration(l.b.clock.Load()-oldest))
+	}
 	return st
 }
 
@@ -225,6 +261,20 @@ func (l *Link) setUp(up bool) {
 			}
 		}
 	}
+}
+
+// whileOpen runs fn unless the broker is closed, and makes Close wait for
+// it: fn may read the store, which its owner closes after the broker.
+func (b *Broker) whileOpen(fn func()) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	defer b.wg.Done()
+	fn()
 }
 
 // linkSeqBase returns where a link session's sequence numbers go on from

@@ -109,7 +109,7 @@ type delivery struct {
 	share  string   // the shared subscription filter it was routed through, if any
 
 	seq      uint64 // QoS 1 and 2: the session's sequence number, in queue order
-	enqueued int64  // when it was queued, Unix nanoseconds (the coarse clock)
+	enqueued int64  // when it was first queued, Unix nanoseconds (the coarse clock); kept in its store entry
 	ticket   uint64 // journal generation that makes its store entry durable; 0 for none
 	size     int    // encoded size of its store entry; 0 when it has none
 

@@ -17,13 +17,17 @@ type queue struct {
 // Len reports the number of queued deliveries.
 func (q *queue) Len() int { return q.n }
 
-// push appends d at the back; now is the time in Unix nanoseconds.
+// push appends d at the back; now is the time in Unix nanoseconds. A
+// delivery queued before (read back from the store, or moved between queues)
+// keeps the time it was first queued.
 func (q *queue) push(d delivery, now int64) {
 	if q.n == len(q.buf) {
 		q.resize(max(8, 2*len(q.buf)))
 		q.grewAt = now
 	}
-	d.enqueued = now
+	if d.enqueued == 0 {
+		d.enqueued = now
+	}
 	q.buf[(q.head+q.n)%len(q.buf)] = d
 	q.n++
 	q.bytes += len(d.msg.Payload)

@@ -226,6 +226,9 @@ func (s *session) enqueueDurableLocked(d delivery) (uint64, enqueueResult) {
 		return 0, refusedFull
 	}
 	seq := s.seq + 1
+	if d.enqueued == 0 {
+		d.enqueued = b.clock.Load() // stored with it: a link's lag survives paging and restarts
+	}
 	var size int
 	gen, err := b.journal.write(func(bt *store.Batch) error {
 		e := entryOf(&d, seq)
@@ -260,18 +263,36 @@ func (s *session) enqueueDurableLocked(d delivery) (uint64, enqueueResult) {
 func entryOf(d *delivery, seq uint64) store.Entry {
 	m := d.msg
 	return store.Entry{Seq: seq, Retain: d.retain, SubIDs: d.subIDs, Share: d.share, Released: d.released,
-		Message: store.Message{Topic: m.Topic, Payload: m.Payload, QoS: d.qos, Props: m.Props, Expires: m.Expires}}
+		Message: store.Message{Topic: m.Topic, Payload: m.Payload, QoS: d.qos, Props: m.Props, Expires: m.Expires},
+		Queued:  unixTime(d.enqueued)}
+}
+
+// unixTime returns the time of Unix nanoseconds ns, the zero time for 0.
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// unixNano returns t in Unix nanoseconds, 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // deliveryOf returns the delivery of an entry read from the store.
 func deliveryOf(e *store.Entry) delivery {
 	if e.Released {
 		// Only the PUBREL of a QoS 2 exchange is left.
-		return delivery{msg: releasedMessage, qos: 2, share: e.Share, seq: e.Seq, size: e.Size, released: true, sent: true}
+		return delivery{msg: releasedMessage, qos: 2, share: e.Share, seq: e.Seq, size: e.Size, released: true, sent: true,
+			enqueued: unixNano(e.Queued)}
 	}
 	m := &Message{Topic: e.Message.Topic, Payload: e.Message.Payload, QoS: e.Message.QoS, Props: e.Message.Props, Expires: e.Message.Expires}
 	return delivery{msg: m, qos: e.Message.QoS, retain: e.Retain, subIDs: e.SubIDs, share: e.Share,
-		seq: e.Seq, size: e.Size}
+		seq: e.Seq, size: e.Size, enqueued: unixNano(e.Queued)}
 }
 
 // forgetLocked removes a delivery's entry from the store, if it has one,
@@ -458,7 +479,7 @@ func (s *session) releaseLocked(d *delivery) uint64 {
 	size := 0
 	gen, err := s.b.journal.write(func(bt *store.Batch) error {
 		before := bt.Size()
-		err := bt.PutEntry(s.id, &store.Entry{Seq: d.seq, Released: true, Share: d.share})
+		err := bt.PutEntry(s.id, &store.Entry{Seq: d.seq, Released: true, Share: d.share, Queued: unixTime(d.enqueued)})
 		size = bt.Size() - before
 		return err
 	})

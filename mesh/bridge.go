@@ -67,10 +67,9 @@ func (br *bridge) inTopic(remote string) (string, bool) {
 
 // run keeps the bridge connected until ctx ends.
 func (br *bridge) run(ctx context.Context) {
-	backoff := minBackoff
+	retry := br.n.backoff
 	for ctx.Err() == nil {
-		start := time.Now()
-		err := br.once(ctx)
+		up, err := br.once(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -82,22 +81,23 @@ func (br *bridge) run(ctx context.Context) {
 			br.n.mu.Unlock()
 			br.n.log.Warn("mesh: bridge failed", "bridge", br.cfg.Name, "url", br.cfg.URL, "err", err)
 		}
-		if time.Since(start) > stableAfter {
-			backoff = minBackoff
+		if up >= stableAfter {
+			retry.reset()
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(jitter(backoff)):
+		case <-time.After(retry.wait()):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
-func (br *bridge) once(ctx context.Context) error {
+// once connects to the foreign broker and serves the bridge until the
+// connection ends; it returns how long the bridge was up and why it ended.
+func (br *bridge) once(ctx context.Context) (time.Duration, error) {
 	nc, err := dialPeer(ctx, br.cfg.URL, br.cfg.CAFile, br.cfg.Cert, br.cfg.Key)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
@@ -124,6 +124,5 @@ func (br *bridge) once(ctx context.Context) error {
 		ls.url, ls.remote = br.cfg.URL, br.cfg.Name
 	}
 	br.n.mu.Unlock()
-	_, err = br.l.Serve(nc, cp, subs...)
-	return err
+	return serveTimed(br.l, nc, cp, subs...)
 }

@@ -59,7 +59,23 @@ type Config struct {
 	// InterestBatch is how long interest changes are collected before they
 	// are sent to the peers (default 20 ms).
 	InterestBatch time.Duration `yaml:"interest_batch"`
+	// LinkKeepAlive is the MQTT keep alive of this node's links to other
+	// citymesh nodes, in whole seconds (default 2 s, at most 65,535 s): a
+	// link silent for one and a half times it is declared dead at either
+	// end, its queue takes what it would carry, and an edge fails over.
+	// The dialing end sends it in its CONNECT and a PINGREQ every half of
+	// it; an accepting core lowers a longer one to its own (Server Keep
+	// Alive). Written data the peer's TCP leaves unacknowledged as long
+	// ends the connection too (TCP_USER_TIMEOUT). Shorter finds a cut
+	// sooner; longer tolerates a congested or lossy network, and a large
+	// message on a slow one, without false alarms (docs/mesh.md, "Dead
+	// links"). Bridges keep the 30 s of a client.
+	LinkKeepAlive time.Duration `yaml:"link_keep_alive"`
 }
+
+// DefaultLinkKeepAlive is the keep alive of links when the configuration
+// sets none: a silent cut is found within 3 s.
+const DefaultLinkKeepAlive = 2 * time.Second
 
 // PeerConfig is a node this node dials.
 type PeerConfig struct {
@@ -189,6 +205,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LinkMaxMessages < 0 || c.LinkMaxBytes < 0 || c.MaxHops < 0 {
 		return errors.New("mesh: link_max_messages, link_max_bytes and max_hops cannot be negative")
+	}
+	switch ka := c.LinkKeepAlive; {
+	case ka == 0:
+		c.LinkKeepAlive = DefaultLinkKeepAlive
+	case ka < time.Second || ka > 65535*time.Second || ka%time.Second != 0:
+		return fmt.Errorf("mesh: link_keep_alive %v: whole seconds from 1s to 65535s (MQTT's keep alive)", ka)
 	}
 	if c.MaxHops == 0 {
 		c.MaxHops = 8

@@ -56,6 +56,11 @@ func TestConfigValidate(t *testing.T) {
 			c.Bridges = []BridgeConfig{{Name: "a b", URL: "mqtt://m", Topics: []BridgeTopic{{Filter: "#", Direction: "out"}}}}
 		}), "a bridge needs a name"},
 		{"negative limits", edge(func(c *Config) { c.LinkMaxMessages = -1 }), "cannot be negative"},
+		{"a link keep alive in whole seconds", edge(func(c *Config) { c.LinkKeepAlive = 5 * time.Second }), ""},
+		{"a link keep alive of a fraction of a second", edge(func(c *Config) { c.LinkKeepAlive = 1500 * time.Millisecond }), "link_keep_alive 1.5s: whole seconds"},
+		{"a link keep alive below a second", core(func(c *Config) { c.LinkKeepAlive = 500 * time.Millisecond }), "whole seconds from 1s"},
+		{"a negative link keep alive", core(func(c *Config) { c.LinkKeepAlive = -time.Second }), "whole seconds"},
+		{"a link keep alive beyond MQTT's", core(func(c *Config) { c.LinkKeepAlive = 65536 * time.Second }), "to 65535s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,7 +76,8 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	c := edge(func(*Config) {})
-	if err := c.Validate(); err != nil || c.MaxHops != 8 || c.InterestBatch != 20*time.Millisecond || c.Accept.Group != "mesh" {
+	if err := c.Validate(); err != nil || c.MaxHops != 8 || c.InterestBatch != 20*time.Millisecond || c.Accept.Group != "mesh" ||
+		c.LinkKeepAlive != 2*time.Second {
 		t.Fatalf("defaults: %+v, %v", c, err)
 	}
 }
@@ -120,5 +126,41 @@ func TestMinimalInterest(t *testing.T) {
 	}
 	if got := keys(minimal(map[string]struct{}{"#": {}, "a/b": {}, "$SYS/x": {}})); strings.Join(got, " ") != "# $SYS/x" {
 		t.Fatalf("minimal with # = %q", got)
+	}
+}
+
+func TestBackoffGrowsAndResets(t *testing.T) {
+	cases := []struct {
+		name   string
+		b      backoff
+		events string // f: a failed attempt (its wait is checked), r: a link that was up
+		want   []time.Duration
+	}{
+		{"the defaults double to 30 s", backoff{}, "fffffffff",
+			[]time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second, 30 * time.Second}},
+		{"a link that was up starts again small", backoff{}, "ffffrff",
+			[]time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 500 * time.Millisecond, time.Second}},
+		{"bounds of its own", backoff{min: 50 * time.Millisecond, max: 150 * time.Millisecond}, "fffrf",
+			[]time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond, 50 * time.Millisecond}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []time.Duration
+			for _, e := range tc.events {
+				if e == 'r' {
+					tc.b.reset()
+				} else {
+					got = append(got, tc.b.wait())
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d waits, want %d", len(got), len(tc.want))
+			}
+			for i, w := range got {
+				if w < tc.want[i]*3/4 || w > tc.want[i]*5/4 {
+					t.Fatalf("waits %v, want %v (each ±25 %%)", got, tc.want)
+				}
+			}
+		})
 	}
 }

@@ -39,6 +39,13 @@ func startNode(t *testing.T, cfg mesh.Config, addr string, engine *store.MemoryE
 // startNodeWith starts a node as startNode does, with broker options opts.
 func startNodeWith(t *testing.T, cfg mesh.Config, addr string, engine *store.MemoryEngine, opts broker.Options) *testNode {
 	t.Helper()
+	return startNodeTuned(t, cfg, addr, engine, opts, nil)
+}
+
+// startNodeTuned starts a node as startNodeWith does, and calls tune, if
+// given, with its mesh node before the node starts.
+func startNodeTuned(t *testing.T, cfg mesh.Config, addr string, engine *store.MemoryEngine, opts broker.Options, tune func(*mesh.Node)) *testNode {
+	t.Helper()
 	if engine == nil {
 		engine = store.NewMemoryEngine()
 	}
@@ -50,6 +57,9 @@ func startNodeWith(t *testing.T, cfg mesh.Config, addr string, engine *store.Mem
 	n, err := mesh.New(cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(n)
 	}
 	logger := quiet
 	if testing.Verbose() {

@@ -66,6 +66,8 @@ type Node struct {
 	kick   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	backoff backoff // the reconnect back-off each dialer starts from
 }
 
 // linkState is what the node keeps for one link.
@@ -440,6 +442,10 @@ func (h handler) LinkUp(l *broker.Link) {
 	n.markDirty()
 }
 
+// LinkKeepAlive implements broker.MeshHandler: the links this node accepts
+// keep alive at most as long as the links it dials.
+func (h handler) LinkKeepAlive() time.Duration { return h.n.cfg.LinkKeepAlive }
+
 // LinkDown implements broker.MeshHandler.
 func (h handler) LinkDown(l *broker.Link) {
 	n := h.n
@@ -470,6 +476,9 @@ func (h handler) Control(l *broker.Link, t string, payload []byte) {
 			ls.remote, ls.remoteRole, ls.lastErr = m.Node, m.Role, ""
 		}
 		n.mu.Unlock()
+	case broker.ControlAlive:
+		// The peer is receiving a long message from this node: a sign of
+		// life, which the broker has counted already.
 	case topicInterest:
 		var m interestMsg
 		if err := json.Unmarshal(payload, &m); err != nil {

@@ -88,7 +88,7 @@ var (
 	descUp        = prometheus.NewDesc("citymesh_mesh_link_up", "Whether the mesh link is connected.", []string{"peer", "role"}, nil)
 	descQueued    = prometheus.NewDesc("citymesh_mesh_link_queued_messages", "Messages waiting for the peer of the link.", []string{"peer"}, nil)
 	descInflight  = prometheus.NewDesc("citymesh_mesh_link_inflight_messages", "Messages sent on the link and not yet acknowledged.", []string{"peer"}, nil)
-	descLag       = prometheus.NewDesc("citymesh_mesh_link_lag_seconds", "Age of the oldest message waiting in memory for the peer.", []string{"peer"}, nil)
+	descLag       = prometheus.NewDesc("citymesh_mesh_link_lag_seconds", "Age of the oldest message the peer has not acknowledged (queued or in flight), also while the link is down.", []string{"peer"}, nil)
 	descForwarded = prometheus.NewDesc("citymesh_mesh_link_forwarded_total", "Messages sent to the peer of the link.", []string{"peer"}, nil)
 	descReceived  = prometheus.NewDesc("citymesh_mesh_link_received_total", "Messages taken in from the peer of the link.", []string{"peer"}, nil)
 	descDropped   = prometheus.NewDesc("citymesh_mesh_link_dropped_total", "Messages a link refused, by reason.", []string{"peer", "reason"}, nil)

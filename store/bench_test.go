@@ -14,7 +14,7 @@ func BenchmarkBatchPutEntry(b *testing.B) {
 		b.Run(byteSize(size), func(b *testing.B) {
 			props := &mqtt.Properties{ContentType: "application/json"}
 			e := &Entry{Message: Message{Topic: "energy/campus-b1/meter/el-0042/reading", Payload: make([]byte, size), QoS: 1,
-				Props: props, Expires: time.Now().Add(time.Hour)}}
+				Props: props, Expires: time.Now().Add(time.Hour)}, Queued: time.Now()}
 			var bt Batch
 			b.SetBytes(int64(size))
 			for i := 0; b.Loop(); i++ {
@@ -33,7 +33,8 @@ func BenchmarkBatchPutEntry(b *testing.B) {
 // BenchmarkDecodeEntry decodes queue entries, as a page is read back.
 func BenchmarkDecodeEntry(b *testing.B) {
 	var bt Batch
-	bt.PutEntry("gateway-7", &Entry{Seq: 1, Message: Message{Topic: "energy/campus-b1/meter/el-0042/reading", Payload: make([]byte, 64), QoS: 1}})
+	bt.PutEntry("gateway-7", &Entry{Seq: 1, Message: Message{Topic: "energy/campus-b1/meter/el-0042/reading", Payload: make([]byte, 64), QoS: 1},
+		Queued: time.Now()})
 	var v []byte
 	bt.Each(func(_ Op, _, value []byte) error { v = value; return nil })
 	for b.Loop() {

@@ -34,7 +34,8 @@ import (
 //	expires   uvarint, Unix nanoseconds, 0 for never
 //	share     uvarint length + bytes (entries; empty otherwise)
 //	delay     uvarint (wills; 0 otherwise)
-//	at        uvarint, Unix nanoseconds (wills; 0 otherwise)
+//	at        uvarint, Unix nanoseconds (wills: when due; queue
+//	          entries: when the entry was queued, 0 if written before that was kept)
 //	publish   the message as an MQTT 5 PUBLISH packet (topic, QoS, properties,
 //	          payload), absent for released entries
 //
@@ -293,7 +294,7 @@ func messageOf(p *mqtt.Publish, expires time.Time) Message {
 }
 
 func encodeEntry(dst []byte, e *Entry) ([]byte, error) {
-	r := record{expires: e.Message.Expires, share: e.Share}
+	r := record{expires: e.Message.Expires, share: e.Share, at: e.Queued}
 	if e.Retain {
 		r.flags |= flagRetain
 	}
@@ -310,7 +311,7 @@ func decodeEntry(seq uint64, v []byte) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	e := Entry{Seq: seq, Retain: r.flags&flagRetain != 0, Released: r.flags&flagReleased != 0, Share: r.share}
+	e := Entry{Seq: seq, Retain: r.flags&flagRetain != 0, Released: r.flags&flagReleased != 0, Share: r.share, Queued: r.at}
 	if r.pub != nil && !e.Released {
 		e.Message = messageOf(r.pub, r.expires)
 		e.SubIDs = r.pub.Props.SubscriptionIDs

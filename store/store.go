@@ -78,6 +78,10 @@ type Entry struct {
 	// Released marks a QoS 2 delivery whose PUBREC has arrived: only PUBREL
 	// remains to be sent [MQTT-4.3.3-4], never the PUBLISH again.
 	Released bool
+	// Queued is when the entry was first queued, zero if unknown (an entry
+	// written before the store kept it). A mesh link's lag is the age of
+	// its oldest entry.
+	Queued time.Time
 	// Size is the entry's encoded size, key and value, as Queue read it.
 	Size int
 }

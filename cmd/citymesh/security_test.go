@@ -459,4 +459,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if cfg.Limits.Limits.MaxLoginBackoff != time.Minute || cfg.TLS == nil || cfg.TLS.ClientAuth != "request" {
 		t.Fatalf("example read as %+v", cfg)
 	}
+	if err := cfg.Mesh.Validate(); err != nil || cfg.Mesh.LinkKeepAlive != 2*time.Second {
+		t.Fatalf("example mesh section: %v, link keep alive %v", err, cfg.Mesh.LinkKeepAlive)
+	}
 }

@@ -94,6 +94,7 @@ func testQueueAndInbound(t *testing.T, st *store.Store) {
 		User: []mqtt.UserProperty{{Key: "site", Value: "heilbronn"}}, MessageExpiry: 60}
 	props.Set(mqtt.PropMessageExpiry)
 	exp := time.Unix(0, 1798761600123456789)
+	queued := time.Unix(0, 1798761000987654321)
 	{
 		{
 			apply(t, st, func(b *store.Batch) error {
@@ -102,7 +103,7 @@ func testQueueAndInbound(t *testing.T, st *store.Store) {
 					e := &store.Entry{Seq: seq, Message: store.Message{Topic: "energy/b1/meter/el-1/reading", Payload: []byte{byte(seq)}, QoS: 1}}
 					if seq == 2 {
 						e.Message = store.Message{Topic: "t/2", Payload: []byte("x"), QoS: 2, Props: props, Expires: exp}
-						e.Retain, e.SubIDs, e.Share = true, []uint32{3, 9}, "$share/g/t/#"
+						e.Retain, e.SubIDs, e.Share, e.Queued = true, []uint32{3, 9}, "$share/g/t/#", queued
 					}
 					if err := b.PutEntry("sub", e); err != nil {
 						return err
@@ -129,7 +130,7 @@ func testQueueAndInbound(t *testing.T, st *store.Store) {
 			}
 			e := got[0]
 			if e.Message.Topic != "t/2" || string(e.Message.Payload) != "x" || e.Message.QoS != 2 || !e.Retain || e.Share != "$share/g/t/#" ||
-				!slices.Equal(e.SubIDs, []uint32{3, 9}) || !e.Message.Expires.Equal(exp) {
+				!slices.Equal(e.SubIDs, []uint32{3, 9}) || !e.Message.Expires.Equal(exp) || !e.Queued.Equal(queued) {
 				t.Fatalf("entry 2 read back as %+v", e)
 			}
 			p := e.Message.Props
@@ -137,16 +138,16 @@ func testQueueAndInbound(t *testing.T, st *store.Store) {
 				len(p.User) != 1 || p.User[0].Value != "heilbronn" || !p.Has(mqtt.PropMessageExpiry) || p.MessageExpiry != 60 || len(p.SubscriptionIDs) != 0 {
 				t.Fatalf("entry 2 properties %+v", p)
 			}
-			if got[1].Message.Props != nil {
-				t.Fatalf("entry without properties read back with %+v", got[1].Message.Props)
+			if got[1].Message.Props != nil || !got[1].Queued.IsZero() {
+				t.Fatalf("entry without properties or queue time read back with %+v, queued %v", got[1].Message.Props, got[1].Queued)
 			}
 			// Released replaces the entry, and the PUBLISH goes.
 			apply(t, st, func(b *store.Batch) error {
 				b.DeleteEntry("sub", 1)
-				return b.PutEntry("sub", &store.Entry{Seq: 2, Released: true, Share: "$share/g/t/#"})
+				return b.PutEntry("sub", &store.Entry{Seq: 2, Released: true, Share: "$share/g/t/#", Queued: queued})
 			})
 			got, next, err = st.Queue(nil, "sub", 0, 100)
-			if err != nil || next != 6 || len(got) != 4 || got[0].Seq != 2 || !got[0].Released || got[0].Message.Topic != "" {
+			if err != nil || next != 6 || len(got) != 4 || got[0].Seq != 2 || !got[0].Released || got[0].Message.Topic != "" || !got[0].Queued.Equal(queued) {
 				t.Fatalf("after release: %+v next %d err %v", got, next, err)
 			}
 			// The end of the queue.

@@ -15,7 +15,10 @@
 //   - a mesh wire between two nodes' namespaces, on a subnet of its own
 //     (10.201.N.0/24), which exists inside those two namespaces only; the
 //     nodes' mesh links dial each other over it, and the tests cut it with
-//     `ip link set DEV down` on both ends (and heal it with up);
+//     `ip link set DEV down` on both ends (and heal it with up), or
+//     black-hole it: both ends stay up, but each one's neighbour entry for
+//     the other names a link-layer address nobody has, so every packet is
+//     sent and none is taken in, and no node is told (TestSilentCutFoundAtBothEnds);
 //   - a management veth from each namespace to the root namespace
 //     (10.202.X.0/24, X chosen free in the root namespace), over which the
 //     test process's own MQTT clients and GET /api/mesh reach the node.
@@ -113,7 +116,7 @@ func TestEdgeCoreOutage(t *testing.T) {
 	cutAt := time.Now()
 	l.cut(w)
 	var queuedPeak, inflightPeak int
-	linkFell := time.Duration(0)
+	linkFell, coreSaw := time.Duration(0), time.Duration(0)
 	for time.Since(cutAt) < cut {
 		st, err := edge.status()
 		if err != nil {
@@ -123,7 +126,14 @@ func TestEdgeCoreOutage(t *testing.T) {
 			queuedPeak = max(queuedPeak, ul.Queued)
 			inflightPeak = max(inflightPeak, ul.Inflight)
 			if !ul.Up && linkFell == 0 {
-				linkFell = time.Since(cutAt)
+				linkFell = ul.Since.Sub(cutAt) // when the edge marked it down
+			}
+		}
+		if coreSaw == 0 {
+			if cst, err := core.status(); err == nil {
+				if cl, ok := link(cst, "campus"); ok && !cl.Up {
+					coreSaw = cl.Since.Sub(cutAt)
+				}
 			}
 		}
 		select {
@@ -137,10 +147,11 @@ func TestEdgeCoreOutage(t *testing.T) {
 	l.heal(w)
 	healAt := time.Now()
 	outage := healAt.Sub(cutAt)
-	if linkFell > 0 {
-		t.Logf("the edge saw its link fall %v into the cut (keep alive)", linkFell.Round(100*time.Millisecond))
-	} else {
-		t.Logf("the link's TCP connection outlived the cut")
+	t.Logf("the edge marked its link down %v into the cut, the core %v (keep alive; 0: not during the cut)",
+		linkFell.Round(10*time.Millisecond), coreSaw.Round(10*time.Millisecond))
+	if cut > silentCutBound && (linkFell <= 0 || linkFell > silentCutBound || coreSaw <= 0 || coreSaw > silentCutBound) {
+		t.Errorf("DETECT: the edge marked the cut link down after %v and the core after %v (0: not during the cut); want both within %v",
+			linkFell, coreSaw, silentCutBound)
 	}
 	if queuedPeak == 0 {
 		t.Errorf("QUEUE: the edge's /api/mesh never showed queued > 0 during the cut (inflight peak %d, %d readings acknowledged during it)", inflightPeak, duringCut)

@@ -190,3 +190,26 @@ func (l *lab) heal(w *wire) {
 	l.ip("-n", w.a.ns, "link", "set", w.devA, "up")
 	l.ip("-n", w.b.ns, "link", "set", w.devB, "up")
 }
+
+// nowhere is a link-layer address that no device in a lab has.
+const nowhere = "02:00:00:00:00:01"
+
+// blackhole makes the wire drop every packet while both its devices stay up
+// and keep their addresses and routes: each end's neighbour entry for the
+// other becomes a permanent one for an address no device has, so frames go
+// out but the other end never takes them in. Neither node is told anything,
+// no send fails: as when a cable is pulled between two switches, or a
+// firewall starts dropping the link's traffic.
+func (l *lab) blackhole(w *wire) {
+	l.t.Helper()
+	l.ip("-n", w.a.ns, "neigh", "replace", w.addrB.String(), "lladdr", nowhere, "nud", "permanent", "dev", w.devA)
+	l.ip("-n", w.b.ns, "neigh", "replace", w.addrA.String(), "lladdr", nowhere, "nud", "permanent", "dev", w.devB)
+}
+
+// unblackhole removes the false neighbour entries: the ends find each other
+// again by ARP.
+func (l *lab) unblackhole(w *wire) {
+	l.t.Helper()
+	l.ip("-n", w.a.ns, "neigh", "del", w.addrB.String(), "dev", w.devA)
+	l.ip("-n", w.b.ns, "neigh", "del", w.addrA.String(), "dev", w.devB)
+}
