@@ -526,7 +526,7 @@ func (b *Broker) route(msg *Message, matches []subEntry, r *routed) {
 			break
 		}
 	}
-	restricted := msg.Via != nil && msg.Via.Role != ToBridge
+	restricted := msg.Via != nil && msg.Via.Kind.IsNode()
 	for i := range matches {
 		e := &matches[i]
 		if e.Sub == nil {

@@ -67,8 +67,11 @@ type conn struct {
 	auditIn    auditRate // reader only
 	auditOut   auditRate // writer only
 
-	// Mesh: the link this connection carries, and whether this end dialed
-	// it (and is the MQTT client of the connection).
+	// Mesh: what is at the other end (KindClient, or the peer of the link
+	// this connection carries, with the link), and whether this end dialed
+	// it (and is the MQTT client of the connection). Set before the
+	// connection carries messages, read-only afterwards.
+	kind       Kind
 	link       *Link
 	clientMode bool
 	endErr     error // why the reader stopped, for Link.Serve
@@ -342,7 +345,7 @@ func (c *conn) refreshDeadline() {
 	ka := c.keepAlive * 3 / 2
 	period := ka
 	switch {
-	case c.link != nil && ka > 0:
+	case c.kind.IsLink() && ka > 0:
 		period = c.keepAlive / 2
 	case c.parkable && (period == 0 || period > idleAfter):
 		period = idleAfter // wake up to park when idle
@@ -540,7 +543,7 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 		ack.Props.ServerKeepAlive = ka // [MQTT-3.2.2-21]
 		ack.Props.Set(mqtt.PropServerKeepAlive)
 	}
-	if c.link != nil {
+	if c.kind.IsLink() {
 		ka = c.linkKeepAlive(ka, ack)
 	}
 	c.keepAlive = time.Duration(ka) * time.Second
@@ -549,14 +552,14 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 	}
 	var expiry uint32
 	switch {
-	case c.link != nil:
+	case c.kind.IsLink():
 		expiry = NeverExpire // a link's queue waits for its peer
 	case v5:
 		expiry = p.Props.SessionExpiry // [MQTT-3.1.2-11 ff.]
 	case !p.CleanStart:
 		expiry = NeverExpire
 	}
-	if b.opts.MaxSessionExpiry > 0 && expiry > b.opts.MaxSessionExpiry && c.link == nil {
+	if b.opts.MaxSessionExpiry > 0 && expiry > b.opts.MaxSessionExpiry && !c.kind.IsLink() {
 		expiry = b.opts.MaxSessionExpiry
 		if v5 {
 			ack.Props.SessionExpiry = expiry
@@ -583,7 +586,7 @@ func (c *conn) handleConnect(p *mqtt.Connect) bool {
 	// the namespace, so another tenant's client with the same identifier is
 	// another session.
 	b.attach(c, c.mount+id, p.CleanStart, expiry, ack)
-	if c.link != nil {
+	if c.kind.IsLink() {
 		c.link.setUp(true)
 	}
 	c.debug("client connected", "version", p.Version, "clean", p.CleanStart, "keepalive", ka, "expiry", expiry)
@@ -741,7 +744,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		}
 		name = local
 	}
-	if c.link != nil && c.link.Role != ToBridge && hasPrefix(name, ControlPrefix) {
+	if c.kind.IsNode() && hasPrefix(name, ControlPrefix) {
 		// The mesh's own messages between the ends of a link.
 		if h := b.opts.Mesh; h != nil {
 			h.Control(c.link, name, append([]byte(nil), p.Payload...))
@@ -775,7 +778,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		}
 	}
 	var linkSeq uint64
-	if c.link != nil && c.link.Role != ToBridge && p.QoS == 1 {
+	if c.kind.IsNode() && p.QoS == 1 {
 		// A QoS 1 message that the peer sends again after a reconnect or a
 		// restart, and that was taken in already, is acknowledged and not
 		// routed again: the peer numbers what it sends in order.
@@ -805,7 +808,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		}
 	}
 	msg := newMessage(p, c.mount+name, s.id, c.b.clockFn)
-	if c.link != nil && !b.takeIn(c.link, msg) || c.link == nil && !b.takeTagged(msg) {
+	if c.kind.IsLink() && !b.takeIn(c.link, msg) || !c.kind.IsLink() && !b.takeTagged(msg) {
 		return c.ackPublish(p, mqtt.Success, 0) // taken, and dropped: a loop or outside the link's grants
 	}
 	b.stats.msgsIn.Add(1)
@@ -819,7 +822,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	switch {
 	case r.matched > 0 && r.queued == 0 && r.full > 0:
 		code = mqtt.QuotaExceeded // every subscriber's queue is full
-	case r.matched == 0 && v5 && c.link == nil:
+	case r.matched == 0 && v5 && c.kind == KindClient:
 		code = mqtt.NoMatchingSubscribers
 	}
 	if p.QoS == 2 && !code.IsError() {
@@ -1240,11 +1243,11 @@ func (c *conn) writePublish(w *writer, d *delivery, name string, now time.Time) 
 	p := &w.pub
 	*p = mqtt.Publish{Dup: d.sent, QoS: d.qos, Retain: d.retain, Topic: name, PacketID: d.packetID, Payload: m.Payload}
 	if c.version >= mqtt.V5 {
-		if c.link != nil {
+		if c.kind.IsLink() {
 			// Origin and hop count travel with it, also to foreign brokers,
 			// which pass user properties on unchanged [MQTT-3.3.2-18]: so a
 			// message that comes back through one is recognised (takeTagged).
-			c.b.linkProps(m, &p.Props, d, c.link.Role == ToBridge)
+			c.b.linkProps(m, &p.Props, d, c.kind == KindBridge)
 			c.link.forwarded.Add(1)
 			if c.link.OutTopic != nil { // a bridge: the foreign broker's topics
 				p.Topic = c.link.OutTopic(name)

@@ -38,7 +38,7 @@ func (b *Broker) clientEvent(c *conn, connected, takenOver bool) {
 		return
 	}
 	e := ClientEvent{Connected: connected, ClientID: c.clientID, Remote: c.remote, Listener: c.listener,
-		Version: c.version, Link: c.link != nil}
+		Version: c.version, Link: c.kind.IsLink()}
 	if c.ident != nil {
 		e.User, e.Tenant = c.ident.User, c.ident.Tenant
 	}

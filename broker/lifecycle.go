@@ -117,7 +117,7 @@ func (b *Broker) detach(c *conn) {
 	c.detached = true
 	s.out = nil
 	s.offline = time.Now()
-	if c.link != nil {
+	if c.kind.IsLink() {
 		defer c.link.setUp(false)
 	}
 	w, delay := c.will, c.willDelay

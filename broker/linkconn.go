@@ -53,7 +53,7 @@ func (c *conn) acceptLink(p *mqtt.Connect, id string) (mqtt.ReasonCode, string) 
 	}
 	// A link carries the mesh's traffic, not a client's: no tenant
 	// namespace and no ACL (its grants limit it instead).
-	c.link = l
+	c.kind, c.link = l.Kind, l
 	c.mount, c.inAccess, c.outAccess, c.controlled = "", nil, nil, false
 	p.CleanStart = false // the link's queue outlives any one connection
 	b.opts.Audit.Info("link", "peer", peer, "role", role.String(), "remote", c.remote, "listener", c.listener)
@@ -100,7 +100,7 @@ func keepAliveSeconds(d time.Duration) uint16 {
 // message, hears nothing else until the message is in, not even a PINGRESP.
 // The reader goroutine calls it.
 func (c *conn) linkProgress() bool {
-	if c.link == nil {
+	if !c.kind.IsLink() {
 		return false
 	}
 	n := c.r.Buffered()
@@ -109,7 +109,7 @@ func (c *conn) linkProgress() bool {
 	}
 	c.partial = n
 	c.lastPacket = c.b.now()
-	if !c.clientMode && c.link.Role != ToBridge {
+	if !c.clientMode && c.kind.IsNode() {
 		c.sendCtrl(ctrl{pkt: &mqtt.Publish{Topic: ControlAlive}})
 	}
 	return true
@@ -124,7 +124,7 @@ func (c *conn) linkProgress() bool {
 func (l *Link) Serve(nc net.Conn, connect *mqtt.Connect, subscribe ...mqtt.Subscription) (*mqtt.Connack, error) {
 	b := l.b
 	c := newConn(b, nc, ConnInfo{Listener: "link"})
-	c.clientMode, c.link, c.version = true, l, mqtt.V5
+	c.clientMode, c.kind, c.link, c.version = true, l.Kind, l, mqtt.V5
 	c.clientID = connect.ClientID
 	c.r.Version = mqtt.V5
 	nc.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))

@@ -69,44 +69,81 @@ func meshSeq(p *mqtt.Properties) uint64 {
 	return 0
 }
 
-// LinkRole says what the peer of a link is to this node.
-type LinkRole uint8
+// Kind says what is at the other end of a connection or a session, as this
+// node sees it: a client (an MQTT client or an in-process one: the zero
+// value), or the peer of a mesh link. Every rule of the mesh switches on it,
+// and the forwarding rule has one home: Forwards.
+type Kind uint8
 
-// Link roles. The forwarding rules follow from them: a message that came from
-// a core peer goes on only to this core's edges; one that came from this
-// edge's core goes to local clients only; one from an edge may go anywhere
-// else. So interest and messages cross at most one core-to-core hop, and a
-// loop cannot form.
+// Kinds of peers.
 const (
-	ToCore     LinkRole = iota + 1 // the peer is a core node, and so is this one
-	ToEdge                         // the peer is an edge node attached to this core
-	ToUpstream                     // the peer is the core node this edge attaches to
-	ToBridge                       // the peer is a foreign MQTT broker
+	KindClient   Kind = iota // not a link: a client of this node
+	KindCore                 // the peer is a core node, and so is this one
+	KindEdge                 // the peer is an edge node attached to this core
+	KindUpstream             // the peer is the core node this edge attaches to
+	KindBridge               // the peer is a foreign MQTT broker
 )
 
-// String names the role as configuration files do.
-func (r LinkRole) String() string {
-	switch r {
-	case ToCore:
+// String names the kind as configuration files name a link's role.
+func (k Kind) String() string {
+	switch k {
+	case KindClient:
+		return "client"
+	case KindCore:
 		return "core"
-	case ToEdge:
+	case KindEdge:
 		return "edge"
-	case ToUpstream:
+	case KindUpstream:
 		return "upstream"
-	case ToBridge:
+	case KindBridge:
 		return "bridge"
 	}
 	return "unknown"
 }
 
-// ParseLinkRole reads a role name.
-func ParseLinkRole(s string) (LinkRole, error) {
-	for r := ToCore; r <= ToBridge; r++ {
-		if r.String() == s {
-			return r, nil
+// ParseKind reads the name of a link's kind (its role in configuration
+// files): core, edge, upstream or bridge.
+func ParseKind(s string) (Kind, error) {
+	for k := KindCore; k <= KindBridge; k++ {
+		if k.String() == s {
+			return k, nil
 		}
 	}
 	return 0, fmt.Errorf("link role %q: want core, edge, upstream or bridge", s)
+}
+
+// IsLink reports whether the peer is at the other end of a mesh link or a
+// bridge.
+func (k Kind) IsLink() bool { return k != KindClient }
+
+// IsNode reports whether the peer is a citymesh node (a core, an edge or
+// the upstream core): one that speaks the mesh's own protocol (control
+// messages, sequence numbers, shared groups) over the link.
+func (k Kind) IsNode() bool { return k == KindCore || k == KindEdge || k == KindUpstream }
+
+// Forwards is the mesh's forwarding rule: whether a message that came in
+// from a peer of kind from (KindClient: published by a client of this node)
+// may go out to a peer of kind to (KindClient: a client of this node). Local
+// clients and bridges, the ways out of the mesh, may take anything; what a
+// client, an edge or a bridge brought in may go anywhere; what came from a
+// core peer goes on only to this core's edges; what came from this edge's
+// core goes to local clients (and bridges) only. So a message crosses at
+// most one core-to-core hop and a loop cannot form. Routing applies it to
+// every delivery to a link (Broker.canForward), and the mesh to decide what
+// interest to advertise to each peer (what a peer's messages could reach
+// here).
+func Forwards(from, to Kind) bool {
+	if from == KindClient || to == KindClient || to == KindBridge {
+		return true
+	}
+	switch from {
+	case KindCore:
+		return to == KindEdge // one core-to-core hop, then only down to edges
+	case KindUpstream:
+		return false // an edge's core sends what its clients want
+	default: // an edge or a bridge
+		return true
+	}
 }
 
 // MeshHandler is the mesh's side of the broker: it decides which
@@ -116,7 +153,7 @@ type MeshHandler interface {
 	// node peer (client identifier LinkSessionPrefix+peer) may be one,
 	// given its identity and the user properties of its CONNECT; it returns
 	// the link's role, or an error that refuses the connection (0x87).
-	AcceptLink(id *auth.Identity, peer string, props []mqtt.UserProperty) (LinkRole, error)
+	AcceptLink(id *auth.Identity, peer string, props []mqtt.UserProperty) (Kind, error)
 	// Control receives a control message (topic under ControlPrefix) that
 	// the peer of link l sent.
 	Control(l *Link, topic string, payload []byte)
@@ -134,7 +171,7 @@ type MeshHandler interface {
 type Link struct {
 	b    *Broker
 	Peer string
-	Role LinkRole
+	Kind Kind // the peer's kind; never KindClient
 	s    *session
 
 	// OutTopic and InTopic map topics for a bridge: the topic a message
@@ -200,7 +237,7 @@ type LinkStats struct {
 
 // Stats returns the link's state and counters.
 func (l *Link) Stats() LinkStats {
-	st := LinkStats{Peer: l.Peer, Role: l.Role.String(), Up: l.up.Load(), Since: time.Unix(0, l.since.Load()),
+	st := LinkStats{Peer: l.Peer, Role: l.Kind.String(), Up: l.up.Load(), Since: time.Unix(0, l.since.Load()),
 		Forwarded: l.forwarded.Load(), Received: l.received.Load(),
 		Dropped: map[string]uint64{"loop": l.dropped.loop.Load(), "hops": l.dropped.hops.Load(), "import": l.dropped.imported.Load(),
 			"queue_full": l.dropped.full.Load(), "expired": l.dropped.expired.Load(), "too_large": l.dropped.tooLarge.Load(),
@@ -295,15 +332,15 @@ type linkTable struct {
 // Link returns the link to peer with role, creating it (and its durable
 // session) on first use. A link's session keeps its queue and interest
 // across restarts; its role is stored with it.
-func (b *Broker) Link(peer string, role LinkRole) (*Link, error) {
+func (b *Broker) Link(peer string, role Kind) (*Link, error) {
 	if peer == "" || strings.ContainsAny(peer, "/+#\x00") {
 		return nil, fmt.Errorf("broker: link peer %q: not a valid node name", peer)
 	}
 	b.links.mu.Lock()
 	defer b.links.mu.Unlock()
 	if l := b.links.links[peer]; l != nil {
-		if l.Role != role {
-			return nil, fmt.Errorf("broker: link to %s is a %s link, not %s", peer, l.Role, role)
+		if l.Kind != role {
+			return nil, fmt.Errorf("broker: link to %s is a %s link, not %s", peer, l.Kind, role)
 		}
 		return l, nil
 	}
@@ -318,11 +355,11 @@ func (b *Broker) Link(peer string, role LinkRole) (*Link, error) {
 		b.sessions[id] = s
 	}
 	b.mu.Unlock()
-	l := &Link{b: b, Peer: peer, Role: role, s: s}
+	l := &Link{b: b, Peer: peer, Kind: role, s: s}
 	l.since.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	s.link.Store(l)
-	s.linkRole = role
+	s.linkKind = role
 	s.seq = linkSeqBase(s.seq)
 	s.mu.Unlock()
 	if b.links.links == nil {
@@ -483,20 +520,11 @@ func (b *Broker) canForward(msg *Message, to *Link) bool {
 	case hasPrefix(msg.Topic, ControlPrefix):
 		return false
 	}
-	if via == nil || to.Role == ToBridge {
-		// From a local client; or to a bridge, which is a way out of the
-		// mesh as a local subscriber is (what it brings in goes where a
-		// local publish would, but never back to it).
-		return true
+	from := KindClient
+	if via != nil {
+		from = via.Kind
 	}
-	switch via.Role {
-	case ToCore:
-		return to.Role == ToEdge // one core-to-core hop, then only down to edges
-	case ToUpstream:
-		return false // an edge delivers what its core sent to local clients only
-	default: // from an edge or a bridge
-		return true
-	}
+	return Forwards(from, to.Kind)
 }
 
 // exports reports whether the link's grants let a message on topic t go
@@ -623,7 +651,7 @@ func (b *Broker) takeIn(l *Link, m *Message) bool {
 	}
 	m.Via = l
 	m.Hops = hops
-	if l.Role != ToBridge && m.Props != nil {
+	if l.Kind.IsNode() && m.Props != nil {
 		for _, u := range m.Props.User {
 			if u.Key == PropShare {
 				m.Shares = append(m.Shares, u.Value)
@@ -655,9 +683,9 @@ func (b *Broker) takeTagged(m *Message) bool {
 	return true
 }
 
-// storedLinkRole reads the link role kept in a stored session record.
-func storedLinkRole(rec *store.Session) LinkRole {
-	r, _ := ParseLinkRole(rec.Link)
+// storedLinkKind reads the link role kept in a stored session record.
+func storedLinkKind(rec *store.Session) Kind {
+	r, _ := ParseKind(rec.Link)
 	return r
 }
 

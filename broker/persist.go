@@ -84,14 +84,14 @@ func (b *Broker) load() {
 		if rec.Expiry != NeverExpire {
 			s.timer = time.AfterFunc(left, b.tracked(func() { b.expireSession(s) }))
 		}
-		if role := storedLinkRole(&rec.Session); role != 0 && strings.HasPrefix(rec.ClientID, LinkSessionPrefix) {
+		if role := storedLinkKind(&rec.Session); role != 0 && strings.HasPrefix(rec.ClientID, LinkSessionPrefix) {
 			// A mesh link's session: its link comes back with it, so that
 			// routing keeps the forwarding rules before the peer returns.
 			peer := rec.ClientID[len(LinkSessionPrefix):]
-			l := &Link{b: b, Peer: peer, Role: role, s: s}
+			l := &Link{b: b, Peer: peer, Kind: role, s: s}
 			l.since.Store(now.UnixNano())
 			s.link.Store(l)
-			s.linkRole = role
+			s.linkKind = role
 			s.seq = linkSeqBase(s.seq)
 			if b.links.links == nil {
 				b.links.links = make(map[string]*Link)
@@ -174,8 +174,8 @@ func (b *Broker) persistSession(s *session) uint64 {
 		return b.journal.deleteSession(s.id)
 	}
 	rec := store.Session{ClientID: s.id, Expiry: s.expiry, DisconnectedAt: s.offline}
-	if s.linkRole != 0 {
-		rec.Link = s.linkRole.String()
+	if s.linkKind != 0 {
+		rec.Link = s.linkKind.String()
 	}
 	for f, o := range s.subs {
 		sub := store.Subscription{Subscription: mqtt.Subscription{Filter: f, QoS: o.qos, NoLocal: o.noLocal,

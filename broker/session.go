@@ -74,7 +74,7 @@ type session struct {
 	// Mesh links only: the link whose session this is (set once, before
 	// the session is routed to, and read without the mutex) and its role.
 	link     atomic.Pointer[Link]
-	linkRole LinkRole
+	linkKind Kind
 }
 
 // Durable sessions keep at most pageMessages queued deliveries (or

@@ -24,7 +24,7 @@ type bridge struct {
 func bridgePeer(name string) string { return "bridge." + name }
 
 func newBridge(n *Node, cfg *BridgeConfig) (*bridge, error) {
-	l, err := n.b.Link(bridgePeer(cfg.Name), broker.ToBridge)
+	l, err := n.b.Link(bridgePeer(cfg.Name), broker.KindBridge)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,7 @@
 // and each node tells its peers what its clients want, so that a message
 // crosses a link only if someone beyond it listens. Links are MQTT 5
 // connections whose queues are durable sessions of the broker (store and
-// forward); the broker's forwarding rules (see broker.LinkRole) make loops
+// forward); the broker's forwarding rules (see broker.Kind) make loops
 // impossible. Bridges link a node to foreign MQTT brokers with static topic
 // mappings. docs/mesh.md explains the design, its guarantees and its limits.
 package mesh

@@ -27,7 +27,7 @@ func FuzzControl(f *testing.F) {
 	b := broker.New(broker.Options{Store: store.NewMemory(), NodeName: "core", Mesh: n.Handler(), SysInterval: -1, Logger: quiet})
 	f.Cleanup(func() { b.Close() })
 	n.b = b
-	l, err := b.Link("edge-1", broker.ToEdge)
+	l, err := b.Link("edge-1", broker.KindEdge)
 	if err != nil {
 		f.Fatal(err)
 	}

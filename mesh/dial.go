@@ -118,7 +118,7 @@ func (n *Node) dialOnce(ctx context.Context, l *broker.Link, p *PeerConfig) (tim
 		ls.url = p.URL
 	}
 	n.mu.Unlock()
-	if l.Role == broker.ToUpstream {
+	if l.Kind == broker.KindUpstream {
 		l.SetGrants(broker.Grants{Export: p.Export, Import: p.Import})
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })

@@ -108,7 +108,7 @@ func (n *Node) Start(ctx context.Context, b *broker.Broker) error {
 	ctx, n.cancel = context.WithCancel(ctx)
 	for _, l := range b.Links() { // links restored from the store keep their interest
 		n.linkLocked(l)
-		if l.Role == broker.ToEdge { // and may have messages routed to them at once
+		if l.Kind == broker.KindEdge { // and may have messages routed to them at once
 			l.SetGrants(n.acceptGrants())
 		}
 	}
@@ -122,7 +122,7 @@ func (n *Node) Start(ctx context.Context, b *broker.Broker) error {
 	if n.core {
 		for i := range n.cfg.Peers {
 			p := &n.cfg.Peers[i]
-			l, err := b.Link(p.Name, broker.ToCore)
+			l, err := b.Link(p.Name, broker.KindCore)
 			if err != nil {
 				return err
 			}
@@ -135,7 +135,7 @@ func (n *Node) Start(ctx context.Context, b *broker.Broker) error {
 			}
 		}
 	} else if len(n.cfg.Upstream) > 0 {
-		l, err := b.Link(upstreamLink, broker.ToUpstream)
+		l, err := b.Link(upstreamLink, broker.KindUpstream)
 		if err != nil {
 			return err
 		}
@@ -243,36 +243,22 @@ func (n *Node) batchLoop(ctx context.Context) {
 
 // wanted returns what this node wants from the peer of link ls: the filters
 // for which a message from that peer would be delivered here or forwarded
-// on, under the broker's forwarding rules (broker.LinkRole). Called with n.mu
-// held.
+// on, under the broker's forwarding rule (broker.Forwards): the local
+// clients' filters, and the interest of every other link the rule lets such
+// a message go out on. Bridges are sent nothing: their interest is static.
+// Called with n.mu held.
 func (n *Node) wanted(ls *linkState) map[string]struct{} {
 	want := make(map[string]struct{}, len(n.local))
-	from := ls.l.Role
-	if from == broker.ToBridge {
-		return want // bridges have static interest
+	from := ls.l.Kind
+	if from == broker.KindBridge {
+		return want
 	}
 	for f := range n.local {
-		want[f] = struct{}{}
-	}
-	if from == broker.ToUpstream {
-		// What an edge's core sends goes to local clients (and bridges,
-		// which are ways out like them) only.
-		for _, other := range n.links {
-			if other.l.Role == broker.ToBridge {
-				for _, in := range other.l.Interest() {
-					want[in.Filter] = struct{}{}
-				}
-			}
-		}
-		return minimal(want)
+		want[f] = struct{}{} // broker.Forwards(from, broker.KindClient)
 	}
 	for _, other := range n.links {
-		if other == ls {
+		if other == ls || !broker.Forwards(from, other.l.Kind) {
 			continue
-		}
-		to := other.l.Role
-		if from == broker.ToCore && to != broker.ToEdge && to != broker.ToBridge {
-			continue // one core-to-core hop, then only down to edges
 		}
 		for _, in := range other.l.Interest() {
 			want[in.Filter] = struct{}{}
@@ -322,7 +308,7 @@ func (n *Node) advertise() {
 	}
 	n.dirty = false
 	for _, ls := range n.links {
-		if !ls.l.Up() || ls.l.Role == broker.ToBridge {
+		if !ls.l.Up() || ls.l.Kind == broker.KindBridge {
 			continue
 		}
 		want := n.wanted(ls)
@@ -388,7 +374,7 @@ func (n *Node) Handler() broker.MeshHandler { return handler{n} }
 type handler struct{ n *Node }
 
 // AcceptLink implements broker.MeshHandler.
-func (h handler) AcceptLink(id *auth.Identity, peer string, props []mqtt.UserProperty) (broker.LinkRole, error) {
+func (h handler) AcceptLink(id *auth.Identity, peer string, props []mqtt.UserProperty) (broker.Kind, error) {
 	n := h.n
 	if !n.core {
 		return 0, fmt.Errorf("%s is an edge node: it takes no links", n.cfg.Node)
@@ -409,13 +395,13 @@ func (h handler) AcceptLink(id *auth.Identity, peer string, props []mqtt.UserPro
 	case "core":
 		for _, p := range n.cfg.Peers {
 			if p.Name == peer {
-				return broker.ToCore, nil
+				return broker.KindCore, nil
 			}
 		}
 		return 0, fmt.Errorf("core %s is not among this node's peers", peer)
 	case "edge":
 		if slices.Contains(n.cfg.Accept.Edges, "*") || slices.Contains(n.cfg.Accept.Edges, peer) {
-			return broker.ToEdge, nil
+			return broker.KindEdge, nil
 		}
 		return 0, fmt.Errorf("edge %s may not attach here (accept.edges)", peer)
 	}
@@ -429,16 +415,16 @@ func (h handler) LinkUp(l *broker.Link) {
 	n.mu.Lock()
 	ls := n.linkLocked(l)
 	ls.synced = false
-	if l.Role == broker.ToEdge {
+	if l.Kind == broker.KindEdge {
 		l.SetGrants(n.acceptGrants())
 	}
 	n.dirty = true
 	n.mu.Unlock()
-	if l.Role != broker.ToBridge {
+	if l.Kind != broker.KindBridge {
 		payload, _ := json.Marshal(hello{Node: n.cfg.Node, Role: n.cfg.Role, Version: protocolVersion})
 		l.SendControl(topicHello, payload)
 	}
-	n.log.Info("mesh: link up", "peer", l.Peer, "role", l.Role.String())
+	n.log.Info("mesh: link up", "peer", l.Peer, "role", l.Kind.String())
 	n.markDirty()
 }
 
@@ -512,13 +498,13 @@ func (n *Node) checkHello(l *broker.Link, m *hello) error {
 		}
 	}
 	want := "core"
-	if l.Role == broker.ToEdge {
+	if l.Kind == broker.KindEdge {
 		want = "edge"
 	}
 	if m.Role != want {
 		return fmt.Errorf("%s says it is a %s node, but this link is for a %s", m.Node, m.Role, want)
 	}
-	if l.Role != broker.ToUpstream && l.Peer != m.Node {
+	if l.Kind != broker.KindUpstream && l.Peer != m.Node {
 		return fmt.Errorf("the link for %s reached %s", l.Peer, m.Node)
 	}
 	return nil

@@ -57,7 +57,7 @@ func (n *Node) Status() Status {
 	st.Nodes = []NodeStatus{{Name: n.cfg.Node, Role: n.cfg.Role, Up: true}}
 	for _, ls := range states {
 		extra = append(extra, LinkStatus{Remote: ls.remote, URL: ls.url, LastError: ls.lastErr, Advertised: len(ls.advertised)})
-		if ls.remote != "" && ls.l.Role != broker.ToBridge {
+		if ls.remote != "" && ls.l.Kind != broker.KindBridge {
 			st.Nodes = append(st.Nodes, NodeStatus{Name: ls.remote, Role: ls.remoteRole, Link: ls.l.Peer, Up: ls.l.Up()})
 		}
 	}
