@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/golang-jwt/jwt/v5"
 
@@ -289,7 +290,9 @@ func TestSecureNodeWithRealClients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := paho.NewClient(paho.ClientConfig{Conn: conn})
+		// tls.Conn is not safe for concurrent writes of one packet in
+		// parts: Paho asks for its wrapper.
+		c := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn)})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		ack, err := c.Connect(ctx, &paho.Connect{ClientID: "paho-meter", CleanStart: true, KeepAlive: 30,
