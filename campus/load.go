@@ -183,6 +183,12 @@ func (l *loader) syntaxError(err error) error {
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		fmt.Sscan(m[1], &e.Line)
 		e.Msg = m[2]
+		// yaml.v3 (decode.go, fail) numbers a parser error's line from
+		// its context mark, which counts from 0; its parser errors are the
+		// "did not find expected ..." ones.
+		if strings.HasPrefix(e.Msg, "did not find expected") {
+			e.Line++
+		}
 	}
 	return Errors{e}
 }
