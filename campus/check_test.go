@@ -29,7 +29,9 @@ func TestCheckEvents(t *testing.T) {
 	meas := func(asset string, src event.Source, vs ...event.Value) event.Event {
 		return event.NewMeasurement(asset, t0, src, vs...)
 	}
-	v := func(point string, x float64, u event.Unit) event.Value { return event.Value{Point: point, Value: x, Unit: u} }
+	v := func(point string, x float64, u event.Unit) event.Value {
+		return event.Value{Point: point, Value: x, Unit: u}
+	}
 	good := []struct {
 		topic string
 		e     event.Event
