@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	_ "time/tzdata" // campus files name their time zone; hosts without zoneinfo load them too
 
 	"github.com/paulmach/orb"
 	"gopkg.in/yaml.v3"
@@ -861,9 +862,6 @@ func (l *loader) loadMeters() {
 			l.add(at(n, "building"), field+".building", ErrUnknownReference, "building %q is not in buildings", mf.Building)
 		default:
 			m.Site, m.Location = b.Site, b.Location
-			if m.Tenant == "" {
-				m.Tenant = b.Tenant
-			}
 		}
 		l.tenant(n, field+".tenant", mf.Tenant)
 		if p, ok := l.location(n, field+".location", mf.Location); ok {

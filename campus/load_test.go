@@ -147,7 +147,7 @@ func TestLoadSmall(t *testing.T) {
 	}{
 		"b01-0.02/windowContact":        {"windowContact", event.One, "building/campus/room/b01-0.02/measurement", "uni"},
 		"b01-aula/occupied":             {"occupancy", event.One, "building/campus/room/b01-aula/measurement", "uni"},
-		"el-b01-main/1-0:2.8.0":         {"activeEnergyExport", event.KilowattHour, "energy/campus/meter/el-b01-main/reading", "uni"},
+		"el-b01-main/1-0:2.8.0":         {"activeEnergyExport", event.KilowattHour, "energy/campus/meter/el-b01-main/reading", ""},
 		"ht-b01-uni/6-0:1.0.0":          {"heatEnergy", event.MegawattHour, "energy/campus/meter/ht-b01-uni/reading", "uni"},
 		"soil-probe-01/soilMoistureEc":  {"soilMoistureEc", event.MicrosiemensPerCentimetre, "vineyard/wartberg/device/soil-probe-01/measurement", "growers"},
 		"npk-probe-01/battery":          {"batteryVoltage", event.Volt, "vineyard/wartberg/device/npk-probe-01/measurement", "growers"},
@@ -157,7 +157,7 @@ func TestLoadSmall(t *testing.T) {
 		"b01-u1.01/co2":                 {"co2", event.PartsPerMillion, "building/campus/room/b01-u1.01/measurement", "uni"},
 		"soil-probe-01/soilMoistureVwc": {"soilMoistureVwc", event.Percent, "vineyard/wartberg/device/soil-probe-01/measurement", "growers"},
 		"npk-probe-01/soilPhosphorus":   {"soilPhosphorus", event.MilligramPerKilogram, "vineyard/wartberg/device/npk-probe-01/measurement", "growers"},
-		"el-b01-main/1-0:1.8.0":         {"activeEnergyImport", event.KilowattHour, "energy/campus/meter/el-b01-main/reading", "uni"},
+		"el-b01-main/1-0:1.8.0":         {"activeEnergyImport", event.KilowattHour, "energy/campus/meter/el-b01-main/reading", ""},
 		"loomi/battery":                 {"batteryLevel", event.Percent, "robot/campus/robot/loomi/status", ""},
 		"loomi/check/b01-light":         {"lightState", event.One, "robot/campus/robot/loomi/check", ""},
 		"b01-1.11/temperatureSetpoint":  {"temperatureSetpoint", event.Celsius, "building/campus/room/b01-1.11/measurement", "uni"},
@@ -239,7 +239,7 @@ func TestLoadSmall(t *testing.T) {
 		t.Errorf("meter: %+v", mt)
 	}
 	uni, _ := m.Tenant("uni")
-	if uni.AreaM2["b01"] != 3*20+2*15+2*20+300 || len(uni.Meters) != 2 || len(uni.Rooms) != 9 {
+	if uni.AreaM2["b01"] != 3*20+2*15+2*20+300 || len(uni.Meters) != 1 || len(uni.Rooms) != 9 {
 		t.Errorf("tenant: %+v", uni)
 	}
 	if a, _ := m.Application("soil-twin"); a.Server != ChirpStack {
