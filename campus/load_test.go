@@ -316,3 +316,29 @@ func TestManyErrors(t *testing.T) {
 		t.Errorf("%d errors, first at %d", len(errs), errs[0].Line)
 	}
 }
+
+// The example in docs/campus.md loads, and expands as its comments say.
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/campus.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no yaml block in docs/campus.md")
+	}
+	m, err := Parse("docs/campus.md", []byte(block), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"b01-0.03/temperature", "b01-0.05/occupied", "b01-1.10/windowContact", "b01-1.11/temperature", "b01-u1.01/temperature",
+		"b01-aula/occupied", "el-b01-main/1-0:2.8.0", "el-b01-uni/1-0:1.8.0", "ht-b01-uni/6-0:1.0.0", "soil-probe-01/battery", "loomi/check/b01-escape", "b01/outdoorTemperature"} {
+		if _, ok := m.Point(id); !ok {
+			t.Errorf("no point %s", id)
+		}
+	}
+	if _, ok := m.Point("b01-0.01/windowContact"); ok {
+		t.Error("removed point present")
+	}
+}
