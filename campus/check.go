@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/citymesh/citymesh/energy"
 	"github.com/citymesh/citymesh/event"
 )
 
@@ -203,6 +204,34 @@ func (m *Model) DeviceValues(d *Device, data map[string]any) (values []event.Val
 	}
 	slices.Sort(unknown)
 	return values, unknown, nil
+}
+
+// MeterReadings turns a meter's reading event into package energy's
+// readings: one per value, keyed by the meter and the register's OBIS
+// code, at the value's time (else the event's), in the register's unit.
+// Every value must be a register of the event's meter.
+func (m *Model) MeterReadings(e *event.Measurement) ([]energy.Reading, error) {
+	mt, ok := m.Meter(e.Asset)
+	if !ok {
+		return nil, mismatch("no meter %q in the campus model", e.Asset)
+	}
+	out := make([]energy.Reading, 0, len(e.Values))
+	for i := range e.Values {
+		v := &e.Values[i]
+		if err := m.checkValue(&mt.Asset, v, fmt.Sprintf("values[%d]", i)); err != nil {
+			return nil, err
+		}
+		p := m.points[v.Point]
+		if p.Register == nil {
+			return nil, mismatch("values[%d].point: %s is not a register", i, v.Point)
+		}
+		t := e.Time
+		if v.Time != nil {
+			t = *v.Time
+		}
+		out = append(out, energy.Reading{Time: t, Meter: mt.ID, OBIS: p.Register.OBIS, Value: v.Value})
+	}
+	return out, nil
 }
 
 func jsonNumber(v any) (float64, bool) {

@@ -222,3 +222,30 @@ func validCamel(s string) bool {
 	}
 	return true
 }
+
+// A meter's reading event becomes package energy's readings.
+func TestMeterReadings(t *testing.T) {
+	m := loadSmall(t)
+	vt := t0.Add(-15 * time.Minute)
+	e := event.NewMeasurement("el-b01-main", t0, event.Source{Type: event.SourceBuilding, Gateway: "bms-b01"},
+		event.Value{Point: "el-b01-main/1-0:1.8.0", Value: 1200.5, Unit: event.KilowattHour, OBIS: "1-0:1.8.0"},
+		event.Value{Point: "el-b01-main/1-0:2.8.0", Value: 60, Unit: event.KilowattHour, Time: &vt})
+	rs, err := m.MeterReadings(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].Meter != "el-b01-main" || rs[0].OBIS.String() != "1-0:1.8.0" || rs[0].Value != 1200.5 || !rs[0].Time.Equal(t0) ||
+		rs[1].OBIS.String() != "1-0:2.8.0" || !rs[1].Time.Equal(vt) {
+		t.Errorf("%+v", rs)
+	}
+	for name, bad := range map[string]*event.Measurement{
+		"not a meter":   event.NewMeasurement("b01-0.02", t0, event.Source{Type: event.SourceRobot}, event.Value{Point: "b01-0.02/temperature", Value: 1, Unit: event.Celsius}),
+		"other meter":   event.NewMeasurement("el-b01-main", t0, event.Source{Type: event.SourceRobot}, event.Value{Point: "ht-b01-uni/6-0:1.0.0", Value: 1, Unit: event.MegawattHour}),
+		"wrong unit":    event.NewMeasurement("el-b01-main", t0, event.Source{Type: event.SourceRobot}, event.Value{Point: "el-b01-main/1-0:1.8.0", Value: 1, Unit: event.WattHour}),
+		"unknown meter": event.NewMeasurement("el-b09", t0, event.Source{Type: event.SourceRobot}, event.Value{Point: "el-b09/1-0:1.8.0", Value: 1, Unit: event.KilowattHour}),
+	} {
+		if _, err := m.MeterReadings(bad); !errors.Is(err, ErrEventMismatch) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
