@@ -51,7 +51,7 @@ func (l *loader) geometry(n *yaml.Node) (orb.MultiPolygon, *problem) {
 	var v any
 	if mapValue(n, "file") != nil {
 		var ref geometryRef
-		if err := n.Decode(&ref); err != nil {
+		if err := yamlSafe(func() error { return n.Decode(&ref) }); err != nil {
 			return nil, badGeo(ErrSyntax, "%v", err)
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -64,7 +64,7 @@ func (l *loader) geometry(n *yaml.Node) (orb.MultiPolygon, *problem) {
 			return nil, err
 		}
 		v = g
-	} else if err := n.Decode(&v); err != nil {
+	} else if err := yamlSafe(func() error { return n.Decode(&v) }); err != nil {
 		return nil, badGeo(ErrSyntax, "%v", err)
 	}
 	mp, gerr := polygonsOf(v)

@@ -57,15 +57,8 @@ func Load(path string) (*Model, error) {
 // Parse reads a campus file's content; name names it in errors and files
 // holds the files it refers to (nil: references are errors). Load calls
 // it; tests and fuzzing call it directly.
-func Parse(name string, data []byte, files fs.FS) (m *Model, err error) {
+func Parse(name string, data []byte, files fs.FS) (*Model, error) {
 	l := &loader{file: name, files: files, src: data, geoCache: map[string]any{}}
-	// The YAML decoder is third-party code; a panic in it must not take
-	// the caller down.
-	defer func() {
-		if p := recover(); p != nil {
-			m, err = nil, Errors{{File: name, Err: ErrSyntax, Msg: fmt.Sprintf("YAML decoder failed: %v", p)}}
-		}
-	}()
 	if len(data) > MaxFileBytes {
 		return nil, Errors{{File: name, Err: ErrInvalid, Msg: fmt.Sprintf("larger than %d bytes", MaxFileBytes)}}
 	}
@@ -112,28 +105,34 @@ func at(n *yaml.Node, key string) *yaml.Node {
 func (l *loader) load() (*Model, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(l.src))
-	if err := dec.Decode(&doc); err != nil {
+	if err := yamlSafe(func() error { return dec.Decode(&doc) }); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, Errors{{File: l.file, Err: ErrMissing, Msg: "empty file"}}
 		}
 		return nil, l.syntaxError(err)
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+	if err := yamlSafe(func() error { return dec.Decode(&extra) }); !errors.Is(err, io.EOF) {
 		return nil, Errors{{File: l.file, Line: extra.Line, Err: ErrSyntax, Msg: "more than one YAML document"}}
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, Errors{{File: l.file, Line: 1, Err: ErrSyntax, Msg: "the campus file is a YAML mapping (campus:, sites:, buildings:, ...)"}}
 	}
 	l.root = doc.Content[0]
-	checkFields(l.root, fileDocType, "", func(n *yaml.Node, path string, kind error, msg string) { l.add(n, path, kind, "%s", msg) })
-	if err := l.root.Decode(&l.doc); err != nil {
+	// Decode first: the decoder refuses excessive aliasing (a "billion
+	// laughs" document) before checkFields would walk it.
+	var typeErrs Errors
+	if err := yamlSafe(func() error { return l.root.Decode(&l.doc) }); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			l.errs = append(l.errs, typeErrors(l.file, te)...)
-		} else {
+		if !errors.As(err, &te) {
 			return nil, l.syntaxError(err)
 		}
+		typeErrs = typeErrors(l.file, te)
+	}
+	checkFields(l.root, fileDocType, "", func(n *yaml.Node, path string, kind error, msg string) { l.add(n, path, kind, "%s", msg) })
+	l.errs = append(l.errs, typeErrs...)
+	if len(l.errs) > MaxErrors {
+		l.errs = l.errs[:MaxErrors]
 	}
 	if len(l.errs) > 0 {
 		return nil, l.errs
@@ -174,6 +173,18 @@ func (l *loader) load() (*Model, error) {
 	}
 	l.finish()
 	return l.m, nil
+}
+
+// yamlSafe runs a call into the YAML decoder, third-party code, turning a
+// panic in it into an error, so that a hostile file cannot take the
+// caller down. Panics in citymesh's own code are not hidden.
+func yamlSafe(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("YAML decoder failed: %v", p)
+		}
+	}()
+	return f()
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

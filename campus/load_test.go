@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/paulmach/orb"
 
@@ -340,5 +341,37 @@ func TestDocExample(t *testing.T) {
 	}
 	if _, ok := m.Point("b01-0.01/windowContact"); ok {
 		t.Error("removed point present")
+	}
+}
+
+// A document whose aliases multiply — thousands of aliased buildings, each
+// with thousands of aliased rooms — is refused quickly, not walked.
+func TestAliasBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("campus: bomb\nsites: [{id: s, kind: campus, location: [9.2, 49.1]}]\n")
+	b.WriteString("room: &r {floor: 0, count: 1, type: t}\nbuilding: &b {id: b, site: s, floors: 1, rooms: [")
+	for j := range 20000 {
+		if j > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("*r")
+	}
+	b.WriteString("]}\nbuildings: [")
+	for j := range 20000 {
+		if j > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("*b")
+	}
+	b.WriteString("]\n")
+	done := make(chan error, 1)
+	go func() { _, err := Parse("bomb.yaml", []byte(b.String()), nil); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("accepted")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still parsing after 10 s")
 	}
 }
