@@ -122,6 +122,9 @@ type Room struct {
 	qCoolMax float64
 	step     int64 // ns
 
+	dayKey int64 // the local date whose type dayT holds
+	dayT   DayType
+
 	origin int64 // first step time, ns since the epoch
 	at     int64 // time of the current state
 	state  roomVars
@@ -235,9 +238,21 @@ func (r *Room) scheduled(dt DayType, hr float64) bool {
 func (r *Room) Occupants(t time.Time) int {
 	lt := t.In(r.loc)
 	y, mo, d := lt.Date()
-	dt := dayTypeOfDate(y, mo, d)
 	hr := float64(lt.Hour()) + float64(lt.Minute())/60 + float64(lt.Second())/3600
-	day := time.Date(y, mo, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
+	return r.occupants(t, r.dayType(y, mo, d), hr, int64(y)*400+int64(mo)*32+int64(d))
+}
+
+// dayType returns the type of a local date, remembering the last one.
+func (r *Room) dayType(y int, mo time.Month, d int) DayType {
+	key := int64(y)*400 + int64(mo)*32 + int64(d)
+	if key != r.dayKey {
+		r.dayKey, r.dayT = key, dayTypeOfDate(y, mo, d)
+	}
+	return r.dayT
+}
+
+// occupants is Occupants for a local day type, hour and day key.
+func (r *Room) occupants(t time.Time, dt DayType, hr float64, day int64) int {
 	capacity := float64(r.cfg.Capacity)
 	switch r.cfg.Kind {
 	case RoomLecture, RoomSeminar:
@@ -313,9 +328,9 @@ func (r *Room) stepOnce() {
 	s := &r.state
 	lt := t.In(r.loc)
 	y, mo, d := lt.Date()
-	dt := dayTypeOfDate(y, mo, d)
-	hr := float64(lt.Hour()) + float64(lt.Minute())/60
-	n := r.Occupants(t)
+	dt := r.dayType(y, mo, d)
+	hr := float64(lt.Hour()) + float64(lt.Minute())/60 + float64(lt.Second())/3600
+	n := r.occupants(t, dt, hr, int64(y)*400+int64(mo)*32+int64(d))
 	sched := r.scheduled(dt, hr)
 	k := r.at / r.step
 
