@@ -611,8 +611,12 @@ func (m *Meter) offsetOf(k int) float64 {
 // value returns the register's exact (unquantised) value at t.
 func (m *Meter) value(t time.Time) float64 {
 	k := m.segmentAt(t)
-	off := m.offsetOf(k)
-	v := math.Mod(off+m.consumed(t), m.max)
+	return m.wrap(m.offsetOf(k) + m.consumed(t))
+}
+
+// wrap brings v into the register's range [0, Max).
+func (m *Meter) wrap(v float64) float64 {
+	v = math.Mod(v, m.max)
 	if v < 0 {
 		v += m.max
 	}
@@ -701,7 +705,7 @@ func (m *Meter) Events(from, to time.Time) []MeterEvent {
 			ev.Kind = energy.EventReset
 		case FaultMeterExchange:
 			ev.Kind = energy.EventExchange
-			prev := m.quantize(math.Mod(m.offsetOf(k-1)+m.consumed(at), m.max))
+			prev := m.quantize(m.wrap(m.offsetOf(k-1) + m.consumed(at)))
 			if prev >= m.max {
 				prev = 0
 			}

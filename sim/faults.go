@@ -74,25 +74,25 @@ func (k FaultKind) instantaneous() bool {
 // Fault is one fault to inject: what, on which asset, when, and the
 // parameters of its kind.
 type Fault struct {
-	Kind  FaultKind `yaml:"kind" json:"kind"`
-	Asset string    `yaml:"asset" json:"asset"`
+	Kind  FaultKind `json:"kind"`
+	Asset string    `json:"asset"`
 	// Start is when the fault begins (or happens, for the instantaneous
 	// meter faults).
-	Start time.Time `yaml:"start" json:"start"`
+	Start time.Time `json:"start"`
 	// Duration is how long it lasts; zero for instantaneous faults.
-	Duration time.Duration `yaml:"duration" json:"duration"`
+	Duration time.Duration `json:"duration"`
 
 	// FlowM3PerH is a leak's flow (water_leak; default 0.03 m³/h).
-	FlowM3PerH float64 `yaml:"flow_m3_per_h,omitempty" json:"flow_m3_per_h,omitempty"`
+	FlowM3PerH float64 `json:"flow_m3_per_h,omitempty"`
 	// NewStart is the new meter's first reading (meter_exchange; default 0).
-	NewStart float64 `yaml:"new_start,omitempty" json:"new_start,omitempty"`
+	NewStart float64 `json:"new_start,omitempty"`
 	// Every selects every n-th reading (out_of_order, duplicate; default 4).
-	Every int `yaml:"every,omitempty" json:"every,omitempty"`
+	Every int `json:"every,omitempty"`
 	// OffsetM is the robot's distance from its route (robot_off_corridor;
 	// default 15 m).
-	OffsetM float64 `yaml:"offset_m,omitempty" json:"offset_m,omitempty"`
+	OffsetM float64 `json:"offset_m,omitempty"`
 	// Mode is "anomaly" (default) or "unreadable" (check_fails).
-	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	Mode string `json:"mode,omitempty"`
 }
 
 // End returns when the fault ends: Start plus Duration.

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -383,4 +384,27 @@ func slicesEqual(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestExampleScenario reads the documented example scenario file.
+func TestExampleScenario(t *testing.T) {
+	f, err := os.Open("../examples/sim/faults.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc, err := ReadScenario(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[FaultKind]bool{}
+	for _, f := range sc.Faults {
+		kinds[f.Kind] = true
+	}
+	if len(kinds) != len(faultKinds) || sc.Seed == nil {
+		t.Errorf("the example uses %d of the %d fault kinds (seed %v)", len(kinds), len(faultKinds), sc.Seed)
+	}
+	if _, err := NewFaultSet(sc.Faults); err != nil {
+		t.Fatal(err)
+	}
 }
