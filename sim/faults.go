@@ -27,7 +27,8 @@ const (
 	// on from there.
 	FaultMeterReset FaultKind = "meter_reset"
 	// FaultMeterRollover starts a meter's register so close to its maximum
-	// that it wraps to zero at Start.
+	// that it wraps to zero at Start. It must come before the meter's
+	// resets and exchanges (it sets the register's initial value).
 	FaultMeterRollover FaultKind = "meter_rollover"
 	// FaultMeterExchange replaces a meter at Start by a new one whose
 	// register starts at NewStart; the exchange is recorded (old final and

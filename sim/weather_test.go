@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -369,6 +370,34 @@ func TestCalendar(t *testing.T) {
 		}
 		if got := Holiday(tc.day.Date()); got != tc.name {
 			t.Errorf("%s: holiday %q, want %q", tc.day.Format(time.DateOnly), got, tc.name)
+		}
+	}
+}
+
+// TestWeatherConcurrent shares one Weather between goroutines, as the
+// models of a site do: every goroutine sees the values a lone caller sees.
+func TestWeatherConcurrent(t *testing.T) {
+	w := mustWeather(t, 12, WeatherConfig{})
+	ref := mustWeather(t, 12, WeatherConfig{})
+	start := date(2026, 4, 1)
+	const workers, n = 4, 400
+	errs := make(chan error, workers)
+	for g := range workers {
+		go func() {
+			for i := range n {
+				at := start.Add(time.Duration((i*7+g*13)%n) * 5 * time.Minute)
+				if got, want := w.At(at), ref.At(at); !reflect.DeepEqual(got, want) {
+					errs <- fmt.Errorf("goroutine %d at %v: %+v, want %+v", g, at, got, want)
+					return
+				}
+				w.RainMM(at, at.Add(time.Hour))
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }
