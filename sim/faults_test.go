@@ -408,3 +408,26 @@ func TestExampleScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRegisterFaultsRejected(t *testing.T) {
+	w := mustWeather(t, 1, WeatherConfig{})
+	start := date(2026, 2, 2)
+	for _, tc := range []struct {
+		name   string
+		faults []Fault
+		want   string
+	}{
+		{"rollover after a reset", []Fault{
+			{Kind: FaultMeterReset, Asset: "b1-el", Start: start.Add(time.Hour)},
+			{Kind: FaultMeterRollover, Asset: "b1-el", Start: start.Add(2 * time.Hour)}}, "must come before"},
+		{"rollover at the start", []Fault{{Kind: FaultMeterRollover, Asset: "b1-el", Start: start}}, "not after the start"},
+		{"reset before the start", []Fault{{Kind: FaultMeterReset, Asset: "b1-el", Start: start.Add(-time.Hour)}}, "before the start"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewBuilding(1, w, lectureHall(start, mustFaults(t, tc.faults...)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
