@@ -6,6 +6,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -661,5 +662,58 @@ func TestQoS2RoutingIsOneCommit(t *testing.T) {
 	defer rec.mu.Unlock()
 	if len(rec.batches) != 1 || rec.batches[0] != 4 {
 		t.Fatalf("the QoS 2 message was committed in batches of %v writes; want one batch of 4 (3 entries, 1 inbound record)", rec.batches)
+	}
+}
+
+// An in-process publish at QoS 1 returns once the message is in the store,
+// as a PUBACK would leave (acknowledged means stored); at QoS 0, or when no
+// durable session took it, at once. A full queue is an error.
+func TestLocalPublishWaitsForTheStore(t *testing.T) {
+	g := newGateEngine(t)
+	b, addr := startBroker(t, broker.Options{Store: openStore(t, g), MaxStoredMessages: 2})
+	sub := dialRaw(t, addr)
+	sub.connect(persistentConnect("durable"))
+	sub.subscribe(mqtt.Subscription{Filter: "local/#", QoS: 1})
+	sub.send(&mqtt.Disconnect{})
+	waitClients(t, b, 0)
+	l, err := b.NewLocal("connector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	g.shut()
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.PublishContext(context.Background(), &broker.Message{Topic: "local/a", QoS: 1, Payload: []byte("a")})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("PublishContext returned (%v) before the store committed", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n, err := l.PublishContext(context.Background(), &broker.Message{Topic: "elsewhere", QoS: 1}); err != nil || n != 0 {
+		t.Fatalf("a message nobody stores: %d, %v; want 0, nil at once", n, err)
+	}
+	g.release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(wait):
+		t.Fatal("PublishContext did not return after the commit")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	g.shut()
+	cancel()
+	if _, err := l.PublishContext(ctx, &broker.Message{Topic: "local/b", QoS: 1, Payload: []byte("b")}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled wait: %v, want context.Canceled", err)
+	}
+	g.release()
+	if _, err := l.PublishContext(context.Background(), &broker.Message{Topic: "local/c", QoS: 1, Payload: []byte("c")}); !errors.Is(err, broker.ErrQuotaExceeded) {
+		t.Fatalf("a full queue: %v, want ErrQuotaExceeded", err)
 	}
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -65,22 +66,91 @@ func (b *Broker) NewLocal(id string) (*Local, error) {
 // ID returns the client identifier.
 func (l *Local) ID() string { return l.s.id }
 
-// Publish publishes m as this client. It reports how many sessions the message
-// was queued for. m must not be changed afterwards.
-func (l *Local) Publish(m *Message) (int, error) {
+// ErrQuotaExceeded is returned when every session a message was meant for
+// refused it because its queue is full.
+var ErrQuotaExceeded = errors.New("broker: every matching session's queue is full")
+
+// PublishContext publishes m as this client and, for QoS 1 and 2, returns
+// once it is as safe as a PUBACK or PUBREC from the broker would say: once
+// every durable session it was queued for has it in the store (fsynced as
+// Options.Sync says). It reports how many sessions the message was queued
+// for; when every matching session refused it for a full queue it returns
+// ErrQuotaExceeded, and when the store failed, an error. ctx bounds the
+// wait only: the message is published either way. m must not be changed
+// afterwards.
+func (l *Local) PublishContext(ctx context.Context, m *Message) (int, error) {
+	if err := l.check(m); err != nil {
+		return 0, err
+	}
+	r := l.publish(m)
+	if m.QoS > 0 && r.matched > 0 && r.queued == 0 && r.full > 0 {
+		return 0, ErrQuotaExceeded
+	}
+	if m.QoS == 0 || r.ticket == 0 || l.b.journal == nil {
+		return r.queued, nil
+	}
+	if err := l.b.waitDurable(ctx, r.ticket); err != nil {
+		return r.queued, fmt.Errorf("broker: publish %s: %w", m.Topic, err)
+	}
+	return r.queued, nil
+}
+
+// waitDurable waits until journal generation gen is committed, or ctx ends.
+// It returns the store's error when the store failed.
+func (b *Broker) waitDurable(ctx context.Context, gen uint64) error {
+	w := &chanWaiter{done: make(chan struct{})}
+	if b.journal.await(w, gen) {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.done:
+			return errors.New("broker closed before the message was stored")
+		}
+	}
+	return b.journal.err()
+}
+
+// chanWaiter is a journal waiter for one blocking wait.
+type chanWaiter struct {
+	wreg waitReg
+	once sync.Once
+	done chan struct{}
+}
+
+func (w *chanWaiter) reg() *waitReg { return &w.wreg }
+func (w *chanWaiter) durable()      { w.once.Do(func() { close(w.done) }) }
+
+// check refuses a message that may not be published.
+func (l *Local) check(m *Message) error {
 	if err := topic.ValidName(m.Topic); err != nil {
-		return 0, fmt.Errorf("broker: publish: %w", err)
+		return fmt.Errorf("broker: publish: %w", err)
 	}
 	if m.QoS > 2 {
-		return 0, fmt.Errorf("broker: publish: QoS %d", m.QoS)
+		return fmt.Errorf("broker: publish: QoS %d", m.QoS)
 	}
+	return nil
+}
+
+// publish routes m as this client's message.
+func (l *Local) publish(m *Message) routed {
 	m.Origin = l.s.id
 	if m.Props != nil && m.Props.Has(mqtt.PropMessageExpiry) && m.Expires.IsZero() {
 		m.Expires = time.Now().Add(time.Duration(m.Props.MessageExpiry) * time.Second)
 	}
 	l.b.stats.msgsIn.Add(1)
 	l.b.stats.bytesIn.Add(uint64(len(m.Payload)))
-	return l.b.publish(m).queued, nil
+	return l.b.publish(m)
+}
+
+// Publish publishes m as this client without waiting for the store (see
+// PublishContext). It reports how many sessions the message was queued for.
+// m must not be changed afterwards.
+func (l *Local) Publish(m *Message) (int, error) {
+	if err := l.check(m); err != nil {
+		return 0, err
+	}
+	return l.publish(m).queued, nil
 }
 
 // Subscribe subscribes to filter with the options of sub (sub.Filter is

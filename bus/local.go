@@ -34,7 +34,8 @@ func (l *Local) Publish(ctx context.Context, m Message) error {
 		msg.Props = new(mqtt.Properties)
 		toProps(msg.Props, &m)
 	}
-	if _, err := l.c.Publish(msg); err != nil {
+	// For QoS 1 and 2, returns once the message is stored, as a PUBACK would.
+	if _, err := l.c.PublishContext(ctx, msg); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
 	return nil
