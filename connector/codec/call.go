@@ -244,7 +244,7 @@ func (c *Codec) do(ctx context.Context, op string, call func(v *jsvm) error) err
 	}
 	err = c.guard(ctx, v, op, func() error { return call(v) })
 	if err != nil {
-		c.dropped.Add(1)
+		c.drop(v)
 		return err
 	}
 	c.put(v)

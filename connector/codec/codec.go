@@ -175,7 +175,7 @@ type Codec struct {
 	hasDecodeUplink, hasDecodeDownlink, hasEncodeDownlink bool
 
 	created, dropped, abandoned atomic.Uint64
-	calls                       sync.WaitGroup // calls' goroutines, abandoned ones included
+	calls                       sync.WaitGroup // the runtimes' goroutines, abandoned ones included
 }
 
 // jsvm is one runtime of a codec, with the codec's functions looked up.
@@ -183,7 +183,8 @@ type jsvm struct {
 	r                                             *goja.Runtime
 	decodeUplink, normalizeUplink, legacyDecoder  goja.Callable
 	encodeDownlink, legacyEncoder, decodeDownlink goja.Callable
-	date                                          goja.Value // the Date constructor, taken before the script ran
+	date                                          goja.Value  // the Date constructor, taken before the script ran
+	work                                          chan func() // calls for the runtime's own goroutine
 	log                                           []string
 	logBytes, logLimit                            int
 	logTruncated                                  bool
@@ -238,7 +239,16 @@ func (c *Codec) Stats() Stats {
 // newVM makes a runtime and runs the codec's top-level code in it.
 func (c *Codec) newVM(ctx context.Context) (*jsvm, error) {
 	c.created.Add(1)
-	v := &jsvm{r: goja.New(), logLimit: c.lim.MaxLogBytes}
+	v := &jsvm{r: goja.New(), logLimit: c.lim.MaxLogBytes, work: make(chan func())}
+	// The runtime's calls run on a goroutine of its own, whose stack stays
+	// grown between calls; it ends when the runtime is dropped.
+	c.calls.Add(1)
+	go func() {
+		defer c.calls.Done()
+		for f := range v.work {
+			f()
+		}
+	}()
 	v.r.SetMaxCallStackSize(c.lim.MaxStackDepth)
 	err := c.guard(ctx, v, "compile", func() error {
 		v.installConsole()
@@ -262,9 +272,16 @@ func (c *Codec) newVM(ctx context.Context) (*jsvm, error) {
 		return nil
 	})
 	if err != nil {
+		c.drop(v)
 		return nil, err
 	}
 	return v, nil
+}
+
+// drop ends a runtime's goroutine (once its current call, if any, ends).
+func (c *Codec) drop(v *jsvm) {
+	c.dropped.Add(1)
+	close(v.work)
 }
 
 // get takes a runtime from the pool, or makes one.
@@ -283,7 +300,7 @@ func (c *Codec) put(v *jsvm) {
 	select {
 	case c.pool <- v:
 	default:
-		c.dropped.Add(1)
+		c.drop(v)
 	}
 }
 
@@ -306,11 +323,7 @@ type interrupt struct {
 func (c *Codec) guard(ctx context.Context, v *jsvm, op string, body func() error) error {
 	done := make(chan error, 1)
 	base := heapBytes()
-	c.calls.Add(1)
-	go func() {
-		defer c.calls.Done()
-		done <- c.protect(op, body)
-	}()
+	v.work <- func() { done <- c.protect(op, body) }
 	deadline := time.NewTimer(c.lim.Timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(heapCheckEvery)
@@ -366,9 +379,21 @@ func (c *Codec) protect(op string, body func() error) (err error) {
 	return body()
 }
 
-// Close waits for the calls the codec abandoned to end (see guard). The
-// codec must not be used after Close.
-func (c *Codec) Close() { c.calls.Wait() }
+// Close ends the goroutines of the codec's pooled runtimes and waits for
+// them, and for the calls the codec abandoned (see guard) to end. The codec
+// must not be used after Close, nor during it.
+func (c *Codec) Close() {
+	for {
+		select {
+		case v := <-c.pool:
+			close(v.work)
+			continue
+		default:
+		}
+		break
+	}
+	c.calls.Wait()
+}
 
 // heapMetric is the runtime metric the watchdog reads: memory occupied by
 // heap objects, live or not yet swept, which grows as a call allocates.
