@@ -40,8 +40,10 @@ function decodeUplink(input) {
     data.externalTemperature = s16(b, 2) / 10;
   }
   var warnings = [];
-  ["nitrogen", "phosphorus", "potassium"].forEach(function (k) {
+  var names = ["nitrogen", "phosphorus", "potassium"];
+  for (var i = 0; i < names.length; i++) {
+    var k = names[i];
     if (data[k] > 1999) warnings.push(k + " " + data[k] + " mg/kg above the probe's range of 1999 mg/kg");
-  });
+  }
   return { data: data, warnings: warnings };
 }
