@@ -571,6 +571,16 @@ func (r *Registry) Add(c *Codec) {
 	r.codecs[c.id] = c
 }
 
+// Close closes every codec (Codec.Close); the registry must not be used
+// after Close.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.codecs {
+		c.Close()
+	}
+}
+
 // IDs returns the codecs' IDs, sorted.
 func (r *Registry) IDs() []string {
 	r.mu.RLock()

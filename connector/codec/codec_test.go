@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/citymesh/citymesh/connector/codec"
 )
 
@@ -245,6 +247,28 @@ func TestHostileMemory(t *testing.T) {
 			runtime.GC()
 		})
 	}
+}
+
+// TestGoroutinesEnd: after Close, no goroutine of the codec is left, not
+// even one of a call it abandoned in a native operation.
+func TestGoroutinesEnd(t *testing.T) {
+	// regexp2 keeps a clock goroutine of its own while match timeouts are
+	// pending; it ends by itself.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/dlclark/regexp2.runClock"))
+	c := compile(t, simple, codec.Limits{})
+	for range 10 {
+		if _, err := c.DecodeUplink(context.Background(), codec.UplinkInput{Bytes: []byte{1, 2}, FPort: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow := compile(t, `function decodeUplink(input) { /^(a+)+\1$/.test("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"); return { data: {} }; }`,
+		codec.Limits{Timeout: 20 * time.Millisecond})
+	_, err := slow.DecodeUplink(context.Background(), codec.UplinkInput{})
+	if !errors.Is(err, &codec.Error{Reason: codec.ReasonTimeout}) {
+		t.Errorf("backtracking: %v", err)
+	}
+	c.Close()
+	slow.Close()
 }
 
 // TestIsolation: one codec's globals and tampering are not seen by another.
