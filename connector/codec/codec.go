@@ -205,7 +205,7 @@ func Compile(id, source string, lim Limits) (*Codec, error) {
 	if err != nil {
 		return nil, fail("%v", err)
 	}
-	c := &Codec{id: id, prog: prog, lim: lim, pool: make(chan *jsvm, 2*runtime.GOMAXPROCS(0))}
+	c := &Codec{id: id, prog: prog, lim: lim, pool: make(chan *jsvm, max(16, 4*runtime.GOMAXPROCS(0)))}
 	v, err := c.newVM(context.Background())
 	if err != nil {
 		return nil, err
