@@ -1,0 +1,46 @@
+// Payload codec for the Dragino LLMS01 LoRaWAN leaf moisture sensor.
+//
+// Byte layout (FPort 2, 11 bytes, big-endian), from Dragino's "LLMS01
+// LoRaWAN Leaf Moisture Sensor User Manual" (wiki.dragino.com) and the
+// Device Repository entry vendor/dragino/llms01.js and llms01-codec.yaml of
+// github.com/TheThingsNetwork/lorawan-devices:
+//
+//   0-1   battery, mV, in the low 14 bits
+//   2-3   DS18B20 external probe temperature, signed, 0.1 °C (0 when absent)
+//   4-5   leaf moisture, 0.1 %  (the share of the leaf's surface that is
+//         wet; probe range 0 to 100 %)
+//   6-7   leaf temperature, signed, 0.1 °C (probe range -50 to 80 °C)
+//   8     interrupt flag
+//   9     reserved
+//   10    message type
+//
+// Negative temperatures are two's complement (the vendor's formula
+// value - 0xFFFF reads them 0.1 °C high).
+//
+// Decoded fields (lowerCamelCase): battery (V), leafMoisture (%),
+// leafTemperature (°C), externalTemperature (°C, only when a probe reports
+// a value other than 0).
+
+function u16(b, i) { return (b[i] << 8) | b[i + 1]; }
+function s16(b, i) { var v = u16(b, i); return v & 0x8000 ? v - 0x10000 : v; }
+
+function decodeUplink(input) {
+  var b = input.bytes;
+  if (input.fPort !== 2) {
+    return { errors: ["unknown FPort " + input.fPort + ", the LLMS01 sends on 2"] };
+  }
+  if (b.length < 11) {
+    return { errors: ["payload of " + b.length + " bytes, the LLMS01 sends 11"] };
+  }
+  var data = {
+    battery: (u16(b, 0) & 0x3fff) / 1000,
+    leafMoisture: u16(b, 4) / 10,
+    leafTemperature: s16(b, 6) / 10
+  };
+  if (s16(b, 2) !== 0) {
+    data.externalTemperature = s16(b, 2) / 10;
+  }
+  var warnings = [];
+  if (data.leafMoisture > 100) warnings.push("leaf moisture " + data.leafMoisture + " % above 100 %");
+  return { data: data, warnings: warnings };
+}
