@@ -121,10 +121,22 @@ type DeviceField struct {
 	// Quantity and Unit: the codec returns the value in this unit.
 	Quantity string
 	Unit     event.Unit
-	// Min and Max bound plausible values (the simulator's range, the
-	// codec tests' bounds); citymesh's choice, close to the products'
+	// Min and Max bound plausible values in Unit (the simulator's range,
+	// the codec tests' bounds); citymesh's choice, close to the products'
 	// data sheets but not taken from them.
 	Min, Max float64
+	// Scale converts the codec's value into Unit where the codec reports
+	// another unit (the S2120's pressure in Pa, the point in hPa: 0.01);
+	// 0 means 1.
+	Scale float64
+}
+
+// FromCodec returns the codec's value v in the field's unit.
+func (f DeviceField) FromCodec(v float64) float64 {
+	if f.Scale == 0 {
+		return v
+	}
+	return v * f.Scale
 }
 
 // The device types of the vineyards. Field names are lowerCamelCase and
@@ -136,15 +148,15 @@ var deviceTypes = []DeviceType{
 		Description: "8-in-1 weather station: air temperature and humidity, light, UV, wind speed and direction, rain, pressure",
 		Interval:    10 * time.Minute,
 		Fields: []DeviceField{
-			{"airTemperature", "temperature", "temperature", event.Celsius, -40, 85},
-			{"airHumidity", "relativeHumidity", "relativeHumidity", event.Percent, 0, 100},
-			{"lightIntensity", "illuminance", "illuminance", event.Lux, 0, 200000},
-			{"uvIndex", "uVIndexMax", "uVIndexMax", event.One, 0, 15},
-			{"windSpeed", "windSpeed", "windSpeed", event.MetrePerSecond, 0, 60},
-			{"windDirection", "windDirection", "windDirection", event.Degree, 0, 360},
-			{"rainfall", "precipitation", "precipitation", event.MillimetrePerHour, 0, 240},
-			{"barometricPressure", "atmosphericPressure", "atmosphericPressure", event.Hectopascal, 300, 1100},
-			{"battery", "battery", "batteryLevel", event.Percent, 0, 100},
+			{"airTemperature", "temperature", "temperature", event.Celsius, -40, 85, 0},
+			{"relativeHumidity", "relativeHumidity", "relativeHumidity", event.Percent, 0, 100, 0},
+			{"lightIntensity", "illuminance", "illuminance", event.Lux, 0, 200000, 0},
+			{"uvIndex", "uVIndexMax", "uVIndexMax", event.One, 0, 15, 0},
+			{"windSpeed", "windSpeed", "windSpeed", event.MetrePerSecond, 0, 40, 0},
+			{"windDirection", "windDirection", "windDirection", event.Degree, 0, 359, 0},
+			{"rainfall", "precipitation", "precipitation", event.MillimetrePerHour, 0, 240, 0},
+			{"barometricPressure", "atmosphericPressure", "atmosphericPressure", event.Hectopascal, 300, 1100, 0.01}, // the codec reports Pa
+			{"battery", "battery", "batteryLevel", event.Percent, 0, 100, 0},
 		},
 	},
 	{
@@ -152,10 +164,10 @@ var deviceTypes = []DeviceType{
 		Description: "soil moisture, temperature and electrical conductivity probe",
 		Interval:    20 * time.Minute,
 		Fields: []DeviceField{
-			{"soilMoisture", "soilMoistureVwc", "soilMoistureVwc", event.Percent, 0, 100},
-			{"soilTemperature", "soilTemperature", "soilTemperature", event.Celsius, -40, 85},
-			{"soilConductivity", "soilMoistureEc", "soilMoistureEc", event.MicrosiemensPerCentimetre, 0, 20000},
-			{"battery", "battery", "batteryVoltage", event.Volt, 2.5, 3.7},
+			{"soilMoisture", "soilMoistureVwc", "soilMoistureVwc", event.Percent, 0, 100, 0},
+			{"soilTemperature", "soilTemperature", "soilTemperature", event.Celsius, -40, 85, 0},
+			{"soilConductivity", "soilMoistureEc", "soilMoistureEc", event.MicrosiemensPerCentimetre, 0, 20000, 0},
+			{"battery", "battery", "batteryVoltage", event.Volt, 2.5, 3.7, 0},
 		},
 	},
 	{
@@ -163,9 +175,9 @@ var deviceTypes = []DeviceType{
 		Description: "soil pH and temperature probe",
 		Interval:    20 * time.Minute,
 		Fields: []DeviceField{
-			{"soilPH", "soilPH", "soilPH", event.PH, 0, 14},
-			{"soilTemperature", "soilTemperature", "soilTemperature", event.Celsius, -40, 85},
-			{"battery", "battery", "batteryVoltage", event.Volt, 2.5, 3.7},
+			{"soilPh", "soilPH", "soilPH", event.PH, 0, 14, 0},
+			{"soilTemperature", "soilTemperature", "soilTemperature", event.Celsius, -40, 85, 0},
+			{"battery", "battery", "batteryVoltage", event.Volt, 2.5, 3.7, 0},
 		},
 	},
 	{
@@ -173,10 +185,10 @@ var deviceTypes = []DeviceType{
 		Description: "soil nitrogen, phosphorus and potassium probe",
 		Interval:    20 * time.Minute,
 		Fields: []DeviceField{
-			{"nitrogen", "soilNitrogen", "soilNitrogen", event.MilligramPerKilogram, 0, 1999},
-			{"phosphorus", "soilPhosphorus", "soilPhosphorus", event.MilligramPerKilogram, 0, 1999},
-			{"potassium", "soilPotassium", "soilPotassium", event.MilligramPerKilogram, 0, 1999},
-			{"battery", "battery", "batteryVoltage", event.Volt, 2.5, 3.7},
+			{"nitrogen", "soilNitrogen", "soilNitrogen", event.MilligramPerKilogram, 0, 1999, 0},
+			{"phosphorus", "soilPhosphorus", "soilPhosphorus", event.MilligramPerKilogram, 0, 1999, 0},
+			{"potassium", "soilPotassium", "soilPotassium", event.MilligramPerKilogram, 0, 1999, 0},
+			{"battery", "battery", "batteryVoltage", event.Volt, 2.5, 3.7, 0},
 		},
 	},
 	{
@@ -184,9 +196,9 @@ var deviceTypes = []DeviceType{
 		Description: "leaf moisture (wetness) and leaf temperature sensor",
 		Interval:    20 * time.Minute,
 		Fields: []DeviceField{
-			{"leafMoisture", "leafWetness", "leafWetness", event.Percent, 0, 100},
-			{"leafTemperature", "leafTemperature", "leafTemperature", event.Celsius, -40, 85},
-			{"battery", "battery", "batteryVoltage", event.Volt, 2.5, 3.7},
+			{"leafMoisture", "leafWetness", "leafWetness", event.Percent, 0, 100, 0},
+			{"leafTemperature", "leafTemperature", "leafTemperature", event.Celsius, -40, 80, 0},
+			{"battery", "battery", "batteryVoltage", event.Volt, 2.5, 3.7, 0},
 		},
 	},
 }

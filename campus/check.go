@@ -195,7 +195,7 @@ func (m *Model) DeviceValues(d *Device, data map[string]any) (values []event.Val
 		if !ok || math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, nil, fmt.Errorf("device %s: decoded field %s is %v, not a finite number", d.ID, f.Field, raw)
 		}
-		values = append(values, event.Value{Point: p.ID, Quantity: p.Quantity, Value: x, Unit: p.Unit})
+		values = append(values, event.Value{Point: p.ID, Quantity: p.Quantity, Value: f.FromCodec(x), Unit: p.Unit})
 	}
 	for name := range data {
 		if _, ok := d.Type.Field(name); !ok {
