@@ -41,9 +41,16 @@ const (
 	FlowGas Flow = "gas"
 	// FlowWater is cold water, 8-0:1.0.0, m³.
 	FlowWater Flow = "water"
+	// FlowElectricityT1 and FlowElectricityT2 split FlowElectricity by
+	// tariff, as the tariff registers 1-0:1.8.1 and 1-0:1.8.2 of a main
+	// meter do: T1 (the high tariff) counts Monday to Friday from 6 to
+	// 22 h local time, T2 the rest. (Tariff times vary by supplier; these
+	// are the common German double-tariff hours, an estimate.)
+	FlowElectricityT1 Flow = "electricity_t1"
+	FlowElectricityT2 Flow = "electricity_t2"
 )
 
-var flowOrder = []Flow{FlowElectricity, FlowElectricityExport, FlowPV, FlowHeat, FlowCooling, FlowGas, FlowWater}
+var flowOrder = []Flow{FlowElectricity, FlowElectricityExport, FlowPV, FlowHeat, FlowCooling, FlowGas, FlowWater, FlowElectricityT1, FlowElectricityT2}
 
 // flowDefaults are a flow's default OBIS code, register digits and
 // decimals.
@@ -58,6 +65,8 @@ var flowDefaults = map[Flow]struct {
 	FlowCooling:           {"5-0:1.0.0", 7, 1},
 	FlowGas:               {"7-0:3.0.0", 6, 3},
 	FlowWater:             {"8-0:1.0.0", 5, 3},
+	FlowElectricityT1:     {"1-0:1.8.1", 6, 2},
+	FlowElectricityT2:     {"1-0:1.8.2", 6, 2},
 }
 
 // MeterConfig describes one meter of a building.
@@ -167,7 +176,7 @@ type Building struct {
 
 	origin int64 // first integrated minute (minutes since the epoch)
 	m      int64 // next minute to integrate
-	cum    [7]float64
+	cum    flows
 }
 
 // Meter is one register of a building.
@@ -404,12 +413,12 @@ func (b *Building) planRegisters() error {
 // reset rewinds the integration to Start.
 func (b *Building) reset() {
 	b.m = b.origin
-	b.cum = [7]float64{}
+	b.cum = flows{}
 }
 
 // flows are one minute's consumption by flow, in kWh or m³, in the order
 // of flowOrder.
-type flows [7]float64
+type flows [9]float64
 
 // at computes the flows of minute mi (minutes since the epoch).
 func (b *Building) at(mi int64) (flows, Loads) {
@@ -504,6 +513,11 @@ func (b *Building) at(mi int64) (flows, Loads) {
 	f[4] = coolKW * coolingCOP / 60
 	f[5] = gas / 60
 	f[6] = water
+	if wd := lt.Weekday(); wd >= time.Monday && wd <= time.Friday && hr >= 6 && hr < 22 {
+		f[7] = f[0]
+	} else {
+		f[8] = f[0]
+	}
 	return f, Loads{
 		Time: t, Occupancy: occ,
 		ElectricityKW: elec, ImportKW: imp, ExportKW: exp, PVKW: pv,
@@ -545,7 +559,7 @@ func (b *Building) cumulative(t time.Time) flows {
 		}
 		b.m++
 	}
-	out := flows(b.cum)
+	out := b.cum
 	frac := float64(t.UnixNano()-mi*60e9) / 60e9
 	if frac > 0 {
 		f, _ := b.at(mi)
@@ -660,7 +674,7 @@ func (m *Meter) Register(until time.Time) energy.Register {
 	b := m.b
 	var peak float64
 	switch m.cfg.Flow {
-	case FlowElectricity, FlowElectricityExport, FlowPV:
+	case FlowElectricity, FlowElectricityExport, FlowPV, FlowElectricityT1, FlowElectricityT2:
 		peak = b.baseKW + 1.2*b.varKW + b.coolKWperK*20 + b.cfg.PVkWp + b.hKWperK*32/2
 	case FlowHeat, FlowCooling:
 		peak = b.hKWperK*36 + b.dhwKW + b.coolKWperK*20*coolingCOP

@@ -59,17 +59,22 @@ const (
 	// the asset the check inspects) find an anomaly for Duration, with a
 	// picture; Mode "unreadable" makes the check fail to read instead.
 	FaultCheckFails FaultKind = "check_fails"
+	// FaultRejoin makes a LoRaWAN device (asset) join the network again at
+	// Start: a new session with a new device address and session key, its
+	// frame counter starting from 0, announced by a join message.
+	FaultRejoin FaultKind = "rejoin"
 )
 
 var faultKinds = []FaultKind{
 	FaultWaterLeak, FaultMeterReset, FaultMeterRollover, FaultMeterExchange, FaultOutOfOrder, FaultDuplicate,
 	FaultSilent, FaultGatewayOutage, FaultDownyWeather, FaultPowderyWeather, FaultRobotOffCorridor, FaultCheckFails,
+	FaultRejoin,
 }
 
 // instantaneous reports whether a fault kind happens at one instant (and
 // takes no duration).
 func (k FaultKind) instantaneous() bool {
-	return k == FaultMeterReset || k == FaultMeterRollover || k == FaultMeterExchange
+	return k == FaultMeterReset || k == FaultMeterRollover || k == FaultMeterExchange || k == FaultRejoin
 }
 
 // Fault is one fault to inject: what, on which asset, when, and the
@@ -78,7 +83,7 @@ type Fault struct {
 	Kind  FaultKind `json:"kind"`
 	Asset string    `json:"asset"`
 	// Start is when the fault begins (or happens, for the instantaneous
-	// meter faults).
+	// faults: meter resets, rollovers and exchanges, rejoins).
 	Start time.Time `json:"start"`
 	// Duration is how long it lasts; zero for instantaneous faults.
 	Duration time.Duration `json:"duration"`

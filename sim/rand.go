@@ -52,6 +52,20 @@ const (
 	stPhase
 	stDelivery
 	stPicture
+	// Streams of the campus player (appended, so the models' streams keep
+	// their values).
+	stULID
+	stUUID
+	stShadow
+	stFading
+	stChannel
+	stSession
+	stFCnt
+	stBattery
+	stLatency
+	stGatewayClock
+	stSensorNoise
+	stDuplicate
 )
 
 // mix64 is the SplitMix64 finaliser (Steele, Lea and Flood, "Fast

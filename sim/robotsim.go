@@ -401,6 +401,21 @@ func (r *Robot) Checks(from, to time.Time) ([]CheckResult, error) {
 	return out, nil
 }
 
+// CheckAt performs the route's check id at time at, whatever the robot is
+// doing then: the load mode's way of reporting every check point at a
+// fixed rate. Faults apply as in a patrol.
+func (r *Robot) CheckAt(id string, at time.Time) (CheckResult, error) {
+	c, wi, ok := r.route.CheckByID(id)
+	if !ok {
+		return CheckResult{}, fmt.Errorf("robot %s: route %s has no check %q", r.cfg.ID, r.route.ID, id)
+	}
+	k := 0
+	if at.After(r.cfg.Start) {
+		k = int(at.Sub(r.cfg.Start) / r.cfg.Every)
+	}
+	return r.check(r.route.Waypoints[wi], c, at, k)
+}
+
 // check performs one check at time at.
 func (r *Robot) check(wp robot.Waypoint, c robot.Check, at time.Time, k int) (CheckResult, error) {
 	exp := robot.Expect{State: "clear"}
