@@ -571,19 +571,29 @@ const turbidity = 0.9
 // round rounds v to a multiple of step.
 func round(v, step float64) float64 { return math.Round(v/step) * step }
 
-// condCache is a small direct-mapped cache of computed conditions, so that
-// the many models asking for the weather at the same instant (rooms on the
-// same step, meters on the same minute) compute it once.
+// condCache is a direct-mapped cache of computed conditions, so that the
+// many models asking for the weather at the same instant (rooms on the
+// same step, meters on the same minute) compute it once. An instant's slot
+// is its minute modulo the cache's size, so the instants of a stretch of
+// almost three days (4096 minutes) never evict each other: every room of a
+// site warms up over the same 48 hours of 5-minute steps, and each of those
+// instants is computed once for all of them.
 type condCache struct {
 	mu   sync.Mutex
-	keys [256]int64
-	ok   [256]bool
-	vals [256]Conditions
+	keys [condCacheSize]int64
+	ok   [condCacheSize]bool
+	vals [condCacheSize]Conditions
 }
+
+const condCacheSize = 4096
 
 func cacheSlot(t time.Time) (int, int64) {
 	k := t.UnixNano()
-	return int(mix64(uint64(k)) & 255), k
+	m := k / 60e9
+	if k < 0 && k%60e9 != 0 {
+		m--
+	}
+	return int(uint64(m) % condCacheSize), k
 }
 
 func (c *condCache) get(t time.Time) (Conditions, bool) {
