@@ -33,8 +33,8 @@ type PlayerConfig struct {
 	// Faults are the run's faults; each names an asset, site, gateway or
 	// check of the campus (of a copy: with its suffix). Nil: none.
 	Faults *FaultSet
-	// Outputs say where each kind of message goes; a nil output drops its
-	// kind (counted in Stats.Unrouted).
+	// Outputs say where each kind of message goes; the sources of a kind
+	// without an output are not played.
 	Outputs Outputs
 	// Truth, when set, receives every value produced (the ground truth).
 	Truth TruthSink
@@ -350,11 +350,17 @@ func (p *Player) Run(ctx context.Context) error {
 	}
 	now := p.cfg.Clock.Now()
 	for _, g := range p.bgws {
+		if p.cfg.Outputs.Building == nil {
+			break
+		}
 		if err := p.gatewayOnline(ctx, g, now); err != nil {
 			return err
 		}
 	}
 	for _, r := range p.robots {
+		if p.cfg.Outputs.Robot == nil {
+			break
+		}
 		if err := p.robotOnline(ctx, r, now); err != nil {
 			return err
 		}

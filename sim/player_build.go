@@ -652,23 +652,37 @@ func (p *Player) schedule() error {
 		}
 		return p.sched.Add(id, e, from)
 	}
+	// Sources whose kind has no output are not played at all.
+	o := p.cfg.Outputs
 	for i, d := range p.devices {
+		if d.app.Server == campus.ChirpStack && o.ChirpStack == nil || d.app.Server != campus.ChirpStack && o.TTS == nil {
+			continue
+		}
 		iv := d.dev.Interval
 		if err := add(srcDevice, i, Every{Interval: iv, Jitter: min(iv/10, 30*time.Second), Spread: true}); err != nil {
 			return err
 		}
 	}
 	for i := range p.meters {
+		if o.Building == nil {
+			break
+		}
 		if err := add(srcMeter, i, Every{Interval: p.cfg.MeterEvery, Jitter: min(p.cfg.MeterEvery/10, 20*time.Second)}); err != nil {
 			return err
 		}
 	}
 	for i := range p.rooms {
+		if o.Building == nil {
+			break
+		}
 		if err := add(srcRoom, i, Every{Interval: p.cfg.RoomEvery, Spread: true}); err != nil {
 			return err
 		}
 	}
 	for i, r := range p.robots {
+		if o.Robot == nil {
+			break
+		}
 		if err := add(srcRobot, i, Every{Interval: p.cfg.RobotEvery}); err != nil {
 			return err
 		}
@@ -695,6 +709,9 @@ func (p *Player) schedule() error {
 	// Building gateways with an outage fault are watched every minute, to
 	// drop and restore their connection.
 	for i, g := range p.bgws {
+		if o.Building == nil {
+			break
+		}
 		for _, f := range p.cfg.Faults.For(g.id) {
 			if f.Kind == FaultGatewayOutage {
 				id := SourceID(len(p.srcs))

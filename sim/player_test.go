@@ -475,13 +475,13 @@ func TestPlayerOutputErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := p.Stats()
-	if st.PublishErrors == 0 || st.Unrouted == 0 {
-		t.Fatalf("errors and unrouted messages not counted: %+v", st)
+	if st.PublishErrors == 0 || st.Unrouted != 0 || st.Positions != 0 {
+		t.Fatalf("errors not counted, or sources without an output played: %+v", st)
 	}
 	if s := broken.Stats(); s.Errors != st.PublishErrors || s.Messages != 0 {
 		t.Fatalf("output stats %+v, player %+v", s, st)
 	}
-	p, err = NewPlayer(PlayerConfig{Campus: m, Start: may12, Until: may12.Add(30 * time.Minute), Truth: failingTruth{}})
+	p, err = NewPlayer(PlayerConfig{Campus: m, Start: may12, Until: may12.Add(30 * time.Minute), Truth: failingTruth{}, Outputs: Outputs{Robot: &DiscardOutput{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
