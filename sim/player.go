@@ -74,7 +74,10 @@ type PlayerConfig struct {
 	LoadRate float64
 	// Copies plays that many copies of the campus (default 1), with
 	// distinct ids, topics and DevEUIs (CopyID, CopyEUI), for scale tests.
-	Copies int
+	// FirstCopy numbers the first of them (default 0, the campus as
+	// described), so that several players (processes, machines) can play
+	// distinct copies side by side: the player runs on one core.
+	Copies, FirstCopy int
 
 	// Logger receives warnings (default slog.Default()).
 	Logger *slog.Logger
@@ -234,6 +237,8 @@ func NewPlayer(cfg PlayerConfig) (*Player, error) {
 	switch {
 	case cfg.Copies < 1 || cfg.Copies > 10000:
 		return nil, fmt.Errorf("player: copies %d: want 1 to 10000", cfg.Copies)
+	case cfg.FirstCopy < 0 || cfg.FirstCopy+cfg.Copies > 0x10000:
+		return nil, fmt.Errorf("player: first copy %d: want 0 to %d", cfg.FirstCopy, 0x10000-cfg.Copies)
 	case cfg.LoadRate < 0 || math.IsNaN(cfg.LoadRate) || math.IsInf(cfg.LoadRate, 0):
 		return nil, fmt.Errorf("player: load rate %v must be a positive finite number of Hz", cfg.LoadRate)
 	case cfg.LoadRate > 1000:
@@ -279,7 +284,7 @@ func (p *Player) checkFaults() error {
 		names[s.ID] = true
 	}
 	add := func(id string) {
-		for k := range p.cfg.Copies {
+		for k := p.cfg.FirstCopy; k < p.cfg.FirstCopy+p.cfg.Copies; k++ {
 			names[CopyID(id, k)] = true
 		}
 	}

@@ -60,7 +60,7 @@ func (p *Player) build() error {
 		}
 		p.weather[s.ID] = w
 	}
-	for k := range p.cfg.Copies {
+	for k := p.cfg.FirstCopy; k < p.cfg.FirstCopy+p.cfg.Copies; k++ {
 		if err := p.buildCopy(k); err != nil {
 			if p.cfg.Copies > 1 {
 				return fmt.Errorf("player: copy %d: %w", k, err)

@@ -269,7 +269,7 @@ func (p *Player) emitDevice(ctx context.Context, d *simDevice, due Due) error {
 	d.fcnt++
 	up.channel = int(hash(d.seed, stChannel, int64(up.fcnt)) % uint64(len(EU868Channels)))
 	up.airtime = Airtime(up.sf, LoRaBandwidthHz, LoRaWANOverhead+len(payload))
-	gws := p.lgws[d.copy]
+	gws := p.lgws[d.copy-p.cfg.FirstCopy]
 	for i, l := range d.links {
 		g := gws[l.gw]
 		if p.gatewayDown(g.id, t) {

@@ -434,6 +434,8 @@ func TestPlayerBadConfig(t *testing.T) {
 		{"until before start", PlayerConfig{Campus: m, Start: may12, Until: may12.Add(-time.Hour)}, "before the start"},
 		{"copies", PlayerConfig{Campus: m, Start: may12, Copies: -1}, "copies"},
 		{"too many copies", PlayerConfig{Campus: m, Start: may12, Copies: 20000}, "copies"},
+		{"first copy", PlayerConfig{Campus: m, Start: may12, FirstCopy: -1}, "first copy"},
+		{"first copy too high", PlayerConfig{Campus: m, Start: may12, Copies: 2, FirstCopy: 0xffff}, "first copy"},
 		{"negative rate", PlayerConfig{Campus: m, Start: may12, LoadRate: -1}, "load rate"},
 		{"NaN rate", PlayerConfig{Campus: m, Start: may12, LoadRate: math.NaN()}, "load rate"},
 		{"huge rate", PlayerConfig{Campus: m, Start: may12, LoadRate: 5000}, "load rate"},
@@ -904,6 +906,20 @@ func TestPlayerCopies(t *testing.T) {
 		if err := m.Check(tp, ev); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestPlayerFirstCopy: a player can play copies from any number on, so
+// that several play distinct copies side by side.
+func TestPlayerFirstCopy(t *testing.T) {
+	r := play(t, PlayerConfig{Seed: 5, Start: may12, Until: may12.Add(20 * time.Minute), Copies: 2, FirstCopy: 5})
+	ks := map[int]bool{}
+	for _, e := range r.events {
+		_, k := CopyOf(strings.Split(e.Topic, "/")[3])
+		ks[k] = true
+	}
+	if len(ks) != 2 || !ks[5] || !ks[6] {
+		t.Fatalf("copies played: %v, want 5 and 6", ks)
 	}
 }
 

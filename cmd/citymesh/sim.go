@@ -47,7 +47,7 @@ type simFlags struct {
 	user, pass, ttsUser, ttsPass, csUser, csPass, version                       string
 	seed                                                                        uint64
 	speed, loadRate                                                             float64
-	copies, duplicateEvery                                                      int
+	copies, firstCopy, duplicateEvery                                           int
 	decoded, shared                                                             bool
 	meterEvery, statsEvery                                                      time.Duration
 	faults                                                                      faultList
@@ -82,6 +82,7 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.duplicateEvery, "duplicate-every", 0, "publish every `n`-th uplink of every device twice, through another gateway path (deduplication)")
 	fs.Float64Var(&f.loadRate, "load-rate", 0, "load mode: every point at `hz` (all of a source's points each time, phases spread evenly)")
 	fs.IntVar(&f.copies, "copies", 1, "play `n` copies of the campus with distinct ids, topics and DevEUIs (ids of copy k end in -xk)")
+	fs.IntVar(&f.firstCopy, "first-copy", 0, "number of the first copy played (several processes play distinct copies side by side)")
 	fs.DurationVar(&f.meterEvery, "meter-every", sim.DefaultMeterEvery, "meter reading `interval`")
 	fs.DurationVar(&f.statsEvery, "stats", 10*time.Second, "print counts every `interval` of wall time (0: only at the end)")
 }
@@ -269,6 +270,7 @@ func (f *simFlags) config(ctx context.Context, set map[string]bool, stdout io.Wr
 			return cfg, nil, err
 		}
 	}
+	cfg.FirstCopy = f.firstCopy
 	cfg.LoadRate, cfg.Copies, cfg.DecodedPayload, cfg.DuplicateEvery, cfg.MeterEvery = f.loadRate, f.copies, f.decoded, f.duplicateEvery, f.meterEvery
 	if f.copies < 1 {
 		return cfg, nil, fmt.Errorf("--copies %d: want at least 1", f.copies)
