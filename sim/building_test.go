@@ -289,3 +289,35 @@ func TestNewBuildingRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestTariffRegisters: the tariff registers 1-0:1.8.1 (T1: Monday to
+// Friday, 6–22 h) and 1-0:1.8.2 (T2: the rest) split the import register
+// between them: over a week their advances add up to the total's, T1 does
+// not move at night or at the weekend, T2 not on weekday daytime.
+func TestTariffRegisters(t *testing.T) {
+	w := mustWeather(t, 1, WeatherConfig{})
+	start := date(2026, 5, 11) // a Monday
+	b := mustBuilding(t, 1, w, BuildingConfig{ID: "b", Kind: KindOffice, FloorAreaM2: 4000, Start: start, Meters: []MeterConfig{
+		{ID: "total", Flow: FlowElectricity, Initial: 1000}, {ID: "t1", Flow: FlowElectricityT1, Initial: 1000}, {ID: "t2", Flow: FlowElectricityT2, Initial: 1000},
+	}})
+	if b.Meter("t1").OBIS().String() != "1-0:1.8.1" || b.Meter("t2").OBIS().String() != "1-0:1.8.2" {
+		t.Fatalf("default OBIS codes %s, %s", b.Meter("t1").OBIS(), b.Meter("t2").OBIS())
+	}
+	read := func(id string, at time.Time) float64 { return b.Meter(id).Read(at).Value }
+	prev := map[string]float64{"total": 1000, "t1": 1000, "t2": 1000}
+	for at := start.Add(time.Hour); !at.After(start.AddDate(0, 0, 7)); at = at.Add(time.Hour) {
+		lt := at.Add(-time.Minute).In(Berlin) // the hour just ended
+		day := lt.Weekday() >= time.Monday && lt.Weekday() <= time.Friday && lt.Hour() >= 6 && lt.Hour() < 22
+		d1, d2 := read("t1", at)-prev["t1"], read("t2", at)-prev["t2"]
+		if day && d2 != 0 || !day && d1 != 0 {
+			t.Errorf("%s (high tariff %v): T1 advanced %v, T2 %v", lt.Format(time.RFC3339), day, d1, d2)
+		}
+		for id := range prev {
+			prev[id] = read(id, at)
+		}
+	}
+	end := start.AddDate(0, 0, 7)
+	if sum, total := read("t1", end)+read("t2", end)-2000, read("total", end)-1000; math.Abs(sum-total) > 0.02 || total < 1000 {
+		t.Errorf("a week: T1 + T2 advanced %v, the total %v", sum, total)
+	}
+}

@@ -32,8 +32,16 @@
 //   - Scheduler, Clock and Runner: which source emits when, in real or
 //     accelerated time, without a goroutine per source.
 //
-// The package takes plain parameters (coordinates, areas, kinds) and knows
-// nothing of the broker or of the campus description; docs/simulator.md
-// describes each model, its parameters and sources, and which numbers are
-// estimates.
+// The models take plain parameters (coordinates, areas, kinds) and know
+// nothing of the broker or of the campus description. The Player wires
+// them up: it builds the models from a campus model (package campus),
+// schedules every source and publishes what the real sources publish
+// through Outputs — LoRaWAN uplinks as The Things Stack v3 and ChirpStack
+// v4 write them (with the device codecs' bytes, frame counters and radio
+// metadata), building gateway readings, room values and statuses, the
+// robot's positions, checks and pictures — with a ground truth of every
+// value, a load mode and copies of the campus for scale tests.
+// MQTTOutput, BusOutput, MemoryOutput and DiscardOutput carry the messages;
+// citymesh sim is the command. docs/simulator.md describes each model, its
+// parameters and sources, which numbers are estimates, and the player.
 package sim
