@@ -336,3 +336,28 @@ func TestSimStopsOnInterrupt(t *testing.T) {
 		t.Errorf("no final counts:\n%s", out.String())
 	}
 }
+
+// TestSimTLSAndCredentials: citymesh sim publishes to a citymesh node
+// over TLS with a password, one connection per building gateway and
+// robot; a wrong password is refused before the run.
+func TestSimTLSAndCredentials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := newTestPKI(t)
+	n := secureNode(t, p)
+	args := []string{"--campus", smallCampus, "--broker", "mqtts://" + n.mqtts, "--cafile", p.ca.file, "--username", "tenant-alice",
+		"--tts", "none", "--chirpstack", "none", "--speed", "0", "--start", "2026-05-12T07:00:00+02:00", "--duration", "30m", "--stats", "0"}
+	var stdout, stderr bytes.Buffer
+	if err := runSim(context.Background(), append(args, "--password", "alice-pw"), &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "building+robot") || strings.Contains(out, "errors") {
+		t.Errorf("output:\n%s", out)
+	}
+	stdout.Reset()
+	err := runSim(context.Background(), append(args, "--password", "wrong"), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--broker") {
+		t.Fatalf("a wrong password: %v", err)
+	}
+}
