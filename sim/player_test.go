@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -954,5 +955,35 @@ func TestCopyIDs(t *testing.T) {
 	}
 	if _, err := CopyEUI("A840410100000001", 70000); err == nil {
 		t.Error("copy 70000 was accepted")
+	}
+}
+
+// TestExampleCampusScenario: the example scenario for the campus files
+// names only what both of them have, and plays.
+func TestExampleCampusScenario(t *testing.T) {
+	f, err := os.Open("../examples/sim/campus-faults.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ReadScenario(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := NewFaultSet(sc.Faults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := referenceCampus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewPlayer(PlayerConfig{Campus: ref, Seed: *sc.Seed, Start: may12, Faults: fs}); err != nil {
+		t.Fatalf("reference campus: %v", err)
+	}
+	r := play(t, PlayerConfig{Seed: *sc.Seed, Start: may12, Until: may12.Add(6 * time.Hour), Faults: fs})
+	st := r.p.Stats()
+	if st.Lost == 0 || st.Duplicated == 0 || st.Late == 0 || st.Joins != 2 || st.Pictures == 0 || len(r.wills) != 1 {
+		t.Errorf("the scenario left too little trace: %+v, %d wills", st, len(r.wills))
 	}
 }
