@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -192,6 +191,3 @@ func StatsOf(o Output) (OutputStats, bool) {
 	}
 	return OutputStats{}, false
 }
-
-// errNoOutput is returned when a kind of message has no output.
-var errNoOutput = errors.New("no output for this kind of message")

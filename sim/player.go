@@ -115,8 +115,9 @@ type Stats struct {
 	Uplinks, Joins, DeviceStatus             int64
 	Readings, RoomEvents, GatewayStatus      int64
 	Positions, RobotStatus, Checks, Pictures int64
-	// Unrouted counts messages of a kind without an output; PublishErrors
-	// the publishes an output refused at once.
+	// Unrouted counts messages that found no output (sources of a kind
+	// without an output are not played, so it stays 0); PublishErrors the
+	// publishes an output refused at once.
 	Unrouted, PublishErrors int64
 }
 

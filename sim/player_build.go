@@ -245,7 +245,7 @@ func roomKind(b BuildingKind, areaM2 float64) RoomKind {
 // roomPointOf returns how a room point's value comes from the room model,
 // with the change that makes the building gateway report it.
 func roomPointOf(pt *campus.Point) (roomPoint, bool) {
-	rp := roomPoint{quantity: pt.Quantity, unit: pt.Unit}
+	rp := roomPoint{unit: pt.Unit}
 	b := func(v bool) float64 {
 		if v {
 			return 1
@@ -511,8 +511,7 @@ func (p *Player) newDevice(k int, seed uint64, d *campus.Device, fields map[stri
 	e, _ := connector.ParseEUI64(eui)
 	id := CopyID(d.ID, k)
 	sd := &simDevice{copy: k, id: id, networkID: CopyID(d.NetworkID, k), eui: e, dev: d, app: app, ctype: d.Type, dtype: dt,
-		w: p.weather[d.Site], lat: d.Location.Lat(), lon: d.Location.Lon(), seed: SeedOf(seed, "device/"+id),
-		topic: event.NewTopic(d.Domain, d.Site, d.Kind, id, event.EventMeasurement)}
+		w: p.weather[d.Site], lat: d.Location.Lat(), lon: d.Location.Lon(), seed: SeedOf(seed, "device/"+id)}
 	switch app.Server {
 	case campus.TheThingsStack:
 		sd.ttsTopic = tts.Topic{ApplicationID: app.ApplicationID, TenantID: app.TenantID, DeviceID: sd.networkID, Event: tts.EventUp}
@@ -620,7 +619,7 @@ func (p *Player) newRobot(k int, seed uint64, r *campus.Robot) (*simRobot, error
 	if err != nil {
 		return nil, err
 	}
-	sr := &simRobot{id: id, copy: k, r: rb, route: &route, from: &Publisher{ID: id}, checkPoints: map[string]string{},
+	sr := &simRobot{id: id, r: rb, route: &route, from: &Publisher{ID: id}, checkPoints: map[string]string{},
 		src: event.Source{Type: event.SourceRobot}}
 	topic := func(ev string) event.Topic { return event.NewTopic(r.Domain, r.Site, r.Kind, id, ev) }
 	sr.topicPos, sr.topicStatus, sr.topicCheck, sr.topicPicture = topic(event.EventPosition), topic(event.EventStatus), topic(event.EventCheck), topic(event.EventPicture)

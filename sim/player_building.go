@@ -33,15 +33,14 @@ const (
 
 // simRegister is one register of a meter.
 type simRegister struct {
-	point    string
-	obis     string
-	unit     event.Unit
-	m        *Meter
-	scale    float64 // campus units per model unit
-	res      float64 // resolution in the campus unit
-	kind     regKind
-	share    float64
-	quantity string
+	point string
+	obis  string
+	unit  event.Unit
+	m     *Meter
+	scale float64 // campus units per model unit
+	res   float64 // resolution in the campus unit
+	kind  regKind
+	share float64
 }
 
 // simMeter is one meter of one copy.
@@ -63,7 +62,6 @@ type simMeter struct {
 // roomPoint is one point of a room with its on-change state.
 type roomPoint struct {
 	id       string
-	quantity string
 	unit     event.Unit
 	get      func(*RoomState) float64
 	thr, res float64

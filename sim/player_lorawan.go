@@ -54,7 +54,6 @@ type simDevice struct {
 	ctype     campus.DeviceType
 	dtype     devices.Type
 	fields    []deviceField
-	topic     event.Topic // the device's measurement topic (for reference)
 	ttsTopic  tts.Topic
 	csTopic   chirpstack.Topic
 	profileID string

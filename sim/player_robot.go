@@ -13,7 +13,6 @@ import (
 // simRobot is one robot of one copy.
 type simRobot struct {
 	id    string
-	copy  int
 	r     *Robot
 	route *robot.Route
 	from  *Publisher
