@@ -128,6 +128,10 @@ type pending struct {
 	correlation   []byte
 	confirmed     bool
 	expires       time.Time
+	// queued is set once the queued result is out; the server's results
+	// that come before it wait in early, so that results arrive in order.
+	queued bool
+	early  []CommandResult
 }
 
 // maxPending bounds the downlinks whose results are awaited.
@@ -223,7 +227,15 @@ func (c *commander) handle(ctx context.Context, m bus.Message) {
 	}
 	if err == nil {
 		res.FPort, res.Payload = dl.FPort, dl.bytes
-		err = d.up.proto.send(ctx, d, dl)
+		// Remembered before it is sent: the server may report on it before
+		// send returns.
+		if m.ResponseTopic != "" {
+			c.remember(dl.ref, &pending{id: dl.ID, device: d.dev.ID, responseTopic: m.ResponseTopic,
+				correlation: m.CorrelationData, confirmed: dl.Confirmed, expires: res.Time.Add(pendingTTL)})
+		}
+		if err = d.up.proto.send(ctx, d, dl); err != nil {
+			c.forget(dl.ref)
+		}
 	}
 	if err != nil {
 		d.up.stats.downlinks[resultRefused].Add(1)
@@ -236,11 +248,34 @@ func (c *commander) handle(ctx context.Context, m bus.Message) {
 	}
 	d.up.stats.downlinks[resultQueued].Add(1)
 	res.State = resultNames[resultQueued]
-	if m.ResponseTopic != "" {
-		c.remember(dl.ref, &pending{id: dl.ID, device: d.dev.ID, responseTopic: m.ResponseTopic,
-			correlation: m.CorrelationData, confirmed: dl.Confirmed, expires: res.Time.Add(pendingTTL)})
-	}
 	c.answer(ctx, m.ResponseTopic, m.CorrelationData, &res)
+	if m.ResponseTopic == "" {
+		return
+	}
+	// Results the server reported while this one was on its way, in
+	// order, until none waits; then the workers answer the rest.
+	for {
+		c.mu.Lock()
+		p := c.mu.pending[dl.ref]
+		if p == nil || len(p.early) == 0 {
+			if p != nil {
+				p.queued = true
+			}
+			c.mu.Unlock()
+			return
+		}
+		early := p.early
+		p.early = nil
+		for _, e := range early {
+			if e.State != resultNames[resultSent] || !dl.Confirmed {
+				delete(c.mu.pending, dl.ref) // no more results to come
+			}
+		}
+		c.mu.Unlock()
+		for i := range early {
+			c.answer(ctx, m.ResponseTopic, m.CorrelationData, &early[i])
+		}
+	}
 }
 
 // prepare reads a command and encodes its data with the device type's
@@ -318,6 +353,13 @@ func (c *commander) remember(ref string, p *pending) {
 	c.mu.pending[ref] = p
 }
 
+// forget drops a downlink that was not sent.
+func (c *commander) forget(ref string) {
+	c.mu.Lock()
+	delete(c.mu.pending, ref)
+	c.mu.Unlock()
+}
+
 // serverResult reports what the network server said of a downlink.
 func (c *commander) serverResult(ctx context.Context, d *device, result int, ref, detail string) {
 	d.up.stats.downlinks[result].Add(1)
@@ -327,14 +369,22 @@ func (c *commander) serverResult(ctx context.Context, d *device, result int, ref
 	c.mu.Lock()
 	p := c.mu.pending[ref]
 	now := c.r.clock.Now()
-	if p != nil && (result != resultSent || !p.confirmed || now.After(p.expires)) {
-		delete(c.mu.pending, ref) // no more results to come
-	}
-	c.mu.Unlock()
 	if p == nil || now.After(p.expires) {
+		delete(c.mu.pending, ref)
+		c.mu.Unlock()
 		return
 	}
 	res := CommandResult{ID: p.id, Device: p.device, State: resultNames[result], Detail: truncate(detail, 1024), Time: now}
+	if !p.queued {
+		// The queued result is not out yet: its sender answers this too.
+		p.early = append(p.early, res)
+		c.mu.Unlock()
+		return
+	}
+	if result != resultSent || !p.confirmed {
+		delete(c.mu.pending, ref) // no more results to come
+	}
+	c.mu.Unlock()
 	c.answer(ctx, p.responseTopic, p.correlation, &res)
 }
 

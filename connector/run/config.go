@@ -228,17 +228,18 @@ func (c *Config) Validate() error {
 	names := make(map[string]string)
 	apps := make(map[string]string)
 	seen := func(field, name, app string) {
+		if app != "" {
+			if prev, ok := apps[app]; ok {
+				bad(field+".application", "%q is also connected by %s", app, prev)
+				return
+			}
+			apps[app] = field
+		}
 		if name != "" {
 			if prev, ok := names[name]; ok {
 				bad(field+".name", "%q is also the name of %s", name, prev)
 			}
 			names[name] = field
-		}
-		if app != "" {
-			if prev, ok := apps[app]; ok {
-				bad(field+".application", "%q is also connected by %s", app, prev)
-			}
-			apps[app] = field
 		}
 	}
 	for i := range c.TTS {

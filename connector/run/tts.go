@@ -289,7 +289,7 @@ func (p *ttsProto) send(ctx context.Context, d *device, dl *downlink) error {
 		prio = pbjson.Enum(dl.Priority)
 	}
 	body, err := tts.MarshalDownlinks(tts.Downlink{FPort: uint32(dl.FPort), FRMPayload: dl.bytes, Confirmed: dl.Confirmed,
-		Priority: prio, CorrelationIDs: []string{correlationPrefix + dl.ID}})
+		Priority: prio, CorrelationIDs: []string{correlationPrefix + dl.ref}})
 	if err != nil {
 		return err
 	}
