@@ -110,12 +110,12 @@ func runConnector(ctx context.Context, args []string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("--broker %q: want a URL such as mqtt://127.0.0.1:1883", *brokerURL)
 	}
+	if tf.enabled() && (u.Scheme == "mqtt" || u.Scheme == "tcp" || u.Scheme == "ws") {
+		return fmt.Errorf("--broker %s is not a TLS URL, but TLS flags were given: use tls:// or wss://", *brokerURL)
+	}
 	tc, err := tf.config(u.Hostname())
 	if err != nil {
 		return err
-	}
-	if tc != nil && (u.Scheme == "mqtt" || u.Scheme == "tcp" || u.Scheme == "ws") {
-		return fmt.Errorf("--broker %s is not a TLS URL, but TLS flags were given: use tls:// or wss://", *brokerURL)
 	}
 	var password []byte
 	if *passwordFile != "" {
