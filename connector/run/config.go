@@ -43,11 +43,12 @@ type Config struct {
 	Dedupe connector.DedupeConfig `yaml:"dedupe"`
 	// Workers is how many uplinks are handled at once; uplinks of one
 	// device are always handled in order, by the same worker. Default
-	// 8 × GOMAXPROCS, at least 16: publishing waits for the store, so
-	// more uplinks in flight than cores keeps the group commit full.
+	// 32 × GOMAXPROCS, at least 64: a publish waits until the event is
+	// stored (a group commit of the disk store, a PUBACK of a remote
+	// broker), so many uplinks in flight keep the cores busy meanwhile.
 	Workers int `yaml:"workers"`
 	// QueueLength is each worker's queue of received messages; when it is
-	// full, reading from the network server waits. Default 256.
+	// full, reading from the network server waits. Default 128.
 	QueueLength int `yaml:"queue_length"`
 	// ReconnectMin and ReconnectMax bound the wait before reconnecting to
 	// a network server: it doubles from ReconnectMin after each failure up

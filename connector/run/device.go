@@ -23,10 +23,9 @@ type device struct {
 	worker int          // the worker that handles all of its messages, in order
 
 	offlineAfter time.Duration
-	measurement  string // topics
-	uplink       string
-	status       string
-	statusTopic  event.Topic
+	// The topics of its events, and their text.
+	measurementTopic, uplinkTopic, statusTopic event.Topic
+	measurement, uplink, status                string
 
 	stats deviceStats
 

@@ -64,8 +64,12 @@ type Runtime struct {
 	byEUI   map[connector.EUI64]*device
 	byID    map[string]*device // by campus id
 	workers []chan job
-	cmds    *commander
-	stats   runtimeStats
+	// codecSlots bounds the codec calls that run at once to the cores:
+	// decoding is all CPU, and more calls than cores would only make each
+	// take longer, towards its time limit.
+	codecSlots chan struct{}
+	cmds       *commander
+	stats      runtimeStats
 
 	// logEvery lets a few lines a minute of each kind of failure into
 	// the log; the counters count every one.
@@ -121,10 +125,10 @@ func New(cfg Config, b bus.Bus, opts Options) (*Runtime, error) {
 		opts.DrainTimeout = 10 * time.Second
 	}
 	if cfg.Workers == 0 {
-		cfg.Workers = max(16, 8*runtime.GOMAXPROCS(0))
+		cfg.Workers = max(64, 32*runtime.GOMAXPROCS(0))
 	}
 	if cfg.QueueLength == 0 {
-		cfg.QueueLength = 256
+		cfg.QueueLength = 128
 	}
 	if cfg.ReconnectMin == 0 {
 		cfg.ReconnectMin = time.Second
@@ -153,9 +157,10 @@ func New(cfg Config, b bus.Bus, opts Options) (*Runtime, error) {
 	dd.Now = clock.Now
 	r := &Runtime{
 		cfg: cfg, opts: opts, log: opts.Logger, bus: b, model: model, codecs: codecs, clock: clock,
-		dedupe: connector.NewDeduplicator(dd),
-		byEUI:  make(map[connector.EUI64]*device),
-		byID:   make(map[string]*device),
+		dedupe:     connector.NewDeduplicator(dd),
+		byEUI:      make(map[connector.EUI64]*device),
+		byID:       make(map[string]*device),
+		codecSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	for i := range r.logEvery {
 		r.logEvery[i] = &rate.Sometimes{First: 3, Interval: 10 * time.Second}
@@ -233,10 +238,8 @@ func (r *Runtime) buildUpstreams() error {
 		d := &device{dev: cd, up: u, eui: eui, offlineAfter: r.cfg.Liveness.OfflineAfter(cd.Interval)}
 		d.live.index = -1
 		d.codec, _ = r.codecs.Get(cd.Type.ID)
-		d.measurement = cd.Topic(event.EventMeasurement).String()
-		d.uplink = cd.Topic(event.EventUplink).String()
-		d.statusTopic = cd.Topic(event.EventStatus)
-		d.status = d.statusTopic.String()
+		d.measurementTopic, d.uplinkTopic, d.statusTopic = cd.Topic(event.EventMeasurement), cd.Topic(event.EventUplink), cd.Topic(event.EventStatus)
+		d.measurement, d.uplink, d.status = d.measurementTopic.String(), d.uplinkTopic.String(), d.statusTopic.String()
 		h := fnv.New32a()
 		h.Write(eui[:])
 		d.worker = int(h.Sum32() % uint32(r.cfg.Workers))
@@ -381,17 +384,23 @@ func (r *Runtime) fail(u *upstream, d *device, reason int, msg string, args ...a
 // ends. A broker whose subscribers' queues are all full has stored the
 // retained message but queued it for none: that is its slow-consumer
 // policy, counted as a publish failure, not retried.
-func (r *Runtime) publish(ctx context.Context, u *upstream, d *device, t event.Topic, e event.Event) error {
-	m, err := event.NewMessage(t, e)
+func (r *Runtime) publish(ctx context.Context, u *upstream, d *device, t event.Topic, name string, e event.Event) error {
+	m, err := message(t, name, e)
 	if err != nil {
-		r.fail(u, d, reasonPublish, "event refused", "topic", t.String(), "err", err)
+		r.fail(u, d, reasonPublish, "event refused", "topic", name, "err", err)
 		return err
 	}
+	return r.publishMessage(ctx, u, d, m, e.Kind())
+}
+
+// publishMessage publishes an event's message; see publish.
+func (r *Runtime) publishMessage(ctx context.Context, u *upstream, d *device, m bus.Message, k event.Kind) error {
+	var err error
 	wait := 50 * time.Millisecond
 	for {
 		err = r.bus.Publish(ctx, m)
 		if err == nil {
-			r.stats.published[kindIndex(e.Kind())].Add(1)
+			r.stats.published[kindIndex(k)].Add(1)
 			return nil
 		}
 		if errors.Is(err, broker.ErrQuotaExceeded) || ctx.Err() != nil {

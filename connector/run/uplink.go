@@ -65,11 +65,11 @@ func (r *Runtime) handleUplink(ctx context.Context, d *device, up *uplink) {
 		reason, detail = reasonDecodeFailed, truncate(decodeErr.Error(), 1024)
 	}
 	if st := r.heard(d, up.time, reason, detail, &up.meta.Source, values); st != nil {
-		r.publish(ctx, u, d, d.statusTopic, st)
+		r.publish(ctx, u, d, d.statusTopic, d.status, st)
 	}
 	if len(values) > 0 {
 		m := &event.Measurement{Header: event.Header{ID: up.id + "-m", Time: up.time, Asset: d.dev.ID, Source: up.meta.Source}, Values: values}
-		r.publish(ctx, u, d, d.dev.Topic(event.EventMeasurement), m)
+		r.publish(ctx, u, d, d.measurementTopic, d.measurement, m)
 	}
 	meta := &up.meta
 	meta.Header = event.Header{ID: up.id + "-u", Time: up.time, Asset: d.dev.ID, Source: up.meta.Source}
@@ -79,13 +79,14 @@ func (r *Runtime) handleUplink(ctx context.Context, d *device, up *uplink) {
 			meta.Points[i] = values[i].Point
 		}
 	}
-	if err := meta.Validate(); err != nil {
+	msg, err := message(d.uplinkTopic, d.uplink, meta)
+	if err != nil {
 		// The values went out; the radio metadata does not make an
 		// uplink event (no frequency, say).
 		r.fail(u, d, reasonParse, "uplink metadata refused", "f_cnt", up.key.FCnt, "err", err)
 		return
 	}
-	r.publish(ctx, u, d, d.dev.Topic(event.EventUplink), meta)
+	r.publishMessage(ctx, u, d, msg, event.KindUplink)
 }
 
 // errNoDecoder is the failure of an uplink with a payload that nothing
@@ -111,7 +112,7 @@ func (r *Runtime) values(ctx context.Context, d *device, up *uplink) ([]event.Va
 		}
 	}
 	if d.codec != nil && len(up.payload) > 0 && up.fPort > 0 {
-		out, err := d.codec.DecodeUplink(ctx, codec.UplinkInput{Bytes: up.payload, FPort: up.fPort, RecvTime: up.time})
+		out, err := r.decode(ctx, d, up)
 		if err == nil {
 			var vals []event.Value
 			vals, _, err = r.model.DeviceValues(d.dev, out.Data)
@@ -138,6 +139,17 @@ func (r *Runtime) values(ctx context.Context, d *device, up *uplink) ([]event.Va
 		}
 	}
 	return nil, 0, decodeErr
+}
+
+// decode runs d's codec on an uplink's payload, once a codec slot is free.
+func (r *Runtime) decode(ctx context.Context, d *device, up *uplink) (*codec.UplinkOutput, error) {
+	select {
+	case r.codecSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-r.codecSlots }()
+	return d.codec.DecodeUplink(ctx, codec.UplinkInput{Bytes: up.payload, FPort: up.fPort, RecvTime: up.time})
 }
 
 // noteBattery remembers the battery point's value for statuses.
@@ -204,7 +216,7 @@ func (r *Runtime) checkSilent(ctx context.Context, d *device) {
 	}
 	st.Battery = d.mu.battery
 	d.mu.Unlock()
-	r.publish(ctx, d.up, d, d.statusTopic, st)
+	r.publish(ctx, d.up, d, d.statusTopic, d.status, st)
 }
 
 // deviceStatus publishes what a device said of itself (its battery, its
@@ -219,7 +231,7 @@ func (r *Runtime) deviceStatus(ctx context.Context, d *device, t time.Time, src 
 		}
 	}
 	if st := r.heard(d, t, reasonDeviceStatus, detail, &src, nil); st != nil {
-		r.publish(ctx, d.up, d, d.statusTopic, st)
+		r.publish(ctx, d.up, d, d.statusTopic, d.status, st)
 	}
 }
 
@@ -228,7 +240,7 @@ func (r *Runtime) deviceStatus(ctx context.Context, d *device, t time.Time, src 
 func (r *Runtime) join(ctx context.Context, d *device, t time.Time, src event.Source) {
 	r.dedupe.Forget(d.eui)
 	if st := r.heard(d, t, event.ReasonJoin, "", &src, nil); st != nil {
-		r.publish(ctx, d.up, d, d.statusTopic, st)
+		r.publish(ctx, d.up, d, d.statusTopic, d.status, st)
 	}
 }
 
