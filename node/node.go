@@ -157,7 +157,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		if n.connBus, err = bus.NewLocal(n.b, "citymesh-connectors"); err != nil {
 			return nil, err
 		}
-		if n.conns, err = run.New(cfg.Connectors, n.connBus, run.Options{Logger: log}); err != nil {
+		if n.conns, err = run.New(cfg.Connectors, run.Options{Logger: log}); err != nil {
 			return nil, errors.Join(connectorErrors(err)...)
 		}
 		n.reg.MustRegister(n.conns.Collector())
@@ -281,7 +281,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.serve(ctx, l.name, ln)
 	}
 	if n.conns != nil {
-		if err := n.conns.Start(ctx); err != nil {
+		if err := n.conns.Start(ctx, n.connBus); err != nil {
 			return fieldError("connectors", err)
 		}
 	}

@@ -131,6 +131,17 @@ func runConnector(ctx context.Context, args []string) error {
 		*clientID = "citymesh-connector-" + strings.ReplaceAll(host, ".", "-")
 	}
 
+	// The configuration and the campus model are checked before anything
+	// connects.
+	rt, err := connectors.New(cfg.Connectors, connectors.Options{Logger: log, ClientIDPrefix: *clientID})
+	if err != nil {
+		var fe *connectors.FieldError
+		if errors.As(err, &fe) {
+			return fmt.Errorf("%s: connectors.%w", *configFile, err)
+		}
+		return err
+	}
+	defer rt.Close()
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	remote, err := bus.DialRemote(dctx, bus.RemoteOptions{URL: *brokerURL, ClientID: *clientID, Username: *username,
 		Password: password, Logger: log, TLSConfig: tc})
@@ -139,14 +150,6 @@ func runConnector(ctx context.Context, args []string) error {
 		return err
 	}
 	defer remote.Close()
-	rt, err := connectors.New(cfg.Connectors, remote, connectors.Options{Logger: log, ClientIDPrefix: *clientID})
-	if err != nil {
-		var fe *connectors.FieldError
-		if errors.As(err, &fe) {
-			return fmt.Errorf("%s: connectors.%w", *configFile, err)
-		}
-		return err
-	}
 	var srv *http.Server
 	if *httpAddr != "" {
 		reg := prometheus.NewRegistry()
@@ -156,7 +159,6 @@ func runConnector(ctx context.Context, args []string) error {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 		ln, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
-			rt.Close()
 			return fmt.Errorf("--http: %w", err)
 		}
 		log.Info("HTTP listening", "addr", ln.Addr().String())
@@ -170,8 +172,7 @@ func runConnector(ctx context.Context, args []string) error {
 			<-served
 		}()
 	}
-	if err := rt.Start(ctx); err != nil {
-		rt.Close()
+	if err := rt.Start(ctx, remote); err != nil {
 		return err
 	}
 	log.Info("connectors running", "broker", *brokerURL, "client", *clientID)

@@ -81,12 +81,12 @@ func BenchmarkTTSUplink(b *testing.B) {
 				cfg := Config{Campus: filepath.Join("..", "..", "examples", "campus", "campus.yaml"), Codecs: codecDir,
 					TTS: []TTSConfig{{Application: "wartberg-ttn", URL: "tcp://127.0.0.1:1", APIKey: "k"}}, ReconnectMin: time.Hour,
 					QueueLength: 1024, Workers: benchWorkers}
-				r, err := New(cfg, l, Options{Logger: quiet})
+				r, err := New(cfg, Options{Logger: quiet})
 				if err != nil {
 					b.Fatal(err)
 				}
 				ctx, cancel := context.WithCancel(context.Background())
-				if err := r.Start(ctx); err != nil {
+				if err := r.Start(ctx, l); err != nil {
 					b.Fatal(err)
 				}
 				u := r.ups[0]
@@ -134,7 +134,7 @@ func BenchmarkStages(b *testing.B) {
 	defer l.Close()
 	cfg := Config{Campus: filepath.Join("..", "..", "examples", "campus", "campus.yaml"), Codecs: codecDir,
 		TTS: []TTSConfig{{Application: "wartberg-ttn", URL: "tcp://127.0.0.1:1", APIKey: "k"}}, ReconnectMin: time.Hour, Commands: new(bool)}
-	r, err := New(cfg, l, Options{Logger: quiet})
+	r, err := New(cfg, Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/citymesh/citymesh/broker"
 	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/connector/chirpstack"
+	"github.com/citymesh/citymesh/connector/codec"
 	"github.com/citymesh/citymesh/connector/tts"
 	"github.com/citymesh/citymesh/event"
 )
@@ -229,5 +230,35 @@ func TestChirpStackStatus(t *testing.T) {
 	ph := statuses(t, ms, tr.byID["ph-probe-01"].status)
 	if len(ph) != 1 || ph[0].Reason != event.ReasonJoin {
 		t.Errorf("ph status %+v", ph)
+	}
+}
+
+// TestDraginoIntervalDownlink: the Dragino codecs encode the transmit
+// interval command and read it back, and refuse what is not an interval.
+func TestDraginoIntervalDownlink(t *testing.T) {
+	reg, err := codec.LoadDir(codecDir, codec.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	for _, id := range []string{"dragino-lse01", "dragino-lsph01", "dragino-lsnpk01", "dragino-llms01"} {
+		c, ok := reg.Get(id)
+		if !ok {
+			t.Fatalf("no codec %s", id)
+		}
+		ctx := context.Background()
+		out, err := c.EncodeDownlink(ctx, codec.DownlinkInput{Data: map[string]any{"interval": 1200.0}})
+		if err != nil || string(out.Bytes) != "\x01\x00\x04\xb0" || out.FPort != 2 {
+			t.Errorf("%s: %x on %d, %v; want 01 00 04 B0 on 2", id, out.Bytes, out.FPort, err)
+		}
+		back, err := c.DecodeDownlink(ctx, codec.DownlinkBytes{Bytes: []byte{1, 0, 0, 60}, FPort: 2})
+		if err != nil || back.Data["interval"] != 60.0 {
+			t.Errorf("%s: decoded %v, %v", id, back, err)
+		}
+		for _, bad := range []any{0.0, 1.5, -3.0, 16777216.0, "20m"} {
+			if _, err := c.EncodeDownlink(ctx, codec.DownlinkInput{Data: map[string]any{"interval": bad}}); err == nil {
+				t.Errorf("%s: interval %v accepted", id, bad)
+			}
+		}
 	}
 }

@@ -136,7 +136,7 @@ func TestNewChecksTheModel(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()
 			tc.mutate(&c)
-			r, err := New(c, l, Options{Logger: quiet})
+			r, err := New(c, Options{Logger: quiet})
 			if err == nil {
 				r.Close()
 				t.Fatal("accepted")
@@ -149,7 +149,7 @@ func TestNewChecksTheModel(t *testing.T) {
 	}
 	// The default URL comes from the application's address in the model,
 	// the user name from its ids, the key from its file.
-	r, err := New(base(), l, Options{Logger: quiet})
+	r, err := New(base(), Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,12 +197,12 @@ func newTestRuntime(t *testing.T, mutate func(*Config)) *testRuntime {
 		mutate(&cfg)
 	}
 	clock := newManualClock(time.Date(2026, 5, 12, 7, 0, 0, 0, time.UTC))
-	r, err := New(cfg, l, Options{Logger: quiet, Clock: clock})
+	r, err := New(cfg, Options{Logger: quiet, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := r.Start(ctx); err != nil {
+	if err := r.Start(ctx, l); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); r.Close() })

@@ -130,13 +130,13 @@ func TestLivenessOnTime(t *testing.T) {
 	rec := record(t, b, "+/+/device/+/status")
 	cfg := Config{Campus: filepath.Join("testdata", "fast", "campus.yaml"), Codecs: codecDir,
 		TTS: []TTSConfig{{Application: "fast-ttn", URL: "tcp://127.0.0.1:1", APIKey: "k"}}, ReconnectMin: time.Hour}
-	r, err := New(cfg, l, Options{Logger: quiet})
+	r, err := New(cfg, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); r.Close() }()
-	if err := r.Start(ctx); err != nil {
+	if err := r.Start(ctx, l); err != nil {
 		t.Fatal(err)
 	}
 	tr := &testRuntime{Runtime: r, b: b, clock: nil}

@@ -104,8 +104,9 @@ type job struct {
 
 // New loads the campus model and the device codecs the configuration
 // names, checks every connector's application against the model, and
-// returns a runtime that has not started. b is the bus the events go to.
-func New(cfg Config, b bus.Bus, opts Options) (*Runtime, error) {
+// returns a runtime that has not started: it touches no network, so a
+// program can refuse a configuration before it connects to anything.
+func New(cfg Config, opts Options) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -156,7 +157,7 @@ func New(cfg Config, b bus.Bus, opts Options) (*Runtime, error) {
 	dd := cfg.Dedupe
 	dd.Now = clock.Now
 	r := &Runtime{
-		cfg: cfg, opts: opts, log: opts.Logger, bus: b, model: model, codecs: codecs, clock: clock,
+		cfg: cfg, opts: opts, log: opts.Logger, model: model, codecs: codecs, clock: clock,
 		dedupe:     connector.NewDeduplicator(dd),
 		byEUI:      make(map[connector.EUI64]*device),
 		byID:       make(map[string]*device),
@@ -257,13 +258,15 @@ func (r *Runtime) buildUpstreams() error {
 func (r *Runtime) Model() *campus.Model { return r.model }
 
 // Start starts the workers, the liveness timer, the downlink commands'
-// subscription and the connections to the network servers. It returns
-// once the command subscription is in place (connections are made in the
-// background and retried); the connectors run until ctx ends or Close.
-func (r *Runtime) Start(ctx context.Context) error {
+// subscription on b and the connections to the network servers; the
+// events go to b. It returns once the command subscription is in place
+// (connections are made in the background and retried); the connectors
+// run until ctx ends or Close.
+func (r *Runtime) Start(ctx context.Context, b bus.Bus) error {
 	if !r.startOnce.CompareAndSwap(false, true) {
 		return errors.New("connectors: Start called twice")
 	}
+	r.bus = b
 	r.started = r.clock.Now()
 	r.srcCtx, r.srcCancel = context.WithCancel(ctx)
 	r.workCtx, r.workEnd = context.WithCancel(context.WithoutCancel(ctx))
