@@ -308,6 +308,7 @@ func TestRunConnectorErrors(t *testing.T) {
 		return p
 	}
 	campusFile, _ := filepath.Abs("../../examples/campus/small/campus.yaml")
+	codecsDir, _ := filepath.Abs("../../examples/campus/codecs")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -320,7 +321,7 @@ func TestRunConnectorErrors(t *testing.T) {
 			"connectors.tts[0].api_key: an API key is required"},
 		{"bad broker", []string{"--config", write("ok.yaml", "connectors:\n  campus: "+campusFile+"\n  tts:\n    - {application: wartberg-ttn, api_key: k}\n"),
 			"--broker", "127.0.0.1:1883"}, "--broker"},
-		{"application on the other server, before connecting", []string{"--config", write("other.yaml", "connectors:\n  campus: "+campusFile+"\n  tts:\n    - {application: soil-twin, api_key: k}\n"),
+		{"application on the other server, before connecting", []string{"--config", write("other.yaml", "connectors:\n  campus: "+campusFile+"\n  codecs: "+codecsDir+"\n  tts:\n    - {application: soil-twin, api_key: k}\n"),
 			"--broker", "mqtt://127.0.0.1:1"}, `connectors.tts[0].application: "soil-twin" is on chirpstack in the campus model, not tts`},
 		{"tls flags on a plain URL", []string{"--config", filepath.Join(dir, "ok.yaml"), "--broker", "mqtt://127.0.0.1:1", "--cafile", "ca.pem"}, "not a TLS URL"},
 		{"extra argument", []string{"--config", filepath.Join(dir, "ok.yaml"), "extra"}, "unexpected argument"},
