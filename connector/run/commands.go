@@ -233,7 +233,10 @@ func (c *commander) handle(ctx context.Context, m bus.Message) {
 			c.remember(dl.ref, &pending{id: dl.ID, device: d.dev.ID, responseTopic: m.ResponseTopic,
 				correlation: m.CorrelationData, confirmed: dl.Confirmed, expires: res.Time.Add(pendingTTL)})
 		}
-		if err = d.up.proto.send(ctx, d, dl); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = d.up.proto.send(sctx, d, dl)
+		cancel()
+		if err != nil {
 			c.forget(dl.ref)
 		}
 	}
