@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +94,7 @@ func BenchmarkTTSUplink(b *testing.B) {
 				base := r.Stats().Received
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu0 := cpuTime()
 				start := time.Now()
 				for i := range b.N {
 					j := i % len(payloads)
@@ -106,8 +108,12 @@ func BenchmarkTTSUplink(b *testing.B) {
 					time.Sleep(50 * time.Microsecond)
 				}
 				el := time.Since(start)
+				cpu := cpuTime() - cpu0
 				b.StopTimer()
 				b.ReportMetric(float64(b.N)/el.Seconds(), "uplinks/s")
+				// The process's CPU time per uplink: what one core's worth of
+				// work costs, whatever else runs on the machine.
+				b.ReportMetric(float64(b.N)/cpu.Seconds(), "uplinks/cpu-s")
 				st := r.Stats()
 				if st.Failed["codec"]+st.Failed["publish"]+st.Failed["parse"] > 0 || st.Duplicates > 0 {
 					b.Fatalf("stats %+v", st)
@@ -139,6 +145,7 @@ func BenchmarkStages(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
+	r.bus = l // not started: the stages run on this goroutine
 	p := r.ups[0].proto.(*ttsProto)
 	ctx := context.Background()
 	b.Run("parse", func(b *testing.B) {
@@ -176,3 +183,12 @@ func BenchmarkStages(b *testing.B) {
 
 // benchWorkers is the workers of BenchmarkTTSUplink; 0 is the default.
 var benchWorkers = 0
+
+// cpuTime returns the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

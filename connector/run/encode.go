@@ -46,15 +46,28 @@ func message(t event.Topic, name string, e event.Event) (bus.Message, error) {
 	props[0] = bus.Property{Key: "specversion", Value: event.CloudEventsSpecVersion}
 	props[1] = bus.Property{Key: "id", Value: h.ID}
 	props[2] = bus.Property{Key: "source", Value: "/" + string(t.Domain) + "/" + t.Site + "/" + string(t.Kind) + "/" + t.Asset}
-	props[3] = bus.Property{Key: "type", Value: event.CloudEventsType(k)}
+	props[3] = bus.Property{Key: "type", Value: ceTypes[k]}
 	props[4] = bus.Property{Key: "time", Value: h.Time.UTC().Format(time.RFC3339Nano)}
-	props[5] = bus.Property{Key: "dataschema", Value: event.SchemaURL(k)}
+	props[5] = bus.Property{Key: "dataschema", Value: schemaURLs[k]}
 	if m, ok := e.(*event.Measurement); ok && len(m.Values) == 1 {
 		props = append(props, bus.Property{Key: "subject", Value: m.Values[0].Point})
 	}
 	return bus.Message{Topic: name, Payload: payload, QoS: event.QoS, Retain: event.Retained(k),
 		ContentType: event.ContentType, Properties: props}, nil
 }
+
+// ceTypes and schemaURLs are the CloudEvents type and data schema of the
+// two kinds message writes.
+var (
+	ceTypes = map[event.Kind]string{
+		event.KindMeasurement: event.CloudEventsType(event.KindMeasurement),
+		event.KindUplink:      event.CloudEventsType(event.KindUplink),
+	}
+	schemaURLs = map[event.Kind]string{
+		event.KindMeasurement: event.SchemaURL(event.KindMeasurement),
+		event.KindUplink:      event.SchemaURL(event.KindUplink),
+	}
+)
 
 func appendHeader(b []byte, h *event.Header) []byte {
 	b = append(b, '{')
