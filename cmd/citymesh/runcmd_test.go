@@ -222,9 +222,10 @@ func TestRunConnectorProcess(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	if v, _ := scrape(httpAddr, "citymesh_connector_uplinks_duplicate_total"); v != rounds*float64(len(model.Devices)) {
-		t.Errorf("duplicates %v, want %d", v, rounds*len(model.Devices))
-	}
+	waitUntil(t, "the copies counted", func() bool {
+		v, _ := scrape(httpAddr, "citymesh_connector_uplinks_duplicate_total")
+		return v == rounds*float64(len(model.Devices))
+	})
 
 	// A command published on the serve process reaches ChirpStack.
 	downs := make(chan pahov3.Message, 1)

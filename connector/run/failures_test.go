@@ -39,14 +39,14 @@ func TestDuplicatesDropped(t *testing.T) {
 	}
 	tr.deliver(t, app.ID, topic, body)
 	send(7, "s2")
+	ms := rec.waitFor("three uplinks' events", func(ms []bus.Message) bool {
+		return len(onTopic(ms, d.Topic(event.EventUplink).String())) == 3
+	})
 	waitStats(t, tr, func(st Stats) bool { return st.Received == 5 })
 	st := tr.Stats()
 	if st.Duplicates != 2 || st.Decoded != 3 {
 		t.Errorf("duplicates %d, decoded %d; want 2 and 3", st.Duplicates, st.Decoded)
 	}
-	ms := rec.waitFor("three uplinks' events", func(ms []bus.Message) bool {
-		return len(onTopic(ms, d.Topic(event.EventUplink).String())) == 3
-	})
 	var fcnts []uint32
 	for _, m := range onTopic(ms, d.Topic(event.EventMeasurement).String()) {
 		fcnts = append(fcnts, *read(t, m).(*event.Measurement).Source.FCnt)
