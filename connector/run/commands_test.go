@@ -224,11 +224,18 @@ func TestChirpStackStatus(t *testing.T) {
 	join := &chirpstack.Event{Join: &chirpstack.JoinEvent{Time: tr.clock.Now(), DeviceInfo: devInfo(tr, "ph-probe-01")}}
 	topic, body = csEvent(t, tr, "ph-probe-01", chirpstack.EventJoin, join)
 	tr.deliver(t, "soil-twin", topic, body)
-	ms := rec.waitFor("two statuses", func(ms []bus.Message) bool { return len(ms) == 2 })
+	// Statuses of small battery changes add nothing; a drop of 5 points
+	// or more does.
+	for _, level := range []float32{85, 83, 81} {
+		ev.Status.BatteryLevel = level
+		topic, body := csEvent(t, tr, "npk-probe-01", chirpstack.EventStatus, ev)
+		tr.deliver(t, "soil-twin", topic, body)
+	}
+	ms := rec.waitFor("three statuses", func(ms []bus.Message) bool { return len(ms) == 3 })
 	npk := statuses(t, ms, tr.byID["npk-probe-01"].status)
-	if len(npk) != 1 || npk[0].State != event.Online || npk[0].Reason != reasonDeviceStatus || npk[0].Detail != "battery 87 %, link margin 7 dB" ||
-		npk[0].Source.NetworkServer != "chirpstack" || npk[0].Battery != nil {
-		t.Errorf("npk status %+v", npk)
+	if len(npk) != 2 || npk[0].State != event.Online || npk[0].Reason != reasonDeviceStatus || npk[0].Detail != "battery 87 %, link margin 7 dB" ||
+		npk[0].Source.NetworkServer != "chirpstack" || npk[0].Battery != nil || npk[1].Detail != "battery 81 %, link margin 7 dB" {
+		t.Errorf("npk statuses %+v", npk)
 	}
 	ph := statuses(t, ms, tr.byID["ph-probe-01"].status)
 	if len(ph) != 1 || ph[0].Reason != event.ReasonJoin {

@@ -39,6 +39,9 @@ type device struct {
 		reason string // of the last status published
 		// battery is the battery point's last value, for statuses.
 		battery *event.Value
+		// statusBattery is the battery level (%) of the last
+		// device_status status, nil if it had none.
+		statusBattery *float64
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,7 +65,7 @@ func (r *Runtime) handleUplink(ctx context.Context, d *device, up *uplink) {
 	if decodeErr != nil {
 		reason, detail = reasonDecodeFailed, truncate(decodeErr.Error(), 1024)
 	}
-	if st := r.heard(d, up.time, reason, detail, &up.meta.Source, values); st != nil {
+	if st := r.heard(d, up.time, reason, detail, &up.meta.Source, false); st != nil {
 		r.publish(ctx, u, d, d.statusTopic, d.status, st)
 	}
 	if len(values) > 0 {
@@ -168,17 +169,17 @@ func (r *Runtime) noteBattery(d *device, vals []event.Value) {
 
 // heard records that d was heard at time t and returns the status to
 // publish when its state changes: online after it was offline or unknown
-// (reason uplink, or join), and whenever decoding starts or stops failing
-// (reason decode_failed, then uplink again). A device that stays online
-// and decodable gets no status per uplink: the status is retained, and
-// says what is true until it changes.
-func (r *Runtime) heard(d *device, t time.Time, reason, detail string, src *event.Source, values []event.Value) *event.Status {
+// (reason uplink, or join), whenever decoding starts or stops failing
+// (reason decode_failed, then uplink again), and when force is set (a
+// join, news of the device's battery). A device that stays online and
+// decodable gets no status per uplink: the status is retained, and says
+// what is true until it changes.
+func (r *Runtime) heard(d *device, t time.Time, reason, detail string, src *event.Source, force bool) *event.Status {
 	now := r.clock.Now()
 	d.mu.Lock()
 	d.mu.since, d.mu.heard = now, true
 	wasFailing := d.mu.reason == reasonDecodeFailed
-	change := d.mu.state != event.Online || reason == event.ReasonJoin || reason == reasonDeviceStatus ||
-		(reason == reasonDecodeFailed) != wasFailing
+	change := d.mu.state != event.Online || force || (reason == reasonDecodeFailed) != wasFailing
 	var st *event.Status
 	if change {
 		d.mu.state, d.mu.reason = event.Online, reason
@@ -219,18 +220,31 @@ func (r *Runtime) checkSilent(ctx context.Context, d *device) {
 	r.publish(ctx, d.up, d, d.statusTopic, d.status, st)
 }
 
+// batteryStep is how far a device's reported battery level must move, in
+// percentage points, for a new device_status status: network servers may
+// ask for the device's status often, and the retained status need not
+// follow every point.
+const batteryStep = 5
+
 // deviceStatus publishes what a device said of itself (its battery, its
-// link margin) as an online status.
+// link margin) as an online status: the first time, and again when its
+// battery level moved by batteryStep or more since the last one.
 func (r *Runtime) deviceStatus(ctx context.Context, d *device, t time.Time, src event.Source, detail string, batteryPct *float64) {
+	d.mu.Lock()
+	force := d.mu.reason != reasonDeviceStatus ||
+		(batteryPct != nil) != (d.mu.statusBattery != nil) ||
+		(batteryPct != nil && math.Abs(*batteryPct-*d.mu.statusBattery) >= batteryStep)
+	if force {
+		d.mu.statusBattery = batteryPct
+	}
 	if batteryPct != nil {
 		// The battery point's value, where the point is a percentage.
 		if p, ok := r.model.Point(d.dev.ID + "/battery"); ok && p.Unit == event.Percent {
-			d.mu.Lock()
 			d.mu.battery = &event.Value{Point: p.ID, Quantity: p.Quantity, Value: *batteryPct, Unit: p.Unit}
-			d.mu.Unlock()
 		}
 	}
-	if st := r.heard(d, t, reasonDeviceStatus, detail, &src, nil); st != nil {
+	d.mu.Unlock()
+	if st := r.heard(d, t, reasonDeviceStatus, detail, &src, force); st != nil {
 		r.publish(ctx, d.up, d, d.statusTopic, d.status, st)
 	}
 }
@@ -239,7 +253,7 @@ func (r *Runtime) deviceStatus(ctx context.Context, d *device, t time.Time, src 
 // deduplicator remembers of the old one goes, and the device is online.
 func (r *Runtime) join(ctx context.Context, d *device, t time.Time, src event.Source) {
 	r.dedupe.Forget(d.eui)
-	if st := r.heard(d, t, event.ReasonJoin, "", &src, nil); st != nil {
+	if st := r.heard(d, t, event.ReasonJoin, "", &src, true); st != nil {
 		r.publish(ctx, d.up, d, d.statusTopic, d.status, st)
 	}
 }
