@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,9 @@ type RemoteOptions struct {
 	KeepAlive time.Duration
 	// Logger receives connection events. Default slog.Default().
 	Logger *slog.Logger
+	// TLSConfig is the TLS of tls://, ssl://, mqtts:// and wss:// URLs;
+	// nil means the system's roots and the URL's host name.
+	TLSConfig *tls.Config
 }
 
 // Remote is a Bus that talks MQTT 5 to a broker over the network. It
@@ -45,6 +49,8 @@ type Remote struct {
 
 	mu   sync.RWMutex
 	subs map[string]remoteSub // filter → subscription
+
+	wg sync.WaitGroup // the resubscriptions after reconnections
 }
 
 type remoteSub struct {
@@ -78,10 +84,11 @@ func DialRemote(ctx context.Context, opts RemoteOptions) (*Remote, error) {
 		SessionExpiryInterval:         uint32(opts.SessionExpiry / time.Second),
 		ConnectUsername:               opts.Username,
 		ConnectPassword:               opts.Password,
+		TlsCfg:                        opts.TLSConfig,
 		ReconnectBackoff:              backoff,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			r.log.Info("bus connected", "broker", opts.URL, "client", opts.ClientID)
-			go r.resubscribe(cm)
+			r.wg.Go(func() { r.resubscribe(cm) })
 		},
 		OnConnectError: func(err error) { r.log.Warn("bus connection failed", "broker", opts.URL, "err", err) },
 		ClientConfig: paho.ClientConfig{
@@ -217,6 +224,12 @@ func (r *Remote) Close() error {
 	defer cancel()
 	err := r.cm.Disconnect(ctx)
 	r.end()
+	// Wait for the connection manager's goroutines and the resubscriptions.
+	select {
+	case <-r.cm.Done():
+	case <-ctx.Done():
+	}
+	r.wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("bus: disconnect: %w", err)
 	}

@@ -36,8 +36,10 @@ func (m *Measurement) Validate() error {
 		return invalid(KindMeasurement, "values", "%d values, want 1..1000", len(m.Values))
 	}
 	for i := range m.Values {
-		if err := m.Values[i].validate(KindMeasurement, fmt.Sprintf("values[%d]", i)); err != nil {
-			return err
+		if m.Values[i].validate(KindMeasurement, "values") != nil {
+			// Again, to name the value: its index is written only on
+			// the way out, which keeps Validate free of formatting.
+			return m.Values[i].validate(KindMeasurement, fmt.Sprintf("values[%d]", i))
 		}
 	}
 	return nil
@@ -298,33 +300,40 @@ func (u *Uplink) Validate() error {
 		return invalid(k, "gateways", "%d gateways, at most 100", len(u.Gateways))
 	}
 	for i := range u.Gateways {
-		g := &u.Gateways[i]
-		f := fmt.Sprintf("gateways[%d]", i)
-		if g.ID == "" || len(g.ID) > 128 {
-			return invalid(k, f+".id", "missing or longer than 128 characters")
-		}
-		if g.EUI != "" && !validEUI(g.EUI) {
-			return invalid(k, f+".eui", "%q is not 16 upper-case hex digits", g.EUI)
-		}
-		if !inRange(g.RSSIdBm, -200, 50) {
-			return invalid(k, f+".rssi_dbm", "%v is not -200..50", g.RSSIdBm)
-		}
-		if !inRange(g.SNRdB, -50, 50) {
-			return invalid(k, f+".snr_db", "%v is not -50..50", g.SNRdB)
-		}
-		if g.Time != nil && (g.Time.Year() < 1970 || g.Time.Year() > 9999) {
-			return invalid(k, f+".time", "year %d is not 1970..9999", g.Time.Year())
-		}
-		if g.Location != nil {
-			if err := g.Location.validate(k, f+".location"); err != nil {
-				return err
-			}
+		if err := u.Gateways[i].validate(k, "gateways"); err != nil {
+			// Again, to name the gateway (formatted on the way out only).
+			return u.Gateways[i].validate(k, fmt.Sprintf("gateways[%d]", i))
 		}
 	}
 	if len(u.CorrelationID) > 256 {
 		return invalid(k, "correlation_id", "longer than 256 characters")
 	}
 	return validIDList(k, "points", u.Points)
+}
+
+// validate checks one gateway's reception; f names it in errors.
+func (g *GatewayRx) validate(k Kind, f string) error {
+	if g.ID == "" || len(g.ID) > 128 {
+		return invalid(k, f+".id", "missing or longer than 128 characters")
+	}
+	if g.EUI != "" && !validEUI(g.EUI) {
+		return invalid(k, f+".eui", "%q is not 16 upper-case hex digits", g.EUI)
+	}
+	if !inRange(g.RSSIdBm, -200, 50) {
+		return invalid(k, f+".rssi_dbm", "%v is not -200..50", g.RSSIdBm)
+	}
+	if !inRange(g.SNRdB, -50, 50) {
+		return invalid(k, f+".snr_db", "%v is not -50..50", g.SNRdB)
+	}
+	if g.Time != nil && (g.Time.Year() < 1970 || g.Time.Year() > 9999) {
+		return invalid(k, f+".time", "year %d is not 1970..9999", g.Time.Year())
+	}
+	if g.Location != nil {
+		if err := g.Location.validate(k, f+".location"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func validHex(s string, n int) bool {

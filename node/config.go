@@ -12,6 +12,7 @@ import (
 
 	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/connector/run"
 	"github.com/citymesh/citymesh/mesh"
 )
 
@@ -92,6 +93,10 @@ type Config struct {
 	// Mesh is this node's place in the event mesh, and its bridges to
 	// foreign brokers (docs/mesh.md).
 	Mesh mesh.Config `yaml:"mesh"`
+	// Connectors are the LoRaWAN connectors the node runs in-process: The
+	// Things Stack and ChirpStack applications whose traffic becomes city
+	// events on the node's bus (docs/connectors.md). Default none.
+	Connectors run.Config `yaml:"connectors"`
 }
 
 // Default returns the configuration of `citymesh serve` without flags or a
@@ -229,7 +234,32 @@ func (c *Config) Validate() error {
 			errs = append(errs, fieldError("mesh", err))
 		}
 	}
+	errs = append(errs, connectorErrors(c.Connectors.Validate())...)
 	return errors.Join(errs...)
+}
+
+// connectorErrors turns the connectors' field errors into the node's, under
+// the connectors key.
+func connectorErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	out := make([]error, 0, len(list))
+	for _, e := range list {
+		var fe *run.FieldError
+		if errors.As(e, &fe) {
+			out = append(out, &FieldError{Field: "connectors." + fe.Field, Err: fe.Err})
+		} else {
+			out = append(out, &FieldError{Field: "connectors", Err: e})
+		}
+	}
+	return out
 }
 
 // validateLimits checks that no number of the limits is negative (except

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/auth"
+	"github.com/citymesh/citymesh/connector/run"
 	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/node"
 )
@@ -46,6 +47,15 @@ func TestValidate(t *testing.T) {
 		{"negative rate", func(c *node.Config) { c.Limits.Limits.PublishRate = -1 }, "limits.publish_rate", "cannot be negative"},
 		{"duration without a unit", func(c *node.Config) { c.Limits.ConnectTimeout = 10 }, "limits.connect_timeout", "write a unit"},
 		{"mesh without a role", func(c *node.Config) { c.Mesh = mesh.Config{Node: "core-1"} }, "mesh", "role"},
+		{"connector without a campus", func(c *node.Config) {
+			c.Connectors.TTS = []run.TTSConfig{{Application: "wartberg-ttn", APIKeyFile: "ttn.key"}}
+		}, "connectors.campus", "campus file is required"},
+		{"connector without a key", func(c *node.Config) {
+			c.Connectors = run.Config{Campus: "campus.yaml", TTS: []run.TTSConfig{{Application: "wartberg-ttn"}}}
+		}, "connectors.tts[0].api_key", "API key is required"},
+		{"chirpstack without a broker", func(c *node.Config) {
+			c.Connectors = run.Config{Campus: "campus.yaml", ChirpStack: []run.ChirpStackConfig{{Application: "soil-twin"}}}
+		}, "connectors.chirpstack[0].url", "required"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,6 +38,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/bus"
+	"github.com/citymesh/citymesh/connector/run"
 	"github.com/citymesh/citymesh/internal/buildinfo"
 	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/store"
@@ -55,6 +57,10 @@ type Node struct {
 	mesh *mesh.Node   // nil without a mesh configuration
 	b    *broker.Broker
 	reg  *prometheus.Registry
+	// conns runs the LoRaWAN connectors on connBus, the node's in-process
+	// bus; both nil without connectors.
+	conns   *run.Runtime
+	connBus *bus.Local
 
 	clients   *clientLog                   // the connect and disconnect lines
 	origins   atomic.Pointer[originPolicy] // who may use MQTT over WebSocket
@@ -146,6 +152,15 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	n.reg.MustRegister(n.b.Collector(), n.wsRefused, buildInfo)
 	if n.mesh != nil {
 		n.reg.MustRegister(n.mesh.Collector())
+	}
+	if cfg.Connectors.Enabled() {
+		if n.connBus, err = bus.NewLocal(n.b, "citymesh-connectors"); err != nil {
+			return nil, err
+		}
+		if n.conns, err = run.New(cfg.Connectors, run.Options{Logger: log}); err != nil {
+			return nil, errors.Join(connectorErrors(err)...)
+		}
+		n.reg.MustRegister(n.conns.Collector())
 	}
 	ok = true
 	return n, nil
@@ -264,6 +279,11 @@ func (n *Node) Start(ctx context.Context) error {
 			continue
 		}
 		n.serve(ctx, l.name, ln)
+	}
+	if n.conns != nil {
+		if err := n.conns.Start(ctx, n.connBus); err != nil {
+			return fieldError("connectors", err)
+		}
 	}
 	n.wg.Go(func() { n.clients.run(ctx) })
 	// Servers of HTTP listeners stop with ctx, also when it is the
@@ -390,6 +410,9 @@ func (n *Node) Close() error {
 	if cancel != nil {
 		cancel()
 	}
+	if n.conns != nil {
+		n.conns.Close() // publishes what it received before the broker goes
+	}
 	if n.mesh != nil {
 		n.mesh.Stop()
 	}
@@ -402,6 +425,12 @@ func (n *Node) Close() error {
 // writes), the store, the data directory's lock and the audit log.
 func (n *Node) release() error {
 	var errs []error
+	if n.conns != nil {
+		n.conns.Close()
+	}
+	if n.connBus != nil {
+		n.connBus.Close()
+	}
 	if n.b != nil {
 		errs = append(errs, n.b.Close())
 		n.clients.report() // the lines held back until the last client went

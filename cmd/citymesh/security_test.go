@@ -465,4 +465,8 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err := cfg.Mesh.Validate(); err != nil || cfg.Mesh.LinkKeepAlive != 2*time.Second {
 		t.Fatalf("example mesh section: %v, link keep alive %v", err, cfg.Mesh.LinkKeepAlive)
 	}
+	if c := cfg.Connectors; len(c.TTS) != 1 || len(c.ChirpStack) != 1 || c.TTS[0].Application != "wartberg-ttn" ||
+		c.Liveness.OfflineAfter(20*time.Minute) != 42*time.Minute || c.CodecLimits.Timeout != 100*time.Millisecond {
+		t.Fatalf("example connectors section read as %+v", c)
+	}
 }

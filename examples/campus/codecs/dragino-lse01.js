@@ -46,3 +46,23 @@ function decodeUplink(input) {
   if (data.soilConductivity > 20000) warnings.push("soil conductivity " + data.soilConductivity + " µS/cm above the probe's range");
   return { data: data, warnings: warnings };
 }
+
+// Downlink: the transmit interval (Dragino's "Set Transmit Interval Time",
+// the TDC command of its soil and leaf sensors' user manuals: command code
+// 0x01, then the interval in seconds in 3 bytes, big-endian, on any FPort;
+// 01 00 04 B0 is 1200 s). data: {interval: seconds}.
+function encodeDownlink(input) {
+  var s = input.data.interval;
+  if (typeof s !== "number" || s !== Math.floor(s) || s < 1 || s > 0xffffff) {
+    return { errors: ["interval: want a whole number of seconds from 1 to 16777215"] };
+  }
+  return { bytes: [0x01, (s >> 16) & 0xff, (s >> 8) & 0xff, s & 0xff], fPort: input.fPort || 2 };
+}
+
+function decodeDownlink(input) {
+  var b = input.bytes;
+  if (b.length !== 4 || b[0] !== 0x01) {
+    return { errors: ["not a transmit interval command (01 and 3 bytes)"] };
+  }
+  return { data: { interval: (b[1] << 16) | (b[2] << 8) | b[3] } };
+}

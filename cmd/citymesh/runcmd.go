@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/citymesh/citymesh/bus"
+	connectors "github.com/citymesh/citymesh/connector/run"
+	"github.com/citymesh/citymesh/node"
+)
+
+func init() {
+	register("run", "run a citymesh service as its own process against a broker: run connector (run help lists them)", runRun)
+}
+
+// service is a citymesh service that `citymesh run` starts as its own
+// process, a client of a broker through the remote bus.
+type service struct {
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+var services = map[string]service{
+	"connector": {"the LoRaWAN connectors of a configuration's connectors section (The Things Stack, ChirpStack)", runConnector},
+}
+
+func runUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: citymesh run <service> [flags]\n\nservices:")
+	names := make([]string, 0, len(services))
+	for n := range services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, services[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'citymesh run <service> -help' for its flags.")
+}
+
+func runRun(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		runUsage(os.Stderr)
+		return &exitError{code: 2, err: errors.New("which service?")}
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		runUsage(os.Stdout)
+		return nil
+	}
+	s, ok := services[args[0]]
+	if !ok {
+		runUsage(os.Stderr)
+		return &exitError{code: 2, err: fmt.Errorf("unknown service %q", args[0])}
+	}
+	return s.run(ctx, args[1:])
+}
+
+// runConnector runs the connectors of a configuration file's connectors
+// section as their own process, publishing through the remote bus.
+func runConnector(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run connector", flag.ContinueOnError)
+	configFile := fs.String("config", "", "YAML configuration `file` with a connectors section (citymesh serve's file, or one with that section only)")
+	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "the citymesh broker to publish to: mqtt://, tls://, ws:// or wss:// `URL`")
+	clientID := fs.String("client-id", "", "MQTT client `id` at the broker; keep it stable so that commands queued while away are kept (default citymesh-connector-HOSTNAME)")
+	username := fs.String("username", "", "user `name` at the broker")
+	passwordFile := fs.String("password-file", "", "`file` holding the password at the broker (its first line)")
+	httpAddr := fs.String("http", "", "listen `address` of GET /metrics and /healthz (default off)")
+	logLevel := fs.String("log", "info", "log `level`: debug, info, warn or error")
+	var tf tlsFlags
+	tf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	}
+	if *configFile == "" {
+		return errors.New("--config is required: a file with a connectors section")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log %q: want debug, info, warn or error", *logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := node.Load(*configFile)
+	if err != nil {
+		return err
+	}
+	if !cfg.Connectors.Enabled() {
+		return fmt.Errorf("%s: the connectors section names no tts or chirpstack application", *configFile)
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	u, err := url.Parse(*brokerURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("--broker %q: want a URL such as mqtt://127.0.0.1:1883", *brokerURL)
+	}
+	if tf.enabled() && (u.Scheme == "mqtt" || u.Scheme == "tcp" || u.Scheme == "ws") {
+		return fmt.Errorf("--broker %s is not a TLS URL, but TLS flags were given: use tls:// or wss://", *brokerURL)
+	}
+	tc, err := tf.config(u.Hostname())
+	if err != nil {
+		return err
+	}
+	var password []byte
+	if *passwordFile != "" {
+		b, err := os.ReadFile(*passwordFile)
+		if err != nil {
+			return fmt.Errorf("--password-file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		password = []byte(strings.TrimSpace(line))
+	}
+	if *clientID == "" {
+		host, _ := os.Hostname()
+		*clientID = "citymesh-connector-" + strings.ReplaceAll(host, ".", "-")
+	}
+
+	// The configuration and the campus model are checked before anything
+	// connects.
+	rt, err := connectors.New(cfg.Connectors, connectors.Options{Logger: log, ClientIDPrefix: *clientID})
+	if err != nil {
+		var fe *connectors.FieldError
+		if errors.As(err, &fe) {
+			return fmt.Errorf("%s: connectors.%w", *configFile, err)
+		}
+		return err
+	}
+	defer rt.Close()
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	remote, err := bus.DialRemote(dctx, bus.RemoteOptions{URL: *brokerURL, ClientID: *clientID, Username: *username,
+		Password: password, Logger: log, TLSConfig: tc})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer remote.Close()
+	var srv *http.Server
+	if *httpAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(rt.Collector())
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return fmt.Errorf("--http: %w", err)
+		}
+		log.Info("HTTP listening", "addr", ln.Addr().String())
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		served := make(chan struct{})
+		go func() { srv.Serve(ln); close(served) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			srv.Shutdown(sctx)
+			cancel()
+			<-served
+		}()
+	}
+	if err := rt.Start(ctx, remote); err != nil {
+		return err
+	}
+	log.Info("connectors running", "broker", *brokerURL, "client", *clientID)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return rt.Close()
+}
