@@ -910,6 +910,40 @@ func TestPlayerCopies(t *testing.T) {
 	}
 }
 
+// TestPlayerCopiesMatchModel: what a player of copies publishes is what
+// campus.Model.Copies describes: in load mode every point of the copies'
+// model is produced and nothing else, every city event checks against
+// that model, and every uplink names a device of it (by network id and
+// DevEUI) whose codec values match the truth.
+func TestPlayerCopiesMatchModel(t *testing.T) {
+	m := loadSmall(t)
+	const first, n = 1, 2
+	cm, err := m.Copies(first, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := play(t, PlayerConfig{Campus: m, Seed: 5, Start: may12, Until: may12.Add(2*time.Second - time.Nanosecond), LoadRate: 1,
+		Copies: n, FirstCopy: first})
+	truth := r.truth.Records()
+	produced := map[string]bool{}
+	for _, tr := range truth {
+		if _, ok := cm.Point(tr.Point); !ok {
+			t.Fatalf("the player produced point %s, which the copies' model does not have", tr.Point)
+		}
+		produced[tr.Point] = true
+	}
+	for _, p := range cm.Points {
+		if !produced[p.ID] {
+			t.Errorf("point %s of the copies' model was not produced", p.ID)
+		}
+	}
+	found := checkUplinks(t, cm, r.uplinks)
+	for k, v := range checkEvents(t, cm, r.events) {
+		found[k] = v
+	}
+	compareTruth(t, truth, found)
+}
+
 // TestPlayerFirstCopy: a player can play copies from any number on, so
 // that several play distinct copies side by side.
 func TestPlayerFirstCopy(t *testing.T) {
