@@ -125,7 +125,7 @@ type Demo struct {
 	conns    *run.Runtime
 	connBus  *bus.Local
 	watchBus *bus.Local
-	cityBus  *bus.Local // the building gateways' bus when MQTT is off
+	cityBus  *bus.Local      // the building gateways' bus when MQTT is off
 	nsOut    *sim.MQTTOutput // the network servers' uplinks
 	cityOut  sim.Output      // the building gateways and robots
 	player   *sim.Player
