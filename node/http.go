@@ -43,7 +43,57 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	n.mu.Lock()
+	for _, h := range n.mu.handlers {
+		mux.Handle(h.pattern, h.h)
+	}
+	n.mu.Unlock()
 	return mux
+}
+
+// handler is an HTTP handler a program added to the node's HTTP listener.
+type handler struct {
+	pattern string
+	h       http.Handler
+}
+
+// builtinPatterns are the HTTP listener's own patterns.
+var builtinPatterns = []string{"GET /api/mesh", "GET /healthz", "GET /metrics", "/debug/pprof/", "/debug/pprof/profile",
+	"/debug/pprof/symbol", "/debug/pprof/trace"}
+
+// Handle adds h to the node's HTTP listener under pattern (an
+// http.ServeMux pattern: "GET /pictures/", "/dashboard/"), beside
+// /healthz, /metrics and the rest: a program that embeds a node serves its
+// own pages there (a demo its robot's pictures, a dashboard). It must be
+// called before Start; a pattern that is not valid or conflicts with
+// another is an error.
+func (n *Node) Handle(pattern string, h http.Handler) (err error) {
+	if h == nil {
+		return fmt.Errorf("node: Handle %q: nil handler", pattern)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.started || n.mu.closed {
+		return fmt.Errorf("node: Handle %q after Start", pattern)
+	}
+	// Register every pattern on a scratch mux first: ServeMux panics on a
+	// bad or conflicting pattern, which is the caller's mistake to hear.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("node: Handle %q: %v", pattern, r)
+		}
+	}()
+	mux := http.NewServeMux()
+	nop := http.NotFoundHandler()
+	for _, p := range builtinPatterns {
+		mux.Handle(p, nop)
+	}
+	for _, x := range n.mu.handlers {
+		mux.Handle(x.pattern, nop)
+	}
+	mux.Handle(pattern, nop)
+	n.mu.handlers = append(n.mu.handlers, handler{pattern, h})
+	return nil
 }
 
 // wsHandler serves MQTT over WebSocket on /mqtt, with the "mqtt" subprotocol

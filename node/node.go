@@ -79,6 +79,7 @@ type Node struct {
 		listeners map[string]net.Listener // bound listeners by name
 		servers   []*http.Server
 		cancel    context.CancelFunc
+		handlers  []handler // added by Handle, served on the HTTP listener
 	}
 	errc chan error     // the first fatal error of a listener
 	wg   sync.WaitGroup // every goroutine Start started

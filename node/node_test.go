@@ -298,3 +298,55 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("the zero Config does not validate: %v", err)
 	}
 }
+
+// TestNodeHandle: a program adds its own pages to the node's HTTP
+// listener beside /healthz and /metrics; a pattern that conflicts, is not
+// valid, or comes after Start is refused.
+func TestNodeHandle(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store, cfg.WS = "memory", "off"
+	n, err := node.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	pics := http.StripPrefix("/pictures/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "picture "+r.URL.Path)
+	}))
+	if err := n.Handle("GET /pictures/", pics); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		pattern string
+		h       http.Handler
+		want    string
+	}{
+		{"GET /metrics", pics, "conflicts"},
+		{"GET /pictures/", pics, "conflicts"},
+		{"BAD PATTERN HERE", pics, "Handle"},
+		{"/other", nil, "nil handler"},
+	} {
+		if err := n.Handle(c.pattern, c.h); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Handle(%q) = %v, want %q", c.pattern, err, c.want)
+		}
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Handle("GET /late/", pics); err == nil {
+		t.Error("Handle after Start was accepted")
+	}
+	base := "http://" + n.Addr(node.ListenerHTTP).String()
+	for path, want := range map[string]string{"/pictures/abc.png": "picture abc.png", "/healthz": "ok\n"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != want {
+			t.Errorf("GET %s: %d %q, want %q", path, resp.StatusCode, body, want)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
+}

@@ -261,38 +261,37 @@ func (s *FaultSet) Delivery(asset, gateway string, t time.Time, seq uint64) Deli
 type Reorder[T any] struct {
 	held    T
 	holding bool
+	heldDup bool // the held message is to be delivered twice
 }
 
 // Deliver passes v to emit as d says: not at all, once or twice, or later
-// (after the next message). A held message is released after the next
-// message that is not itself held or dropped.
+// (after the next message; twice then if d says so too). A held message
+// is released after the next message that is not itself held or dropped.
 func (r *Reorder[T]) Deliver(d Delivery, v T, emit func(T)) {
 	if d.Drop {
 		return
 	}
 	if d.HoldBack && !r.holding {
-		r.held, r.holding = v, true
+		r.held, r.holding, r.heldDup = v, true, d.Duplicate
 		return
 	}
 	emit(v)
 	if d.Duplicate {
 		emit(v)
 	}
-	if r.holding {
-		held := r.held
-		var zero T
-		r.held, r.holding = zero, false
-		emit(held)
-	}
+	r.Flush(emit)
 }
 
-// Flush emits a held message, if any.
+// Flush emits a held message, if any (twice, if it was a duplicate).
 func (r *Reorder[T]) Flush(emit func(T)) {
 	if r.holding {
-		held := r.held
+		held, dup := r.held, r.heldDup
 		var zero T
-		r.held, r.holding = zero, false
+		r.held, r.holding, r.heldDup = zero, false, false
 		emit(held)
+		if dup {
+			emit(held)
+		}
 	}
 }
 

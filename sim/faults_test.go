@@ -369,7 +369,13 @@ func TestReorder(t *testing.T) {
 	r.Deliver(Delivery{HoldBack: true}, 5, emit)
 	r.Flush(emit)
 	r.Flush(emit)
-	if want := []int{1, 4, 4, 2, 5}; !slicesEqual(got, want) {
+	// A duplicate held back is delivered twice when it is released, after
+	// the next message or at the end.
+	r.Deliver(Delivery{HoldBack: true, Duplicate: true}, 6, emit)
+	r.Deliver(Delivery{}, 7, emit)
+	r.Deliver(Delivery{HoldBack: true, Duplicate: true}, 8, emit)
+	r.Flush(emit)
+	if want := []int{1, 4, 4, 2, 5, 7, 6, 6, 8, 8}; !slicesEqual(got, want) {
 		t.Fatalf("delivered %v, want %v", got, want)
 	}
 }

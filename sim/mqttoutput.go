@@ -253,6 +253,24 @@ func (o *MQTTOutput) Drop(ctx context.Context, from *Publisher) error {
 	return err
 }
 
+// Connections returns how many connections to the broker are up.
+func (o *MQTTOutput) Connections() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, mc := range o.conns {
+		if mc.c == nil {
+			continue
+		}
+		select {
+		case <-mc.c.Done():
+		default:
+			n++
+		}
+	}
+	return n
+}
+
 // Close waits up to 10 s for outstanding acknowledgements, then
 // disconnects every connection normally (no wills).
 func (o *MQTTOutput) Close() error {

@@ -117,11 +117,22 @@ func TestMQTTOutput(t *testing.T) {
 	if err := p.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// One connection per building gateway and robot, and the network
+	// servers' one.
+	if got, want := city.Connections(), len(loadSmall(t).Robots)+1; got != want {
+		t.Errorf("%d connections of building gateways and robots, want %d", got, want)
+	}
+	if got := ns.Connections(); got != 1 {
+		t.Errorf("%d connections of the network servers, want 1", got)
+	}
 	if err := city.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := ns.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if city.Connections() != 0 || ns.Connections() != 0 {
+		t.Error("connections left after Close")
 	}
 	cs, nss := city.Stats(), ns.Stats()
 	if cs.Errors != 0 || nss.Errors != 0 || cs.Drops != 1 {

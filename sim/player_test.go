@@ -910,6 +910,95 @@ func TestPlayerCopies(t *testing.T) {
 	}
 }
 
+// TestPlayerCopiesMatchModel: what a player of copies publishes is what
+// campus.Model.Copies describes: in load mode every point of the copies'
+// model is produced and nothing else, every city event checks against
+// that model, and every uplink names a device of it (by network id and
+// DevEUI) whose codec values match the truth.
+func TestPlayerCopiesMatchModel(t *testing.T) {
+	m := loadSmall(t)
+	const first, n = 1, 2
+	cm, err := m.Copies(first, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := play(t, PlayerConfig{Campus: m, Seed: 5, Start: may12, Until: may12.Add(2*time.Second - time.Nanosecond), LoadRate: 1,
+		Copies: n, FirstCopy: first})
+	truth := r.truth.Records()
+	produced := map[string]bool{}
+	for _, tr := range truth {
+		if _, ok := cm.Point(tr.Point); !ok {
+			t.Fatalf("the player produced point %s, which the copies' model does not have", tr.Point)
+		}
+		produced[tr.Point] = true
+	}
+	for _, p := range cm.Points {
+		if !produced[p.ID] {
+			t.Errorf("point %s of the copies' model was not produced", p.ID)
+		}
+	}
+	found := checkUplinks(t, cm, r.uplinks)
+	for k, v := range checkEvents(t, cm, r.events) {
+		found[k] = v
+	}
+	compareTruth(t, truth, found)
+}
+
+// TestPlayerLateDuplicates: an uplink both held back (out of order) and
+// sent twice (a duplicate) goes out twice, after the next one, as the
+// truth says.
+func TestPlayerLateDuplicates(t *testing.T) {
+	m := loadSmall(t)
+	f, err := ParseFault("kind=out_of_order,asset=soil-probe-01,start=2026-05-12T05:00:00Z,duration=6h,every=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := NewFaultSet([]Fault{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := play(t, PlayerConfig{Campus: m, Seed: 8, Start: may12, Until: may12.Add(6 * time.Hour), Faults: fs, DuplicateEvery: 3})
+	var truth []Truth
+	both := 0
+	for _, tr := range r.truth.Records() {
+		if tr.DevEUI == "" {
+			continue // building and robot values: not the point here
+		}
+		truth = append(truth, tr)
+		if tr.Late && tr.Published == 2 {
+			both++
+		}
+	}
+	if both == 0 {
+		t.Fatal("no uplink was both late and duplicated")
+	}
+	type key struct {
+		eui  string
+		fcnt uint32
+	}
+	sent := map[key]int{}
+	for _, rec := range r.uplinks {
+		if !strings.HasPrefix(rec.Topic, "v3/") {
+			continue
+		}
+		_, msg, err := tts.Decode(rec.Topic, rec.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Uplink != nil {
+			sent[key{msg.EndDeviceIDs.DevEUI.String(), msg.Uplink.FCnt}]++
+		}
+	}
+	for _, tr := range truth {
+		if d, _ := m.DeviceByEUI(tr.DevEUI); d.Type.ID != "dragino-lse01" || tr.FCnt == nil {
+			continue
+		}
+		if got := sent[key{tr.DevEUI, *tr.FCnt}]; got != tr.Published {
+			t.Errorf("%s f_cnt %d (late %v) went out %d times, the truth says %d", tr.Point, *tr.FCnt, tr.Late, got, tr.Published)
+		}
+	}
+}
+
 // TestPlayerFirstCopy: a player can play copies from any number on, so
 // that several play distinct copies side by side.
 func TestPlayerFirstCopy(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/connector"
 	"github.com/citymesh/citymesh/connector/codec"
 	"github.com/citymesh/citymesh/event"
@@ -27,6 +28,12 @@ type Config struct {
 	// Campus is the campus file (campus.Load) that names the applications
 	// and devices. Required when a connector is configured.
 	Campus string `yaml:"campus"`
+	// Copies, when more than 1, makes the connectors know that many copies
+	// of the campus (campus.Model.Copies from copy 0): the devices of copy
+	// k > 0 have the ids, network ids and DevEUIs the simulator gives them
+	// (soil-probe-07-x2; campus.CopyID, CopyEUI), for scale tests with
+	// `citymesh sim --copies N`. Default 1: the campus as described.
+	Copies int `yaml:"copies"`
 	// Codecs is the directory of the device codecs, {device type}.js.
 	// Default: the directory codecs beside the campus file.
 	Codecs string `yaml:"codecs"`
@@ -202,6 +209,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Campus == "" {
 		bad("campus", "the campus file is required: it names the applications and devices")
+	}
+	if c.Copies < 0 || c.Copies >= campus.MaxCopies {
+		bad("copies", "%d: want 1 to %d (0 is the default, 1)", c.Copies, campus.MaxCopies-1)
 	}
 	if c.Workers < 0 {
 		bad("workers", "%d: cannot be negative (0 is the default)", c.Workers)

@@ -47,6 +47,9 @@ func TestConfigValidate(t *testing.T) {
 		{"two passwords", one(func(c *Config) { c.ChirpStack[0].Password, c.ChirpStack[0].PasswordFile = "a", "b" }), "chirpstack[0].password", "not both"},
 		{"application twice", one(func(c *Config) { c.ChirpStack[0].Application = "wartberg-ttn" }), "chirpstack[0].application", "also connected"},
 		{"name twice", one(func(c *Config) { c.TTS[0].Name, c.ChirpStack[0].Name = "x", "x" }), "chirpstack[0].name", "also the name"},
+		{"negative copies", one(func(c *Config) { c.Copies = -1 }), "copies", "want 1 to"},
+		{"too many copies", one(func(c *Config) { c.Copies = 1 << 16 }), "copies", "want 1 to"},
+		{"copies", one(func(c *Config) { c.Copies = 12 }), "", ""},
 		{"negative workers", one(func(c *Config) { c.Workers = -1 }), "workers", "negative"},
 		{"negative queue", one(func(c *Config) { c.QueueLength = -1 }), "queue_length", "negative"},
 		{"reconnect backwards", one(func(c *Config) { c.ReconnectMin, c.ReconnectMax = time.Minute, time.Second }), "reconnect_min", "more than"},
@@ -86,6 +89,7 @@ chirpstack:
 liveness: {missed: 3, tolerance: 0.2}
 dedupe: {window: 30m}
 reconnect_max: 2m
+copies: 3
 `
 	var c Config
 	dec := yaml.NewDecoder(strings.NewReader(src))
@@ -97,7 +101,7 @@ reconnect_max: 2m
 		t.Fatal(err)
 	}
 	if c.CodecLimits.Timeout != 50*time.Millisecond || c.TTS[0].TLS.CAFile != "/etc/ssl/ca.pem" || *c.ChirpStack[0].QoS != 0 ||
-		c.Liveness.OfflineAfter(time.Hour) != 192*time.Minute || c.Dedupe.Window != 30*time.Minute || c.ReconnectMax != 2*time.Minute {
+		c.Liveness.OfflineAfter(time.Hour) != 192*time.Minute || c.Dedupe.Window != 30*time.Minute || c.ReconnectMax != 2*time.Minute || c.Copies != 3 {
 		t.Errorf("decoded %+v", c)
 	}
 	if got := (LivenessConfig{}).OfflineAfter(20 * time.Minute); got != 42*time.Minute {

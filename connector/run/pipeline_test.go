@@ -119,3 +119,57 @@ func TestUplinkEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestCopiesKnown: with copies, the connectors know the devices of every
+// copy of the campus under the simulator's names (network id, DevEUI)
+// and publish their events on the copies' topics; without, a copy's
+// uplink is an unknown device.
+func TestCopiesKnown(t *testing.T) {
+	tr := newTestRuntime(t, func(c *Config) { c.Copies = 3 })
+	rec := record(t, tr.b, "+/+/device/+/measurement")
+	plain := newTestRuntime(t, nil)
+	m, err := campus.Load(smallCampus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(tr.model.Devices), 3*len(m.Devices); got != want {
+		t.Fatalf("%d devices known, want %d", got, want)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	at := time.Date(2026, 5, 12, 7, 15, 0, 0, time.UTC)
+	for _, d := range m.Devices {
+		app, _ := m.Application(d.Application)
+		cd, ok := tr.model.Device(campus.CopyID(d.ID, 2))
+		if !ok {
+			t.Fatalf("no copy 2 of %s", d.ID)
+		}
+		up := lorawantest.Uplink{App: app, Device: cd, FCnt: 5, Values: lorawantest.RandomValues(rng, d.Type), ReceivedAt: at}
+		topic, body, err := up.TTS()
+		if app.Server == campus.ChirpStack {
+			topic, body, err = up.ChirpStack()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.deliver(t, app.ID, topic, body)
+		plain.deliver(t, app.ID, topic, body)
+	}
+	ms := rec.waitFor("a measurement of every copied device", func(ms []bus.Message) bool { return len(ms) == len(m.Devices) })
+	for _, msg := range ms {
+		e := read(t, msg)
+		if orig, k := campus.CopyOf(e.Head().Asset); k != 2 {
+			t.Errorf("%s: asset %s is copy %d of %s, want copy 2", msg.Topic, e.Head().Asset, k, orig)
+		}
+		tp, _ := event.ParseTopic(msg.Topic)
+		if err := tr.model.Check(tp, e); err != nil {
+			t.Errorf("%s: %v", msg.Topic, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for plain.Stats().Failed["unknown_device"] != uint64(len(m.Devices)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("without copies: %v unknown devices, want %d", plain.Stats().Failed, len(m.Devices))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

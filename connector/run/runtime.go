@@ -142,6 +142,11 @@ func New(cfg Config, opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, &FieldError{Field: "campus", Err: err}
 	}
+	if cfg.Copies > 1 {
+		if model, err = model.Copies(0, cfg.Copies); err != nil {
+			return nil, &FieldError{Field: "copies", Err: err}
+		}
+	}
 	dir := cfg.Codecs
 	if dir == "" {
 		dir = filepath.Join(filepath.Dir(cfg.Campus), "codecs")

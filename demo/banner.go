@@ -1,0 +1,96 @@
+package demo
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/citymesh/citymesh/campus"
+	"github.com/citymesh/citymesh/event"
+	"github.com/citymesh/citymesh/node"
+)
+
+// WriteBanner writes what runs where — the node's listeners, the network
+// servers' endpoint, the store, the simulated campus — and commands that
+// watch its topics. Call it after Start.
+func (d *Demo) WriteBanner(w io.Writer) error {
+	var b strings.Builder
+	m := d.model
+	points := len(m.Points) * d.opts.Copies
+	copies := ""
+	if d.opts.Copies > 1 {
+		copies = fmt.Sprintf(", %d copies", d.opts.Copies)
+	}
+	fmt.Fprintf(&b, "citymesh demo: %s (%d information points%s), simulated from %s at %s, seed %d\n\n",
+		m.Name, points, copies, d.opts.Start.In(d.location()).Format(time.RFC3339), d.speedName(), d.opts.Seed)
+	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	mqttAddr := d.node.Addr(node.ListenerMQTT)
+	if mqttAddr != nil {
+		fmt.Fprintf(tw, "  citymesh MQTT\tmqtt://%s\tthe city's events; building gateways and the robot publish here\n", mqttAddr)
+	}
+	if a := d.node.Addr(node.ListenerWS); a != nil {
+		fmt.Fprintf(tw, "  MQTT over WebSocket\tws://%s/mqtt\t\n", a)
+	}
+	if a := d.node.Addr(node.ListenerHTTP); a != nil {
+		fmt.Fprintf(tw, "  HTTP\thttp://%s\t/metrics, /healthz, the robot's pictures at /pictures/\n", a)
+	}
+	ns := d.ns.Addr(node.ListenerMQTT)
+	var servers []string
+	for _, a := range m.Applications {
+		switch a.Server {
+		case campus.TheThingsStack:
+			servers = append(servers, "The Things Stack v3/"+a.ApplicationID+"@"+a.TenantID+"/devices/+/up")
+		case campus.ChirpStack:
+			servers = append(servers, "ChirpStack application/"+a.ApplicationID+"/device/+/event/up")
+		}
+	}
+	fmt.Fprintf(tw, "  network server\tmqtt://%s\tthe LoRaWAN uplinks, read by the connectors: %s\n", ns, strings.Join(servers, "; "))
+	store := "in memory"
+	if d.node.Config().Store == "disk" {
+		store = d.node.Config().Data + "/store"
+	}
+	fmt.Fprintf(tw, "  store\t%s\t\n", store)
+	tw.Flush()
+
+	sub := "citymesh sub" + hostPort(mqttAddr)
+	fmt.Fprintf(&b, "\nWatch it (in another terminal):\n\n")
+	tw = tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s -t 'vineyard/#' -v\t# the vineyards' LoRaWAN devices: measurements, uplinks, statuses\n", sub)
+	fmt.Fprintf(tw, "  %s -t 'energy/+/meter/+/reading' -v\t# every meter's registers, every 15 simulated minutes\n", sub)
+	if len(m.Rooms) > 0 {
+		r := m.Rooms[len(m.Rooms)/2]
+		fmt.Fprintf(tw, "  %s -t '%s' -v\t# one room's values\n", sub, event.Filter(r.Domain, r.Site, r.Kind, r.ID, ""))
+	}
+	fmt.Fprintf(tw, "  %s -t 'robot/#' -v\t# the patrol robot: positions, checks, pictures\n", sub)
+	fmt.Fprintf(tw, "  citymesh sub%s -t 'v3/#' -t 'application/#' -v\t# the network servers' own messages\n", hostPort(ns))
+	if a := d.node.Addr(node.ListenerHTTP); a != nil {
+		fmt.Fprintf(tw, "  curl -s http://%s/metrics | grep citymesh_connector_uplinks\t# what the connectors did\n", a)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "\nCtrl-C stops it.\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// hostPort returns the -h and -p flags of citymesh sub for addr, leaving
+// out the defaults (localhost, 1883).
+func hostPort(addr net.Addr) string {
+	if addr == nil {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	s := ""
+	if host != "127.0.0.1" && host != "::1" && host != "localhost" {
+		s += " -h " + host
+	}
+	if port != "1883" {
+		s += " -p " + port
+	}
+	return s
+}
