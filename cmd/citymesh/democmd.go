@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/citymesh/citymesh/demo"
@@ -106,7 +108,7 @@ flags:
 	}
 	if err := d.Start(ctx); err != nil {
 		d.Close()
-		return err
+		return withListenAdvice(err)
 	}
 	d.WriteBanner(stdout)
 	select {
@@ -118,4 +120,18 @@ flags:
 		err = cerr
 	}
 	return err
+}
+
+// withListenAdvice names the flag that moves a demo listener whose address
+// another program already uses.
+func withListenAdvice(err error) error {
+	var fe *node.FieldError
+	if !errors.Is(err, syscall.EADDRINUSE) || !errors.As(err, &fe) {
+		return err
+	}
+	flag := "--" + fe.Field
+	if strings.Contains(err.Error(), "network server endpoint") {
+		flag = "--network-server"
+	}
+	return fmt.Errorf("%w (another program listens there: stop it, or choose another address with %s)", err, flag)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"os/exec"
 	"strings"
 	"sync"
@@ -139,6 +141,33 @@ func TestDemoBadFlags(t *testing.T) {
 			err := runDemo(context.Background(), append([]string{"--data", t.TempDir()}, c.args...), &stdout, &stderr)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("%v, want %q in it", err, c.want)
+			}
+		})
+	}
+}
+
+func TestDemoNamesTheFlagOfABusyAddress(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"mqtt", []string{"-mqtt", addr, "-ws", "off", "-http", "off", "-network-server", "127.0.0.1:0"}, "choose another address with --mqtt"},
+		{"http", []string{"-mqtt", "127.0.0.1:0", "-ws", "off", "-http", addr, "-network-server", "127.0.0.1:0"}, "choose another address with --http"},
+		{"network server", []string{"-mqtt", "127.0.0.1:0", "-ws", "off", "-http", "off", "-network-server", addr}, "choose another address with --network-server"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-store", "memory", "-data", t.TempDir(), "-campus", smallCampus, "-codecs", "../../examples/campus/codecs"}, tt.args...)
+			err := runDemo(t.Context(), args, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), addr) {
+				t.Fatalf("runDemo with %s busy: %v, want an error naming %s and %q", tt.name, err, addr, tt.want)
 			}
 		})
 	}
