@@ -428,7 +428,13 @@ func decodeBody(h byte, body []byte, version byte, pub *Publish, r *Reader) (Pac
 		}
 		pkt = p
 	case PUBACK, PUBREC, PUBREL, PUBCOMP:
-		p := &Ack{Kind: t, PacketID: d.packetID(t)}
+		var p *Ack
+		if r != nil && r.ReuseAcks {
+			p = &r.ack
+			*p = Ack{Kind: t, PacketID: d.packetID(t)}
+		} else {
+			p = &Ack{Kind: t, PacketID: d.packetID(t)}
+		}
 		if v5 && d.left() > 0 {
 			p.ReasonCode = ReasonCode(d.u8())
 			if d.left() > 0 {
