@@ -467,6 +467,8 @@ type routed struct {
 	queued  int    // sessions that took it
 	full    int    // sessions that refused it because their queue is full
 	ticket  uint64 // journal generation that makes every store write durable; 0 for none
+
+	pending *[]*conn // the publishing reader's pending writers (see conn.wakeVia), or nil
 }
 
 // add records one session's answer.
@@ -483,8 +485,12 @@ func (r *routed) add(ticket uint64, res enqueueResult) {
 
 // publish routes msg to every matching subscription and updates the retained
 // store. It is safe to call from any goroutine.
-func (b *Broker) publish(msg *Message) routed {
-	var r routed
+func (b *Broker) publish(msg *Message) routed { return b.publishVia(msg, nil) }
+
+// publishVia is publish called by a reader goroutine with its list of
+// pending writers: the subscribers' writers are run by that reader.
+func (b *Broker) publishVia(msg *Message, pending *[]*conn) routed {
+	r := routed{pending: pending}
 	if msg.Retain {
 		b.ret.set(msg) // an empty payload deletes [MQTT-3.3.1-6][MQTT-3.3.1-7]
 		r.ticket = b.persistRetained(msg)
@@ -558,7 +564,7 @@ func (b *Broker) route(msg *Message, matches []subEntry, r *routed) {
 			pend.add(e.Sub, d, "") // one delivery per link, with its groups
 			continue
 		}
-		r.add(e.Sub.enqueue(d))
+		r.add(e.Sub.enqueueVia(d, r.pending))
 	}
 	if pend != nil {
 		pend.flush(r)
@@ -647,7 +653,7 @@ func (b *Broker) routeShared(msg *Message, matches []subEntry, i int, r *routed,
 		pend.add(e.Sub, d, filter)
 		return
 	}
-	r.add(e.Sub.enqueue(d))
+	r.add(e.Sub.enqueueVia(d, r.pending))
 }
 
 // pickShared returns the index into matches of the member of shared

@@ -1,0 +1,78 @@
+package broker_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/mqtt"
+)
+
+// A publisher's reader writes to its subscribers' sockets itself, but never
+// waits on one: a subscriber that reads nothing fills its socket, the rest
+// of what it is owed waits in the broker, and meanwhile the publisher's
+// PUBACKs and another subscriber's messages keep flowing. When the slow
+// subscriber reads at last, it gets every message whole and in order: what
+// a write left over goes out before anything newer.
+func TestWritesNeverWaitOnASubscriber(t *testing.T) {
+	for _, v := range []byte{mqtt.V311, mqtt.V5} {
+		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
+			_, addr := startBroker(t, broker.Options{MaxQueuedBytes: 256 << 20})
+			slow := dialRaw(t, addr)
+			slow.nc.(*net.TCPConn).SetReadBuffer(64 << 10) // the broker's socket to it fills soon
+			slow.connect(&mqtt.Connect{Version: v, ClientID: "slow", CleanStart: true})
+			slow.subscribe(mqtt.Subscription{Filter: "big/#"})
+			fast := dialRaw(t, addr)
+			fast.connect(&mqtt.Connect{Version: v, ClientID: "fast", CleanStart: true})
+			fast.subscribe(mqtt.Subscription{Filter: "big/#"})
+			pub := dialRaw(t, addr)
+			pub.connect(&mqtt.Connect{Version: v, ClientID: "pub", CleanStart: true})
+
+			// 24 MiB, far more than the slow subscriber's socket holds.
+			const n, size = 384, 64 << 10
+			payload := func(i int) []byte {
+				p := bytes.Repeat([]byte{byte(i)}, size)
+				binary.BigEndian.PutUint32(p, uint32(i))
+				return p
+			}
+			got := make(chan error, 1)
+			go func() {
+				for i := range n {
+					fast.nc.SetReadDeadline(time.Now().Add(wait))
+					pkt, err := fast.r.ReadPacket()
+					if err != nil {
+						got <- fmt.Errorf("fast subscriber, message %d: %v", i, err)
+						return
+					}
+					if p, ok := pkt.(*mqtt.Publish); !ok || !bytes.Equal(p.Payload, payload(i)) {
+						got <- fmt.Errorf("fast subscriber, message %d: not the message published", i)
+						return
+					}
+				}
+				got <- nil
+			}()
+			for i := range n {
+				pub.send(&mqtt.Publish{Topic: "big/x", Payload: payload(i)})
+			}
+			// The publisher's reader is not stuck on the slow socket: a QoS 1
+			// message is acknowledged.
+			pub.send(&mqtt.Publish{Topic: "other", QoS: 1, PacketID: 1, Payload: []byte("alive")})
+			if a, ok := pub.read().(*mqtt.Ack); !ok || a.Kind != mqtt.PUBACK || a.PacketID != 1 {
+				t.Fatal("no PUBACK while a subscriber does not read")
+			}
+			if err := <-got; err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if p := slow.readPublish(); !bytes.Equal(p.Payload, payload(i)) {
+					t.Fatalf("slow subscriber, message %d: got %d bytes starting %x, want message %d",
+						i, len(p.Payload), p.Payload[:min(8, len(p.Payload))], i)
+				}
+			}
+		})
+	}
+}
