@@ -35,9 +35,9 @@ type Reader struct {
 	end    int // end of buffered data
 	size   int // size of the large buffers taken from the pool
 	small  []byte
-	pooled *[]byte // the pooled buffer buf is, if any
-	pub    Publish
-	ack    Ack
+	pooled *[]byte  // the pooled buffer buf is, if any
+	pub    *Publish // reused, made on first use: the Reader of a connection that only receives stays small
+	ack    *Ack     // likewise, with ReuseAcks
 	topics map[string]string
 }
 
@@ -168,7 +168,7 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	h := r.buf[r.start]
 	body := r.buf[r.start+i+1 : r.start+total : r.start+total]
 	r.start += total
-	return decodeBody(h, body, r.Version, &r.pub, r)
+	return decodeBody(h, body, r.Version, r)
 }
 
 // intern returns the topic in b as a string, allocating only for topics not
