@@ -108,7 +108,8 @@ type conn struct {
 	// raw is the socket of a plain TCP connection, for writes that must
 	// not block; nil for TLS and WebSocket connections, whose writers always
 	// run on goroutines of their own. Set by newConn.
-	raw syscall.RawConn
+	raw  syscall.RawConn
+	sock *sockIO // reads and writes raw's socket; nil without raw
 
 	// ending is set with closeAfter: what the client sends from then on is
 	// read and discarded, never handled.
@@ -189,10 +190,14 @@ func newConn(b *Broker, nc net.Conn, info ConnInfo) *conn {
 	if c.listener == "" {
 		c.listener = "mqtt"
 	}
-	c.r = mqtt.NewReader(nc, 16<<10)
+	c.raw = rawSocket(nc)
+	var src io.Reader = nc
+	if c.sock = newSockIO(c.raw); c.sock != nil {
+		src = c.sock
+	}
+	c.r = mqtt.NewReader(src, 16<<10)
 	c.r.MaxPacketSize = b.opts.MaxPacketSize
 	c.r.ReuseAcks = true
-	c.raw = rawSocket(nc)
 	return c
 }
 
@@ -1142,7 +1147,11 @@ func (c *conn) detach(reason mqtt.ReasonCode) {
 // deliveries until there is nothing left, flushing whenever it runs dry.
 func (c *conn) writeLoop() {
 	w := writerPool.Get().(*writer)
-	w.bw.Reset(c.nc)
+	if c.sock != nil {
+		w.bw.Reset(c.sock)
+	} else {
+		w.bw.Reset(c.nc)
+	}
 	if len(c.stash) > 0 {
 		// What a writer run on a reader could not write: first, in order.
 		now := c.b.now()

@@ -3,6 +3,7 @@
 package broker
 
 import (
+	"io"
 	"net"
 	"syscall"
 )
@@ -13,3 +14,8 @@ func rawSocket(net.Conn) syscall.RawConn { return nil }
 
 // sendNow is never called without a raw socket.
 func (k *inlineSink) sendNow(uintptr) bool { k.err = syscall.EINVAL; return true }
+
+// sockIO is used on Linux only.
+type sockIO struct{ io.ReadWriter }
+
+func newSockIO(syscall.RawConn) *sockIO { return nil }
