@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/citymesh/citymesh/auth"
@@ -315,11 +316,14 @@ func (b *Broker) ServeListener(ctx context.Context, ln net.Listener, info ConnIn
 			if ctx.Err() != nil || b.isClosed() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if acceptRetryable(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				b.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				time.Sleep(backoff)
+				select {
+				case <-time.After(backoff):
+				case <-b.done:
+				case <-ctx.Done():
+				}
 				continue
 			}
 			return fmt.Errorf("broker: accept on %s: %w", ln.Addr(), err)
@@ -327,6 +331,23 @@ func (b *Broker) ServeListener(ctx context.Context, ln net.Listener, info ConnIn
 		backoff = 0
 		b.serveConn(nc, info)
 	}
+}
+
+// acceptRetryable reports whether an Accept error is a passing condition
+// that a later Accept may not meet: out of file descriptors or memory (the
+// broker must go on once connections have closed), a connection reset
+// before it was accepted, a timeout.
+func acceptRetryable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // ServeConn serves one established network connection (TCP, TLS or a

@@ -2,9 +2,14 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,4 +80,50 @@ func TestWritesNeverWaitOnASubscriber(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exhaustedListener fails its first Accepts as a process out of file
+// descriptors does.
+type exhaustedListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *exhaustedListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// A broker out of file descriptors goes on accepting once some are free
+// again, as it does after a timeout; it used to stop its listener for good.
+func TestAcceptGoesOnWhenOutOfFiles(t *testing.T) {
+	b := broker.New(broker.Options{SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &exhaustedListener{Listener: inner}
+	ln.fails.Store(3)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		b.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	c := dialRaw(t, inner.Addr().String())
+	if ack := c.connect(&mqtt.Connect{ClientID: "after-emfile", CleanStart: true}); ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK %s", ack.ReasonCode)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v", err)
+	default:
+	}
+	c.nc.Close()
 }
