@@ -2,12 +2,15 @@ package broker
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -353,4 +356,55 @@ func receiveTimed(tb testing.TB, c *rawClient, n int) []int64 {
 	}
 	c.w.Flush()
 	return lat
+}
+
+// BenchmarkConnect measures how fast the broker accepts MQTT 3.1.1
+// connections over loopback TCP: 64 dialers connect clean sessions (CONNECT,
+// then CONNACK) and keep them open, idle, until the end. Each op is one
+// connection; conns/s is the rate.
+func BenchmarkConnect(b *testing.B) {
+	addr := startBenchBroker(b)
+	connect, _ := (&mqtt.Connect{Version: mqtt.V311, CleanStart: true, KeepAlive: 300, ClientID: "c-0000000"}).AppendTo(nil, mqtt.V311)
+	idAt := bytes.Index(connect, []byte("c-0000000"))
+	conns := make([]net.Conn, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			pkt := bytes.Clone(connect)
+			ack := make([]byte, 4)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				copy(pkt[idAt:], fmt.Sprintf("c-%07d", i))
+				nc, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				conns[i] = nc
+				if _, err := nc.Write(pkt); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := io.ReadFull(nc, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+					b.Errorf("CONNACK %x, %v", ack, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "conns/s")
+	b.StopTimer()
+	for _, nc := range conns {
+		if nc != nil {
+			nc.Close()
+		}
+	}
 }
