@@ -702,7 +702,7 @@ func (c *conn) sendAck(k ctrl, ticket uint64) {
 	defer s.mu.Unlock()
 	if len(c.acks) == 0 && (ticket == 0 || j.isDurable(ticket)) {
 		c.ctrlq = append(c.ctrlq, c.checkedAck(k, ticket))
-		c.wakeVia(&c.pending)
+		c.wakeVia(c.inlineList())
 		return
 	}
 	c.acks = append(c.acks, pendingAck{k, ticket})
@@ -862,7 +862,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	}
 	b.stats.msgsIn.Add(1)
 	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
-	r := b.publishVia(msg, &c.pending)
+	r := b.publishVia(msg, c.inlineList())
 	if linkSeq > 0 && c.s.persist {
 		// r.ticket > 0: the message was written to some session's queue.
 		r.ticket = max(r.ticket, b.journal.putLinkSeq(c.s.id, linkSeq, r.ticket > 0))
@@ -935,7 +935,7 @@ func (c *conn) handleAck(a *mqtt.Ack) error {
 		c.sendAck(ctrl{kind: mqtt.PUBCOMP, id: a.PacketID, code: code}, ticket) // [MQTT-4.3.3-11]
 		return nil
 	case mqtt.PUBACK, mqtt.PUBREC, mqtt.PUBCOMP:
-		known, rel, ticket := s.acknowledge(a.Kind, a.PacketID, a.ReasonCode, &c.pending)
+		known, rel, ticket := s.acknowledge(a.Kind, a.PacketID, a.ReasonCode, c.inlineList())
 		if !known {
 			if a.Kind == mqtt.PUBREC && c.version >= mqtt.V5 {
 				c.sendCtrl(ctrl{kind: mqtt.PUBREL, id: a.PacketID, code: mqtt.PacketIdentifierNotFound})
@@ -1106,6 +1106,20 @@ func (c *conn) wakeVia(pending *[]*conn) {
 	}
 	c.writing = true
 	*pending = append(*pending, c)
+}
+
+// inlineList returns the reader's list of pending writers for wakeVia when
+// the packet being handled is the last one read: the reader is about to
+// wait for input, so the writers run at once. With more packets read and
+// waiting (a client sending faster than the broker handles), it returns
+// nil and writers get goroutines of their own, as a writer claimed now
+// would wait for the reader to handle all of them first. Only the reader
+// goroutine calls it.
+func (c *conn) inlineList() *[]*conn {
+	if c.r.PacketBuffered() {
+		return nil
+	}
+	return &c.pending
 }
 
 // flushPending runs the writers this reader took on (see wakeVia). Only the
