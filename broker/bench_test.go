@@ -108,6 +108,43 @@ func BenchmarkThroughputPairs(b *testing.B) {
 	}
 }
 
+// BenchmarkThroughputWildcard measures many publishers feeding few
+// subscribers: 20 publishers on city/b{i}/energy/m{j}, 5 subscribers on
+// city/+/energy/#, QoS 0, 64-byte payloads, as fast as they go; each
+// subscriber gets every message. Each op is one message delivered.
+func BenchmarkThroughputWildcard(b *testing.B) {
+	const pubs, subs = 20, 5
+	addr := startBenchBroker(b)
+	per := max(b.N/(pubs*subs), 1)
+	var sc, pc []*rawClient
+	for i := range subs {
+		s := dialRaw(b, addr, fmt.Sprintf("s%d", i), mqtt.V5)
+		s.subscribe(b, "city/+/energy/#", 0)
+		sc = append(sc, s)
+	}
+	for i := range pubs {
+		pc = append(pc, dialRaw(b, addr, fmt.Sprintf("p%d", i), mqtt.V5))
+	}
+	payload := make([]byte, 64)
+	b.SetBytes(64)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range subs {
+		wg.Go(func() { receiveN(b, sc[i], per*pubs) })
+	}
+	for i := range pubs {
+		wg.Go(func() {
+			publishN(b, pc[i], fmt.Sprintf("city/b%d/energy/m%d", i, i%10), 0, payload, per)
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*pubs*subs)/time.Since(start).Seconds(), "msgs/s")
+	for _, c := range append(sc, pc...) {
+		c.nc.Close()
+	}
+}
+
 // BenchmarkThroughputACL is BenchmarkThroughputPairs (10 pairs)
 // without access control and with 1,000 ACL rules, where the rule that
 // allows the benchmark's traffic is the last: every publish and every
