@@ -15,6 +15,7 @@ import (
 
 	"github.com/citymesh/citymesh/broker"
 	"github.com/citymesh/citymesh/mqtt"
+	"github.com/citymesh/citymesh/store"
 )
 
 // A publisher's reader writes to its subscribers' sockets itself, but never
@@ -126,4 +127,53 @@ func TestAcceptGoesOnWhenOutOfFiles(t *testing.T) {
 	default:
 	}
 	c.nc.Close()
+}
+
+// slowEngine takes a long time over every durable write, as a slow disk
+// does.
+type slowEngine struct {
+	store.Engine
+	delay  time.Duration
+	writes atomic.Int64
+}
+
+func (e *slowEngine) Apply(b *store.Batch, durable bool) error {
+	e.writes.Add(1)
+	if durable {
+		time.Sleep(e.delay)
+	}
+	return e.Engine.Apply(b, durable)
+}
+
+// On a broker with a store, QoS 1 traffic between clean sessions writes
+// nothing to it, and its PUBACKs do not wait for the store: only messages
+// queued in durable sessions are acknowledged after an fsync.
+func TestCleanSessionsNeverWaitForTheStore(t *testing.T) {
+	e := &slowEngine{Engine: store.NewMemoryEngine(), delay: 300 * time.Millisecond}
+	st, err := store.Open(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, addr := startBroker(t, broker.Options{Store: st})
+	sub := dialRaw(t, addr)
+	sub.connect(&mqtt.Connect{Version: mqtt.V311, ClientID: "sub", CleanStart: true})
+	sub.subscribe(mqtt.Subscription{Filter: "t", QoS: 1})
+	pub := dialRaw(t, addr)
+	pub.connect(&mqtt.Connect{Version: mqtt.V311, ClientID: "pub", CleanStart: true})
+	before := e.writes.Load()
+	for i := range 10 {
+		start := time.Now()
+		pub.send(&mqtt.Publish{Topic: "t", QoS: 1, PacketID: uint16(i + 1), Payload: []byte("x")})
+		if a, ok := pub.read().(*mqtt.Ack); !ok || a.PacketID != uint16(i+1) {
+			t.Fatalf("message %d: no PUBACK", i)
+		}
+		if d := time.Since(start); d >= e.delay {
+			t.Fatalf("message %d: PUBACK after %v, as long as a store write", i, d)
+		}
+		p := sub.readPublish()
+		sub.send(&mqtt.Ack{Kind: mqtt.PUBACK, PacketID: p.PacketID})
+	}
+	if n := e.writes.Load() - before; n != 0 || b.Stats().StoreWrites != 0 {
+		t.Fatalf("%d store writes (%d counted) for traffic between clean sessions", n, b.Stats().StoreWrites)
+	}
 }
