@@ -195,6 +195,16 @@ for s in scenarios:
             ratio = (cm / v if higher else v / cm) if cm and v else float("nan")
             line += f"{ratio:20.2f}x"
         print(line)
+print("per round, in order (" + ", ".join(brokers) + "):")
+for s in scenarios:
+    for label, key, higher in metrics[s]:
+        if key == "rss_per_connection_bytes":
+            continue
+        cells = []
+        for b in brokers:
+            v = [r["result"].get(key, 0) for r in rows if r["scenario"] == s and r["broker"] == b]
+            cells.append(b + " " + "/".join(f"{x:.0f}" for x in v))
+        print(f"  {s:15} {label:16} " + "; ".join(cells))
 lost = []
 for s in scenarios:
     for b in brokers:
