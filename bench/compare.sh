@@ -5,13 +5,18 @@
 # the ratio citymesh/peer. Timings on a shared 2-core machine are noisy: read
 # the ratios, not the absolute figures.
 #
-# Usage: bench/compare.sh [-r ROUNDS] [-d SECONDS] [-b "citymesh mosquitto nats mochi"] [-s "scenario ..."]
+# Usage: bench/compare.sh [-r ROUNDS] [-d SECONDS] [-b "citymesh mosquitto nats mochi"] [-s "scenario ..."] [-c BINARY]
 #   -r  rounds, the median is reported (default 3)
 #   -d  seconds each traffic scenario publishes (default 5)
 #   -b  brokers to run; leave citymesh out to compare the peers only. Besides
 #       the four, citymesh-mem is citymesh without a store (--store memory)
 #       and mosquitto-persist is Mosquitto with persistence on.
-#   -s  scenarios: qos0-pairs qos1-pairs fanout fanin wildcard latency idle,
+#   -c  a citymesh binary to run as the broker citymesh-ref, e.g. a build of
+#       an earlier commit, for before and after in one run (add citymesh-ref
+#       to -b; it defaults to the brokers plus citymesh-ref when -c is given)
+#   -s  scenarios: qos0-pairs qos1-pairs fanout fanin wildcard latency
+#       latency-qos0 idle (latency is QoS 1 at 10 x 1,000 msgs/s,
+#       latency-qos0 the same at QoS 0),
 #       and the durable ones, whose subscribers keep persistent sessions so a
 #       durable broker stores every message before it acknowledges it:
 #       durable-64 durable-1k (QoS 1 pairs 10x10, 64 B and 1 KiB) and
@@ -27,15 +32,24 @@ rounds=3
 secs=5
 brokers="citymesh mosquitto nats mochi"
 scenarios="qos0-pairs qos1-pairs fanout fanin wildcard latency idle"
-while getopts "r:d:b:s:" o; do
+ref=""
+brokers_set=""
+while getopts "r:d:b:s:c:" o; do
   case $o in
     r) rounds=$OPTARG ;;
     d) secs=$OPTARG ;;
-    b) brokers=$OPTARG ;;
+    b) brokers=$OPTARG; brokers_set=1 ;;
     s) scenarios=$OPTARG ;;
-    *) echo "usage: $0 [-r rounds] [-d seconds] [-b brokers] [-s scenarios]"; exit 2 ;;
+    c) ref=$(realpath "$OPTARG") ;;
+    *) echo "usage: $0 [-r rounds] [-d seconds] [-b brokers] [-s scenarios] [-c citymesh-binary]"; exit 2 ;;
   esac
 done
+if [ -n "$ref" ] && [ -z "$brokers_set" ]; then
+  brokers="citymesh citymesh-ref ${brokers#citymesh }"
+fi
+case " $brokers " in
+  *" citymesh-ref "*) [ -x "$ref" ] || { echo "citymesh-ref needs -c BINARY"; exit 2; } ;;
+esac
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if [ "$(id -u)" = 0 ]; then
@@ -67,6 +81,10 @@ start_broker() { # name
     citymesh)
       "$tmp/citymesh" serve --mqtt "127.0.0.1:$port" --ws "127.0.0.1:$(free_port)" --http "127.0.0.1:$(free_port)" \
         --data "$tmp/cm-data" --log warn >"$tmp/citymesh.log" 2>&1 &
+      ;;
+    citymesh-ref)
+      "$ref" serve --mqtt "127.0.0.1:$port" --ws "127.0.0.1:$(free_port)" --http "127.0.0.1:$(free_port)" \
+        --data "$tmp/cm-data" --log warn >"$tmp/citymesh-ref.log" 2>&1 &
       ;;
     citymesh-mem)
       "$tmp/citymesh" serve --mqtt "127.0.0.1:$port" --ws "127.0.0.1:$(free_port)" --http "127.0.0.1:$(free_port)" \
@@ -112,6 +130,7 @@ run() { # scenario -> one JSON line
     fanin) $bench "${common[@]}" -pattern fanin -pub 50 -qos 0 -size 64 ;;
     wildcard) $bench "${common[@]}" -pattern wildcard -pub 100 -sub 5 -qos 0 -size 64 -topics 10 ;;
     latency) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 64 -rate 1000 ;;
+    latency-qos0) $bench "${common[@]}" -pattern pairs -pub 10 -qos 0 -size 64 -rate 1000 ;;
     durable-64) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 64 -persistent ;;
     durable-1k) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 1024 -persistent ;;
     durable-latency) $bench "${common[@]}" -pattern pairs -pub 10 -qos 1 -size 64 -rate 1000 -persistent ;;
@@ -153,6 +172,7 @@ metrics = {
     "fanin": [("received msgs/s", "received_per_sec", True)],
     "wildcard": [("received msgs/s", "received_per_sec", True)],
     "latency": [("p50 µs", "latency_p50_us", False), ("p99 µs", "latency_p99_us", False), ("max µs", "latency_max_us", False)],
+    "latency-qos0": [("p50 µs", "latency_p50_us", False), ("p99 µs", "latency_p99_us", False), ("max µs", "latency_max_us", False)],
     "durable-64": [("received msgs/s", "received_per_sec", True)],
     "durable-1k": [("received msgs/s", "received_per_sec", True)],
     "durable-latency": [("p50 µs", "latency_p50_us", False), ("p99 µs", "latency_p99_us", False), ("max µs", "latency_max_us", False)],
@@ -175,6 +195,16 @@ for s in scenarios:
             ratio = (cm / v if higher else v / cm) if cm and v else float("nan")
             line += f"{ratio:20.2f}x"
         print(line)
+print("per round, in order (" + ", ".join(brokers) + "):")
+for s in scenarios:
+    for label, key, higher in metrics[s]:
+        if key == "rss_per_connection_bytes":
+            continue
+        cells = []
+        for b in brokers:
+            v = [r["result"].get(key, 0) for r in rows if r["scenario"] == s and r["broker"] == b]
+            cells.append(b + " " + "/".join(f"{x:.0f}" for x in v))
+        print(f"  {s:15} {label:16} " + "; ".join(cells))
 lost = []
 for s in scenarios:
     for b in brokers:

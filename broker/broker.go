@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/citymesh/citymesh/auth"
@@ -325,11 +326,14 @@ func (b *Broker) ServeListener(ctx context.Context, ln net.Listener, info ConnIn
 			if ctx.Err() != nil || b.isClosed() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if acceptRetryable(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				b.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				time.Sleep(backoff)
+				select {
+				case <-time.After(backoff):
+				case <-b.done:
+				case <-ctx.Done():
+				}
 				continue
 			}
 			return fmt.Errorf("broker: accept on %s: %w", ln.Addr(), err)
@@ -337,6 +341,23 @@ func (b *Broker) ServeListener(ctx context.Context, ln net.Listener, info ConnIn
 		backoff = 0
 		b.serveConn(nc, info)
 	}
+}
+
+// acceptRetryable reports whether an Accept error is a passing condition
+// that a later Accept may not meet: out of file descriptors or memory (the
+// broker must go on once connections have closed), a connection reset
+// before it was accepted, a timeout.
+func acceptRetryable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // ServeConn serves one established network connection (TCP, TLS or a
@@ -477,6 +498,8 @@ type routed struct {
 	queued  int    // sessions that took it
 	full    int    // sessions that refused it because their queue is full
 	ticket  uint64 // journal generation that makes every store write durable; 0 for none
+
+	pending *[]*conn // the publishing reader's pending writers (see conn.wakeVia), or nil
 }
 
 // add records one session's answer.
@@ -493,8 +516,12 @@ func (r *routed) add(ticket uint64, res enqueueResult) {
 
 // publish routes msg to every matching subscription and updates the retained
 // store. It is safe to call from any goroutine.
-func (b *Broker) publish(msg *Message) routed {
-	var r routed
+func (b *Broker) publish(msg *Message) routed { return b.publishVia(msg, nil) }
+
+// publishVia is publish called by a reader goroutine with its list of
+// pending writers: the subscribers' writers are run by that reader.
+func (b *Broker) publishVia(msg *Message, pending *[]*conn) routed {
+	r := routed{pending: pending}
 	if msg.Retain {
 		b.ret.set(msg) // an empty payload deletes [MQTT-3.3.1-6][MQTT-3.3.1-7]
 		r.ticket = b.persistRetained(msg)
@@ -568,7 +595,7 @@ func (b *Broker) route(msg *Message, matches []subEntry, r *routed) {
 			pend.add(e.Sub, d, "") // one delivery per link, with its groups
 			continue
 		}
-		r.add(e.Sub.enqueue(d))
+		r.add(e.Sub.enqueueVia(d, r.pending))
 	}
 	if pend != nil {
 		pend.flush(r)
@@ -657,7 +684,7 @@ func (b *Broker) routeShared(msg *Message, matches []subEntry, i int, r *routed,
 		pend.add(e.Sub, d, filter)
 		return
 	}
-	r.add(e.Sub.enqueue(d))
+	r.add(e.Sub.enqueueVia(d, r.pending))
 }
 
 // pickShared returns the index into matches of the member of shared

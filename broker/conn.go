@@ -33,8 +33,13 @@ type ctrl struct {
 }
 
 // conn is one client network connection. Its reader goroutine (serve) decodes
-// and handles packets; a writer goroutine (writeLoop) runs only while there is
-// something to write, so an idle connection costs one goroutine.
+// and handles packets; its writer runs only while there is something to
+// write, so an idle connection costs one goroutine (none while parked). The
+// writer is usually run by the reader goroutine that gave it work, before
+// that reader next waits for input (see wakeVia): a message then reaches its
+// subscriber, and a PUBACK its publisher, without a goroutine of their own.
+// When that would block or take long, a writer goroutine (writeLoop) takes
+// over.
 type conn struct {
 	b      *Broker
 	nc     net.Conn
@@ -85,6 +90,7 @@ type conn struct {
 	parkable   bool              // idle periods may be spent parked in the poller
 	parkFd     int32             // the socket while parked
 	parkTimer  *time.Timer       // ends a parked connection's keep alive; guarded by the poller
+	pending    []*conn           // writers this reader runs before it next waits (see wakeVia)
 
 	// Guarded by s.mu (the session's mutex).
 	writing    bool
@@ -96,10 +102,18 @@ type conn struct {
 	acks       []pendingAck // acknowledgements waiting for the store, in order
 	wreg       waitReg      // guarded by the journal's mutex
 
-	// Writer goroutine only (one at a time, handed over through s.mu).
+	// Writer only: the writer goroutine or a reader running the writer (one
+	// at a time, handed over through writing under s.mu).
 	ctrlSpare  []ctrl
 	outAliases map[string]uint16
 	lastWrite  time.Time // when the write deadline was last moved
+	stash      []byte    // what a writer run on a reader left unwritten; the writer goroutine writes it first
+
+	// raw is the socket of a plain TCP connection, for writes that must
+	// not block; nil for TLS and WebSocket connections, whose writers always
+	// run on goroutines of their own. Set by newConn.
+	raw  syscall.RawConn
+	sock *sockIO // reads and writes raw's socket; nil without raw
 
 	// ending is set with closeAfter: what the client sends from then on is
 	// read and discarded, never handled.
@@ -116,26 +130,78 @@ type pendingAck struct {
 	ticket uint64
 }
 
-// writer is the state of a running writer goroutine. It is pooled, so an
-// idle connection holds no write buffer.
+// writer is the state of a running writer. It is pooled, so an idle
+// connection holds no write buffer.
 type writer struct {
 	bw      *bufio.Writer
 	scratch []byte
 	batch   []delivery
 	pub     mqtt.Publish
+	sink    inlineSink // bw's destination when the writer runs on a reader
 }
 
 var writerPool = sync.Pool{New: func() any {
-	return &writer{bw: bufio.NewWriterSize(nil, 32<<10), scratch: make([]byte, 0, 256), batch: make([]delivery, 0, 64)}
+	w := &writer{bw: bufio.NewWriterSize(nil, 32<<10), scratch: make([]byte, 0, 256), batch: make([]delivery, 0, 64)}
+	w.sink.send = w.sink.sendNow
+	return w
 }}
+
+// inlineSink is where a writer run by a reader goroutine writes: the socket,
+// without ever blocking. What the socket does not take at once is appended
+// to the connection's stash, in order, and the writer goroutine takes over.
+type inlineSink struct {
+	c    *conn
+	p    []byte // being written by sendNow
+	n    int    // written of p
+	err  error
+	send func(fd uintptr) bool // sendNow, bound once
+}
+
+func (k *inlineSink) Write(p []byte) (int, error) {
+	c := k.c
+	total := len(p)
+	if len(c.stash) == 0 {
+		k.p, k.n, k.err = p, 0, nil
+		err := c.raw.Write(k.send)
+		n := k.n
+		if err == nil {
+			err = k.err
+		}
+		k.p, k.err = nil, nil
+		if err != nil {
+			return n, err
+		}
+		p = p[n:]
+	}
+	if len(p) > 0 {
+		c.stash = append(c.stash, p...)
+	}
+	return total, nil
+}
+
+// maxInline is how many connections' writers one reader runs itself for what
+// it read in one go (a publish to many subscribers); the others get writer
+// goroutines, which the two can run in parallel.
+const maxInline = 8
+
+// inlineBatches is how many batches a writer run by a reader writes before
+// the writer goroutine takes over the rest: the reader has its own client
+// to serve.
+const inlineBatches = 2
 
 func newConn(b *Broker, nc net.Conn, info ConnInfo) *conn {
 	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String(), listener: info.Listener, tlsState: info.TLS}
 	if c.listener == "" {
 		c.listener = "mqtt"
 	}
-	c.r = mqtt.NewReader(nc, 16<<10)
+	c.raw = rawSocket(nc)
+	var src io.Reader = nc
+	if c.sock = newSockIO(c.raw); c.sock != nil {
+		src = c.sock
+	}
+	c.r = mqtt.NewReader(src, 16<<10)
 	c.r.MaxPacketSize = b.opts.MaxPacketSize
+	c.r.ReuseAcks = true
 	return c
 }
 
@@ -283,6 +349,9 @@ func (c *conn) readLoop(first bool) {
 			c.readFailed(os.ErrDeadlineExceeded)
 			break
 		}
+		if len(c.pending) > 0 && !c.r.PacketBuffered() {
+			c.flushPending() // before the reader waits for input
+		}
 		c.refreshDeadline()
 		pkt, err := c.r.ReadPacket()
 		if err != nil {
@@ -321,6 +390,7 @@ func (c *conn) keepAliveExpired() bool {
 // tryPark parks the connection in the poller, if it can be, and reports
 // whether it did.
 func (c *conn) tryPark() bool {
+	c.flushPending()
 	if !c.parkable {
 		return false
 	}
@@ -446,6 +516,7 @@ func (c *conn) refuseWith(version byte, code mqtt.ReasonCode, why string) {
 
 // cleanup runs when the reader goroutine ends.
 func (c *conn) cleanup() {
+	c.flushPending()
 	b := c.b
 	b.stats.disconnects.Add(1)
 	if c.admitted {
@@ -645,7 +716,7 @@ func (c *conn) sendCtrl(k ctrl) {
 // sendAck queues an acknowledgement that may leave only once journal
 // generation ticket is durable (0: at once). Acknowledgements leave in the
 // order they were queued, as PUBACK and PUBREC must [MQTT-4.6.0-2]
-// [MQTT-4.6.0-3].
+// [MQTT-4.6.0-3]. Only the reader goroutine calls it.
 func (c *conn) sendAck(k ctrl, ticket uint64) {
 	s := c.s
 	j := c.b.journal
@@ -653,7 +724,7 @@ func (c *conn) sendAck(k ctrl, ticket uint64) {
 	defer s.mu.Unlock()
 	if len(c.acks) == 0 && (ticket == 0 || j.isDurable(ticket)) {
 		c.ctrlq = append(c.ctrlq, c.checkedAck(k, ticket))
-		c.wakeLocked()
+		c.wakeVia(c.inlineList())
 		return
 	}
 	c.acks = append(c.acks, pendingAck{k, ticket})
@@ -798,7 +869,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	}
 	c.throttle(len(p.Payload))
 	if b.journal != nil && p.QoS > 0 {
-		b.journal.waitRoom() // the store sets the pace when it is the slower
+		b.journal.waitRoom(c.flushPending) // the store sets the pace when it is the slower
 		if p.QoS == 2 || linkSeq > 0 {
 			// (A link's QoS 1 message and its sequence number, likewise.)
 			// Every write of this message, in every session and the
@@ -813,7 +884,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	}
 	b.stats.msgsIn.Add(1)
 	b.stats.bytesIn.Add(uint64(len(msg.Payload)))
-	r := b.publish(msg)
+	r := b.publishVia(msg, c.inlineList())
 	if linkSeq > 0 && c.s.persist {
 		// r.ticket > 0: the message was written to some session's queue.
 		r.ticket = max(r.ticket, b.journal.putLinkSeq(c.s.id, linkSeq, r.ticket > 0))
@@ -886,7 +957,7 @@ func (c *conn) handleAck(a *mqtt.Ack) error {
 		c.sendAck(ctrl{kind: mqtt.PUBCOMP, id: a.PacketID, code: code}, ticket) // [MQTT-4.3.3-11]
 		return nil
 	case mqtt.PUBACK, mqtt.PUBREC, mqtt.PUBCOMP:
-		known, rel, ticket := s.acknowledge(a.Kind, a.PacketID, a.ReasonCode)
+		known, rel, ticket := s.acknowledge(a.Kind, a.PacketID, a.ReasonCode, c.inlineList())
 		if !known {
 			if a.Kind == mqtt.PUBREC && c.version >= mqtt.V5 {
 				c.sendCtrl(ctrl{kind: mqtt.PUBREL, id: a.PacketID, code: mqtt.PacketIdentifierNotFound})
@@ -1041,6 +1112,50 @@ func (c *conn) handleDisconnect(p *mqtt.Disconnect) error {
 // outlet; the session's mutex is held.
 func (c *conn) wake() { c.wakeLocked() }
 
+// wakeVia is wake for a caller that is a reader goroutine with its list of
+// pending writers: instead of starting a writer goroutine, it adds c to the
+// list, and the reader runs c's writer itself before it next waits
+// (flushPending). A message then goes out without the delay of scheduling a
+// goroutine, and a reader that handles many packets from one read still
+// writes each connection's share in one system call. Connections whose
+// sockets cannot be written without blocking (TLS, WebSocket), and those
+// beyond maxInline, get a writer goroutine. Called with c's session mutex
+// held.
+func (c *conn) wakeVia(pending *[]*conn) {
+	if c.raw == nil || pending == nil || len(*pending) >= maxInline || c.dead || c.writing {
+		c.wakeLocked()
+		return
+	}
+	c.writing = true
+	*pending = append(*pending, c)
+}
+
+// inlineList returns the reader's list of pending writers for wakeVia when
+// the packet being handled is the last one read: the reader is about to
+// wait for input, so the writers run at once. With more packets read and
+// waiting (a client sending faster than the broker handles), it returns
+// nil and writers get goroutines of their own, as a writer claimed now
+// would wait for the reader to handle all of them first. Only the reader
+// goroutine calls it.
+func (c *conn) inlineList() *[]*conn {
+	if c.r.PacketBuffered() {
+		return nil
+	}
+	return &c.pending
+}
+
+// flushPending runs the writers this reader took on (see wakeVia). Only the
+// reader goroutine calls it; it must before it waits for anything that may
+// take long.
+func (c *conn) flushPending() {
+	for i := 0; i < len(c.pending); i++ {
+		x := c.pending[i]
+		c.pending[i] = nil
+		x.writeInline()
+	}
+	c.pending = c.pending[:0]
+}
+
 func (c *conn) wakeLocked() {
 	if c.dead {
 		return
@@ -1064,13 +1179,75 @@ func (c *conn) detach(reason mqtt.ReasonCode) {
 	c.endLocked(reason, "", true)
 }
 
-// writeLoop writes queued control packets and deliveries until there is
-// nothing left, flushing whenever it runs dry.
+// writeLoop is the writer goroutine: it writes queued control packets and
+// deliveries until there is nothing left, flushing whenever it runs dry.
 func (c *conn) writeLoop() {
-	s := c.s
 	w := writerPool.Get().(*writer)
-	w.bw.Reset(c.nc)
+	if c.sock != nil {
+		w.bw.Reset(c.sock)
+	} else {
+		w.bw.Reset(c.nc)
+	}
+	if len(c.stash) > 0 {
+		// What a writer run on a reader could not write: first, in order.
+		now := c.b.now()
+		c.lastWrite = now
+		c.nc.SetWriteDeadline(now.Add(30 * time.Second))
+		_, err := w.bw.Write(c.stash)
+		if cap(c.stash) > 64<<10 {
+			c.stash = nil
+		} else {
+			c.stash = c.stash[:0]
+		}
+		if err != nil {
+			c.writeFailed(err)
+		}
+	}
+	c.writeRun(w, false)
+}
+
+// writeInline runs c's writer on the calling reader goroutine, which has
+// claimed it (see wakeVia), writing only what the socket takes without
+// blocking; the writer goroutine takes over what is left.
+func (c *conn) writeInline() {
+	w := writerPool.Get().(*writer)
+	w.sink.c = c
+	w.bw.Reset(&w.sink)
+	c.writeRun(w, true)
+}
+
+// handOff passes the writer, claimed by a reader running it inline, to a
+// writer goroutine: the socket is full, the session's queue must be read
+// from the store, or the reader has written its share.
+func (c *conn) handOff(w *writer) {
+	if err := w.bw.Flush(); err != nil { // into the socket or the stash
+		c.writeFailed(err)
+	}
+	c.putWriter(w)
+	s := c.s
+	s.mu.Lock()
+	if !c.b.background(c.writeLoop) {
+		c.writing = false // the broker has shut down
+	}
+	s.mu.Unlock()
+}
+
+// putWriter returns w to the pool.
+func (c *conn) putWriter(w *writer) {
+	w.bw.Reset(nil)
+	w.pub = mqtt.Publish{}
+	w.sink.c = nil
+	writerPool.Put(w)
+}
+
+// writeRun writes queued control packets and deliveries until there is
+// nothing left, flushing whenever it runs dry, and then ends the writer's
+// turn. Run inline by a reader, it hands the rest to a writer goroutine
+// rather than block or read from the store.
+func (c *conn) writeRun(w *writer, inline bool) {
+	s := c.s
 	pagedEmpty := false // the last page read found nothing new
+	batches := 0
 	for {
 		s.mu.Lock()
 		if c.rewake {
@@ -1085,10 +1262,14 @@ func (c *conn) writeLoop() {
 			batch = s.take(batch, cap(w.batch), c.recvMax, c.maxOut, c.version, c.b.now())
 		}
 		if len(ctrls) == 0 && len(batch) == 0 && !pagedEmpty && s.pageWanted() {
-			// Read the next page of a spilled queue before going idle,
-			// then take again (whatever arrived meanwhile too).
 			c.ctrlSpare = ctrls
 			s.mu.Unlock()
+			if inline {
+				c.handOff(w) // reading from the store may take long
+				return
+			}
+			// Read the next page of a spilled queue before going idle,
+			// then take again (whatever arrived meanwhile too).
 			pagedEmpty = !s.pageIn()
 			continue
 		}
@@ -1098,6 +1279,10 @@ func (c *conn) writeLoop() {
 				s.mu.Unlock()
 				if err := w.bw.Flush(); err != nil {
 					c.writeFailed(err)
+				}
+				if inline && len(c.stash) > 0 {
+					c.handOff(w)
+					return
 				}
 				continue
 			}
@@ -1113,9 +1298,7 @@ func (c *conn) writeLoop() {
 				c.dead = true
 			}
 			s.mu.Unlock()
-			w.bw.Reset(nil)
-			w.pub = mqtt.Publish{}
-			writerPool.Put(w)
+			c.putWriter(w)
 			if closeNow {
 				halfClose(c.nc) // the reader closes the socket when the client has
 			}
@@ -1125,7 +1308,7 @@ func (c *conn) writeLoop() {
 		dead := c.dead
 		s.mu.Unlock()
 		if !dead {
-			if now := c.b.now(); now.Sub(c.lastWrite) > time.Second {
+			if now := c.b.now(); !inline && now.Sub(c.lastWrite) > time.Second {
 				c.lastWrite = now
 				c.nc.SetWriteDeadline(now.Add(30 * time.Second))
 			}
@@ -1141,6 +1324,10 @@ func (c *conn) writeLoop() {
 			c.ctrlSpare = ctrls[:0]
 		}
 		s.mu.Unlock()
+		if batches++; inline && (len(c.stash) > 0 || batches >= inlineBatches) {
+			c.handOff(w)
+			return
+		}
 	}
 }
 

@@ -260,11 +260,18 @@ func (j *journal) await(w waiter, gen uint64) bool {
 	return true
 }
 
-// waitRoom blocks while the open batch is over its size bound. It must be
-// called without locks held.
-func (j *journal) waitRoom() {
+// waitRoom blocks while the open batch is over its size bound; before it
+// blocks it calls before, if not nil. It must be called without locks held.
+func (j *journal) waitRoom(before func()) {
 	j.mu.Lock()
 	for j.cur.Size() > j.maxPending && !j.closing {
+		if before != nil {
+			j.mu.Unlock()
+			before()
+			before = nil
+			j.mu.Lock()
+			continue
+		}
 		j.poke()
 		j.room.Wait()
 	}

@@ -74,7 +74,7 @@ func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, ack *mqtt
 	}
 	c.ctrlq = append(c.ctrlq, ctrl{pkt: ack})
 	s.attachLocked(c)
-	c.wakeLocked()
+	c.wakeVia(c.inlineList()) // the reader writes the CONNACK before it reads on
 	s.mu.Unlock()
 	b.mu.Unlock()
 	b.finishEnded(ended)

@@ -226,6 +226,7 @@ func (c *conn) throttle(payload int) {
 	}
 	if d := c.pubLimit.wait(payload, time.Now()); d > 0 {
 		c.b.stats.throttled.Add(1)
+		c.flushPending() // what the reader owes others goes out first
 		time.Sleep(d)
 	}
 }

@@ -183,7 +183,22 @@ const (
 // QoS 1 or 2 delivery is written to the store first; ticket is the journal
 // generation that makes it durable (0 when nothing was written). A full
 // queue refuses the new message (the documented policy) and counts it.
-func (s *session) enqueue(d delivery) (ticket uint64, res enqueueResult) {
+func (s *session) enqueue(d delivery) (ticket uint64, res enqueueResult) { return s.enqueueVia(d, nil) }
+
+// wakeOutLocked wakes the session's outlet: through pending, the list of the
+// calling reader goroutine, when it is not nil (see conn.wakeVia). Called
+// with s.mu held and an outlet attached.
+func (s *session) wakeOutLocked(pending *[]*conn) {
+	if c, ok := s.out.(*conn); ok && pending != nil {
+		c.wakeVia(pending)
+		return
+	}
+	s.out.wake()
+}
+
+// enqueueVia is enqueue called by a reader goroutine with its list of
+// pending writers (nil for other callers).
+func (s *session) enqueueVia(d delivery, pending *[]*conn) (ticket uint64, res enqueueResult) {
 	b := s.b
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -195,7 +210,7 @@ func (s *session) enqueue(d delivery) (ticket uint64, res enqueueResult) {
 		return 0, refusedOther
 	}
 	if s.persist && d.qos > 0 {
-		return s.enqueueDurableLocked(d)
+		return s.enqueueDurableLocked(d, pending)
 	}
 	if s.queue.n >= b.opts.MaxQueuedMessages || s.queue.bytes+len(d.msg.Payload) > b.opts.MaxQueuedBytes {
 		s.countDrop(dropFull)
@@ -207,7 +222,7 @@ func (s *session) enqueue(d delivery) (ticket uint64, res enqueueResult) {
 	}
 	s.queue.push(d, b.clock.Load())
 	if s.out != nil {
-		s.out.wake()
+		s.wakeOutLocked(pending)
 	}
 	return 0, enqueued
 }
@@ -215,7 +230,7 @@ func (s *session) enqueue(d delivery) (ticket uint64, res enqueueResult) {
 // enqueueDurableLocked writes a QoS 1 or 2 delivery to the store and keeps it
 // in memory too while the session's window has room. The delivery is sent
 // only once its write is durable: the journal wakes the session then.
-func (s *session) enqueueDurableLocked(d delivery) (uint64, enqueueResult) {
+func (s *session) enqueueDurableLocked(d delivery, pending *[]*conn) (uint64, enqueueResult) {
 	b := s.b
 	maxN, maxBytes := b.opts.MaxStoredMessages, b.opts.MaxStoredBytes
 	if s.link.Load() != nil {
@@ -254,7 +269,7 @@ func (s *session) enqueueDurableLocked(d delivery) (uint64, enqueueResult) {
 		s.diskNext = seq
 	}
 	if s.out != nil && (d.qos == 1 || !b.journal.await(s, gen)) {
-		s.out.wake() // QoS 1 goes at once; QoS 2 once durable (see take)
+		s.wakeOutLocked(pending) // QoS 1 goes at once; QoS 2 once durable (see take)
 	}
 	return gen, enqueued
 }
@@ -420,8 +435,9 @@ func (s *session) markSent(id uint16) {
 // reports whether the packet identifier was known and, for PUBREC, whether a
 // PUBREL must be sent; for a durable session the PUBREL must wait for
 // journal generation ticket, which records that the PUBLISH is never to be
-// sent again.
-func (s *session) acknowledge(kind mqtt.PacketType, id uint16, code mqtt.ReasonCode) (known, sendRel bool, ticket uint64) {
+// sent again. pending is the calling reader's list of pending writers, or
+// nil.
+func (s *session) acknowledge(kind mqtt.PacketType, id uint16, code mqtt.ReasonCode, pending *[]*conn) (known, sendRel bool, ticket uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.inflight[id]
@@ -464,7 +480,7 @@ func (s *session) acknowledge(kind mqtt.PacketType, id uint16, code mqtt.ReasonC
 		s.forgetLocked(&d)
 	}
 	if s.out != nil && s.queue.n > 0 {
-		s.out.wake() // the window has room again
+		s.wakeOutLocked(pending) // the window has room again
 	}
 	return true, sendRel, ticket
 }

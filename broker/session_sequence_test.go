@@ -77,8 +77,14 @@ func TestSessionSequenceLeavesNoStaleState(t *testing.T) {
 				t.Fatal("the taken over connection got no DISCONNECT")
 			}
 			other.publish(t, &paho.Publish{Topic: "a/x", QoS: 1, Payload: []byte("x")})
-			if m := c3.expect(t); m.Topic != "a/x" {
-				t.Fatalf("takeover: got %s, want a/x", m.Topic)
+			m := c3.expect(t)
+			if m.Topic == "a/r" && m.Duplicate() {
+				// c2's client may not have acknowledged a/r before the
+				// takeover: then it is sent again, with DUP [MQTT-4.4.0-1].
+				m = c3.expect(t)
+			}
+			if m.Topic != "a/x" {
+				t.Fatalf("takeover: got %s (DUP %v), want a/x", m.Topic, m.Duplicate())
 			}
 
 			// 4. A clean session: nothing of the old one is left.

@@ -45,22 +45,30 @@ func BenchmarkDecode(b *testing.B) {
 			})
 		}
 	}
-	b.Run("Reader-PUBLISH/v5", func(b *testing.B) {
-		p := &Publish{QoS: 1, Topic: "city/b1/energy/m1", PacketID: 7, Payload: make([]byte, 64)}
-		one, _ := p.AppendTo(nil, V5)
-		stream := bytes.Repeat(one, 4096)
-		src := bytes.NewReader(stream)
-		r := NewReader(src, 64<<10)
-		r.Version = V5
-		b.ReportAllocs()
-		b.SetBytes(int64(len(one)))
-		for i := 0; b.Loop(); i++ {
-			if i%4096 == 0 {
-				src.Reset(stream)
+	for _, tc := range []struct {
+		name string
+		p    Packet
+	}{
+		{"Reader-PUBLISH/v5", &Publish{QoS: 1, Topic: "city/b1/energy/m1", PacketID: 7, Payload: make([]byte, 64)}},
+		{"Reader-PUBACK/v5", &Ack{Kind: PUBACK, PacketID: 7}}, // with ReuseAcks, as the broker reads
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			one, _ := tc.p.AppendTo(nil, V5)
+			stream := bytes.Repeat(one, 4096)
+			src := bytes.NewReader(stream)
+			r := NewReader(src, 64<<10)
+			r.Version = V5
+			r.ReuseAcks = true
+			b.ReportAllocs()
+			b.SetBytes(int64(len(one)))
+			for i := 0; b.Loop(); i++ {
+				if i%4096 == 0 {
+					src.Reset(stream)
+				}
+				if _, err := r.ReadPacket(); err != nil {
+					b.Fatal(err)
+				}
 			}
-			if _, err := r.ReadPacket(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+		})
+	}
 }

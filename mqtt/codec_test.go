@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -307,14 +308,15 @@ func TestReaderStream(t *testing.T) {
 	big := &Publish{Topic: "big", Payload: bytes.Repeat([]byte("x"), 100000)}
 	stream, _ = big.AppendTo(stream, V5)
 	pkts = append(pkts, big)
-	for _, name := range []string{"whole", "one byte at a time"} {
+	for _, name := range []string{"whole", "one byte at a time", "whole, reusing acks"} {
 		t.Run(name, func(t *testing.T) {
 			var src io.Reader = bytes.NewReader(stream)
-			if name != "whole" {
+			if name == "one byte at a time" {
 				src = iotest.OneByteReader(src)
 			}
 			r := NewReader(src, 64)
 			r.Version = V5
+			r.ReuseAcks = strings.HasSuffix(name, "reusing acks")
 			for i, want := range pkts {
 				got, err := r.ReadPacket()
 				if err != nil {
@@ -328,6 +330,72 @@ func TestReaderStream(t *testing.T) {
 				t.Fatalf("after the last packet: %v, want io.EOF", err)
 			}
 		})
+	}
+}
+
+// countingReader returns at most chunk bytes per Read and counts the calls.
+type countingReader struct {
+	src   []byte
+	chunk int
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	if len(c.src) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.chunk)], c.src)
+	c.src = c.src[n:]
+	return n, nil
+}
+
+// PacketBuffered is true exactly when the next ReadPacket needs no read:
+// checked after every packet of a stream that arrives in chunks of several
+// sizes, so that whole, partial and split headers are all buffered at some
+// point.
+func TestReaderPacketBuffered(t *testing.T) {
+	var stream []byte
+	var ends []int // where each packet ends in the stream
+	pkts := append(samplePackets(V5)[1:], &Publish{Topic: "big", Payload: bytes.Repeat([]byte("x"), 300)})
+	for _, p := range pkts {
+		var err error
+		if stream, err = p.AppendTo(stream, V5); err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, len(stream))
+	}
+	for _, chunk := range []int{1, 2, 3, 7, 64, 1000, len(stream)} {
+		t.Run(fmt.Sprint(chunk), func(t *testing.T) {
+			src := &countingReader{src: stream, chunk: chunk}
+			r := NewReader(src, 1024)
+			r.Version = V5
+			for i := range pkts {
+				before := src.reads
+				want := r.PacketBuffered()
+				if _, err := r.ReadPacket(); err != nil {
+					t.Fatalf("packet %d: %v", i, err)
+				}
+				if want && src.reads != before {
+					t.Fatalf("packet %d: PacketBuffered, yet ReadPacket read", i)
+				}
+				read := ends[i] + r.Buffered()
+				if next := i + 1; next < len(ends) && r.PacketBuffered() != (read >= ends[next]) {
+					t.Fatalf("after packet %d: PacketBuffered %v with %d of %d bytes of the next packet", i, r.PacketBuffered(), read-ends[i], ends[next]-ends[i])
+				}
+			}
+			if r.PacketBuffered() {
+				t.Fatal("PacketBuffered at the end of the stream")
+			}
+		})
+	}
+	// A remaining length longer than four bytes is an error ReadPacket
+	// reports without reading more.
+	r := NewReader(&countingReader{src: []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}, chunk: 6}, 1024)
+	r.Version = V311
+	r.fill(6)
+	if !r.PacketBuffered() {
+		t.Fatal("malformed remaining length: PacketBuffered false")
 	}
 }
 

@@ -353,8 +353,9 @@ func checkFlags(t PacketType, flags byte) *Error {
 }
 
 // decodeBody decodes the body of one packet whose fixed header byte is h. The
-// result may alias body. pub, when non-nil, is reused for PUBLISH.
-func decodeBody(h byte, body []byte, version byte, pub *Publish, r *Reader) (Packet, error) {
+// result may alias body. With a Reader, its Publish (and, with ReuseAcks, its
+// Ack) is reused.
+func decodeBody(h byte, body []byte, version byte, r *Reader) (Packet, error) {
 	t := PacketType(h >> 4)
 	flags := h & 0x0F
 	if t == 0 {
@@ -376,8 +377,13 @@ func decodeBody(h byte, body []byte, version byte, pub *Publish, r *Reader) (Pac
 	case CONNECT:
 		return decodeConnect(d)
 	case PUBLISH:
-		p := pub
-		if p == nil {
+		var p *Publish
+		if r != nil {
+			if r.pub == nil {
+				r.pub = new(Publish)
+			}
+			p = r.pub
+		} else {
 			p = new(Publish)
 		}
 		user, ids := p.Props.User[:0], p.Props.SubscriptionIDs[:0]
@@ -428,7 +434,16 @@ func decodeBody(h byte, body []byte, version byte, pub *Publish, r *Reader) (Pac
 		}
 		pkt = p
 	case PUBACK, PUBREC, PUBREL, PUBCOMP:
-		p := &Ack{Kind: t, PacketID: d.packetID(t)}
+		var p *Ack
+		if r != nil && r.ReuseAcks {
+			if r.ack == nil {
+				r.ack = new(Ack)
+			}
+			p = r.ack
+			*p = Ack{Kind: t, PacketID: d.packetID(t)}
+		} else {
+			p = &Ack{Kind: t, PacketID: d.packetID(t)}
+		}
 		if v5 && d.left() > 0 {
 			p.ReasonCode = ReasonCode(d.u8())
 			if d.left() > 0 {
@@ -631,6 +646,6 @@ func Decode(b []byte, version byte) (Packet, int, error) {
 	if len(b) < n {
 		return nil, 0, io.ErrUnexpectedEOF
 	}
-	pkt, err := decodeBody(b[0], b[i+1:n], version, nil, nil)
+	pkt, err := decodeBody(b[0], b[i+1:n], version, nil)
 	return pkt, n, err
 }

@@ -23,6 +23,11 @@ type Reader struct {
 	// fixed header; 0 means the protocol's own limit. A larger packet is
 	// refused with PacketTooLarge before its body is read.
 	MaxPacketSize uint32
+	// ReuseAcks decodes PUBACK, PUBREC, PUBREL and PUBCOMP into one Ack that
+	// the Reader reuses, as it reuses one Publish: a connection then reads
+	// acknowledgements without allocating. The caller must not keep an Ack
+	// past the next ReadPacket.
+	ReuseAcks bool
 
 	r      io.Reader
 	buf    []byte
@@ -30,8 +35,9 @@ type Reader struct {
 	end    int // end of buffered data
 	size   int // size of the large buffers taken from the pool
 	small  []byte
-	pooled *[]byte // the pooled buffer buf is, if any
-	pub    Publish
+	pooled *[]byte  // the pooled buffer buf is, if any
+	pub    *Publish // reused, made on first use: the Reader of a connection that only receives stays small
+	ack    *Ack     // likewise, with ReuseAcks
 	topics map[string]string
 }
 
@@ -162,7 +168,7 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	h := r.buf[r.start]
 	body := r.buf[r.start+i+1 : r.start+total : r.start+total]
 	r.start += total
-	return decodeBody(h, body, r.Version, &r.pub, r)
+	return decodeBody(h, body, r.Version, r)
 }
 
 // intern returns the topic in b as a string, allocating only for topics not
@@ -181,3 +187,19 @@ func (r *Reader) intern(b []byte) string {
 
 // Buffered reports how many bytes are read ahead and not yet decoded.
 func (r *Reader) Buffered() int { return r.end - r.start }
+
+// PacketBuffered reports whether a whole packet is buffered, so that the
+// next ReadPacket returns without reading from the underlying reader.
+func (r *Reader) PacketBuffered() bool {
+	b := r.buf[r.start:r.end]
+	rl := 0
+	for i := 1; i < len(b) && i <= 4; i++ {
+		rl |= int(b[i]&0x7F) << (7 * (i - 1))
+		if b[i]&0x80 == 0 {
+			return len(b) >= i+1+rl
+		}
+	}
+	// Too short to say, or a malformed length, which ReadPacket reports
+	// without reading.
+	return len(b) > 4
+}

@@ -651,7 +651,7 @@ func benchIdle(ctx context.Context, c benchConfig, addr string, v byte) (benchRe
 	var mu sync.Mutex
 	conns := make([]*client.Client, 0, c.connections)
 	var errs atomic.Int64
-	var firstErr atomic.Value
+	var firstErr atomic.Pointer[error] // errors of any type (atomic.Value panics on a second type)
 	sem := make(chan struct{}, max(c.connectParallel, 1))
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -663,7 +663,7 @@ func benchIdle(ctx context.Context, c benchConfig, addr string, v byte) (benchRe
 				ClientID: fmt.Sprintf("idle-%d-%d", os.Getpid(), k), ReadBufferSize: 256, WriteBufferSize: 256})
 			if err != nil {
 				errs.Add(1)
-				firstErr.CompareAndSwap(nil, err)
+				firstErr.CompareAndSwap(nil, &err)
 				return
 			}
 			mu.Lock()
@@ -691,8 +691,8 @@ func benchIdle(ctx context.Context, c benchConfig, addr string, v byte) (benchRe
 	for _, cl := range conns {
 		cl.Close()
 	}
-	if e, ok := firstErr.Load().(error); ok && !c.quiet {
-		fmt.Fprintf(os.Stderr, "first connection error: %v\n", e)
+	if e := firstErr.Load(); e != nil && !c.quiet {
+		fmt.Fprintf(os.Stderr, "first connection error: %v\n", *e)
 	}
 	return res, nil
 }

@@ -112,6 +112,37 @@ func TestBenchIdleConnections(t *testing.T) {
 	}
 }
 
+// Connections that fail in different ways are counted, whatever the types
+// of their errors (one error of each of two types made the idle mode panic).
+func TestBenchIdleCountsFailedConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for i := 0; ; i++ {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if i%2 == 0 {
+				nc.Write([]byte{0x20, 2, 0, 5}) // CONNACK: not authorized
+			}
+			nc.Close() // or no CONNACK at all
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := benchIdle(ctx, benchConfig{connections: 20, connectParallel: 4, quiet: true}, ln.Addr().String(), mqtt.V311)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Connections != 0 || res.Errors != 20 {
+		t.Fatalf("%d connections and %d errors, want 0 and 20", res.Connections, res.Errors)
+	}
+}
+
 func TestRunBenchFlags(t *testing.T) {
 	ctx := context.Background()
 	for _, args := range [][]string{{"-size", "8"}, {"-qos", "3"}, {"-pattern", "nonsense", "-count", "1"}, {"-V", "7"}} {
