@@ -26,7 +26,7 @@
 # failed, nothing dropped). It stops at the first number of copies that fails
 # and reports the largest that passed.
 #
-# Usage: bench/campus.sh [-c "1 2 3 4"] [-d SECONDS] [-w SECONDS] [-m disk|memory] [-S] [-k FILE]
+# Usage: bench/campus.sh [-c "1 2 3 4"] [-d SECONDS] [-w SECONDS] [-m disk|memory] [-S] [-k FILE] [-P]
 #   -c  numbers of copies to run, ascending (default "1 2 3 4 5 6 8")
 #   -d  seconds the simulator plays, simulated = wall time (default 60)
 #   -w  seconds before the CPU window opens (default 15; the window closes 5 s
@@ -34,6 +34,8 @@
 #   -m  citymesh's store: disk (default, fsynced group commits) or memory
 #   -S  add a subscriber of every event (citymesh sub -t '#', to /dev/null)
 #   -k  the campus file (default examples/campus/campus.yaml)
+#   -P  also write CPU profiles of citymesh serve and of the connectors over
+#       the CPU window to bench/results/campus-TIMESTAMP-COPIES-{serve,connector}.pprof
 # The report goes to standard output and bench/results/campus-TIMESTAMP.txt.
 # Needs go, mosquitto (Debian package mosquitto), curl and python3.
 set -euo pipefail
@@ -44,8 +46,9 @@ secs=60
 warm=15
 store=disk
 subscriber=0
+profile=0
 campus=examples/campus/campus.yaml
-while getopts "c:d:w:m:Sk:" o; do
+while getopts "c:d:w:m:Sk:P" o; do
   case $o in
     c) copies_list=$OPTARG ;;
     d) secs=$OPTARG ;;
@@ -53,7 +56,8 @@ while getopts "c:d:w:m:Sk:" o; do
     m) store=$OPTARG ;;
     S) subscriber=1 ;;
     k) campus=$OPTARG ;;
-    *) echo "usage: $0 [-c copies] [-d seconds] [-w seconds] [-m disk|memory] [-S] [-k campus]"; exit 2 ;;
+    P) profile=1 ;;
+    *) echo "usage: $0 [-c copies] [-d seconds] [-w seconds] [-m disk|memory] [-S] [-k campus] [-P]"; exit 2 ;;
   esac
 done
 if [ $((secs - warm - 5)) -lt 10 ]; then
@@ -164,6 +168,13 @@ EOF
   declare -A t0 t1
   for p in $simpid $mpid $spid $cpid; do t0[$p]=$(ticks "$p"); done
   w0=$(date +%s.%N)
+  if [ $profile = 1 ]; then
+    for part in "serve $http" "connector $chttp"; do
+      set -- $part
+      curl -sf -o "${report%.txt}-$n-$1.pprof" "http://127.0.0.1:$2/debug/pprof/profile?seconds=$((secs - warm - 6))" &
+      pids+=($!)
+    done
+  fi
   sleep $((secs - warm - 5))
   for p in $simpid $mpid $spid $cpid; do t1[$p]=$(ticks "$p"); done
   w1=$(date +%s.%N)

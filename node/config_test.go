@@ -35,6 +35,8 @@ func TestValidate(t *testing.T) {
 		{"store kind", func(c *node.Config) { c.Store = "pebble" }, "store", `"pebble": want disk or memory`},
 		{"disk store without data", func(c *node.Config) { c.Data = "" }, "data", "needs a data directory"},
 		{"sync mode", func(c *node.Config) { c.Sync = "fast" }, "sync", `"fast": want batch, always or none`},
+		{"negative sync interval", func(c *node.Config) { c.SyncInterval = -time.Millisecond }, "sync_interval", "-1ms: want a duration from 0 to 1s"},
+		{"sync interval too long", func(c *node.Config) { c.SyncInterval = 2 * time.Second }, "sync_interval", "2s: want a duration from 0 to 1s"},
 		{"log level", func(c *node.Config) { c.Log = "verbose" }, "log", `"verbose": want debug, info, warn or error`},
 		{"acl rule without topics", func(c *node.Config) {
 			c.ACL = auth.ACLConfig{Rules: []auth.RuleConfig{{Allow: []string{"publish"}}}}

@@ -116,10 +116,10 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	n.log.Info("authentication", append(n.sec.summary(), "acl_rules", len(cfg.ACL.Rules))...)
 	if cfg.Store == "disk" {
-		if err := n.openStore(cfg.Data); err != nil {
+		if err := n.openStore(cfg.Data, cfg.SyncInterval); err != nil {
 			return nil, err
 		}
-		n.log.Info("store", "kind", "disk", "path", storeDir(cfg.Data), "sync", mode.String())
+		n.log.Info("store", "kind", "disk", "path", storeDir(cfg.Data), "sync", mode.String(), "sync_interval", cfg.SyncInterval)
 	} else {
 		log.Warn("store memory: sessions, queued and retained messages do not survive a restart")
 	}
@@ -168,7 +168,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 }
 
 // openStore locks the data directory and opens the disk store in it.
-func (n *Node) openStore(data string) error {
+func (n *Node) openStore(data string, interval time.Duration) error {
 	if err := os.MkdirAll(data, 0o750); err != nil {
 		return &FieldError{Field: "data", Err: err}
 	}
@@ -178,7 +178,7 @@ func (n *Node) openStore(data string) error {
 		return err
 	}
 	n.lock = lock
-	if n.st, err = disk.Open(dir); err != nil {
+	if n.st, err = disk.OpenWith(dir, disk.Options{MinSyncInterval: interval}); err != nil {
 		if inUse(err) {
 			return &StoreInUseError{Store: dir}
 		}

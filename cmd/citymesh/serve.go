@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/node"
@@ -43,6 +44,7 @@ func newServeFlags() *serveFlags {
 	fs.String("data", "", "data `directory` (default ./data)")
 	fs.String("store", "", "where durable state lives: `disk` (an embedded store in DATA/store; default) or memory (nothing survives a restart)")
 	fs.String("sync", "", "when acknowledged messages count as stored: `batch` (fsynced, grouped across connections; default), always (one fsync each) or none (unsafe: not fsynced)")
+	fs.String("sync-interval", "", "shortest `time` between two syncs of the store's log; commits within it share one sync (default 500us; 0 syncs at once)")
 	fs.String("log", "", "log `level`: debug, info, warn or error (default info)")
 	fs.BoolVar(&f.remote, "allow-remote-anonymous", false, "allow listening on non-loopback addresses without authentication")
 	return f
@@ -76,6 +78,13 @@ func (f *serveFlags) config() (node.Config, error) {
 		if v, ok := f.set[name]; ok {
 			*dst = v
 		}
+	}
+	if v, ok := f.set["sync-interval"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return cfg, fmt.Errorf("--sync-interval %q: want a duration such as 500us, 2ms or 0", v)
+		}
+		cfg.SyncInterval = d
 	}
 	cert, hasCert := f.set["tls-cert"]
 	key, hasKey := f.set["tls-key"]

@@ -37,6 +37,10 @@ func TestServeConfigErrors(t *testing.T) {
 			"mqtt: refusing to listen on 0.0.0.0:1883 without authentication"},
 		{"every listener off", "", []string{"--mqtt", "off", "--ws", "off", "--http", "off"},
 			"every listener is off"},
+		{"a sync interval that is no duration", "", []string{"--sync-interval", "soon"},
+			`--sync-interval "soon": want a duration such as 500us, 2ms or 0`},
+		{"a sync interval too long", "sync_interval: 5s\n", nil,
+			"sync_interval: 5s: want a duration from 0 to 1s"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
