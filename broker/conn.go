@@ -862,8 +862,16 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			}
 			s.mu.Unlock()
 			if dup {
+				// Its first copy may still be on its way to the store
+				// (taken in on the connection that broke): the peer drops
+				// its own copy on this PUBACK, so it waits for every write
+				// made so far, the first copy's among them.
 				c.link.dropped.duplicate.Add(1)
-				return c.ackPublish(p, mqtt.Success, 0)
+				var ticket uint64
+				if b.journal != nil {
+					ticket = b.journal.written()
+				}
+				return c.ackPublish(p, mqtt.Success, ticket)
 			}
 		}
 	}
