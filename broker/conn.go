@@ -137,7 +137,8 @@ type writer struct {
 	scratch []byte
 	batch   []delivery
 	pub     mqtt.Publish
-	sink    inlineSink // bw's destination when the writer runs on a reader
+	user    []mqtt.UserProperty // a link's user properties of pub (linkProps), reused
+	sink    inlineSink          // bw's destination when the writer runs on a reader
 }
 
 var writerPool = sync.Pool{New: func() any {
@@ -1442,7 +1443,7 @@ func (c *conn) writePublish(w *writer, d *delivery, name string, now time.Time) 
 			// Origin and hop count travel with it, also to foreign brokers,
 			// which pass user properties on unchanged [MQTT-3.3.2-18]: so a
 			// message that comes back through one is recognised (takeTagged).
-			c.b.linkProps(m, &p.Props, d, c.kind == KindBridge)
+			w.user = c.b.linkProps(m, &p.Props, d, c.kind == KindBridge, w.user)
 			c.link.forwarded.Add(1)
 			if c.link.OutTopic != nil { // a bridge: the foreign broker's topics
 				p.Topic = c.link.OutTopic(name)

@@ -106,6 +106,16 @@ type journal struct {
 	awaited int
 	// linger is how long the committer waits, at most, for them.
 	linger time.Duration
+	// awaitedAll counts the awaited writes added to the open batch, and
+	// awaitedCancelled those of them cancelled. Lingering pays only while
+	// acknowledgements come within it: lingerPays says whether at least
+	// half of the last lingered batch's awaited writes were cancelled, and
+	// unlingered counts the batches sealed since the committer last
+	// lingered (every lingerProbe-th one lingers to find out again).
+	awaitedAll, awaitedCancelled int
+	lingerPays                   bool
+	lingered                     bool // the open batch was lingered on
+	unlingered                   int
 	// lingerDone is signalled when awaited drops to 0 or a publisher waits
 	// for room, so that a lingering committer seals at once.
 	lingerDone chan struct{}
@@ -124,7 +134,7 @@ type sealedBatch struct {
 
 func newJournal(st *store.Store, mode SyncMode, log *slog.Logger, stats *Stats) *journal {
 	j := &journal{st: st, mode: mode, log: log, stats: stats, maxPending: 32 << 20,
-		cur: new(store.Batch), spare: new(store.Batch), gen: 1, linger: commitLinger,
+		cur: new(store.Batch), spare: new(store.Batch), gen: 1, linger: commitLinger, lingerPays: true,
 		kick: make(chan struct{}, 1), lingerDone: make(chan struct{}, 1), done: make(chan struct{})}
 	j.room = sync.NewCond(&j.mu)
 	j.turn = sync.NewCond(&j.mu)
@@ -183,6 +193,7 @@ func (j *journal) writeAwaited(fn func(b *store.Batch) error) (gen uint64, pos i
 	gen = j.gen
 	if err == nil && j.mode != SyncAlways {
 		j.awaited++
+		j.awaitedAll++
 	}
 	if j.mode == SyncAlways && j.cur.Len() > 0 && j.holds == 0 {
 		j.sealLocked()
@@ -271,6 +282,7 @@ func (j *journal) cancel(gen uint64, pos int) bool {
 	j.stats.storeCancelled.Add(1)
 	if j.awaited > 0 {
 		j.awaited--
+		j.awaitedCancelled++
 		if j.awaited == 0 {
 			j.endLinger()
 		}
@@ -287,6 +299,13 @@ func (j *journal) cancel(gen uint64, pos int) bool {
 // the group-commit delay of databases (PostgreSQL's commit_delay), which
 // trades a little commit latency for fewer, fuller commits.
 const commitLinger = time.Millisecond
+
+// lingerProbe is how often (in batches) the committer lingers although the
+// last time it did, fewer than half of the awaited writes were cancelled:
+// under a flood, acknowledgements queue behind many messages and come later
+// than any linger, which then only delays commits; when the flood ends,
+// lingering pays again.
+const lingerProbe = 16
 
 // endLinger wakes a lingering committer. Called with j.mu held.
 func (j *journal) endLinger() {
@@ -314,7 +333,13 @@ func (j *journal) sealLocked() {
 		j.cur.PutLinkSeq(id, seq)
 	}
 	clear(j.linkSeqs)
-	j.awaited = 0
+	if j.lingered {
+		j.lingerPays = j.awaitedCancelled*2 >= j.awaitedAll
+		j.unlingered = 0
+	} else {
+		j.unlingered++
+	}
+	j.awaited, j.awaitedAll, j.awaitedCancelled, j.lingered = 0, 0, 0, false
 	j.sealed = append(j.sealed, sealedBatch{b: j.cur, gen: j.gen, waiters: j.waiters})
 	j.cur, j.spare = j.spare, nil
 	if j.cur == nil {
@@ -418,11 +443,16 @@ func (j *journal) commitLoop() {
 // lingerLoop waits, before the open batch is sealed, while writes in it may
 // still be cancelled by acknowledgements on their way (awaited > 0): until
 // they all are, or commitLinger has passed, or a publisher waits for room,
-// or the journal closes. While the committer lingers, writes do not wake it
+// or the journal closes. It waits only while lingering pays (lingerPays),
+// and every lingerProbe-th batch to find out whether it does again. While the committer lingers, writes do not wake it
 // (their pokes wait in kick). It returns at once when nothing is awaited.
 func (j *journal) lingerLoop(t *time.Timer) {
 	j.mu.Lock()
-	wait := j.awaited > 0 && len(j.sealed) == 0 && !j.closing && j.cur.Size() <= j.maxPending
+	wait := j.awaited > 0 && len(j.sealed) == 0 && !j.closing && j.cur.Size() <= j.maxPending &&
+		(j.lingerPays || j.unlingered >= lingerProbe)
+	if wait {
+		j.lingered = true
+	}
 	j.mu.Unlock()
 	if !wait {
 		return
