@@ -33,14 +33,17 @@
 # Every throughput and sustained run also records the CPU time each node
 # used (from /proc), reported as microseconds of node CPU per message.
 #
-# Usage: bench/mesh.sh [-r ROUNDS] [-d SECONDS] [-l SECONDS] [-n BACKLOG] [-p REPS] [-b STEPS] [-s "scenario ..."]
+# Usage: bench/mesh.sh [-r ROUNDS] [-d SECONDS] [-l SECONDS] [-n BACKLOG] [-p REPS] [-b STEPS] [-q "QOS ..."] [-s "scenario ..."]
 #   -r  rounds of throughput and latency; medians are reported (default 3)
 #   -d  seconds each throughput run publishes (default 5)
 #   -l  seconds each latency run publishes (default 10)
 #   -n  messages of the drain backlog (default 1000000)
 #   -p  subscriptions per path in the propagation scenario (default 20)
 #   -b  bisection steps of the sustained scenario (default 4)
+#   -q  the QoS levels of the throughput, latency and sustained scenarios (default "0 1")
 #   -s  scenarios to run (default "throughput latency propagation sustained drain")
+# CITYMESH_BIN=path runs that citymesh binary instead of building this tree's
+# (to compare builds on the same machine in one sitting).
 # The report goes to bench/results/mesh-TIMESTAMP.txt. Needs go and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +55,8 @@ backlog=1000000
 reps=20
 steps=4
 scenarios="throughput latency propagation sustained drain"
-while getopts "r:d:l:n:p:b:s:" o; do
+qoss="0 1"
+while getopts "r:d:l:n:p:b:q:s:" o; do
   case $o in
     r) rounds=$OPTARG ;;
     d) secs=$OPTARG ;;
@@ -60,8 +64,9 @@ while getopts "r:d:l:n:p:b:s:" o; do
     n) backlog=$OPTARG ;;
     p) reps=$OPTARG ;;
     b) steps=$OPTARG ;;
+    q) qoss=$OPTARG ;;
     s) scenarios=$OPTARG ;;
-    *) echo "usage: $0 [-r rounds] [-d seconds] [-l seconds] [-n backlog] [-p reps] [-b steps] [-s scenarios]"; exit 2 ;;
+    *) echo "usage: $0 [-r rounds] [-d seconds] [-l seconds] [-n backlog] [-p reps] [-b steps] [-q qos] [-s scenarios]"; exit 2 ;;
   esac
 done
 want() { [[ " $scenarios " == *" $1 "* ]]; }
@@ -79,7 +84,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-go build -o "$tmp/citymesh" ./cmd/citymesh
+if [ -n "${CITYMESH_BIN:-}" ]; then
+  cp "$CITYMESH_BIN" "$tmp/citymesh"
+else
+  go build -o "$tmp/citymesh" ./cmd/citymesh
+fi
 cm="$tmp/citymesh"
 results="$tmp/results.jsonl"
 : >"$results"
@@ -250,7 +259,7 @@ if want throughput || want latency || want propagation || want sustained; then
   h=(-h 127.0.0.1)
   for r in $(seq "$rounds"); do
     if want throughput; then
-      for q in 0 1; do
+      for q in $qoss; do
         common=("${h[@]}" -pattern pairs -pub 10 -qos "$q" -size 64 -duration "${secs}s")
         settle
         bench throughput one-node "$q" "$r" "${common[@]}" -p "${mqtt[core]}"
@@ -265,7 +274,7 @@ if want throughput || want latency || want propagation || want sustained; then
       done
     fi
     if want latency; then
-      for q in 0 1; do
+      for q in $qoss; do
         for np in 10 1; do
           common=("${h[@]}" -pattern pairs -pub "$np" -qos "$q" -size 64 -rate 1000 -duration "${lsecs}s" -p "${mqtt[edge-a]}")
           settle
@@ -292,7 +301,7 @@ if want throughput || want latency || want propagation || want sustained; then
     done
   fi
   if want sustained; then
-    for q in 0 1; do
+    for q in $qoss; do
       for v in one-node one-link; do
         args=("${h[@]}" -pattern pairs -pub 10 -qos "$q" -size 64 -duration "${secs}s" -p "${mqtt[edge-a]}" -sub-p "${mqtt[core]}")
         [ "$v" = one-node ] && args=("${h[@]}" -pattern pairs -pub 10 -qos "$q" -size 64 -duration "${secs}s" -p "${mqtt[core]}")

@@ -137,7 +137,8 @@ type writer struct {
 	scratch []byte
 	batch   []delivery
 	pub     mqtt.Publish
-	sink    inlineSink // bw's destination when the writer runs on a reader
+	user    []mqtt.UserProperty // a link's user properties of pub (linkProps), reused
+	sink    inlineSink          // bw's destination when the writer runs on a reader
 }
 
 var writerPool = sync.Pool{New: func() any {
@@ -862,8 +863,16 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			}
 			s.mu.Unlock()
 			if dup {
+				// Its first copy may still be on its way to the store
+				// (taken in on the connection that broke): the peer drops
+				// its own copy on this PUBACK, so it waits for every write
+				// made so far, the first copy's among them.
 				c.link.dropped.duplicate.Add(1)
-				return c.ackPublish(p, mqtt.Success, 0)
+				var ticket uint64
+				if b.journal != nil {
+					ticket = b.journal.written()
+				}
+				return c.ackPublish(p, mqtt.Success, ticket)
 			}
 		}
 	}
@@ -1434,7 +1443,7 @@ func (c *conn) writePublish(w *writer, d *delivery, name string, now time.Time) 
 			// Origin and hop count travel with it, also to foreign brokers,
 			// which pass user properties on unchanged [MQTT-3.3.2-18]: so a
 			// message that comes back through one is recognised (takeTagged).
-			c.b.linkProps(m, &p.Props, d, c.kind == KindBridge)
+			w.user = c.b.linkProps(m, &p.Props, d, c.kind == KindBridge, w.user)
 			c.link.forwarded.Add(1)
 			if c.link.OutTopic != nil { // a bridge: the foreign broker's topics
 				p.Topic = c.link.OutTopic(name)

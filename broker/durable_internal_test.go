@@ -252,3 +252,214 @@ func TestPageInSeesCommitDuringRead(t *testing.T) {
 		t.Fatalf("%d deliveries in memory after the read, want 1", n)
 	}
 }
+
+// TestJournalCancelsAcknowledgedEntries checks the cancellation of queue
+// entries acknowledged while their batch is still open: the entry never
+// reaches the store and no deletion is written for it; a generation whose
+// writes were all cancelled still commits and wakes its waiters (the
+// publisher's PUBACK); an entry whose batch was sealed is deleted as
+// before; a QoS 2 entry is never cancelled.
+func TestJournalCancelsAcknowledgedEntries(t *testing.T) {
+	e := &hookEngine{Engine: store.NewMemoryEngine()}
+	st, err := store.Open(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(Options{Store: st, SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer b.Close()
+	s := newSession(b, "$mesh/core")
+	s.expiry, s.persist = NeverExpire, true
+	b.mu.Lock()
+	b.sessions[s.id] = s
+	b.mu.Unlock()
+	b.index.Subscribe("m/#", s, subOptions{qos: 2})
+	s.mu.Lock()
+	s.attachLocked(&stubOutlet{})
+	s.mu.Unlock()
+	j := b.journal
+	stored := func() []uint64 {
+		t.Helper()
+		es, _, err := st.Queue(nil, s.id, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []uint64
+		for _, e := range es {
+			seqs = append(seqs, e.Seq)
+		}
+		return seqs
+	}
+	waitGen := func(gen uint64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !j.isDurable(gen) {
+			if time.Now().After(deadline) {
+				t.Fatalf("generation %d not durable after 5 s", gen)
+			}
+			j.poke()
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// settle waits until everything written so far is committed: a write
+	// of its own, after them, in their order.
+	settle := func() {
+		t.Helper()
+		gen, _ := j.write(func(bt *store.Batch) error { bt.DeleteWill("nobody"); return nil })
+		waitGen(gen)
+	}
+	publish := func(qos byte) uint64 {
+		t.Helper()
+		r := b.publish(&Message{Topic: "m/1", QoS: qos, Payload: []byte("x")})
+		if r.queued != 1 || r.ticket == 0 {
+			t.Fatalf("not queued durably: %+v", r)
+		}
+		return r.ticket
+	}
+	sendAndAck := func() {
+		t.Helper()
+		s.mu.Lock()
+		out := s.take(nil, 100, 100, 0, mqtt.V5, time.Now())
+		s.mu.Unlock()
+		for _, d := range out {
+			kind := mqtt.PUBACK
+			if d.qos == 2 {
+				kind = mqtt.PUBREC
+			}
+			if known, _, _ := s.acknowledge(kind, d.packetID, mqtt.Success, nil); !known {
+				t.Fatalf("delivery %d unknown", d.packetID)
+			}
+			if d.qos == 2 {
+				s.acknowledge(mqtt.PUBCOMP, d.packetID, mqtt.Success, nil)
+			}
+		}
+	}
+
+	// The committer is busy with an earlier batch: the entry's batch stays
+	// open while its acknowledgement comes.
+	waitGen(publish(1)) // sent and never acknowledged: stays
+	s.mu.Lock()
+	if out := s.take(nil, 100, 100, 0, mqtt.V5, time.Now()); len(out) != 1 {
+		t.Fatalf("took %d deliveries, want 1", len(out))
+	}
+	s.mu.Unlock()
+	e.applying.Lock()
+	j.write(func(bt *store.Batch) error { bt.DeleteWill("nobody"); return nil })
+	j.poke()
+	time.Sleep(10 * time.Millisecond) // (not a condition: the committer may take the batch now or later; either is right)
+	gen := publish(1)
+	before := b.stats.storeCancelled.Load()
+	sendAndAck()
+	cancelled := b.stats.storeCancelled.Load() - before
+	writesBefore := b.stats.storeWrites.Load()
+	e.applying.Unlock()
+	waitGen(gen) // the publisher's acknowledgement is released
+	if cancelled != 1 {
+		t.Fatalf("%d entries cancelled, want 1 (the acknowledged one, its batch open)", cancelled)
+	}
+	if got := stored(); len(got) != 1 {
+		t.Fatalf("store queue holds %d entries, want 1 (the first, unacknowledged)", len(got))
+	}
+	if w := b.stats.storeWrites.Load() - writesBefore; w > 1 {
+		t.Fatalf("%d writes committed after the cancel, want at most 1 (the will's deletion): the entry or its deletion was written", w)
+	}
+
+	// Acknowledged after its batch was sealed and committed: deleted.
+	gen = publish(1)
+	waitGen(gen)
+	before = b.stats.storeCancelled.Load()
+	sendAndAck()
+	settle()
+	if n := b.stats.storeCancelled.Load() - before; n != 0 {
+		t.Fatalf("%d cancelled after the batch was committed", n)
+	}
+	if got := stored(); len(got) != 1 {
+		t.Fatalf("store queue holds %d entries, want 1: the committed entry was not deleted", len(got))
+	}
+
+	// QoS 2: written, released and deleted, never cancelled.
+	before = b.stats.storeCancelled.Load()
+	gen = publish(2)
+	waitGen(gen)
+	sendAndAck()
+	settle()
+	if n := b.stats.storeCancelled.Load() - before; n != 0 {
+		t.Fatalf("a QoS 2 entry was cancelled")
+	}
+	if got := stored(); len(got) != 1 {
+		t.Fatalf("store queue holds %d entries, want 1", len(got))
+	}
+}
+
+// TestJournalCancelOnlyInOpenBatch checks journal.cancel at the journal
+// level: it withdraws a write of the open generation, and refuses one of a
+// sealed generation, or a position cancelled already.
+func TestJournalCancelOnlyInOpenBatch(t *testing.T) {
+	e := &hookEngine{Engine: store.NewMemoryEngine()}
+	st, err := store.Open(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := &Stats{}
+	j := newJournal(st, SyncBatch, slog.New(slog.DiscardHandler), stats)
+	defer j.close()
+	put := func(seq uint64) (uint64, int) {
+		gen, pos, err := j.writeAwaited(func(bt *store.Batch) error {
+			return bt.PutEntry("c", &store.Entry{Seq: seq, Message: store.Message{Topic: "t", QoS: 1}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gen, pos
+	}
+	e.applying.Lock()
+	j.write(func(bt *store.Batch) error { bt.DeleteWill("nobody"); return nil })
+	j.poke()
+	deadline := time.Now().Add(5 * time.Second)
+	for { // the committer has sealed that batch and waits in Apply
+		j.mu.Lock()
+		open := j.cur.Len()
+		j.mu.Unlock()
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the committer did not take the first batch")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	gen1, pos1 := put(1)
+	gen2, pos2 := put(2)
+	if gen1 != gen2 {
+		t.Fatalf("two writes with the committer busy went to generations %d and %d", gen1, gen2)
+	}
+	if !j.cancel(gen1, pos1) {
+		t.Fatal("cancel of a write in the open batch refused")
+	}
+	if j.cancel(gen1, pos1) {
+		t.Fatal("a write cancelled twice")
+	}
+	if j.cancel(gen1-1, pos2) {
+		t.Fatal("cancel of a sealed generation's write accepted")
+	}
+	e.applying.Unlock()
+	for !j.isDurable(gen2) {
+		if time.Now().After(deadline) {
+			t.Fatal("not committed")
+		}
+		j.poke()
+		time.Sleep(time.Millisecond)
+	}
+	if j.cancel(gen2, pos2) {
+		t.Fatal("cancel of a committed write accepted")
+	}
+	es, _, err := st.Queue(nil, "c", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Seq != 2 {
+		t.Fatalf("stored %+v, want only entry 2", es)
+	}
+	if n := stats.storeCancelled.Load(); n != 1 {
+		t.Fatalf("storeCancelled %d, want 1", n)
+	}
+}

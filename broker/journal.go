@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/citymesh/citymesh/store"
 )
@@ -99,6 +100,25 @@ type journal struct {
 	// linkSeqs holds the newest sequence number each mesh link session has
 	// taken in during the open generation; sealLocked writes each once.
 	linkSeqs map[string]uint64
+	// awaited counts the writes of the open batch that an acknowledgement
+	// on its way may cancel (writeAwaited); the committer lingers before
+	// sealing while some are left (see linger).
+	awaited int
+	// linger is how long the committer waits, at most, for them.
+	linger time.Duration
+	// awaitedAll counts the awaited writes added to the open batch, and
+	// awaitedCancelled those of them cancelled. Lingering pays only while
+	// acknowledgements come within it: lingerPays says whether at least
+	// half of the last lingered batch's awaited writes were cancelled, and
+	// unlingered counts the batches sealed since the committer last
+	// lingered (every lingerProbe-th one lingers to find out again).
+	awaitedAll, awaitedCancelled int
+	lingerPays                   bool
+	lingered                     bool // the open batch was lingered on
+	unlingered                   int
+	// lingerDone is signalled when awaited drops to 0 or a publisher waits
+	// for room, so that a lingering committer seals at once.
+	lingerDone chan struct{}
 
 	durableGen atomic.Uint64 // highest generation committed
 	broken     atomic.Pointer[error]
@@ -114,8 +134,8 @@ type sealedBatch struct {
 
 func newJournal(st *store.Store, mode SyncMode, log *slog.Logger, stats *Stats) *journal {
 	j := &journal{st: st, mode: mode, log: log, stats: stats, maxPending: 32 << 20,
-		cur: new(store.Batch), spare: new(store.Batch), gen: 1,
-		kick: make(chan struct{}, 1), done: make(chan struct{})}
+		cur: new(store.Batch), spare: new(store.Batch), gen: 1, linger: commitLinger, lingerPays: true,
+		kick: make(chan struct{}, 1), lingerDone: make(chan struct{}, 1), done: make(chan struct{})}
 	j.room = sync.NewCond(&j.mu)
 	j.turn = sync.NewCond(&j.mu)
 	go j.commitLoop()
@@ -128,6 +148,14 @@ func (j *journal) durable() uint64 { return j.durableGen.Load() }
 // isDurable reports whether generation gen is committed; 0 is the generation
 // of "nothing written".
 func (j *journal) isDurable(gen uint64) bool { return gen <= j.durableGen.Load() }
+
+// written returns the generation that makes every write made so far
+// durable: the open one.
+func (j *journal) written() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.gen
+}
 
 // err returns the error that broke the store, if any.
 func (j *journal) err() error {
@@ -151,6 +179,28 @@ func (j *journal) write(fn func(b *store.Batch) error) (uint64, error) {
 	j.mu.Unlock()
 	j.poke()
 	return gen, err
+}
+
+// writeAwaited is write for a queue entry whose receiver is attached and
+// will be sent the delivery at once, so that its acknowledgement may come
+// while the entry is still in the open batch and cancel it (journal.cancel).
+// It returns the entry's position in the batch as well (store.Batch.Mark);
+// fn must add exactly that one write.
+func (j *journal) writeAwaited(fn func(b *store.Batch) error) (gen uint64, pos int, err error) {
+	j.mu.Lock()
+	pos = j.cur.Mark()
+	err = fn(j.cur)
+	gen = j.gen
+	if err == nil && j.mode != SyncAlways {
+		j.awaited++
+		j.awaitedAll++
+	}
+	if j.mode == SyncAlways && j.cur.Len() > 0 && j.holds == 0 {
+		j.sealLocked()
+	}
+	j.mu.Unlock()
+	j.poke()
+	return gen, pos, err
 }
 
 // hold starts an atomic group: the writes made until release, from any
@@ -211,6 +261,60 @@ func (j *journal) putLinkSeq(id string, seq uint64, urgent bool) uint64 {
 	return j.gen
 }
 
+// cancel withdraws the write at position pos of generation gen's batch (see
+// store.Batch.Mark), if that batch is still open: the write never reaches
+// the store. It reports whether it did; false means the batch was sealed
+// (it is being committed, or is durable) and the caller must undo the write
+// with another one. It never blocks for long: callers hold a session's
+// mutex.
+//
+// A durable session cancels the store entry of a delivery that its
+// receiver acknowledged while the entry was still in the open batch (see
+// session.forgetLocked): the entry and its deletion would otherwise both be
+// written. Whatever waits for gen (the publisher's acknowledgement) still
+// waits for its commit, which may now have nothing of this write in it.
+func (j *journal) cancel(gen uint64, pos int) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if gen != j.gen || !j.cur.Cancel(pos) {
+		return false
+	}
+	j.stats.storeCancelled.Add(1)
+	if j.awaited > 0 {
+		j.awaited--
+		j.awaitedCancelled++
+		if j.awaited == 0 {
+			j.endLinger()
+		}
+	}
+	return true
+}
+
+// commitLinger is how long, at most, the committer holds the open batch
+// back from sealing while acknowledgements may still cancel some of its
+// writes: about the round trip of a QoS 1 message to a mesh peer or a
+// subscriber and its PUBACK back, under load. An entry acknowledged within
+// it costs the store nothing; the price is that acknowledgements waiting for
+// the batch (the publishers' PUBACKs) may leave up to this much later. It is
+// the group-commit delay of databases (PostgreSQL's commit_delay), which
+// trades a little commit latency for fewer, fuller commits.
+const commitLinger = time.Millisecond
+
+// lingerProbe is how often (in batches) the committer lingers although the
+// last time it did, fewer than half of the awaited writes were cancelled:
+// under a flood, acknowledgements queue behind many messages and come later
+// than any linger, which then only delays commits; when the flood ends,
+// lingering pays again.
+const lingerProbe = 16
+
+// endLinger wakes a lingering committer. Called with j.mu held.
+func (j *journal) endLinger() {
+	select {
+	case j.lingerDone <- struct{}{}:
+	default:
+	}
+}
+
 // deleteSession deletes the stored session id with everything it owns, and
 // forgets its pending link sequence number, which would otherwise outlive
 // it. It returns the generation of the deletion.
@@ -229,6 +333,13 @@ func (j *journal) sealLocked() {
 		j.cur.PutLinkSeq(id, seq)
 	}
 	clear(j.linkSeqs)
+	if j.lingered {
+		j.lingerPays = j.awaitedCancelled*2 >= j.awaitedAll
+		j.unlingered = 0
+	} else {
+		j.unlingered++
+	}
+	j.awaited, j.awaitedAll, j.awaitedCancelled, j.lingered = 0, 0, 0, false
 	j.sealed = append(j.sealed, sealedBatch{b: j.cur, gen: j.gen, waiters: j.waiters})
 	j.cur, j.spare = j.spare, nil
 	if j.cur == nil {
@@ -265,6 +376,7 @@ func (j *journal) await(w waiter, gen uint64) bool {
 func (j *journal) waitRoom(before func()) {
 	j.mu.Lock()
 	for j.cur.Size() > j.maxPending && !j.closing {
+		j.endLinger()
 		if before != nil {
 			j.mu.Unlock()
 			before()
@@ -288,11 +400,16 @@ func (j *journal) poke() {
 // commitLoop commits batches until the journal is closed and empty.
 func (j *journal) commitLoop() {
 	defer close(j.done)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		<-j.kick
 		for {
+			j.lingerLoop(linger)
 			j.mu.Lock()
-			if len(j.sealed) == 0 && (j.cur.Len() > 0 || len(j.waiters) > 0 || j.closing && len(j.linkSeqs) > 0) {
+			// (A batch whose writes were all cancelled is sealed too: its
+			// bytes count against maxPending until it is.)
+			if len(j.sealed) == 0 && (j.cur.Len() > 0 || j.cur.Cancelled() > 0 || len(j.waiters) > 0 || j.closing && len(j.linkSeqs) > 0) {
 				// Never seal in the middle of an atomic group: wait for the
 				// groups being written, and let no new one start meanwhile.
 				for j.holds > 0 {
@@ -320,6 +437,41 @@ func (j *journal) commitLoop() {
 			j.mu.Unlock()
 			j.commit(next)
 		}
+	}
+}
+
+// lingerLoop waits, before the open batch is sealed, while writes in it may
+// still be cancelled by acknowledgements on their way (awaited > 0): until
+// they all are, or commitLinger has passed, or a publisher waits for room,
+// or the journal closes. It waits only while lingering pays (lingerPays),
+// and every lingerProbe-th batch to find out whether it does again. While the committer lingers, writes do not wake it
+// (their pokes wait in kick). It returns at once when nothing is awaited.
+func (j *journal) lingerLoop(t *time.Timer) {
+	j.mu.Lock()
+	wait := j.awaited > 0 && len(j.sealed) == 0 && !j.closing && j.cur.Size() <= j.maxPending &&
+		(j.lingerPays || j.unlingered >= lingerProbe)
+	if wait {
+		j.lingered = true
+	}
+	j.mu.Unlock()
+	if !wait {
+		return
+	}
+	select { // a stale signal from an earlier batch
+	case <-j.lingerDone:
+	default:
+	}
+	j.mu.Lock()
+	wait = j.awaited > 0
+	j.mu.Unlock()
+	if !wait {
+		return
+	}
+	t.Reset(j.linger)
+	select {
+	case <-j.lingerDone:
+		t.Stop()
+	case <-t.C:
 	}
 }
 
@@ -353,6 +505,7 @@ func (j *journal) commit(sb sealedBatch) {
 func (j *journal) close() {
 	j.mu.Lock()
 	j.closing = true
+	j.endLinger()
 	j.room.Broadcast()
 	j.mu.Unlock()
 	j.poke()

@@ -577,12 +577,14 @@ func hasMeshTags(p *mqtt.Properties) bool {
 // delivery.share (no MQTT string holds U+0000 [MQTT-1.5.4-2]).
 const shareSep = "\x00"
 
-// linkProps returns the properties of delivery d as it goes out on a link:
-// the message's own, with the origin (this node, if it has none yet) and the
-// hop count (one more than it had); for links between citymesh nodes also
-// the shared subscriptions the peer is to serve it to (d.share, joined by
-// shareSep) and the delivery's sequence number.
-func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, d *delivery, bridge bool) {
+// linkProps sets dst to the properties of delivery d as it goes out on a
+// link: the message's own, with the origin (this node, if it has none yet)
+// and the hop count (one more than it had); for links between citymesh nodes
+// also the shared subscriptions the peer is to serve it to (d.share, joined
+// by shareSep) and the delivery's sequence number. The user properties are
+// built in scratch, which it returns for the next message: dst is encoded
+// before the writer builds the next one, so one slice serves them all.
+func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, d *delivery, bridge bool, scratch []mqtt.UserProperty) []mqtt.UserProperty {
 	origin, hops := b.opts.NodeName, 0
 	if m.Props != nil {
 		*dst = *m.Props
@@ -590,7 +592,7 @@ func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, d *delivery, bridge
 			origin, hops = o, h
 		}
 	}
-	user := make([]mqtt.UserProperty, 0, len(dst.User)+4)
+	user := scratch[:0]
 	for _, u := range dst.User {
 		if !isMeshProp(u.Key) {
 			user = append(user, u)
@@ -608,6 +610,7 @@ func (b *Broker) linkProps(m *Message, dst *mqtt.Properties, d *delivery, bridge
 		}
 	}
 	dst.User = user
+	return user
 }
 
 // clientProps returns the properties of m as a client receives it: without

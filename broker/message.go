@@ -112,6 +112,11 @@ type delivery struct {
 	enqueued int64  // when it was first queued, Unix nanoseconds (the coarse clock); kept in its store entry
 	ticket   uint64 // journal generation that makes its store entry durable; 0 for none
 	size     int    // encoded size of its store entry; 0 when it has none
+	// op is 1 + the position of its store entry's write in the batch of
+	// generation ticket (store.Batch.Mark), so that an acknowledgement that
+	// comes before that batch is sealed can cancel the write
+	// (journal.cancel); 0 when there is none to cancel.
+	op int32
 
 	// Outbound state, valid while the delivery is inflight.
 	packetID uint16 // derived from seq (pidOf)

@@ -245,13 +245,26 @@ func (s *session) enqueueDurableLocked(d delivery, pending *[]*conn) (uint64, en
 		d.enqueued = b.clock.Load() // stored with it: a link's lag survives paging and restarts
 	}
 	var size int
-	gen, err := b.journal.write(func(bt *store.Batch) error {
+	put := func(bt *store.Batch) error {
 		e := entryOf(&d, seq)
 		before := bt.Size()
 		err := bt.PutEntry(s.id, &e)
 		size = bt.Size() - before
 		return err
-	})
+	}
+	pn, pb := s.page()
+	inMemory := s.out != nil && !s.spilled && s.queue.n < pn && s.queue.bytes < pb
+	var gen uint64
+	var pos int
+	var err error
+	if inMemory && d.qos == 1 {
+		// It goes out at once: its acknowledgement may come before the
+		// entry's batch is sealed, and then cancels it (forgetLocked).
+		gen, pos, err = b.journal.writeAwaited(put)
+		pos++
+	} else {
+		gen, err = b.journal.write(put)
+	}
 	if err != nil {
 		b.stats.storeErrors.Add(1)
 		b.log.Error("store: queue entry refused", "client", s.id, "topic", d.msg.Topic, "err", err)
@@ -259,10 +272,13 @@ func (s *session) enqueueDurableLocked(d delivery, pending *[]*conn) (uint64, en
 	}
 	s.seq = seq
 	d.seq, d.ticket, d.size = seq, gen, size
+	if pos <= math.MaxInt32 {
+		d.op = int32(pos)
+	}
 	s.storedN++
 	s.storedBytes += size
 	s.lastTicket = gen
-	if pn, pb := s.page(); s.out != nil && !s.spilled && s.queue.n < pn && s.queue.bytes < pb {
+	if inMemory {
 		s.queue.push(d, b.clock.Load())
 	} else if !s.spilled {
 		s.spilled = true
@@ -314,14 +330,39 @@ func deliveryOf(e *store.Entry) delivery {
 // once the delivery is complete or dropped. Deletions need not be synced: one
 // lost in a crash means a redelivery, which QoS 1 allows and QoS 2 handles
 // by its packet identifier.
+//
+// When the entry's own write is still in the journal's open batch (a QoS 1
+// delivery acknowledged within a group commit of being queued, as a busy
+// mesh link's are), the write is cancelled instead and neither it nor a
+// deletion reaches the store. That keeps every promise the entry made:
+//
+//   - The entry stood for the receiver's acknowledgement not yet received;
+//     it has been received, so nothing is left for the entry to keep. For a
+//     mesh link the receiver is the peer node, which acknowledges a QoS 1
+//     message only once it has taken responsibility for it: it has written
+//     it to the queues of its durable sessions and links and their commit is
+//     durable (conn.handlePublish waits for it before PUBACK), or it reached
+//     only sessions that a crash of the peer ends anyway, as QoS 1 allows.
+//   - The publisher's PUBACK still waits for the commit of the entry's
+//     generation (d.ticket; conn.sendAck), now possibly without the entry in
+//     it. When it leaves, the message is safe on this node's disk or, if the
+//     entry was cancelled, at the receiver, which acknowledged it before
+//     that commit. A crash of this node before the commit loses the entry
+//     and the PUBACK both: the publisher sends again, and the receiver may
+//     get the message twice, as QoS 1 allows (it would without the cancel).
+//
+// A QoS 2 entry is never cancelled: it is durable before it is sent (take),
+// and its released form replaces it in the store (releaseLocked).
 func (s *session) forgetLocked(d *delivery) {
 	if d.size == 0 || s.b.journal == nil {
 		return
 	}
-	s.b.journal.write(func(bt *store.Batch) error { bt.DeleteEntry(s.id, d.seq); return nil })
+	if d.op == 0 || !s.b.journal.cancel(d.ticket, int(d.op-1)) {
+		s.b.journal.write(func(bt *store.Batch) error { bt.DeleteEntry(s.id, d.seq); return nil })
+	}
 	s.storedN--
 	s.storedBytes -= d.size
-	d.size = 0
+	d.size, d.op = 0, 0
 }
 
 // durable implements waiter: writes the session waited for are committed,
@@ -505,7 +546,7 @@ func (s *session) releaseLocked(d *delivery) uint64 {
 	}
 	s.storedBytes += size - d.size
 	d.size = size
-	d.ticket = gen
+	d.ticket, d.op = gen, 0
 	return gen
 }
 

@@ -26,6 +26,7 @@ type Stats struct {
 	storeCorrupt          atomic.Uint64
 	storeCommits          atomic.Uint64
 	storeWrites           atomic.Uint64
+	storeCancelled        atomic.Uint64
 	dropNotAuthorized     atomic.Uint64
 	meshLoops             atomic.Uint64 // messages that came back through a bridge to their origin
 	refused               refusals
@@ -81,6 +82,11 @@ type StatsSnapshot struct {
 	StoreCorrupt    uint64 // records found unreadable
 	StoreCommits    uint64 // batches committed (each one fsync in the default sync mode)
 	StoreWrites     uint64 // writes in those batches
+	// StoreCancelled counts queue entries written and withdrawn again in
+	// the same open batch, before they reached the store: their receiver
+	// acknowledged them first (its store entry and the deletion both
+	// skipped).
+	StoreCancelled uint64
 	// Refused counts refused connections by reason: bad_credentials,
 	// not_authorized, connections, connections_per_address, connect_rate,
 	// login_backoff.
@@ -110,6 +116,7 @@ func (st *Stats) snapshot(b *Broker) StatsSnapshot {
 		StoreCorrupt:    st.storeCorrupt.Load(),
 		StoreCommits:    st.storeCommits.Load(),
 		StoreWrites:     st.storeWrites.Load(),
+		StoreCancelled:  st.storeCancelled.Load(),
 		Dropped: map[string]uint64{
 			"queue_full":       st.dropQueueFull.Load(),
 			"offline_qos0":     st.dropOffline.Load(),
@@ -236,6 +243,7 @@ var (
 	descCorrupt     = prometheus.NewDesc("citymesh_store_corrupt_records_total", "Store records found unreadable.", nil, nil)
 	descCommits     = prometheus.NewDesc("citymesh_store_commits_total", "Batches committed to the store (group commits).", nil, nil)
 	descWrites      = prometheus.NewDesc("citymesh_store_writes_total", "Writes committed to the store.", nil, nil)
+	descCancelled   = prometheus.NewDesc("citymesh_store_writes_cancelled_total", "Queue entries acknowledged by their receiver before their batch was committed, and so never written.", nil, nil)
 	descRefused     = prometheus.NewDesc("citymesh_connections_refused_total", "Connections refused, by reason.", []string{"reason"}, nil)
 	descDenied      = prometheus.NewDesc("citymesh_acl_denied_total", "Actions the access control refused, by action.", []string{"action"}, nil)
 	descThrottled   = prometheus.NewDesc("citymesh_publish_throttled_total", "Times a client was slowed down to its publish rate or bandwidth limit.", nil, nil)
@@ -245,7 +253,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClients, descParked, descSessions, descSubs, descRetained, descQueued, descInflight,
 		descConnects, descMsgsIn, descMsgsOut, descBytesIn, descBytesOut, descProtoErrs, descDropped, descWills, descExpiredSess, descStoreErrs,
-		descStored, descCorrupt, descCommits, descWrites, descRefused, descDenied, descThrottled} {
+		descStored, descCorrupt, descCommits, descWrites, descCancelled, descRefused, descDenied, descThrottled} {
 		ch <- d
 	}
 }
@@ -279,6 +287,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	k(descCorrupt, s.StoreCorrupt)
 	k(descCommits, s.StoreCommits)
 	k(descWrites, s.StoreWrites)
+	k(descCancelled, s.StoreCancelled)
 	for reason, v := range s.Dropped {
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), reason)
 	}

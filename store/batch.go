@@ -9,6 +9,8 @@ import "encoding/binary"
 type Batch struct {
 	buf []byte
 	ops []op
+	// cancelled counts the writes withdrawn by Cancel.
+	cancelled int
 }
 
 // Op is the kind of one write in a Batch.
@@ -19,6 +21,9 @@ const (
 	OpSet         Op = iota // set key to value
 	OpDelete                // delete key
 	OpDeleteRange           // delete every key in [key, value)
+
+	// opCancelled marks a write withdrawn by Cancel: Each skips it.
+	opCancelled Op = 0xff
 )
 
 // op is one write: key and value are offsets into Batch.buf.
@@ -28,22 +33,52 @@ type op struct {
 	value, valEnd int
 }
 
-// Len reports the number of writes in the batch.
-func (b *Batch) Len() int { return len(b.ops) }
+// Len reports the number of writes in the batch that are to be applied:
+// those added and not cancelled.
+func (b *Batch) Len() int { return len(b.ops) - b.cancelled }
 
-// Size reports the encoded size of the batch in bytes.
+// Cancelled reports the number of writes withdrawn by Cancel.
+func (b *Batch) Cancelled() int { return b.cancelled }
+
+// Size reports the encoded size of the batch in bytes, cancelled writes
+// included (their bytes stay until Reset).
 func (b *Batch) Size() int { return len(b.buf) }
 
 // Reset empties the batch, keeping its memory.
 func (b *Batch) Reset() {
 	b.buf = b.buf[:0]
 	b.ops = b.ops[:0]
+	b.cancelled = 0
 }
 
-// Each calls fn for every write in order; for OpDeleteRange, key and value
-// are the lower and upper bounds. key and value alias the batch's memory.
+// Mark returns the position that the next write added to the batch takes:
+// pass it to Cancel to withdraw that write.
+func (b *Batch) Mark() int { return len(b.ops) }
+
+// Cancel withdraws the write at position pos (see Mark): the batch is then as
+// if it had never been added, and Each and Len skip it. It reports false, and
+// changes nothing, when there is no write at pos (the batch was Reset since)
+// or it was cancelled already. The caller must know that no later write of
+// the batch depends on it: cancelling a PutEntry whose entry is deleted later
+// in the same batch is sound, cancelling one that a later write replaces is
+// not (the replacement would stay).
+func (b *Batch) Cancel(pos int) bool {
+	if pos < 0 || pos >= len(b.ops) || b.ops[pos].kind == opCancelled {
+		return false
+	}
+	b.ops[pos].kind = opCancelled
+	b.cancelled++
+	return true
+}
+
+// Each calls fn for every write in order, skipping cancelled ones; for
+// OpDeleteRange, key and value are the lower and upper bounds. key and value
+// alias the batch's memory.
 func (b *Batch) Each(fn func(kind Op, key, value []byte) error) error {
 	for _, o := range b.ops {
+		if o.kind == opCancelled {
+			continue
+		}
 		if err := fn(o.kind, b.buf[o.key:o.keyEnd], b.buf[o.value:o.valEnd]); err != nil {
 			return err
 		}
@@ -182,4 +217,5 @@ func (b *Batch) Append(o *Batch) {
 	for _, x := range o.ops {
 		b.ops = append(b.ops, op{kind: x.kind, key: x.key + base, keyEnd: x.keyEnd + base, value: x.value + base, valEnd: x.valEnd + base})
 	}
+	b.cancelled += o.cancelled
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -117,5 +118,86 @@ func TestRefusesOtherFormat(t *testing.T) {
 	}
 	if _, err := Open(e); err == nil || !strings.Contains(err.Error(), "citymesh-store/99") {
 		t.Fatalf("a store of another format was opened: %v", err)
+	}
+}
+
+// TestCancelWithdrawsAWrite checks Batch.Cancel: a cancelled write is
+// skipped by Each and Len and never reaches the store, the writes around it
+// do; cancelling twice, at a position that holds no write, or after Reset
+// does nothing; Append carries cancellations over.
+func TestCancelWithdrawsAWrite(t *testing.T) {
+	entry := func(seq uint64) *Entry {
+		return &Entry{Seq: seq, Message: Message{Topic: "t", Payload: []byte{byte(seq)}, QoS: 1}}
+	}
+	tests := []struct {
+		name   string
+		cancel []int // 0-2: entries 1-3 (Mark before each); others: raw positions (op 0 is the session)
+		want   []uint64
+		ok     []bool
+	}{
+		{"none", nil, []uint64{1, 2, 3}, nil},
+		{"middle", []int{1}, []uint64{1, 3}, []bool{true}},
+		{"all", []int{0, 1, 2}, nil, []bool{true, true, true}},
+		{"twice", []int{2, 2}, []uint64{1, 2}, []bool{true, false}},
+		{"out of range", []int{-1, 4, 99}, []uint64{1, 2, 3}, []bool{false, false, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := Open(NewMemoryEngine())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b Batch
+			if err := b.PutSession(&Session{ClientID: "c", Expiry: 60}); err != nil {
+				t.Fatal(err)
+			}
+			var pos []int
+			for seq := uint64(1); seq <= 3; seq++ {
+				pos = append(pos, b.Mark())
+				if err := b.PutEntry("c", entry(seq)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancelled := 0
+			for i, p := range tt.cancel {
+				at := p
+				if p >= 0 && p < len(pos) {
+					at = pos[p]
+				}
+				if got := b.Cancel(at); got != tt.ok[i] {
+					t.Fatalf("Cancel(%d) = %v, want %v", at, got, tt.ok[i])
+				}
+				if tt.ok[i] {
+					cancelled++
+				}
+			}
+			if b.Len() != 4-cancelled || b.Cancelled() != cancelled {
+				t.Fatalf("Len %d, Cancelled %d; want %d, %d", b.Len(), b.Cancelled(), 4-cancelled, cancelled)
+			}
+			// Append keeps what was cancelled cancelled.
+			var all Batch
+			all.Append(&b)
+			if all.Len() != b.Len() || all.Cancelled() != cancelled {
+				t.Fatalf("appended: Len %d, Cancelled %d; want %d, %d", all.Len(), all.Cancelled(), b.Len(), cancelled)
+			}
+			if err := st.Apply(&all, true); err != nil {
+				t.Fatal(err)
+			}
+			entries, _, err := st.Queue(nil, "c", 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uint64
+			for _, e := range entries {
+				got = append(got, e.Seq)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("stored queue %v, want %v", got, tt.want)
+			}
+			b.Reset()
+			if b.Cancel(pos[0]) || b.Len() != 0 || b.Cancelled() != 0 {
+				t.Fatalf("after Reset: Cancel worked or counts kept (Len %d, Cancelled %d)", b.Len(), b.Cancelled())
+			}
+		})
 	}
 }
