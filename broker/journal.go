@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/citymesh/citymesh/store"
 )
@@ -100,25 +99,6 @@ type journal struct {
 	// linkSeqs holds the newest sequence number each mesh link session has
 	// taken in during the open generation; sealLocked writes each once.
 	linkSeqs map[string]uint64
-	// awaited counts the writes of the open batch that an acknowledgement
-	// on its way may cancel (writeAwaited); the committer lingers before
-	// sealing while some are left (see linger).
-	awaited int
-	// linger is how long the committer waits, at most, for them.
-	linger time.Duration
-	// awaitedAll counts the awaited writes added to the open batch, and
-	// awaitedCancelled those of them cancelled. Lingering pays only while
-	// acknowledgements come within it: lingerPays says whether at least
-	// half of the last lingered batch's awaited writes were cancelled, and
-	// unlingered counts the batches sealed since the committer last
-	// lingered (every lingerProbe-th one lingers to find out again).
-	awaitedAll, awaitedCancelled int
-	lingerPays                   bool
-	lingered                     bool // the open batch was lingered on
-	unlingered                   int
-	// lingerDone is signalled when awaited drops to 0 or a publisher waits
-	// for room, so that a lingering committer seals at once.
-	lingerDone chan struct{}
 
 	durableGen atomic.Uint64 // highest generation committed
 	broken     atomic.Pointer[error]
@@ -134,8 +114,8 @@ type sealedBatch struct {
 
 func newJournal(st *store.Store, mode SyncMode, log *slog.Logger, stats *Stats) *journal {
 	j := &journal{st: st, mode: mode, log: log, stats: stats, maxPending: 32 << 20,
-		cur: new(store.Batch), spare: new(store.Batch), gen: 1, linger: commitLinger, lingerPays: true,
-		kick: make(chan struct{}, 1), lingerDone: make(chan struct{}, 1), done: make(chan struct{})}
+		cur: new(store.Batch), spare: new(store.Batch), gen: 1,
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	j.room = sync.NewCond(&j.mu)
 	j.turn = sync.NewCond(&j.mu)
 	go j.commitLoop()
@@ -185,16 +165,15 @@ func (j *journal) write(fn func(b *store.Batch) error) (uint64, error) {
 // will be sent the delivery at once, so that its acknowledgement may come
 // while the entry is still in the open batch and cancel it (journal.cancel).
 // It returns the entry's position in the batch as well (store.Batch.Mark);
-// fn must add exactly that one write.
+// fn must add exactly that one write. The batch stays open while the one
+// before it is committed, the store's sync interval included
+// (node.Config.SyncInterval), which is the window in which an
+// acknowledgement cancels the write; the committer never waits for more.
 func (j *journal) writeAwaited(fn func(b *store.Batch) error) (gen uint64, pos int, err error) {
 	j.mu.Lock()
 	pos = j.cur.Mark()
 	err = fn(j.cur)
 	gen = j.gen
-	if err == nil && j.mode != SyncAlways {
-		j.awaited++
-		j.awaitedAll++
-	}
 	if j.mode == SyncAlways && j.cur.Len() > 0 && j.holds == 0 {
 		j.sealLocked()
 	}
@@ -280,39 +259,7 @@ func (j *journal) cancel(gen uint64, pos int) bool {
 		return false
 	}
 	j.stats.storeCancelled.Add(1)
-	if j.awaited > 0 {
-		j.awaited--
-		j.awaitedCancelled++
-		if j.awaited == 0 {
-			j.endLinger()
-		}
-	}
 	return true
-}
-
-// commitLinger is how long, at most, the committer holds the open batch
-// back from sealing while acknowledgements may still cancel some of its
-// writes: about the round trip of a QoS 1 message to a mesh peer or a
-// subscriber and its PUBACK back, under load. An entry acknowledged within
-// it costs the store nothing; the price is that acknowledgements waiting for
-// the batch (the publishers' PUBACKs) may leave up to this much later. It is
-// the group-commit delay of databases (PostgreSQL's commit_delay), which
-// trades a little commit latency for fewer, fuller commits.
-const commitLinger = time.Millisecond
-
-// lingerProbe is how often (in batches) the committer lingers although the
-// last time it did, fewer than half of the awaited writes were cancelled:
-// under a flood, acknowledgements queue behind many messages and come later
-// than any linger, which then only delays commits; when the flood ends,
-// lingering pays again.
-const lingerProbe = 16
-
-// endLinger wakes a lingering committer. Called with j.mu held.
-func (j *journal) endLinger() {
-	select {
-	case j.lingerDone <- struct{}{}:
-	default:
-	}
 }
 
 // deleteSession deletes the stored session id with everything it owns, and
@@ -333,13 +280,6 @@ func (j *journal) sealLocked() {
 		j.cur.PutLinkSeq(id, seq)
 	}
 	clear(j.linkSeqs)
-	if j.lingered {
-		j.lingerPays = j.awaitedCancelled*2 >= j.awaitedAll
-		j.unlingered = 0
-	} else {
-		j.unlingered++
-	}
-	j.awaited, j.awaitedAll, j.awaitedCancelled, j.lingered = 0, 0, 0, false
 	j.sealed = append(j.sealed, sealedBatch{b: j.cur, gen: j.gen, waiters: j.waiters})
 	j.cur, j.spare = j.spare, nil
 	if j.cur == nil {
@@ -376,7 +316,6 @@ func (j *journal) await(w waiter, gen uint64) bool {
 func (j *journal) waitRoom(before func()) {
 	j.mu.Lock()
 	for j.cur.Size() > j.maxPending && !j.closing {
-		j.endLinger()
 		if before != nil {
 			j.mu.Unlock()
 			before()
@@ -400,12 +339,9 @@ func (j *journal) poke() {
 // commitLoop commits batches until the journal is closed and empty.
 func (j *journal) commitLoop() {
 	defer close(j.done)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
 	for {
 		<-j.kick
 		for {
-			j.lingerLoop(linger)
 			j.mu.Lock()
 			// (A batch whose writes were all cancelled is sealed too: its
 			// bytes count against maxPending until it is.)
@@ -440,41 +376,6 @@ func (j *journal) commitLoop() {
 	}
 }
 
-// lingerLoop waits, before the open batch is sealed, while writes in it may
-// still be cancelled by acknowledgements on their way (awaited > 0): until
-// they all are, or commitLinger has passed, or a publisher waits for room,
-// or the journal closes. It waits only while lingering pays (lingerPays),
-// and every lingerProbe-th batch to find out whether it does again. While the committer lingers, writes do not wake it
-// (their pokes wait in kick). It returns at once when nothing is awaited.
-func (j *journal) lingerLoop(t *time.Timer) {
-	j.mu.Lock()
-	wait := j.awaited > 0 && len(j.sealed) == 0 && !j.closing && j.cur.Size() <= j.maxPending &&
-		(j.lingerPays || j.unlingered >= lingerProbe)
-	if wait {
-		j.lingered = true
-	}
-	j.mu.Unlock()
-	if !wait {
-		return
-	}
-	select { // a stale signal from an earlier batch
-	case <-j.lingerDone:
-	default:
-	}
-	j.mu.Lock()
-	wait = j.awaited > 0
-	j.mu.Unlock()
-	if !wait {
-		return
-	}
-	t.Reset(j.linger)
-	select {
-	case <-j.lingerDone:
-		t.Stop()
-	case <-t.C:
-	}
-}
-
 func (j *journal) commit(sb sealedBatch) {
 	if sb.b.Len() > 0 && j.err() == nil {
 		if err := j.st.Apply(sb.b, j.mode != SyncNone); err != nil {
@@ -505,7 +406,6 @@ func (j *journal) commit(sb sealedBatch) {
 func (j *journal) close() {
 	j.mu.Lock()
 	j.closing = true
-	j.endLinger()
 	j.room.Broadcast()
 	j.mu.Unlock()
 	j.poke()
