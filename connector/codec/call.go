@@ -2,6 +2,7 @@ package codec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -236,8 +237,26 @@ func (c *Codec) DecodeDownlink(ctx context.Context, in DownlinkBytes) (*DecodedD
 }
 
 // do runs one call on a runtime of the pool, under guard, and returns the
-// runtime to the pool only if the call did not fail.
+// runtime to the pool only if the call did not fail. A call that met the
+// time or memory limit runs once more on a fresh runtime: both limits are
+// measured on the whole process (wall time, the heap), so a moment in which
+// the machine or the rest of the process was busy can make a good codec
+// fail once; a codec that really loops or allocates without end fails
+// twice, and costs twice its limit. The calls are pure (a codec has no I/O),
+// so running one again changes nothing else.
 func (c *Codec) do(ctx context.Context, op string, call func(v *jsvm) error) error {
+	err := c.doOnce(ctx, op, call)
+	var ce *Error
+	if err != nil && ctx.Err() == nil && errors.As(err, &ce) && (ce.Reason == ReasonTimeout || ce.Reason == ReasonMemory) {
+		c.retried.Add(1)
+		err = c.doOnce(ctx, op, call)
+	}
+	return err
+}
+
+// doOnce runs one call on a runtime of the pool, under guard, and returns
+// the runtime to the pool only if the call did not fail.
+func (c *Codec) doOnce(ctx context.Context, op string, call func(v *jsvm) error) error {
 	v, err := c.get(ctx)
 	if err != nil {
 		return err

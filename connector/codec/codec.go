@@ -174,7 +174,7 @@ type Codec struct {
 	// Which functions the script defines, from its first runtime.
 	hasDecodeUplink, hasDecodeDownlink, hasEncodeDownlink bool
 
-	created, dropped, abandoned atomic.Uint64
+	created, dropped, abandoned, retried atomic.Uint64
 	calls                       sync.WaitGroup // the runtimes' goroutines, abandoned ones included
 }
 
@@ -229,11 +229,14 @@ type Stats struct {
 	// dropped after a failure (or because the pool was full), Abandoned
 	// how many were left to a call that did not stop when interrupted.
 	Created, Dropped, Abandoned uint64
+	// Retried is how many calls ran a second time after their first run
+	// met the time or memory limit (see Codec.do).
+	Retried uint64
 }
 
 // Stats returns the codec's counters.
 func (c *Codec) Stats() Stats {
-	return Stats{Created: c.created.Load(), Dropped: c.dropped.Load(), Abandoned: c.abandoned.Load()}
+	return Stats{Created: c.created.Load(), Dropped: c.dropped.Load(), Abandoned: c.abandoned.Load(), Retried: c.retried.Load()}
 }
 
 // newVM makes a runtime and runs the codec's top-level code in it.

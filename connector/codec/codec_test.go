@@ -3,6 +3,7 @@ package codec_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -322,5 +323,45 @@ func TestConcurrentUse(t *testing.T) {
 	// keeps at least 16.
 	if st := c.Stats(); st.Created > 9 || st.Dropped != 0 {
 		t.Errorf("%d runtimes made and %d dropped for 8 goroutines", st.Created, st.Dropped)
+	}
+}
+
+// TestLimitMetOnceIsRetried: a call that meets the time limit once, as on a
+// machine busy for a moment, runs again on a fresh runtime and succeeds; a
+// codec that always runs past the limit fails after its second run.
+func TestLimitMetOnceIsRetried(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string // %d is a wall-clock time in ms the script waits for
+		wantErr bool
+	}{
+		// The first run is interrupted at 200 ms; the second, on a fresh
+		// runtime, waits only for the rest of the 300 ms.
+		{"busy once", `while (Date.now() < %d) {} return { data: { ok: 1 } };`, false},
+		{"always too slow", `while (true) {} return { data: {} };`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			until := time.Now().Add(300 * time.Millisecond).UnixMilli()
+			body := tt.body
+			if strings.Contains(body, "%d") {
+				body = fmt.Sprintf(body, until)
+			}
+			c := compile(t, "function decodeUplink(input) {\n"+body+"\n}", codec.Limits{Timeout: 200 * time.Millisecond, MaxHeapGrowth: 4 << 30})
+			out, err := c.DecodeUplink(context.Background(), codec.UplinkInput{Bytes: []byte{1}, FPort: 1})
+			if got := c.Stats().Retried; got != 1 {
+				t.Errorf("Retried = %d, want 1", got)
+			}
+			if tt.wantErr {
+				var ce *codec.Error
+				if !errors.As(err, &ce) || ce.Reason != codec.ReasonTimeout {
+					t.Fatalf("DecodeUplink = %+v, %v; want a timeout", out, err)
+				}
+				return
+			}
+			if err != nil || out.Data["ok"] != float64(1) {
+				t.Fatalf("DecodeUplink = %+v, %v; want data ok 1 from the second run", out, err)
+			}
+		})
 	}
 }
