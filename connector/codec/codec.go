@@ -175,7 +175,7 @@ type Codec struct {
 	hasDecodeUplink, hasDecodeDownlink, hasEncodeDownlink bool
 
 	created, dropped, abandoned, retried atomic.Uint64
-	calls                       sync.WaitGroup // the runtimes' goroutines, abandoned ones included
+	calls                                sync.WaitGroup // the runtimes' goroutines, abandoned ones included
 }
 
 // jsvm is one runtime of a codec, with the codec's functions looked up.
