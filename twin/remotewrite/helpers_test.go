@@ -54,6 +54,7 @@ func (r *receiver) problem(format string, args ...any) {
 }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.requests
@@ -74,7 +75,6 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		r.problem("request %d: method %s", n, req.Method)
 	}
-	body, err := io.ReadAll(req.Body)
 	if err != nil {
 		r.problem("request %d: read: %v", n, err)
 		w.WriteHeader(http.StatusInternalServerError)
