@@ -244,4 +244,3 @@ func TestVictoriaMetricsEndToEnd(t *testing.T) {
 		t.Errorf("VictoriaMetrics holds %d samples of %d points, want %d of %d", total, len(seen), sent, points)
 	}
 }
-
