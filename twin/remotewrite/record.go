@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/citymesh/citymesh/twin/history"
 )
@@ -42,21 +43,29 @@ type qsample struct {
 	value  float64
 }
 
-// encodeRecord appends the record of samples to dst.
-func encodeRecord(dst []byte, samples []history.Sample, index map[series]int, order []series) []byte {
+// encodeRecord appends the record of samples to dst; index and idx are
+// scratch space, returned for reuse.
+func encodeRecord(dst []byte, samples []history.Sample, index map[series]int, idx []int) ([]byte, []int) {
 	clear(index)
-	order = order[:0]
+	idx = idx[:0]
+	var order []series
 	minTime := int64(math.MaxInt64)
+	size := 16
 	for i := range samples {
 		k := seriesOf(&samples[i])
-		if _, ok := index[k]; !ok {
-			index[k] = len(order)
+		j, ok := index[k]
+		if !ok {
+			j = len(order)
+			index[k] = j
 			order = append(order, k)
+			size += len(k.Point) + len(k.Asset) + len(k.AssetKind) + len(k.Quantity) + len(k.Unit) + len(k.Site) + len(k.Tenant) + 7
 		}
+		idx = append(idx, j)
 		if ms := samples[i].Time.UnixMilli(); ms < minTime {
 			minTime = ms
 		}
 	}
+	dst = slices.Grow(dst, size+len(samples)*(binary.MaxVarintLen32+binary.MaxVarintLen64+8))
 	dst = append(dst, recordVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(samples)))
 	dst = binary.AppendVarint(dst, minTime)
@@ -68,11 +77,11 @@ func encodeRecord(dst []byte, samples []history.Sample, index map[series]int, or
 		}
 	}
 	for i := range samples {
-		dst = binary.AppendUvarint(dst, uint64(index[seriesOf(&samples[i])]))
+		dst = binary.AppendUvarint(dst, uint64(idx[i]))
 		dst = binary.AppendVarint(dst, samples[i].Time.UnixMilli())
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(samples[i].Value))
 	}
-	return dst
+	return dst, idx
 }
 
 var errBadRecord = errors.New("remotewrite: damaged queue record")

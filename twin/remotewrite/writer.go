@@ -114,12 +114,13 @@ func (w *Writer) Append(ctx context.Context, samples []history.Sample) error {
 	records := make([][]byte, 0, nrec)
 	counts := make([]int, 0, nrec)
 	mins := make([]int64, 0, nrec)
-	index := make(map[series]int)
-	var order []series
+	index := make(map[series]int, min(len(samples), max))
+	var idx []int
 	for len(samples) > 0 {
 		part := samples[:min(max, len(samples))]
 		samples = samples[len(part):]
-		r := encodeRecord(nil, part, index, order)
+		var r []byte
+		r, idx = encodeRecord(nil, part, index, idx)
 		_, m, _ := recordHeader(r)
 		records = append(records, r)
 		counts = append(counts, len(part))
