@@ -185,7 +185,9 @@ type Counts struct {
 	// Applied values became their point's latest; Stale values were older
 	// than the latest (kept out of the state, not out of the history);
 	// Rejected values or events were refused.
-	Applied, Stale, Rejected uint64
+	Applied  uint64 `json:"applied"`
+	Stale    uint64 `json:"stale"`
+	Rejected uint64 `json:"rejected"`
 }
 
 // Counts returns what Apply did so far.
@@ -262,8 +264,7 @@ func (s *State) Apply(t event.Topic, e event.Event, received time.Time, samples 
 			break
 		}
 		p := &s.points[pi]
-		f, ferr := strconv.ParseFloat(e.Observed, 64)
-		numeric := ferr == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+		f, numeric := checkValue(e.Observed)
 		if numeric {
 			samples = append(samples, s.sample(p, h.Time, f))
 		}
@@ -336,4 +337,19 @@ func (s *State) applyValue(ai int32, v *event.Value, at, received time.Time, src
 func (s *State) sample(p *pointEntry, at time.Time, v float64) history.Sample {
 	return history.Sample{Point: p.p.ID, Asset: p.p.Asset, AssetKind: string(p.p.AssetKind), Quantity: p.p.Quantity,
 		Unit: string(p.p.Unit), Site: p.p.Site, Tenant: p.p.Tenant, Time: at, Value: v}
+}
+
+// checkValue returns a check's observation as a number: a setpoint's
+// degrees as they are, a state as the campus model's state points count it
+// (1 up, clear or on; 0 down, blocked or off); false for anything else
+// ("unreadable", "failed").
+func checkValue(observed string) (float64, bool) {
+	switch observed {
+	case "up", "clear", "on":
+		return 1, true
+	case "down", "blocked", "off":
+		return 0, true
+	}
+	f, err := strconv.ParseFloat(observed, 64)
+	return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 }

@@ -170,7 +170,7 @@ func TestStateApply(t *testing.T) {
 }
 
 func TestStateCheckText(t *testing.T) {
-	// A lighting check observes "on": text, no number.
+	// A lighting check observes "on": the text, and 1 as a state.
 	s := NewState(small(t))
 	tp, ev := msg(t, event.NewTopic(event.DomainRobot, "campus", event.AssetRobot, "loomi", event.EventCheck),
 		&event.Check{Header: event.Header{Time: t0, Asset: "loomi", Source: event.Source{Type: event.SourceRobot}},
@@ -181,8 +181,8 @@ func TestStateCheckText(t *testing.T) {
 		t.Fatal(err)
 	}
 	ps, _ := s.Point("loomi/check/b01-light")
-	if ps.Text != "on" || ps.Value != nil || len(samples) != 0 {
-		t.Fatalf("check: text %q value %v samples %d, want on, none, 0", ps.Text, ps.Value, len(samples))
+	if ps.Text != "on" || ps.Value == nil || *ps.Value != 1 || len(samples) != 1 {
+		t.Fatalf("check: text %q value %v samples %d, want on, 1, 1", ps.Text, ps.Value, len(samples))
 	}
 }
 
