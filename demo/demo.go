@@ -126,8 +126,8 @@ type Demo struct {
 	conns    *run.Runtime
 	connBus  *bus.Local
 	watchBus *bus.Local
-	cityBus  *bus.Local      // the building gateways' bus when MQTT is off
-	twinBus  *bus.Local      // the twin's
+	cityBus  *bus.Local // the building gateways' bus when MQTT is off
+	twinBus  *bus.Local // the twin's
 	twin     *twin.Service
 	nsOut    *sim.MQTTOutput // the network servers' uplinks
 	cityOut  sim.Output      // the building gateways and robots
@@ -153,7 +153,7 @@ type Demo struct {
 	// twinClock holds the clock for the twin's handler, which may run
 	// before Start sets d.clock.
 	twinClock atomic.Value // of clockBox
-	wg     sync.WaitGroup
+	wg        sync.WaitGroup
 }
 
 // New checks the options, loads the campus, and creates the node (opening
