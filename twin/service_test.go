@@ -2,6 +2,7 @@ package twin
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"sync"
 	"testing"
@@ -170,3 +171,5 @@ func TestServiceSimulatedCampus(t *testing.T) {
 		}
 	}
 }
+
+var discard = slog.New(slog.DiscardHandler)
