@@ -36,6 +36,7 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 	}
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
 		fmt.Fprintf(tw, "  HTTP\thttp://%s\t/metrics, /healthz, the robot's pictures at /pictures/\n", a)
+		fmt.Fprintf(tw, "  twin\thttp://%s/api/v1/twin/\tevery point's latest state, assets, geometry (openapi.json)\n", a)
 	}
 	ns := d.ns.Addr(node.ListenerMQTT)
 	var servers []string
@@ -68,6 +69,7 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 	fmt.Fprintf(tw, "  citymesh sub%s -t 'v3/#' -t 'application/#' -v\t# the network servers' own messages\n", hostPort(ns))
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
 		fmt.Fprintf(tw, "  curl -s http://%s/metrics | grep citymesh_connector_uplinks\t# what the connectors did\n", a)
+		fmt.Fprintf(tw, "  curl -s 'http://%s/api/v1/twin/points?quantity=temperature&limit=3'\t# the twin: latest values\n", a)
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "\nCtrl-C stops it.\n")

@@ -39,6 +39,7 @@ import (
 	"github.com/citymesh/citymesh/mqtt"
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/sim"
+	"github.com/citymesh/citymesh/twin"
 )
 
 // Defaults of Options.
@@ -125,7 +126,9 @@ type Demo struct {
 	conns    *run.Runtime
 	connBus  *bus.Local
 	watchBus *bus.Local
-	cityBus  *bus.Local      // the building gateways' bus when MQTT is off
+	cityBus  *bus.Local // the building gateways' bus when MQTT is off
+	twinBus  *bus.Local // the twin's
+	twin     *twin.Service
 	nsOut    *sim.MQTTOutput // the network servers' uplinks
 	cityOut  sim.Output      // the building gateways and robots
 	player   *sim.Player
@@ -143,7 +146,14 @@ type Demo struct {
 		err             error              // the player's error, if it failed
 	}
 	failed chan struct{} // closed when the player failed
-	wg     sync.WaitGroup
+	// twinStop ends the twin's Run (Close calls it after the sources
+	// stopped).
+	twinStop context.CancelFunc
+	twinWG   sync.WaitGroup
+	// twinClock holds the clock for the twin's handler, which may run
+	// before Start sets d.clock.
+	twinClock atomic.Value // of clockBox
+	wg        sync.WaitGroup
 }
 
 // New checks the options, loads the campus, and creates the node (opening
@@ -230,6 +240,19 @@ func New(opts Options) (*Demo, error) {
 			return nil, err
 		}
 	}
+	// The twin: a client of the node's bus, its API on the HTTP listener.
+	// Its clock is the simulation's, set in Start.
+	if d.twinBus, err = bus.NewLocal(d.node.Broker(), "citymesh-twin"); err != nil {
+		return nil, err
+	}
+	if d.twin, err = twin.NewService(twin.Options{Model: m, Bus: d.twinBus, Logger: opts.Logger, Now: d.twinNow}); err != nil {
+		return nil, err
+	}
+	if enabled(opts.HTTP) {
+		if err := d.node.Handle(twin.APIPrefix, twin.Handler(d.twin.State(), twin.HandlerOptions{Now: d.twinNow})); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return d, nil
 }
@@ -283,6 +306,20 @@ func (d *Demo) Start(ctx context.Context) (err error) {
 			return err
 		}
 		d.clock, connClock = sc, scaledClock{sc}
+	}
+	d.twinClock.Store(clockBox{d.clock})
+
+	// The twin, recovered and subscribed before anything publishes.
+	tctx, tstop := context.WithCancel(ctx)
+	d.twinStop = tstop
+	twinErr := make(chan error, 1)
+	d.twinWG.Go(func() { twinErr <- d.twin.Run(tctx) })
+	select {
+	case <-d.twin.Ready():
+	case err := <-twinErr:
+		return fmt.Errorf("demo: twin: %w", err)
+	case <-caller.Done():
+		return caller.Err()
 	}
 
 	// The connectors, on the node's bus, reading the endpoint.
@@ -502,6 +539,10 @@ func (d *Demo) Close() error {
 	if d.conns != nil {
 		errs = append(errs, d.conns.Close())
 	}
+	if d.twinStop != nil {
+		d.twinStop()
+		d.twinWG.Wait()
+	}
 	if started && d.playerRef.Load() != nil {
 		d.logSummary("demo stopped")
 	}
@@ -511,7 +552,7 @@ func (d *Demo) Close() error {
 // release closes the buses, the node and the endpoint.
 func (d *Demo) release() error {
 	var errs []error
-	for _, b := range []*bus.Local{d.connBus, d.watchBus, d.cityBus} {
+	for _, b := range []*bus.Local{d.connBus, d.watchBus, d.cityBus, d.twinBus} {
 		if b != nil {
 			errs = append(errs, b.Close())
 		}
@@ -524,6 +565,21 @@ func (d *Demo) release() error {
 	}
 	return errors.Join(errs...)
 }
+
+// twinNow is the twin's clock: the simulation's once it runs.
+func (d *Demo) twinNow() time.Time {
+	if c, ok := d.twinClock.Load().(clockBox); ok {
+		return c.c.Now()
+	}
+	return time.Now()
+}
+
+// clockBox holds a sim.Clock in an atomic.Value.
+type clockBox struct{ c sim.Clock }
+
+// Twin returns the digital twin the demo runs on the node's bus; its API
+// is at /api/v1/twin/ on the HTTP listener.
+func (d *Demo) Twin() *twin.Service { return d.twin }
 
 // Node returns the citymesh node: its broker (bus.NewLocal), registry and
 // listeners.

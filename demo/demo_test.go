@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -169,7 +170,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"mqtt://" + d.Addr(node.ListenerMQTT).String(), "mqtt://" + d.Addr(demo.ListenerNetworkServer).String(),
-		"citymesh sub -p ", "'vineyard/#'", "'energy/+/meter/+/reading'", "v3/hn-wartberg-vineyards@ttn/devices/+/up"} {
+		"citymesh sub -p ", "/api/v1/twin/", "'vineyard/#'", "'energy/+/meter/+/reading'", "v3/hn-wartberg-vineyards@ttn/devices/+/up"} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner.String())
 		}
@@ -221,6 +222,40 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{"citymesh_connector_uplinks_received_total", "citymesh_connector_connected", "citymesh_messages_received_total"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// The twin holds the campus's values, on the node's HTTP listener;
+	// asked with Debian's curl where it is installed.
+	twinURL := "http://" + d.Addr(node.ListenerHTTP).String() + "/api/v1/twin/points?kind=meter&limit=5"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var body []byte
+		if curl, err := exec.LookPath("curl"); err == nil {
+			body, err = exec.Command(curl, "-sS", "--fail", twinURL).Output()
+			if err != nil {
+				t.Fatalf("curl %s: %v", twinURL, err)
+			}
+		} else {
+			resp, err := http.Get(twinURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		var l struct {
+			Count  int `json:"count"`
+			Points []struct {
+				Value *float64 `json:"value"`
+			} `json:"points"`
+		}
+		if err := json.Unmarshal(body, &l); err != nil || l.Count != 5 {
+			t.Fatalf("GET %s: %s (%v)", twinURL, body, err)
+		}
+		if l.Points[0].Value != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the twin has no meter value after 30 s: %s", body)
 		}
 	}
 	http.DefaultClient.CloseIdleConnections()
