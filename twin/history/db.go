@@ -1,0 +1,443 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// MetricName is the metric name (__name__) of every sample of the history:
+// one metric, whose labels say which point, asset and quantity a series is.
+const MetricName = "citymesh_point_value"
+
+// The label names of a series. A label whose value is empty is left out, as
+// Prometheus does.
+const (
+	LabelPoint     = "point"
+	LabelAsset     = "asset"
+	LabelAssetKind = "asset_kind"
+	LabelQuantity  = "quantity"
+	LabelUnit      = "unit"
+	LabelSite      = "site"
+	LabelTenant    = "tenant"
+)
+
+// DefaultRetention is how long the history keeps samples and events when
+// Options.Retention is zero.
+const DefaultRetention = 400 * 24 * time.Hour
+
+// DefaultOutOfOrderWindow is how late a sample may arrive and still be kept
+// when Options.OutOfOrderWindow is zero.
+const DefaultOutOfOrderWindow = 24 * time.Hour
+
+// Options configure a DB. The zero value is usable.
+type Options struct {
+	// Retention is how long samples and events are kept (DefaultRetention if
+	// zero).
+	Retention time.Duration
+	// KindRetention shortens the retention of the samples and events of the
+	// assets of some kinds (asset_kind -> retention). A kind's retention
+	// longer than Retention has no effect.
+	KindRetention map[string]time.Duration
+	// RetentionInterval is how often the per-kind retention is applied (one
+	// hour if zero).
+	RetentionInterval time.Duration
+	// OutOfOrderWindow is how far behind the newest sample of a series a
+	// sample may arrive and still be kept (DefaultOutOfOrderWindow if zero,
+	// none if negative).
+	OutOfOrderWindow time.Duration
+	// SyncWAL makes every Append fsync the write-ahead log before it
+	// returns, so that what it took survives a crash of the machine as well
+	// as one of the process.
+	SyncWAL bool
+	// Logger receives the history's log (slog.Default() if nil).
+	Logger *slog.Logger
+	// Now is the clock of retention (time.Now if nil).
+	Now func() time.Time
+}
+
+// A DB is the embedded history: a Prometheus TSDB for the numeric samples
+// and an EventLog for the events. Its methods are safe for concurrent use.
+type DB struct {
+	tsdb   *tsdb.DB
+	events *EventLog
+	opts   Options
+	dir    string
+	log    *slog.Logger
+
+	mu    sync.Mutex // guards cache
+	cache map[string]*seriesEntry
+
+	syncMu sync.Mutex // serialises SyncWAL's fsyncs
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// seriesEntry caches the labels and TSDB reference of one point's series.
+type seriesEntry struct {
+	meta Sample // the sample whose labels these are (Time and Value unused)
+	lset labels.Labels
+	ref  storage.SeriesRef
+}
+
+// Open opens (or creates) the history in dir: the TSDB in dir and the event
+// log in dir/events. It starts the retention loop; Close stops it.
+func Open(dir string, opts Options) (*DB, error) {
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.RetentionInterval <= 0 {
+		opts.RetentionInterval = time.Hour
+	}
+	if opts.OutOfOrderWindow == 0 {
+		opts.OutOfOrderWindow = DefaultOutOfOrderWindow
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	to := tsdb.DefaultOptions()
+	to.RetentionDuration = opts.Retention.Milliseconds()
+	if opts.OutOfOrderWindow > 0 {
+		to.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
+	}
+	// Blocks may grow to a tenth of the retention, as Prometheus does, so
+	// that a long range is read from few blocks.
+	to.MaxBlockDuration = max(to.MinBlockDuration, min(opts.Retention.Milliseconds()/10, (31*24*time.Hour).Milliseconds()))
+	log := opts.Logger.With("component", "history")
+	tdb, err := tsdb.Open(dir, slog.New(warnHandler{log.Handler()}), nil, to, nil)
+	if err != nil {
+		return nil, fmt.Errorf("history: open tsdb in %s: %w", dir, err)
+	}
+	ev, err := OpenEventLog(filepath.Join(dir, "events"))
+	if err != nil {
+		tdb.Close()
+		return nil, err
+	}
+	db := &DB{
+		tsdb:   tdb,
+		events: ev,
+		opts:   opts,
+		dir:    dir,
+		log:    log,
+		cache:  make(map[string]*seriesEntry),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go db.retentionLoop()
+	return db, nil
+}
+
+// TSDB returns the underlying Prometheus TSDB, for queries with the
+// Prometheus engine; it must not be closed by the caller.
+func (db *DB) TSDB() *tsdb.DB { return db.tsdb }
+
+// Events returns the event log of the history.
+func (db *DB) Events() *EventLog { return db.events }
+
+// Close stops the retention loop and closes the TSDB and the event log.
+func (db *DB) Close() error {
+	close(db.stop)
+	<-db.done
+	return errors.Join(db.tsdb.Close(), db.events.Close())
+}
+
+// Labels returns the labels of the series of s.
+func Labels(s Sample) labels.Labels {
+	b := labels.NewScratchBuilder(8)
+	b.Add(labels.MetricName, MetricName)
+	add := func(n, v string) {
+		if v != "" {
+			b.Add(n, v)
+		}
+	}
+	add(LabelPoint, s.Point)
+	add(LabelAsset, s.Asset)
+	add(LabelAssetKind, s.AssetKind)
+	add(LabelQuantity, s.Quantity)
+	add(LabelUnit, s.Unit)
+	add(LabelSite, s.Site)
+	add(LabelTenant, s.Tenant)
+	b.Sort()
+	return b.Labels()
+}
+
+func sameSeries(a, b *Sample) bool {
+	return a.Point == b.Point && a.Asset == b.Asset && a.AssetKind == b.AssetKind &&
+		a.Quantity == b.Quantity && a.Unit == b.Unit && a.Site == b.Site && a.Tenant == b.Tenant
+}
+
+// Append adds samples to the history. It implements Sink: when it returns
+// nil the samples are in the TSDB's write-ahead log (written to the
+// operating system, and fsynced too if Options.SyncWAL), so they survive a
+// restart of the process; when it returns an error none of them is kept.
+// Samples older than the newest of their series by more than the
+// out-of-order window are rejected, and so is the whole batch.
+func (db *DB) Append(ctx context.Context, samples []Sample) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("history: append: %w", err)
+	}
+	app := db.tsdb.Appender(ctx)
+	db.mu.Lock()
+	var err error
+	for i := range samples {
+		s := &samples[i]
+		if s.Point == "" {
+			err = fmt.Errorf("history: append: sample %d has no point", i)
+			break
+		}
+		e := db.cache[s.Point]
+		if e == nil || !sameSeries(&e.meta, s) {
+			e = &seriesEntry{meta: *s, lset: Labels(*s)}
+			e.meta.Time, e.meta.Value = time.Time{}, 0
+			db.cache[s.Point] = e
+		}
+		var ref storage.SeriesRef
+		ref, err = app.Append(e.ref, e.lset, s.Time.UnixMilli(), s.Value)
+		if err != nil {
+			err = fmt.Errorf("history: append %s at %s: %w", s.Point, s.Time.Format(time.RFC3339Nano), err)
+			break
+		}
+		e.ref = ref
+	}
+	db.mu.Unlock()
+	if err != nil {
+		if rerr := app.Rollback(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return err
+	}
+	if err := app.Commit(); err != nil {
+		return fmt.Errorf("history: commit: %w", err)
+	}
+	if db.opts.SyncWAL {
+		if err := db.syncWAL(); err != nil {
+			return fmt.Errorf("history: sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// syncWAL fsyncs the newest segment of the write-ahead log and of the
+// out-of-order write-behind log. fsync acts on the file, whichever
+// descriptor it is called on, so a descriptor of our own will do.
+func (db *DB) syncWAL() error {
+	db.syncMu.Lock()
+	defer db.syncMu.Unlock()
+	for _, sub := range []string{"wal", "wbl"} {
+		if err := syncNewestSegment(filepath.Join(db.dir, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncNewestSegment(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	newest, name := -1, ""
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err == nil && n > newest {
+			newest, name = n, e.Name()
+		}
+	}
+	if name == "" {
+		return nil
+	}
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	return errors.Join(err, f.Close())
+}
+
+// retentionLoop applies the per-kind retention every RetentionInterval.
+func (db *DB) retentionLoop() {
+	defer close(db.done)
+	if len(db.opts.KindRetention) == 0 {
+		<-db.stop
+		return
+	}
+	t := time.NewTicker(db.opts.RetentionInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-db.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := db.ApplyRetention(ctx); err != nil && ctx.Err() == nil {
+			db.log.Warn("retention", "err", err)
+		}
+		cancel()
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ApplyRetention deletes the samples and events of each kind of
+// Options.KindRetention older than its retention. TSDB keeps one retention
+// for a whole database, so the shorter ones are tombstones (tsdb's Delete)
+// cleaned out of the blocks at once; the DB's own Retention is applied by the
+// TSDB itself, which drops whole blocks. Open runs it every
+// RetentionInterval.
+func (db *DB) ApplyRetention(ctx context.Context) error {
+	now := db.opts.Now()
+	deleted := false
+	for kind, ret := range db.opts.KindRetention {
+		if ret <= 0 || ret >= db.opts.Retention {
+			continue
+		}
+		cutoff := now.Add(-ret)
+		m := labels.MustNewMatcher(labels.MatchEqual, LabelAssetKind, kind)
+		if err := db.tsdb.Delete(ctx, math.MinInt64, cutoff.UnixMilli()-1, m); err != nil {
+			return fmt.Errorf("history: retention of %s: %w", kind, err)
+		}
+		deleted = true
+	}
+	if deleted {
+		if err := db.tsdb.CleanTombstones(); err != nil {
+			return fmt.Errorf("history: clean tombstones: %w", err)
+		}
+	}
+	return db.events.applyRetention(now, db.opts.Retention, db.opts.KindRetention)
+}
+
+// DeleteTenant erases every sample and event of tenant: none is queryable
+// when it returns, and the TSDB's blocks are rewritten without them. The
+// samples still in the head's write-ahead log are dropped from disk when
+// the head is next compacted (within three hours).
+func (db *DB) DeleteTenant(ctx context.Context, tenant string) error {
+	if tenant == "" {
+		return errors.New("history: delete tenant: empty tenant")
+	}
+	// The head's index would still name the tenant's series (in label
+	// values) after their samples are deleted: move them out of the head
+	// into a block first, then delete them from every block.
+	refs, err := db.headSeries(ctx, LabelTenant, tenant)
+	if err != nil {
+		return fmt.Errorf("history: delete tenant %s: %w", tenant, err)
+	}
+	if err := db.tsdb.CompactSelectedSeries(refs); err != nil {
+		return fmt.Errorf("history: delete tenant %s: %w", tenant, err)
+	}
+	m := labels.MustNewMatcher(labels.MatchEqual, LabelTenant, tenant)
+	if err := db.tsdb.Delete(ctx, math.MinInt64, math.MaxInt64, m); err != nil {
+		return fmt.Errorf("history: delete tenant %s: %w", tenant, err)
+	}
+	if err := db.tsdb.CleanTombstones(); err != nil {
+		return fmt.Errorf("history: delete tenant %s: %w", tenant, err)
+	}
+	db.mu.Lock()
+	for k, e := range db.cache {
+		if e.meta.Tenant == tenant {
+			delete(db.cache, k)
+		}
+	}
+	db.mu.Unlock()
+	if err := db.events.DeleteTenant(ctx, tenant); err != nil {
+		return err
+	}
+	return nil
+}
+
+// headSeries returns the references of the head's series whose label name
+// has value v.
+func (db *DB) headSeries(ctx context.Context, name, v string) ([]storage.SeriesRef, error) {
+	ir, err := db.tsdb.Head().Index()
+	if err != nil {
+		return nil, err
+	}
+	defer ir.Close()
+	p, err := ir.Postings(ctx, name, v)
+	if err != nil {
+		return nil, err
+	}
+	var refs []storage.SeriesRef
+	for p.Next() {
+		refs = append(refs, p.At())
+	}
+	return refs, p.Err()
+}
+
+// matchers returns the label matchers selecting the samples whose labels
+// equal the non-empty ones of f (all of the history if none).
+func matchers(f Filter) []*labels.Matcher {
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, MetricName)}
+	for _, kv := range [][2]string{
+		{LabelPoint, f.Point}, {LabelAsset, f.Asset}, {LabelAssetKind, f.AssetKind},
+		{LabelQuantity, f.Quantity}, {LabelSite, f.Site}, {LabelTenant, f.Tenant},
+	} {
+		if kv[1] != "" {
+			ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, kv[0], kv[1]))
+		}
+	}
+	return ms
+}
+
+// A Filter selects samples by their labels: each non-empty field must equal
+// the sample's.
+type Filter struct {
+	Point, Asset, AssetKind, Quantity, Site, Tenant string
+}
+
+func (f Filter) String() string {
+	var b strings.Builder
+	for i, m := range matchers(f) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(m.String())
+	}
+	return b.String()
+}
+
+// warnHandler passes on the records of Warn level and above: the TSDB logs
+// every compaction and WAL replay at Info.
+type warnHandler struct{ slog.Handler }
+
+func (h warnHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h warnHandler) WithGroup(name string) slog.Handler {
+	return warnHandler{h.Handler.WithGroup(name)}
+}

@@ -1,0 +1,371 @@
+package history
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// t0 is the start of the test data.
+// quiet drops the log of the tests.
+var quiet = slog.New(slog.DiscardHandler)
+
+var t0 = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+func openTest(t testing.TB, opts Options) *DB {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
+	db, err := Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func sample(point, asset, kind, site, tenant string, sec int, v float64) Sample {
+	return Sample{Point: point, Asset: asset, AssetKind: kind, Quantity: "temperature", Unit: "Cel",
+		Site: site, Tenant: tenant, Time: at(sec), Value: v}
+}
+
+// testData is the data of the aggregation tests: windows of a minute from
+// t0 hold, for p1, {1,3} {5,7} {} {2}; p2 (same asset) {10} {20}; p3
+// (another asset, kind, site and tenant) {100}.
+func testData() []Sample {
+	return []Sample{
+		sample("a1/p1", "a1", "room", "s1", "t1", 0, 1),
+		sample("a1/p1", "a1", "room", "s1", "t1", 30, 3),
+		sample("a1/p1", "a1", "room", "s1", "t1", 60, 5),
+		sample("a1/p1", "a1", "room", "s1", "t1", 90, 7),
+		sample("a1/p1", "a1", "room", "s1", "t1", 180, 2),
+		sample("a1/p2", "a1", "room", "s1", "t1", 15, 10),
+		sample("a1/p2", "a1", "room", "s1", "t1", 75, 20),
+		sample("a2/p3", "a2", "meter", "s2", "t2", 0, 100),
+	}
+}
+
+func b(sec int, v float64, n int) Bucket { return Bucket{Start: at(sec), Value: v, Count: n} }
+
+func TestAggregate(t *testing.T) {
+	db := openTest(t, Options{})
+	if err := db.Append(t.Context(), testData()); err != nil {
+		t.Fatal(err)
+	}
+	p1 := Filter{Point: "a1/p1"}
+	tests := []struct {
+		name       string
+		q          Query
+		want       []Series
+		wantErrStr string
+	}{
+		{"p1 avg, an empty window", Query{Filter: p1, GroupBy: LabelPoint, Start: at(0), End: at(240), Window: time.Minute, Func: Avg},
+			[]Series{{"a1/p1", []Bucket{b(0, 2, 2), b(60, 6, 2), b(180, 2, 1)}}}, ""},
+		{"p1 min", Query{Filter: p1, GroupBy: LabelPoint, Start: at(0), End: at(240), Window: time.Minute, Func: Min},
+			[]Series{{"a1/p1", []Bucket{b(0, 1, 2), b(60, 5, 2), b(180, 2, 1)}}}, ""},
+		{"p1 max", Query{Filter: p1, GroupBy: LabelPoint, Start: at(0), End: at(240), Window: time.Minute, Func: Max},
+			[]Series{{"a1/p1", []Bucket{b(0, 3, 2), b(60, 7, 2), b(180, 2, 1)}}}, ""},
+		{"p1 sum", Query{Filter: p1, GroupBy: LabelPoint, Start: at(0), End: at(240), Window: time.Minute, Func: Sum},
+			[]Series{{"a1/p1", []Bucket{b(0, 4, 2), b(60, 12, 2), b(180, 2, 1)}}}, ""},
+		{"p1 count", Query{Filter: p1, GroupBy: LabelPoint, Start: at(0), End: at(240), Window: time.Minute, Func: Count},
+			[]Series{{"a1/p1", []Bucket{b(0, 2, 2), b(60, 2, 2), b(180, 1, 1)}}}, ""},
+		{"p1 last", Query{Filter: p1, GroupBy: LabelPoint, Start: at(0), End: at(240), Window: time.Minute, Func: Last},
+			[]Series{{"a1/p1", []Bucket{b(0, 3, 2), b(60, 7, 2), b(180, 2, 1)}}}, ""},
+		{"end excluded, one window", Query{Filter: p1, Start: at(0), End: at(60), Func: Count},
+			[]Series{{"", []Bucket{b(0, 2, 2)}}}, ""},
+		{"start included, offset windows", Query{Filter: p1, Start: at(30), End: at(90), Window: 30 * time.Second, Func: Sum},
+			[]Series{{"", []Bucket{b(30, 3, 1), b(60, 5, 1)}}}, ""},
+		{"last window cut at end", Query{Filter: p1, Start: at(0), End: at(181), Window: time.Minute, Func: Count},
+			[]Series{{"", []Bucket{b(0, 2, 2), b(60, 2, 2), b(180, 1, 1)}}}, ""},
+		{"nothing in range", Query{Filter: p1, Start: at(1000), End: at(2000), Window: time.Minute, Func: Avg},
+			[]Series{}, ""},
+		{"by asset, avg of all samples", Query{GroupBy: LabelAsset, Start: at(0), End: at(120), Window: time.Minute, Func: Avg},
+			[]Series{
+				{"a1", []Bucket{b(0, 14.0/3, 3), b(60, 32.0/3, 3)}},
+				{"a2", []Bucket{b(0, 100, 1)}},
+			}, ""},
+		{"by asset, last of the group", Query{GroupBy: LabelAsset, Start: at(0), End: at(120), Window: time.Minute, Func: Last},
+			[]Series{
+				{"a1", []Bucket{b(0, 3, 3), b(60, 7, 3)}},
+				{"a2", []Bucket{b(0, 100, 1)}},
+			}, ""},
+		{"by kind, rooms only", Query{Filter: Filter{AssetKind: "room"}, GroupBy: LabelAssetKind, Start: at(0), End: at(240), Func: Max},
+			[]Series{{"room", []Bucket{b(0, 20, 7)}}}, ""},
+		{"by site", Query{GroupBy: LabelSite, Start: at(0), End: at(240), Func: Sum},
+			[]Series{{"s1", []Bucket{b(0, 48, 7)}}, {"s2", []Bucket{b(0, 100, 1)}}}, ""},
+		{"by tenant, one tenant", Query{Filter: Filter{Tenant: "t2"}, GroupBy: LabelTenant, Start: at(0), End: at(240), Func: Count},
+			[]Series{{"t2", []Bucket{b(0, 1, 1)}}}, ""},
+		{"unknown function", Query{Start: at(0), End: at(1), Func: "median"}, nil, "unknown function"},
+		{"bad group", Query{GroupBy: "colour", Start: at(0), End: at(1), Func: Avg}, nil, "cannot group"},
+		{"end before start", Query{Start: at(10), End: at(0), Func: Avg}, nil, "not after start"},
+		{"too many windows", Query{Start: at(0), End: at(100000), Window: time.Second, Func: Avg}, nil, "more than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := db.Aggregate(t.Context(), tt.q)
+			if tt.wantErrStr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErrStr) {
+					t.Fatalf("err = %v, want one with %q", err, tt.wantErrStr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := json.Marshal(res.Series)
+			want, _ := json.Marshal(tt.want)
+			if !bytes.Equal(got, want) {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestAppendOutOfOrder(t *testing.T) {
+	db := openTest(t, Options{OutOfOrderWindow: time.Hour})
+	ctx := t.Context()
+	s := func(sec int, v float64) []Sample {
+		return []Sample{sample("a/p", "a", "device", "", "", sec, v)}
+	}
+	for _, step := range []struct {
+		sec     int
+		ok      bool
+		comment string
+	}{
+		{7200, true, "newest"},
+		{7000, true, "late, within the window (a late LoRaWAN uplink)"},
+		{100, false, "later than the window"},
+	} {
+		err := db.Append(ctx, s(step.sec, float64(step.sec)))
+		if (err == nil) != step.ok {
+			t.Fatalf("%s: Append = %v", step.comment, err)
+		}
+	}
+	// A batch with a bad sample keeps nothing.
+	bad := append(s(7300, 1), s(50, 1)...)
+	if err := db.Append(ctx, bad); err == nil {
+		t.Fatal("batch with a too old sample taken")
+	}
+	if err := db.Append(ctx, []Sample{{Value: 1, Time: at(8000)}}); err == nil {
+		t.Fatal("sample without point taken")
+	}
+	res, err := db.Aggregate(ctx, Query{Start: at(0), End: at(10000), Func: Count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Series) != 1 || res.Series[0].Points[0].Value != 2 {
+		t.Fatalf("count = %+v, want 2 samples", res.Series)
+	}
+}
+
+// TestAppendSurvivesKill appends in a child process that then kills itself
+// with SIGKILL without closing the DB, and checks that every sample whose
+// Append returned nil is there when the DB is opened again.
+func TestAppendSurvivesKill(t *testing.T) {
+	if dir := os.Getenv("HISTORY_KILL_DIR"); dir != "" {
+		killChild(dir)
+		return
+	}
+	for _, sync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SyncWAL=%v", sync), func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestAppendSurvivesKill$")
+			cmd.Env = append(os.Environ(), "HISTORY_KILL_DIR="+dir, fmt.Sprintf("HISTORY_KILL_SYNC=%v", sync))
+			out, err := cmd.CombinedOutput()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("child did not die of SIGKILL: %v\n%s", err, out)
+			}
+			db, err := Open(dir, Options{Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			res, err := db.Aggregate(t.Context(), Query{Start: at(0), End: at(100000), Func: Count})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Series) != 1 || res.Series[0].Points[0].Value != 1000 {
+				t.Fatalf("after the kill: %+v, want 1000 samples", res.Series)
+			}
+			ev, err := db.Events().Query(t.Context(), "a", at(0), at(100000), 0)
+			if err != nil || len(ev) != 10 {
+				t.Fatalf("events after the kill: %d, %v; want 10", len(ev), err)
+			}
+		})
+	}
+}
+
+func killChild(dir string) {
+	db, err := Open(dir, Options{Logger: quiet, SyncWAL: os.Getenv("HISTORY_KILL_SYNC") == "true"})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	for i := range 100 {
+		batch := make([]Sample, 10)
+		for j := range batch {
+			batch[j] = sample("a/p", "a", "device", "", "", i*10+j, float64(i))
+		}
+		if err := db.Append(ctx, batch); err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		if i%10 == 0 {
+			err := db.Events().Append(ctx, []Event{{Asset: "a", Type: "status", Time: at(i), Data: json.RawMessage(`"up"`)}})
+			if err != nil {
+				fmt.Println(err)
+				os.Exit(2)
+			}
+		}
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
+
+func TestKindRetention(t *testing.T) {
+	now := at(10 * 3600)
+	db := openTest(t, Options{
+		KindRetention:     map[string]time.Duration{"device": time.Hour},
+		RetentionInterval: time.Hour,
+		Now:               func() time.Time { return now },
+	})
+	ctx := t.Context()
+	var ss []Sample
+	for h := range 10 {
+		ss = append(ss,
+			sample("d/p", "d", "device", "", "", h*3600, 1),
+			sample("r/p", "r", "room", "", "", h*3600, 1))
+	}
+	if err := db.Append(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	var evs []Event
+	for h := range 10 {
+		evs = append(evs,
+			Event{Asset: "d", AssetKind: "device", Type: "status", Time: at(h * 3600)},
+			Event{Asset: "r", AssetKind: "room", Type: "alarm", Time: at(h * 3600)})
+	}
+	if err := db.Events().Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ApplyRetention(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Aggregate(ctx, Query{GroupBy: LabelAssetKind, Start: at(0), End: now, Func: Count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(res.Series)
+	want, _ := json.Marshal([]Series{{"device", []Bucket{b(0, 1, 1)}}, {"room", []Bucket{b(0, 10, 10)}}})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("after retention\ngot  %s\nwant %s", got, want)
+	}
+	for asset, n := range map[string]int{"d": 1, "r": 10} {
+		ev, err := db.Events().Query(ctx, asset, at(0), now, 0)
+		if err != nil || len(ev) != n {
+			t.Fatalf("events of %s after retention: %d, %v; want %d", asset, len(ev), err, n)
+		}
+	}
+}
+
+func TestDeleteTenant(t *testing.T) {
+	db := openTest(t, Options{})
+	ctx := t.Context()
+	// Four hours of data, so that the head compacts into a block and the
+	// deletion has to rewrite it.
+	var ss []Sample
+	for m := range 4 * 60 {
+		ss = append(ss,
+			sample("a1/p", "a1", "room", "s", "acme", m*60, float64(m)),
+			sample("a2/p", "a2", "room", "s", "zenith", m*60, float64(m)))
+	}
+	if err := db.Append(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.TSDB().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(db.TSDB().Blocks()) == 0 {
+		t.Fatal("no block after compaction")
+	}
+	err := db.Events().Append(ctx, []Event{
+		{Asset: "a1", Tenant: "acme", Type: "incident", Time: at(60), Data: json.RawMessage(`{"what":"leak"}`)},
+		{Asset: "a2", Tenant: "zenith", Type: "incident", Time: at(60)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(tenant string) (samples, events int) {
+		var buf bytes.Buffer
+		if err := db.ExportTenant(ctx, tenant, &buf); err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(&buf)
+		for dec.More() {
+			var r ExportRecord
+			if err := dec.Decode(&r); err != nil {
+				t.Fatal(err)
+			}
+			switch r.Kind {
+			case "sample":
+				samples++
+				if r.Labels[LabelTenant] != tenant {
+					t.Fatalf("export of %s has %+v", tenant, r)
+				}
+			case "event":
+				events++
+			}
+		}
+		return samples, events
+	}
+	if s, e := count("acme"); s != 240 || e != 1 {
+		t.Fatalf("export before deletion: %d samples, %d events; want 240, 1", s, e)
+	}
+	if err := db.DeleteTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if s, e := count("acme"); s != 0 || e != 0 {
+		t.Fatalf("export after deletion: %d samples, %d events; want none", s, e)
+	}
+	if s, e := count("zenith"); s != 240 || e != 1 {
+		t.Fatalf("other tenant after deletion: %d samples, %d events; want 240, 1", s, e)
+	}
+	res, err := db.Aggregate(ctx, Query{GroupBy: LabelTenant, Start: at(0), End: at(86400), Func: Count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Series) != 1 || res.Series[0].Group != "zenith" {
+		t.Fatalf("aggregate after deletion: %+v", res.Series)
+	}
+	ev, err := db.Events().Query(ctx, "a1", at(0), at(86400), 0)
+	if err != nil || len(ev) != 0 {
+		t.Fatalf("events of a1 after deletion: %v, %v", ev, err)
+	}
+	// Nor through the Prometheus API: series, label values, PromQL.
+	srv := newTestServer(t, db, APIOptions{})
+	for _, path := range []string{
+		"/prometheus/api/v1/series?match[]=citymesh_point_value{tenant=\"acme\"}",
+		"/prometheus/api/v1/label/tenant/values",
+		"/prometheus/api/v1/query?query=count_over_time(citymesh_point_value{tenant=\"acme\"}[1d])&time=" + fmt.Sprint(at(4*3600).Unix()),
+	} {
+		_, body := get(t, srv, path)
+		if strings.Contains(body, "acme") || strings.Contains(body, `"value"`) {
+			t.Errorf("%s after deletion: %s", path, body)
+		}
+	}
+	if err := db.DeleteTenant(ctx, ""); err == nil {
+		t.Error("DeleteTenant of the empty tenant succeeded")
+	}
+}
