@@ -170,6 +170,13 @@ func (db *DB) Aggregate(ctx context.Context, q Query) (Result, error) {
 	res := Result{Series: make([]Series, 0, len(groups))}
 	for g, a := range groups {
 		s := Series{Group: g}
+		used := 0
+		for _, n := range a.n {
+			if n > 0 {
+				used++
+			}
+		}
+		s.Points = make([]Bucket, 0, used)
 		for i, n := range a.n {
 			if n == 0 {
 				continue
