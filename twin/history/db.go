@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -81,6 +82,8 @@ type DB struct {
 	cache map[string]*seriesEntry
 
 	syncMu sync.Mutex // serialises SyncWAL's fsyncs
+
+	dropped atomic.Uint64 // samples Append left out
 
 	stop chan struct{}
 	done chan struct{}
@@ -188,9 +191,14 @@ func sameSeries(a, b *Sample) bool {
 // Append adds samples to the history. It implements Sink: when it returns
 // nil the samples are in the TSDB's write-ahead log (written to the
 // operating system, and fsynced too if Options.SyncWAL), so they survive a
-// restart of the process; when it returns an error none of them is kept.
-// Samples older than the newest of their series by more than the
-// out-of-order window are rejected, and so is the whole batch.
+// restart of the process; when it returns an error (the context's, or the
+// disk's) none of them is kept, and the same batch may be tried again.
+//
+// Samples the history refuses for good are left out and counted (see
+// Dropped) without failing the batch, so that one bad sample does not hold
+// back a durable queue forever: a sample without a point, one older than
+// the newest of its series by more than the out-of-order window, and a
+// second, different value of a series at the same millisecond.
 func (db *DB) Append(ctx context.Context, samples []Sample) error {
 	if len(samples) == 0 {
 		return nil
@@ -201,11 +209,12 @@ func (db *DB) Append(ctx context.Context, samples []Sample) error {
 	app := db.tsdb.Appender(ctx)
 	db.mu.Lock()
 	var err error
+	dropped := 0
 	for i := range samples {
 		s := &samples[i]
 		if s.Point == "" {
-			err = fmt.Errorf("history: append: sample %d has no point", i)
-			break
+			dropped++
+			continue
 		}
 		e := db.cache[s.Point]
 		if e == nil || !sameSeries(&e.meta, s) {
@@ -215,6 +224,11 @@ func (db *DB) Append(ctx context.Context, samples []Sample) error {
 		}
 		var ref storage.SeriesRef
 		ref, err = app.Append(e.ref, e.lset, s.Time.UnixMilli(), s.Value)
+		if refused(err) {
+			dropped++
+			err = nil
+			continue
+		}
 		if err != nil {
 			err = fmt.Errorf("history: append %s at %s: %w", s.Point, s.Time.Format(time.RFC3339Nano), err)
 			break
@@ -231,6 +245,9 @@ func (db *DB) Append(ctx context.Context, samples []Sample) error {
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("history: commit: %w", err)
 	}
+	if dropped > 0 {
+		db.dropped.Add(uint64(dropped))
+	}
 	if db.opts.SyncWAL {
 		if err := db.syncWAL(); err != nil {
 			return fmt.Errorf("history: sync: %w", err)
@@ -238,6 +255,15 @@ func (db *DB) Append(ctx context.Context, samples []Sample) error {
 	}
 	return nil
 }
+
+// refused reports whether err is the TSDB refusing a sample for good.
+func refused(err error) bool {
+	return err != nil && (errors.Is(err, storage.ErrOutOfBounds) || errors.Is(err, storage.ErrOutOfOrderSample) ||
+		errors.Is(err, storage.ErrTooOldSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp))
+}
+
+// Dropped returns how many samples Append has left out since Open.
+func (db *DB) Dropped() uint64 { return db.dropped.Load() }
 
 // syncWAL fsyncs the newest segment of the write-ahead log and of the
 // out-of-order write-behind log. fsync acts on the file, whichever

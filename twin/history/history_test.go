@@ -135,37 +135,41 @@ func TestAggregate(t *testing.T) {
 func TestAppendOutOfOrder(t *testing.T) {
 	db := openTest(t, Options{OutOfOrderWindow: time.Hour})
 	ctx := t.Context()
-	s := func(sec int, v float64) []Sample {
-		return []Sample{sample("a/p", "a", "device", "", "", sec, v)}
-	}
-	for _, step := range []struct {
-		sec     int
-		ok      bool
-		comment string
+	s := func(sec int, v float64) Sample { return sample("a/p", "a", "device", "", "", sec, v) }
+	tests := []struct {
+		name    string
+		batch   []Sample
+		dropped uint64 // Dropped() after the batch
 	}{
-		{7200, true, "newest"},
-		{7000, true, "late, within the window (a late LoRaWAN uplink)"},
-		{100, false, "later than the window"},
-	} {
-		err := db.Append(ctx, s(step.sec, float64(step.sec)))
-		if (err == nil) != step.ok {
-			t.Fatalf("%s: Append = %v", step.comment, err)
+		{"newest", []Sample{s(7200, 1)}, 0},
+		{"late, within the window (a late LoRaWAN uplink)", []Sample{s(7000, 2)}, 0},
+		{"the same sample again", []Sample{s(7000, 2)}, 0},
+		{"later than the window, with a good one", []Sample{s(100, 3), s(7300, 4)}, 1},
+		{"another value at the same time", []Sample{s(7300, 5)}, 2},
+		{"no point", []Sample{{Time: at(7400), Value: 6}}, 3},
+	}
+	for _, tt := range tests {
+		if err := db.Append(ctx, tt.batch); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := db.Dropped(); got != tt.dropped {
+			t.Fatalf("%s: Dropped() = %d, want %d", tt.name, got, tt.dropped)
 		}
 	}
-	// A batch with a bad sample keeps nothing.
-	bad := append(s(7300, 1), s(50, 1)...)
-	if err := db.Append(ctx, bad); err == nil {
-		t.Fatal("batch with a too old sample taken")
-	}
-	if err := db.Append(ctx, []Sample{{Value: 1, Time: at(8000)}}); err == nil {
-		t.Fatal("sample without point taken")
-	}
-	res, err := db.Aggregate(ctx, Query{Start: at(0), End: at(10000), Func: Count})
+	res, err := db.Aggregate(ctx, Query{Start: at(0), End: at(10000), Window: 100 * time.Second, Func: Sum})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Series) != 1 || res.Series[0].Points[0].Value != 2 {
-		t.Fatalf("count = %+v, want 2 samples", res.Series)
+	got, _ := json.Marshal(res.Series)
+	want, _ := json.Marshal([]Series{{"", []Bucket{b(7000, 2, 1), b(7200, 1, 1), b(7300, 4, 1)}}})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("kept\ngot  %s\nwant %s", got, want)
+	}
+	// A cancelled context takes nothing.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := db.Append(cctx, []Sample{s(7500, 7)}); err == nil {
+		t.Fatal("Append with a cancelled context succeeded")
 	}
 }
 
