@@ -373,7 +373,11 @@ func (db *DB) DeleteTenant(ctx context.Context, tenant string) error {
 	}
 	// The head's index would still name the tenant's series (in label
 	// values) after their samples are deleted: move them out of the head
-	// into a block first, then delete them from every block.
+	// into a block first (late samples first, as series with some are not
+	// moved), then delete them from every block.
+	if err := db.tsdb.CompactOOOHead(ctx); err != nil {
+		return fmt.Errorf("history: delete tenant %s: %w", tenant, err)
+	}
 	refs, err := db.headSeries(ctx, LabelTenant, tenant)
 	if err != nil {
 		return fmt.Errorf("history: delete tenant %s: %w", tenant, err)
