@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/promql"
 )
 
 // t0 is the start of the test data.
@@ -386,5 +390,74 @@ func TestDeleteTenant(t *testing.T) {
 	}
 	if err := db.DeleteTenant(ctx, ""); err == nil {
 		t.Error("DeleteTenant of the empty tenant succeeded")
+	}
+}
+
+// TestAggregateMatchesPromQL checks Aggregate per point against the PromQL
+// engine's *_over_time functions on random data: the two compute the same
+// windows independently (PromQL's range selector (t-w, t] evaluated at the
+// last millisecond of each window is the window [t-w+1ms, t]).
+func TestAggregateMatchesPromQL(t *testing.T) {
+	db := openTest(t, Options{})
+	r := rand.New(rand.NewPCG(1, 1))
+	var ss []Sample
+	for p := range 3 {
+		ms := 0
+		for range 500 {
+			ms += 1 + r.IntN(8000)
+			s := sample(fmt.Sprintf("a/p%d", p), "a", "room", "", "", 0, math.Round(r.NormFloat64()*100)/10)
+			s.Time = t0.Add(time.Duration(ms) * time.Millisecond)
+			ss = append(ss, s)
+		}
+	}
+	if err := db.Append(t.Context(), ss); err != nil {
+		t.Fatal(err)
+	}
+	eng := promql.NewEngine(promql.EngineOpts{Logger: quiet, MaxSamples: 1e6, Timeout: time.Minute})
+	start, end, win := at(-100), at(2100), 7*time.Minute
+	for _, fn := range []Func{Avg, Min, Max, Sum, Count, Last} {
+		t.Run(string(fn), func(t *testing.T) {
+			res, err := db.Aggregate(t.Context(), Query{GroupBy: LabelPoint, Start: start, End: end, Window: win, Func: fn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]float64{}
+			for _, s := range res.Series {
+				for _, p := range s.Points {
+					got[fmt.Sprint(s.Group, p.Start.UnixMilli())] = p.Value
+				}
+			}
+			expr := string(fn) + "_over_time(citymesh_point_value[" + win.String() + "])"
+			// Steps at the last millisecond of each whole window; the last
+			// window, cut at end, has no step and is not compared.
+			qry, err := eng.NewRangeQuery(t.Context(), db.TSDB(), nil, expr,
+				start.Add(win-time.Millisecond), end.Add(-time.Millisecond), win)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := qry.Exec(t.Context()).Matrix()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]float64{}
+			for _, s := range m {
+				for _, p := range s.Floats {
+					want[fmt.Sprint(s.Metric.Get(LabelPoint), p.T+1-win.Milliseconds())] = p.F
+				}
+			}
+			n := 0
+			for k, w := range want {
+				g, ok := got[k]
+				if !ok || math.Abs(g-w) > 1e-9*math.Max(1, math.Abs(w)) {
+					t.Errorf("window %s: Aggregate %v (found %v), PromQL %v", k, g, ok, w)
+				}
+				n++
+			}
+			// Every window of Aggregate's is compared, but the one cut at
+			// end.
+			if n < 3*4 || len(got) < n || len(got) > n+3 {
+				t.Errorf("%d windows compared, Aggregate has %d", n, len(got))
+			}
+		})
 	}
 }
