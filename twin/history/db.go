@@ -122,9 +122,16 @@ func Open(dir string, opts Options) (*DB, error) {
 	if opts.OutOfOrderWindow > 0 {
 		to.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
 	}
-	// Blocks may grow to a tenth of the retention, as Prometheus does, so
-	// that a long range is read from few blocks.
-	to.MaxBlockDuration = max(to.MinBlockDuration, min(opts.Retention.Milliseconds()/10, (31*24*time.Hour).Milliseconds()))
+	// Blocks may grow to a tenth of the shortest retention (as Prometheus
+	// does with its one retention), so that a long range is read from few
+	// blocks and data outlives its retention by at most a tenth.
+	shortest := opts.Retention
+	for _, r := range opts.KindRetention {
+		if r > 0 && r < shortest {
+			shortest = r
+		}
+	}
+	to.MaxBlockDuration = max(to.MinBlockDuration, min(shortest.Milliseconds()/10, (31*24*time.Hour).Milliseconds()))
 	log := opts.Logger.With("component", "history")
 	tdb, err := tsdb.Open(dir, slog.New(warnHandler{log.Handler()}), nil, to, nil)
 	if err != nil {
@@ -337,10 +344,14 @@ func (db *DB) retentionLoop() {
 
 // ApplyRetention deletes the samples and events of each kind of
 // Options.KindRetention older than its retention. TSDB keeps one retention
-// for a whole database, so the shorter ones are tombstones (tsdb's Delete)
-// cleaned out of the blocks at once; the DB's own Retention is applied by the
-// TSDB itself, which drops whole blocks. Open runs it every
-// RetentionInterval.
+// for a whole database, dropping whole blocks, so the shorter ones are
+// applied here the same way: a kind's samples are deleted from the blocks
+// that end before its cutoff (tsdb's Delete, which hides them from queries
+// at once), and those blocks are rewritten without them (CleanTombstones).
+// Each block is so rewritten once, when it falls out of a kind's retention,
+// and a kind's samples stay at most one block's length (a tenth of the
+// shortest retention, at least two hours) beyond it. Events are deleted to
+// the nanosecond. Open runs it every RetentionInterval.
 func (db *DB) ApplyRetention(ctx context.Context) error {
 	now := db.opts.Now()
 	deleted := false
@@ -348,9 +359,18 @@ func (db *DB) ApplyRetention(ctx context.Context) error {
 		if ret <= 0 || ret >= db.opts.Retention {
 			continue
 		}
-		cutoff := now.Add(-ret)
+		cutoff := now.Add(-ret).UnixMilli()
+		end := int64(math.MinInt64)
+		for _, b := range db.tsdb.Blocks() {
+			if m := b.Meta(); m.MaxTime <= cutoff && m.MaxTime > end {
+				end = m.MaxTime
+			}
+		}
+		if end == math.MinInt64 {
+			continue
+		}
 		m := labels.MustNewMatcher(labels.MatchEqual, LabelAssetKind, kind)
-		if err := db.tsdb.Delete(ctx, math.MinInt64, cutoff.UnixMilli()-1, m); err != nil {
+		if err := db.tsdb.Delete(ctx, math.MinInt64, end-1, m); err != nil {
 			return fmt.Errorf("history: retention of %s: %w", kind, err)
 		}
 		deleted = true
@@ -360,7 +380,7 @@ func (db *DB) ApplyRetention(ctx context.Context) error {
 			return fmt.Errorf("history: clean tombstones: %w", err)
 		}
 	}
-	return db.events.applyRetention(now, db.opts.Retention, db.opts.KindRetention)
+	return db.events.applyRetention(time.UnixMilli(now.UnixMilli()), db.opts.Retention, db.opts.KindRetention)
 }
 
 // DeleteTenant erases every sample and event of tenant: none is queryable

@@ -259,6 +259,10 @@ func TestKindRetention(t *testing.T) {
 	if err := db.Append(ctx, ss); err != nil {
 		t.Fatal(err)
 	}
+	// Blocks of two hours: [0h, 2h) … [4h, 6h); from 6h to 9h in the head.
+	if err := db.TSDB().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var evs []Event
 	for h := range 10 {
 		evs = append(evs,
@@ -276,9 +280,16 @@ func TestKindRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(res.Series)
-	want, _ := json.Marshal([]Series{{"device", []Bucket{b(0, 1, 1)}}, {"room", []Bucket{b(0, 10, 10)}}})
+	// The device's samples older than 9h are out of retention, but only
+	// whole blocks go: those before 6h.
+	want, _ := json.Marshal([]Series{{"device", []Bucket{b(0, 4, 4)}}, {"room", []Bucket{b(0, 10, 10)}}})
 	if !bytes.Equal(got, want) {
 		t.Fatalf("after retention\ngot  %s\nwant %s", got, want)
+	}
+	for _, blk := range db.TSDB().Blocks() {
+		if n := blk.Meta().Stats.NumTombstones; n != 0 {
+			t.Errorf("block %s has %d tombstones left", blk.Meta().ULID, n)
+		}
 	}
 	for asset, n := range map[string]int{"d": 1, "r": 10} {
 		ev, err := db.Events().Query(ctx, asset, at(0), now, 0)
