@@ -102,7 +102,7 @@ func (db *DB) Aggregate(ctx context.Context, q Query) (Result, error) {
 	if nwin > MaxWindows {
 		return Result{}, fmt.Errorf("history: aggregate: %d windows, more than %d", nwin, MaxWindows)
 	}
-	querier, err := db.tsdb.Querier(start, end-1)
+	querier, err := db.Querier(start, end-1)
 	if err != nil {
 		return Result{}, fmt.Errorf("history: aggregate: %w", err)
 	}

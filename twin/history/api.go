@@ -95,6 +95,7 @@ func NewAPI(db *DB, opts APIOptions) *API {
 	a.handle(base+"label/{name}/values", a.labelValues)
 	a.handle(base+"status/buildinfo", a.buildInfo)
 	a.handle(base+"metadata", a.metadata)
+	a.handle(base+"query_exemplars", a.exemplars)
 	a.mux.HandleFunc(base, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{typ: "not_found", code: http.StatusNotFound, err: fmt.Errorf("no endpoint %s", r.URL.Path)})
 	})
@@ -161,7 +162,7 @@ func (a *API) query(r *http.Request) (any, annotations.Annotations, *apiError) {
 		return nil, nil, aerr
 	}
 	defer cancel()
-	q, err := a.engine.NewInstantQuery(ctx, a.db.tsdb, nil, r.FormValue("query"), ts)
+	q, err := a.engine.NewInstantQuery(ctx, a.db, nil, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, nil, badData("invalid parameter \"query\": %v", err)
 	}
@@ -195,7 +196,7 @@ func (a *API) queryRange(r *http.Request) (any, annotations.Annotations, *apiErr
 		return nil, nil, aerr
 	}
 	defer cancel()
-	q, err := a.engine.NewRangeQuery(ctx, a.db.tsdb, nil, r.FormValue("query"), start, end, step)
+	q, err := a.engine.NewRangeQuery(ctx, a.db, nil, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, nil, badData("invalid parameter \"query\": %v", err)
 	}
@@ -296,7 +297,7 @@ func (a *API) series(r *http.Request) (any, annotations.Annotations, *apiError) 
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	q, err := a.db.tsdb.Querier(start, end)
+	q, err := a.db.Querier(start, end)
 	if err != nil {
 		return nil, nil, &apiError{typ: "execution", code: http.StatusUnprocessableEntity, err: err}
 	}
@@ -348,7 +349,7 @@ func (a *API) labels(r *http.Request, name string) (any, annotations.Annotations
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	q, err := a.db.tsdb.Querier(start, end)
+	q, err := a.db.Querier(start, end)
 	if err != nil {
 		return nil, nil, &apiError{typ: "execution", code: http.StatusUnprocessableEntity, err: err}
 	}
@@ -390,6 +391,11 @@ func (a *API) labels(r *http.Request, name string) (any, annotations.Annotations
 // flavour of Prometheus it talks to.
 func (a *API) buildInfo(*http.Request) (any, annotations.Annotations, *apiError) {
 	return map[string]string{"version": "3.0.0", "revision": "citymesh", "branch": "", "buildUser": "", "buildDate": "", "goVersion": ""}, nil, nil
+}
+
+// exemplars answers query_exemplars: the history keeps no exemplars.
+func (a *API) exemplars(*http.Request) (any, annotations.Annotations, *apiError) {
+	return []string{}, nil, nil
 }
 
 // metadata answers metadata: the one metric of the history is a gauge.

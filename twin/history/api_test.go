@@ -93,6 +93,9 @@ func TestPrometheusAPI(t *testing.T) {
 		{"label values", q("label/point/values"), 200, "", `["a1/p1","a1/p2","a2/p3"]`},
 		{"label values, matched, limited", q("label/point/values", "match[]", `{asset="a1"}`, "limit", "1"), 200, "", `["a1/p1"]`},
 		{"label values, time range with nothing", q("label/point/values", "start", "1000", "end", "2000"), 200, "", `[]`},
+		{"metadata", q("metadata"), 200, "", ""},
+		{"build info", q("status/buildinfo"), 200, "", ""},
+		{"exemplars", q("query_exemplars", "query", "citymesh_point_value"), 200, "", `[]`},
 		{"unknown endpoint", q("alerts"), 404, "not_found", ""},
 	}
 	for _, tt := range tests {

@@ -305,7 +305,7 @@ func benchPromQL(b *testing.B, db *DB, expr string, q Query, series int) {
 	last := q.Start.Add(q.Window - time.Millisecond)
 	end := q.End.Add(-time.Millisecond)
 	for b.Loop() {
-		qry, err := eng.NewRangeQuery(context.Background(), db.TSDB(), nil, expr, last, end, q.Window)
+		qry, err := eng.NewRangeQuery(context.Background(), db, nil, expr, last, end, q.Window)
 		if err != nil {
 			b.Fatal(err)
 		}

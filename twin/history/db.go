@@ -83,6 +83,11 @@ type DB struct {
 
 	syncMu sync.Mutex // serialises SyncWAL's fsyncs
 
+	// delMu keeps the TSDB's Delete apart from the creation of queriers:
+	// a block's Delete replaces its tombstones and meta without a lock
+	// that its querier takes.
+	delMu sync.RWMutex
+
 	dropped atomic.Uint64 // samples Append left out
 
 	stop chan struct{}
@@ -156,9 +161,25 @@ func Open(dir string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// TSDB returns the underlying Prometheus TSDB, for queries with the
-// Prometheus engine; it must not be closed by the caller.
+// TSDB returns the underlying Prometheus TSDB, for its administration
+// (compaction, statistics); it must not be closed by the caller. Queries go
+// through the DB itself, a storage.Queryable.
 func (db *DB) TSDB() *tsdb.DB { return db.tsdb }
+
+// Querier returns a querier of the samples in [mint, maxt] (milliseconds):
+// a DB is a storage.Queryable, for the Prometheus query engine.
+func (db *DB) Querier(mint, maxt int64) (storage.Querier, error) {
+	db.delMu.RLock()
+	defer db.delMu.RUnlock()
+	return db.tsdb.Querier(mint, maxt)
+}
+
+// delete deletes the samples of the series matching ms in [mint, maxt].
+func (db *DB) delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	db.delMu.Lock()
+	defer db.delMu.Unlock()
+	return db.tsdb.Delete(ctx, mint, maxt, ms...)
+}
 
 // Events returns the event log of the history.
 func (db *DB) Events() *EventLog { return db.events }
@@ -370,7 +391,7 @@ func (db *DB) ApplyRetention(ctx context.Context) error {
 			continue
 		}
 		m := labels.MustNewMatcher(labels.MatchEqual, LabelAssetKind, kind)
-		if err := db.tsdb.Delete(ctx, math.MinInt64, end-1, m); err != nil {
+		if err := db.delete(ctx, math.MinInt64, end-1, m); err != nil {
 			return fmt.Errorf("history: retention of %s: %w", kind, err)
 		}
 		deleted = true
@@ -406,7 +427,7 @@ func (db *DB) DeleteTenant(ctx context.Context, tenant string) error {
 		return fmt.Errorf("history: delete tenant %s: %w", tenant, err)
 	}
 	m := labels.MustNewMatcher(labels.MatchEqual, LabelTenant, tenant)
-	if err := db.tsdb.Delete(ctx, math.MinInt64, math.MaxInt64, m); err != nil {
+	if err := db.delete(ctx, math.MinInt64, math.MaxInt64, m); err != nil {
 		return fmt.Errorf("history: delete tenant %s: %w", tenant, err)
 	}
 	if err := db.tsdb.CleanTombstones(); err != nil {

@@ -33,7 +33,7 @@ func (db *DB) ExportTenant(ctx context.Context, tenant string, w io.Writer) erro
 	}
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	q, err := db.tsdb.Querier(math.MinInt64, math.MaxInt64)
+	q, err := db.Querier(math.MinInt64, math.MaxInt64)
 	if err != nil {
 		return fmt.Errorf("history: export %s: %w", tenant, err)
 	}

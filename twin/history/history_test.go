@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
+	"go.uber.org/goleak"
 )
 
 // t0 is the start of the test data.
@@ -441,7 +442,7 @@ func TestAggregateMatchesPromQL(t *testing.T) {
 			expr := string(fn) + "_over_time(citymesh_point_value[" + win.String() + "])"
 			// Steps at the last millisecond of each whole window; the last
 			// window, cut at end, has no step and is not compared.
-			qry, err := eng.NewRangeQuery(t.Context(), db.TSDB(), nil, expr,
+			qry, err := eng.NewRangeQuery(t.Context(), db, nil, expr,
 				start.Add(win-time.Millisecond), end.Add(-time.Millisecond), win)
 			if err != nil {
 				t.Fatal(err)
@@ -470,5 +471,49 @@ func TestAggregateMatchesPromQL(t *testing.T) {
 				t.Errorf("%d windows compared, Aggregate has %d", n, len(got))
 			}
 		})
+	}
+}
+
+// TestRetentionLoop checks that Open applies the per-kind retention on its
+// schedule, and that Close stops the loop and leaves no goroutine behind.
+func TestRetentionLoop(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	now := at(10 * 3600)
+	db, err := Open(t.TempDir(), Options{
+		Logger:            quiet,
+		KindRetention:     map[string]time.Duration{"device": time.Hour},
+		RetentionInterval: 20 * time.Millisecond,
+		Now:               func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var ss []Sample
+	for h := range 10 {
+		ss = append(ss, sample("d/p", "d", "device", "", "", h*3600, 1))
+	}
+	if err := db.Append(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.TSDB().Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := db.Aggregate(ctx, Query{Start: at(0), End: now, Func: Count})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Series) == 1 && res.Series[0].Points[0].Count == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retention not applied: %+v", res.Series)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
