@@ -188,7 +188,7 @@ func (a *API) queryRange(r *http.Request) (any, annotations.Annotations, *apiErr
 	if step <= 0 {
 		return nil, nil, badData("invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer")
 	}
-	if end.Sub(start)/step >= time.Duration(a.opts.MaxPointsPerSeries) {
+	if end.Sub(start)/step > time.Duration(a.opts.MaxPointsPerSeries) {
 		return nil, nil, badData("exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", a.opts.MaxPointsPerSeries)
 	}
 	ctx, cancel, aerr := a.queryContext(r)

@@ -119,6 +119,9 @@ func (l *EventLog) Append(ctx context.Context, events []Event) error {
 // Query returns the events of asset in [from, to), oldest first, at most
 // limit of them (all if limit <= 0).
 func (l *EventLog) Query(ctx context.Context, asset string, from, to time.Time, limit int) ([]Event, error) {
+	if !to.After(from) {
+		return nil, ctx.Err()
+	}
 	it, err := l.db.NewIterWithContext(ctx, &pebble.IterOptions{
 		LowerBound: timeBound(asset, from),
 		UpperBound: timeBound(asset, to),

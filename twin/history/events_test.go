@@ -54,6 +54,7 @@ func TestEventLog(t *testing.T) {
 			{"b", at(0), at(60), 0, []string{"alarm@00:00:10"}},
 			{"b", at(11), at(60), 0, nil},
 			{"c", at(0), at(60), 0, nil},
+			{"a", at(60), at(0), 0, nil},
 		}
 		for _, tt := range tests {
 			got, err := l.Query(ctx, tt.asset, tt.from, tt.to, tt.limit)
