@@ -320,3 +320,54 @@ func benchPromQL(b *testing.B, db *DB, expr string, q Query, series int) {
 		qry.Close()
 	}
 }
+
+// BenchmarkReopenCampus writes two minutes of the reference campus at 1 Hz
+// (4.3 million samples), closes the history and opens it again, and
+// reports how long Open takes (the TSDB replays its WAL), per sample of the
+// head, and how long Latest takes for every point of the campus: what a
+// restart of the twin costs when it recovers its state from the history.
+func BenchmarkReopenCampus(b *testing.B) {
+	const seconds = 120
+	for b.Loop() {
+		dir := b.TempDir()
+		db, err := Open(dir, Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		batch := make([]Sample, 0, 1000)
+		for sec := range seconds {
+			for i := range campusRate {
+				batch = append(batch, benchSample(i, sec, float64(sec)))
+				if len(batch) == cap(batch) {
+					if err := db.Append(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+		}
+		if err := db.Append(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		db, err = Open(dir, Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		open := time.Since(start)
+		start = time.Now()
+		latest, err := db.Latest(ctx, Filter{}, t0.Add(seconds*time.Second), time.Hour)
+		if err != nil || len(latest) != campusRate {
+			b.Fatalf("%v: %d", err, len(latest))
+		}
+		lat := time.Since(start)
+		db.Close()
+		b.ReportMetric(float64(open.Milliseconds()), "open-ms")
+		b.ReportMetric(float64(open.Nanoseconds())/(seconds*campusRate), "replay-ns/sample")
+		b.ReportMetric(float64(lat.Milliseconds()), "latest-ms")
+	}
+}

@@ -124,6 +124,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	to := tsdb.DefaultOptions()
 	to.RetentionDuration = opts.Retention.Milliseconds()
+	// Close writes the head's chunks to a snapshot, so that Open after a
+	// clean shutdown loads it instead of replaying the whole WAL.
+	to.EnableMemorySnapshotOnShutdown = true
 	if opts.OutOfOrderWindow > 0 {
 		to.OutOfOrderTimeWindow = opts.OutOfOrderWindow.Milliseconds()
 	}

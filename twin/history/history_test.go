@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -515,5 +516,46 @@ func TestRetentionLoop(t *testing.T) {
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLatest(t *testing.T) {
+	db := openTest(t, Options{})
+	if err := db.Append(t.Context(), testData()); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		f        Filter
+		at       time.Time
+		lookback time.Duration
+		want     []string
+	}{
+		{"all at 100 s", Filter{}, at(100), time.Hour, []string{"a1/p1=7@90", "a1/p2=20@75", "a2/p3=100@0"}},
+		{"at a sample's time, included", Filter{}, at(75), time.Hour, []string{"a1/p1=5@60", "a1/p2=20@75", "a2/p3=100@0"}},
+		{"lookback excludes its start", Filter{}, at(100), 100 * time.Second, []string{"a1/p1=7@90", "a1/p2=20@75"}},
+		{"one asset", Filter{Asset: "a2"}, at(1000), time.Hour, []string{"a2/p3=100@0"}},
+		{"nothing yet", Filter{}, at(-1), time.Hour, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.Latest(t.Context(), tt.f, tt.at, tt.lookback)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g []string
+			for _, s := range got {
+				g = append(g, fmt.Sprintf("%s=%v@%d", s.Point, s.Value, int(s.Time.Sub(t0)/time.Second)))
+				if s.Unit != "Cel" || s.Quantity != "temperature" || s.Asset == "" || s.Tenant == "" {
+					t.Errorf("labels not restored: %+v", s)
+				}
+			}
+			if !slices.Equal(g, tt.want) {
+				t.Errorf("got %v, want %v", g, tt.want)
+			}
+		})
+	}
+	if _, err := db.Latest(t.Context(), Filter{}, at(0), 0); err == nil {
+		t.Error("zero lookback accepted")
 	}
 }
