@@ -90,8 +90,8 @@ type DB struct {
 
 	dropped atomic.Uint64 // samples Append left out
 
-	stop chan struct{}
-	done chan struct{}
+	stop context.CancelFunc // stops the retention loop
+	done chan struct{}      // closed when it has stopped
 }
 
 // seriesEntry caches the labels and TSDB reference of one point's series.
@@ -157,10 +157,11 @@ func Open(dir string, opts Options) (*DB, error) {
 		dir:    dir,
 		log:    log,
 		cache:  make(map[string]*seriesEntry),
-		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	go db.retentionLoop()
+	ctx, cancel := context.WithCancel(context.Background())
+	db.stop = cancel
+	go db.retentionLoop(ctx)
 	return db, nil
 }
 
@@ -189,7 +190,7 @@ func (db *DB) Events() *EventLog { return db.events }
 
 // Close stops the retention loop and closes the TSDB and the event log.
 func (db *DB) Close() error {
-	close(db.stop)
+	db.stop()
 	<-db.done
 	return errors.Join(db.tsdb.Close(), db.events.Close())
 }
@@ -336,30 +337,18 @@ func syncNewestSegment(dir string) error {
 	return errors.Join(err, f.Close())
 }
 
-// retentionLoop applies the per-kind retention every RetentionInterval.
-func (db *DB) retentionLoop() {
+// retentionLoop applies the per-kind retention, and that of the events,
+// at once and then every RetentionInterval, until Close.
+func (db *DB) retentionLoop(ctx context.Context) {
 	defer close(db.done)
-	if len(db.opts.KindRetention) == 0 {
-		<-db.stop
-		return
-	}
 	t := time.NewTicker(db.opts.RetentionInterval)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-db.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		if err := db.ApplyRetention(ctx); err != nil && ctx.Err() == nil {
 			db.log.Warn("retention", "err", err)
 		}
-		cancel()
 		select {
-		case <-db.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -404,7 +393,10 @@ func (db *DB) ApplyRetention(ctx context.Context) error {
 			return fmt.Errorf("history: clean tombstones: %w", err)
 		}
 	}
-	return db.events.applyRetention(time.UnixMilli(now.UnixMilli()), db.opts.Retention, db.opts.KindRetention)
+	if err := db.events.applyRetention(now, db.opts.Retention, db.opts.KindRetention); err != nil {
+		return fmt.Errorf("history: event retention: %w", err)
+	}
+	return nil
 }
 
 // DeleteTenant erases every sample and event of tenant: none is queryable

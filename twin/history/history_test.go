@@ -475,13 +475,15 @@ func TestAggregateMatchesPromQL(t *testing.T) {
 	}
 }
 
-// TestRetentionLoop checks that Open applies the per-kind retention on its
-// schedule, and that Close stops the loop and leaves no goroutine behind.
+// TestRetentionLoop checks that Open applies the retention on its
+// schedule, per kind to samples and to every event, and that Close stops
+// the loop and leaves no goroutine behind.
 func TestRetentionLoop(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	now := at(10 * 3600)
 	db, err := Open(t.TempDir(), Options{
 		Logger:            quiet,
+		Retention:         5 * time.Hour,
 		KindRetention:     map[string]time.Duration{"device": time.Hour},
 		RetentionInterval: 20 * time.Millisecond,
 		Now:               func() time.Time { return now },
@@ -500,17 +502,28 @@ func TestRetentionLoop(t *testing.T) {
 	if err := db.TSDB().Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
+	err = db.Events().Append(ctx, []Event{
+		{Asset: "r", AssetKind: "room", Type: "alarm", Time: at(0)},
+		{Asset: "r", AssetKind: "room", Type: "alarm", Time: at(9 * 3600)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		res, err := db.Aggregate(ctx, Query{Start: at(0), End: now, Func: Count})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res.Series) == 1 && res.Series[0].Points[0].Count == 4 {
+		evs, err := db.Events().Query(ctx, "r", at(0), now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Series) == 1 && res.Series[0].Points[0].Count == 4 && len(evs) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("retention not applied: %+v", res.Series)
+			t.Fatalf("retention not applied: samples %+v, events %d", res.Series, len(evs))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -557,5 +570,36 @@ func TestLatest(t *testing.T) {
 	}
 	if _, err := db.Latest(t.Context(), Filter{}, at(0), 0); err == nil {
 		t.Error("zero lookback accepted")
+	}
+}
+
+// TestEventRetentionWithoutKinds checks that events expire with the
+// history's retention when no kind has one of its own (the TSDB applies
+// the retention to samples itself, not to events).
+func TestEventRetentionWithoutKinds(t *testing.T) {
+	now := at(10 * 3600)
+	db := openTest(t, Options{Retention: 5 * time.Hour, RetentionInterval: 20 * time.Millisecond,
+		Now: func() time.Time { return now }})
+	ctx := t.Context()
+	err := db.Events().Append(ctx, []Event{
+		{Asset: "r", Type: "alarm", Time: at(0)},
+		{Asset: "r", Type: "alarm", Time: at(9 * 3600)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := db.Events().Query(ctx, "r", at(0), now, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 && evs[0].Time.Equal(at(9*3600)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events after retention: %+v", evs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
