@@ -42,7 +42,7 @@ func openTest(t testing.TB, opts Options) *DB {
 }
 
 func sample(point, asset, kind, site, tenant string, sec int, v float64) Sample {
-	return Sample{Point: point, Asset: asset, AssetKind: kind, Quantity: "temperature", Unit: "Cel",
+	return Sample{Point: point, Asset: asset, AssetKind: kind, Quantity: "temperature", Unit: "CEL",
 		Site: site, Tenant: tenant, Time: at(sec), Value: v}
 }
 
@@ -559,7 +559,7 @@ func TestLatest(t *testing.T) {
 			var g []string
 			for _, s := range got {
 				g = append(g, fmt.Sprintf("%s=%v@%d", s.Point, s.Value, int(s.Time.Sub(t0)/time.Second)))
-				if s.Unit != "Cel" || s.Quantity != "temperature" || s.Asset == "" || s.Tenant == "" {
+				if s.Unit != "CEL" || s.Quantity != "temperature" || s.Asset == "" || s.Tenant == "" {
 					t.Errorf("labels not restored: %+v", s)
 				}
 			}
