@@ -38,6 +38,12 @@ type APIOptions struct {
 	// LookbackDelta is how far back an instant selector looks for a sample
 	// (five minutes if zero).
 	LookbackDelta time.Duration
+	// Scope, if set, says which tenant's series a request may read: every
+	// selector of the request then also matches tenant="<tenant>", so that
+	// nothing of another tenant is seen, in PromQL as in series and labels.
+	// An empty tenant sees everything; an error refuses the request (403,
+	// errorType "forbidden").
+	Scope func(*http.Request) (tenant string, err error)
 }
 
 // An API serves the Prometheus HTTP query API (query, query_range, series,
@@ -105,6 +111,50 @@ func NewAPI(db *DB, opts APIOptions) *API {
 // ServeHTTP serves the API's endpoints.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
+// tenantKey is the context key of the tenant a request is scoped to.
+type tenantKey struct{}
+
+// queryable returns what r may read: the DB, or the DB seen through the
+// tenant r is scoped to.
+func (a *API) queryable(r *http.Request) storage.Queryable {
+	tenant, _ := r.Context().Value(tenantKey{}).(string)
+	if tenant == "" {
+		return a.db
+	}
+	return scopedQueryable{a.db, labels.MustNewMatcher(labels.MatchEqual, LabelTenant, tenant)}
+}
+
+// A scopedQueryable adds a matcher to every selection of its queriers.
+type scopedQueryable struct {
+	q storage.Queryable
+	m *labels.Matcher
+}
+
+func (s scopedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := s.q.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return scopedQuerier{q, s.m}, nil
+}
+
+type scopedQuerier struct {
+	storage.Querier
+	m *labels.Matcher
+}
+
+func (s scopedQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return s.Querier.Select(ctx, sorted, hints, append(slices.Clip(ms), s.m)...)
+}
+
+func (s scopedQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return s.Querier.LabelValues(ctx, name, hints, append(slices.Clip(ms), s.m)...)
+}
+
+func (s scopedQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return s.Querier.LabelNames(ctx, hints, append(slices.Clip(ms), s.m)...)
+}
+
 // An apiError is an error in the API's error format.
 type apiError struct {
 	typ  string
@@ -121,6 +171,16 @@ func (a *API) handle(pattern string, fn func(*http.Request) (any, annotations.An
 		if err := r.ParseForm(); err != nil {
 			writeError(w, badData("parse form: %v", err))
 			return
+		}
+		if a.opts.Scope != nil {
+			tenant, err := a.opts.Scope(r)
+			if err != nil {
+				writeError(w, &apiError{typ: "forbidden", code: http.StatusForbidden, err: err})
+				return
+			}
+			if tenant != "" {
+				r = r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant))
+			}
 		}
 		data, warnings, aerr := fn(r)
 		if aerr != nil {
@@ -162,7 +222,7 @@ func (a *API) query(r *http.Request) (any, annotations.Annotations, *apiError) {
 		return nil, nil, aerr
 	}
 	defer cancel()
-	q, err := a.engine.NewInstantQuery(ctx, a.db, nil, r.FormValue("query"), ts)
+	q, err := a.engine.NewInstantQuery(ctx, a.queryable(r), nil, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, nil, badData("invalid parameter \"query\": %v", err)
 	}
@@ -196,7 +256,7 @@ func (a *API) queryRange(r *http.Request) (any, annotations.Annotations, *apiErr
 		return nil, nil, aerr
 	}
 	defer cancel()
-	q, err := a.engine.NewRangeQuery(ctx, a.db, nil, r.FormValue("query"), start, end, step)
+	q, err := a.engine.NewRangeQuery(ctx, a.queryable(r), nil, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, nil, badData("invalid parameter \"query\": %v", err)
 	}
@@ -297,7 +357,7 @@ func (a *API) series(r *http.Request) (any, annotations.Annotations, *apiError) 
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	q, err := a.db.Querier(start, end)
+	q, err := a.queryable(r).Querier(start, end)
 	if err != nil {
 		return nil, nil, &apiError{typ: "execution", code: http.StatusUnprocessableEntity, err: err}
 	}
@@ -349,7 +409,7 @@ func (a *API) labels(r *http.Request, name string) (any, annotations.Annotations
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	q, err := a.db.Querier(start, end)
+	q, err := a.queryable(r).Querier(start, end)
 	if err != nil {
 		return nil, nil, &apiError{typ: "execution", code: http.StatusUnprocessableEntity, err: err}
 	}

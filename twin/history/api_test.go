@@ -3,6 +3,7 @@ package history
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -146,6 +147,59 @@ func TestWriteString(t *testing.T) {
 		}
 		if want := strings.ToValidUTF8(s, "\uFFFD"); got != want {
 			t.Errorf("%q -> %q", s, got)
+		}
+	}
+}
+
+// TestPrometheusAPIScope checks that a request scoped to a tenant sees
+// nothing of another, whatever it asks.
+func TestPrometheusAPIScope(t *testing.T) {
+	db := openTest(t, Options{})
+	if err := db.Append(t.Context(), testData()); err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, db, APIOptions{Scope: func(r *http.Request) (string, error) {
+		switch u, _, _ := r.BasicAuth(); u {
+		case "admin":
+			return "", nil
+		case "t1", "t2":
+			return u, nil
+		}
+		return "", errors.New("unknown user")
+	}})
+	ts := fmt.Sprint(at(90).Unix())
+	do := func(user, path string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if user != "" {
+			req.SetBasicAuth(user, "")
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tests := []struct {
+		user, path  string
+		code        int
+		has, hasNot string
+	}{
+		{"t2", "/prometheus/api/v1/query?query=count(citymesh_point_value)&time=" + ts, 200, `"1"`, "t1"},
+		{"t2", "/prometheus/api/v1/query?query=citymesh_point_value{tenant=\"t1\"}&time=" + ts, 200, `"result":[]`, "a1/p1"},
+		{"t2", "/prometheus/api/v1/query?query=count(%7Btenant%3D~%22.%2B%22%7D)&time=" + ts, 200, `"1"`, "t1"},
+		{"t2", "/prometheus/api/v1/label/tenant/values", 200, `["t2"]`, "t1"},
+		{"t2", "/prometheus/api/v1/label/point/values", 200, `["a2/p3"]`, "a1"},
+		{"t2", "/prometheus/api/v1/series?match[]={__name__=~\".%2B\"}", 200, "a2/p3", "a1"},
+		{"t1", "/prometheus/api/v1/query?query=count(citymesh_point_value)&time=" + ts, 200, `"2"`, "t2"},
+		{"admin", "/prometheus/api/v1/query?query=count(citymesh_point_value)&time=" + ts, 200, `"3"`, ""},
+		{"", "/prometheus/api/v1/labels", 403, `"errorType":"forbidden"`, "tenant"},
+	}
+	for _, tt := range tests {
+		code, body := do(tt.user, tt.path)
+		if code != tt.code || !strings.Contains(body, tt.has) || (tt.hasNot != "" && strings.Contains(body, tt.hasNot)) {
+			t.Errorf("%s %s: %d %s; want %d with %s and without %q", tt.user, tt.path, code, body, tt.code, tt.has, tt.hasNot)
 		}
 	}
 }
