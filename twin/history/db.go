@@ -481,6 +481,7 @@ type Filter struct {
 	Point, Asset, AssetKind, Quantity, Site, Tenant string
 }
 
+// String returns the filter as PromQL label matchers.
 func (f Filter) String() string {
 	var b strings.Builder
 	for i, m := range matchers(f) {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -601,5 +602,67 @@ func TestEventRetentionWithoutKinds(t *testing.T) {
 			t.Fatalf("events after retention: %+v", evs)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestConcurrentUse appends, aggregates, queries through the Prometheus API
+// and deletes a tenant at the same time (for the race detector).
+func TestConcurrentUse(t *testing.T) {
+	db := openTest(t, Options{})
+	ctx := t.Context()
+	srv := newTestServer(t, db, APIOptions{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 2 {
+		wg.Go(func() {
+			for i := range 200 {
+				tenant := []string{"acme", "zenith"}[w]
+				s := sample(fmt.Sprintf("a%d/p", w), fmt.Sprintf("a%d", w), "room", "s", tenant, i, float64(i))
+				if err := db.Append(ctx, []Sample{s}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 50 {
+			if _, err := db.Aggregate(ctx, Query{GroupBy: LabelTenant, Start: at(0), End: at(300), Window: time.Minute, Func: Avg}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for range 20 {
+			resp, err := srv.Client().Get(srv.URL + "/prometheus/api/v1/query?query=count(citymesh_point_value)&time=" + fmt.Sprint(at(200).Unix()))
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+		}
+	})
+	wg.Go(func() {
+		for range 3 {
+			if err := db.DeleteTenant(ctx, "acme"); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	res, err := db.Aggregate(ctx, Query{GroupBy: LabelTenant, Start: at(0), End: at(300), Func: Count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Series {
+		if s.Group == "zenith" && s.Points[0].Count != 200 {
+			t.Errorf("zenith has %d samples, want 200", s.Points[0].Count)
+		}
 	}
 }
