@@ -430,6 +430,16 @@ func TestLinkQueueKeepsWhatTheCoreHasNotAcknowledged(t *testing.T) {
 			l.Queued, l.Inflight, unacked)
 	}
 	sub.Close()
+	// What the subscriber had before the core's SIGKILL: the core may have
+	// taken in and delivered the first message sent after SIGSTOP before it
+	// stopped (seen in about one run in ten), without its record, or its
+	// PUBACK to the edge, being durable; the edge then sends it again after
+	// the restart and the subscriber gets it twice, as QoS 1 allows after a
+	// crash of the node that delivered it.
+	early := make(map[string]bool)
+	for _, m := range got.list() {
+		early[m] = true
+	}
 	core.start()
 	meshClient(t, core.mqtt, "archive", "", "", true, got.add) // the subscriber's session resumes
 	want := make(map[string]bool)
@@ -449,11 +459,17 @@ func TestLinkQueueKeepsWhatTheCoreHasNotAcknowledged(t *testing.T) {
 	}, func() string { return fmt.Sprintf("%d received", len(got.list())) })
 	// The last ones, which only the edge's queue held, arrive once each
 	// and in order (the first ones may come twice: the core's SIGKILL may
-	// lose the deletion of a delivered entry, as QoS 1 allows).
+	// lose the deletion of a delivered entry, as QoS 1 allows; and so may
+	// one the core delivered before it was stopped, see early).
 	var tail []string
+	seen := make(map[string]bool)
 	for _, m := range got.list() {
 		var k int
 		if _, err := fmt.Sscanf(m, "v/1 m-%d", &k); err == nil && k >= acked {
+			if seen[m] && early[m] {
+				continue // delivered before the core's crash, and again after it
+			}
+			seen[m] = true
 			tail = append(tail, m)
 		}
 	}
