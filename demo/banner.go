@@ -37,6 +37,7 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
 		fmt.Fprintf(tw, "  HTTP\thttp://%s\t/metrics, /healthz, the robot's pictures at /pictures/\n", a)
 		fmt.Fprintf(tw, "  twin\thttp://%s/api/v1/twin/\tevery point's latest state, assets, geometry (openapi.json)\n", a)
+		fmt.Fprintf(tw, "  history\thttp://%s%s\tPrometheus query API (PromQL; a Grafana data source URL)\n", a, HistoryPrefix)
 	}
 	ns := d.ns.Addr(node.ListenerMQTT)
 	var servers []string
@@ -70,6 +71,7 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
 		fmt.Fprintf(tw, "  curl -s http://%s/metrics | grep citymesh_connector_uplinks\t# what the connectors did\n", a)
 		fmt.Fprintf(tw, "  curl -s 'http://%s/api/v1/twin/points?quantity=temperature&limit=3'\t# the twin: latest values\n", a)
+		fmt.Fprintf(tw, "  curl -s 'http://%s%s/api/v1/query' --data-urlencode 'query=avg by (site) (citymesh_point_value{quantity=\"temperature\"})'\t# the history, in PromQL\n", a, HistoryPrefix)
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "\nCtrl-C stops it.\n")

@@ -40,6 +40,7 @@ import (
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/sim"
 	"github.com/citymesh/citymesh/twin"
+	"github.com/citymesh/citymesh/twin/history"
 )
 
 // Defaults of Options.
@@ -129,6 +130,8 @@ type Demo struct {
 	cityBus  *bus.Local // the building gateways' bus when MQTT is off
 	twinBus  *bus.Local // the twin's
 	twin     *twin.Service
+	hist     *history.DB     // the twin's history
+	histTmp  string          // its directory when the store is in memory
 	nsOut    *sim.MQTTOutput // the network servers' uplinks
 	cityOut  sim.Output      // the building gateways and robots
 	player   *sim.Player
@@ -217,6 +220,7 @@ func New(opts Options) (*Demo, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			d.closeHistory()
 			d.release()
 		}
 	}()
@@ -245,11 +249,26 @@ func New(opts Options) (*Demo, error) {
 	if d.twinBus, err = bus.NewLocal(d.node.Broker(), "citymesh-twin"); err != nil {
 		return nil, err
 	}
-	if d.twin, err = twin.NewService(twin.Options{Model: m, Bus: d.twinBus, Logger: opts.Logger, Now: d.twinNow}); err != nil {
+	// Its history: in DATA/history beside the store, or in a temporary
+	// directory removed by Close when the store is in memory.
+	histDir := filepath.Join(opts.Data, "history")
+	if opts.Store == "memory" {
+		if d.histTmp, err = os.MkdirTemp("", "citymesh-demo-history-"); err != nil {
+			return nil, fmt.Errorf("demo: history: %w", err)
+		}
+		histDir = d.histTmp
+	}
+	if d.hist, err = history.Open(histDir, history.Options{}); err != nil {
+		return nil, fmt.Errorf("demo: history: %w", err)
+	}
+	if d.twin, err = twin.NewService(twin.Options{Model: m, Bus: d.twinBus, Logger: opts.Logger, Now: d.twinNow, Sink: d.hist}); err != nil {
 		return nil, err
 	}
 	if enabled(opts.HTTP) {
 		if err := d.node.Handle(twin.APIPrefix, twin.Handler(d.twin.State(), twin.HandlerOptions{Now: d.twinNow})); err != nil {
+			return nil, err
+		}
+		if err := d.node.Handle(HistoryPrefix+"/", history.NewAPI(d.hist, history.APIOptions{Prefix: HistoryPrefix})); err != nil {
 			return nil, err
 		}
 	}
@@ -543,6 +562,7 @@ func (d *Demo) Close() error {
 		d.twinStop()
 		d.twinWG.Wait()
 	}
+	errs = append(errs, d.closeHistory())
 	if started && d.playerRef.Load() != nil {
 		d.logSummary("demo stopped")
 	}
@@ -564,6 +584,25 @@ func (d *Demo) release() error {
 		errs = append(errs, d.ns.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// HistoryPrefix is where the twin's history answers the Prometheus HTTP
+// API on the HTTP listener: HistoryPrefix+"/api/v1/query" and so on, and the
+// URL of a Grafana data source.
+const HistoryPrefix = "/prometheus"
+
+// closeHistory closes the twin's history, once the twin no longer feeds
+// it, and removes its directory if it was a temporary one.
+func (d *Demo) closeHistory() error {
+	if d.hist == nil {
+		return nil
+	}
+	err := d.hist.Close()
+	d.hist = nil
+	if d.histTmp != "" {
+		err = errors.Join(err, os.RemoveAll(d.histTmp))
+	}
+	return err
 }
 
 // twinNow is the twin's clock: the simulation's once it runs.

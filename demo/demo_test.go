@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +258,32 @@ func TestDemo(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the twin has no meter value after 30 s: %s", body)
+		}
+	}
+	// The twin's history answers PromQL under /prometheus, as a Grafana
+	// data source asks it.
+	promURL := "http://" + d.Addr(node.ListenerHTTP).String() + demo.HistoryPrefix + "/api/v1/series?match[]=" +
+		url.QueryEscape(`citymesh_point_value{asset_kind="meter"}`) + "&start=" + strconv.FormatInt(start.Unix(), 10) +
+		"&end=" + strconv.FormatInt(time.Now().Add(24*time.Hour).Unix(), 10)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(promURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var r struct {
+			Status string              `json:"status"`
+			Data   []map[string]string `json:"data"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
+			t.Fatalf("GET %s: %d %s (%v)", promURL, resp.StatusCode, body, err)
+		}
+		if len(r.Data) > 0 && r.Data[0]["asset_kind"] == "meter" && r.Data[0]["point"] != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the history has no meter series after 30 s: %s", body)
 		}
 	}
 	http.DefaultClient.CloseIdleConnections()

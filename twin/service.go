@@ -344,8 +344,11 @@ func (s *Service) flush(ctx context.Context) {
 		return
 	}
 	if err := s.o.Sink.Append(ctx, batch); err != nil {
-		s.sinkErrors.Add(1)
-		s.log.Warn("twin: history sink", "samples", len(batch), "err", err)
+		if ctx.Err() == nil {
+			// (When ctx ended, Run hands them on once more as it stops.)
+			s.sinkErrors.Add(1)
+			s.log.Warn("twin: history sink", "samples", len(batch), "err", err)
+		}
 		s.smu.Lock()
 		s.pending = append(batch, s.pending...)
 		s.smu.Unlock()
