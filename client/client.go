@@ -15,6 +15,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -25,6 +26,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,8 +212,10 @@ type Client struct {
 	window chan struct{} // one token per QoS 1/2 publish inflight
 	done   chan struct{}
 
-	wg        sync.WaitGroup // the read and flush goroutines and OnClose
-	callbacks atomic.Int32   // callbacks running (see callback)
+	wg sync.WaitGroup // the read and flush goroutines and OnClose
+	// readerG, flusherG and closerG identify the goroutines that run the
+	// caller's callbacks (see wait).
+	readerG, flusherG, closerG atomic.Uint64
 }
 
 // Dial connects to opts.Addr and completes the CONNECT/CONNACK exchange. A
@@ -264,8 +269,8 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	c.log.Debug("mqtt connected", "client_id", c.ClientID(), "version", c.version,
 		"session_present", c.server.SessionPresent, "receive_maximum", c.server.ReceiveMaximum,
 		"keep_alive", c.server.KeepAlive)
-	c.wg.Go(c.readLoop)
-	c.wg.Go(c.flushLoop)
+	c.wg.Go(func() { c.readerG.Store(goroutineID()); c.readLoop() })
+	c.wg.Go(func() { c.flusherG.Store(goroutineID()); c.flushLoop() })
 	return c, nil
 }
 
@@ -614,7 +619,7 @@ func (c *Client) fail(err error) {
 		c.callback(func() { f(nil, werr) })
 	}
 	if c.opts.OnClose != nil {
-		c.wg.Go(func() { c.callback(func() { c.opts.OnClose(err) }) })
+		c.wg.Go(func() { c.closerG.Store(goroutineID()); c.callback(func() { c.opts.OnClose(err) }) })
 	}
 }
 
@@ -659,20 +664,35 @@ func (c *Client) complete(id uint16, p mqtt.Packet, err error) {
 }
 
 // callback runs f, a function of the caller's (OnMessage, OnClose, a
-// completion), counted so that Close and Disconnect called from inside one
-// do not wait for the goroutine that runs it.
-func (c *Client) callback(f func()) {
-	c.callbacks.Add(1)
-	defer c.callbacks.Add(-1)
-	f()
+// completion).
+func (c *Client) callback(f func()) { f() }
+
+// wait waits for the client's goroutines to end, unless it is called on one
+// of them (from a callback), which cannot wait for itself. Which goroutine
+// calls is told by its id, not by whether some callback is running: a
+// callback running on another goroutine (OnClose, started by the close
+// itself) must be waited for.
+func (c *Client) wait() {
+	switch goroutineID() {
+	case c.readerG.Load(), c.flusherG.Load(), c.closerG.Load():
+		return
+	}
+	c.wg.Wait()
 }
 
-// wait waits for the client's goroutines to end, unless it is called from
-// a callback, which may run on one of them.
-func (c *Client) wait() {
-	if c.callbacks.Load() == 0 {
-		c.wg.Wait()
+// goroutineID returns the id of the calling goroutine, read from the first
+// line of its stack trace ("goroutine 18 [running]:"). Go gives goroutines
+// no other identity; it is read only when a client's goroutine starts and
+// when it is closed, never per message.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
 	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }
 
 // check refuses a publish that the server said it does not accept.
