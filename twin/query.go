@@ -209,10 +209,18 @@ func (s *State) Points(q Query) (Result, error) {
 		}
 		return true
 	}
+	r.collect(&q, s.byPoint, len(s.points), func(i int32) string { return s.points[i].p.Tenant }, match)
+	return r, nil
+}
+
+// collect fills r with the indexes among n that match, or, when q names
+// ids, with those of them that match (ids unknown in byID, or hidden by
+// q's scope, go to r.Unknown), and keeps q's page.
+func (r *Result) collect(q *Query, byID map[string]int32, n int, tenant func(int32) string, match func(int32) bool) {
 	if q.IDs != nil {
 		for _, id := range q.IDs {
-			i, ok := s.byPoint[id]
-			if !ok || (q.Scoped && s.points[i].p.Tenant != q.Scope) {
+			i, ok := byID[id]
+			if !ok || (q.Scoped && tenant(i) != q.Scope) {
 				r.Unknown = append(r.Unknown, id)
 				continue
 			}
@@ -221,14 +229,13 @@ func (s *State) Points(q Query) (Result, error) {
 			}
 		}
 	} else {
-		for i := range s.points {
-			if match(int32(i)) {
-				r.idx = append(r.idx, int32(i))
+		for i := range int32(n) {
+			if match(i) {
+				r.idx = append(r.idx, i)
 			}
 		}
 	}
 	r.page(q.Offset, q.Limit)
-	return r, nil
 }
 
 // page keeps the page [offset, offset+limit) of r.idx.
@@ -279,25 +286,7 @@ func (s *State) Assets(q Query) (Result, error) {
 		}
 		return !g.hasGeo || g.match(a.Location)
 	}
-	if q.IDs != nil {
-		for _, id := range q.IDs {
-			i, ok := s.byAsset[id]
-			if !ok || (q.Scoped && s.assets[i].a.Tenant != q.Scope) {
-				r.Unknown = append(r.Unknown, id)
-				continue
-			}
-			if match(i) {
-				r.idx = append(r.idx, i)
-			}
-		}
-	} else {
-		for i := range s.assets {
-			if match(int32(i)) {
-				r.idx = append(r.idx, int32(i))
-			}
-		}
-	}
-	r.page(q.Offset, q.Limit)
+	r.collect(&q, s.byAsset, len(s.assets), func(i int32) string { return s.assets[i].a.Tenant }, match)
 	return r, nil
 }
 
