@@ -71,9 +71,12 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
 		fmt.Fprintf(tw, "  curl -s http://%s/metrics | grep citymesh_connector_uplinks\t# what the connectors did\n", a)
 		fmt.Fprintf(tw, "  curl -s 'http://%s/api/v1/twin/points?quantity=temperature&limit=3'\t# the twin: latest values\n", a)
-		fmt.Fprintf(tw, "  curl -s 'http://%s%s/api/v1/query' --data-urlencode 'query=avg by (site) (citymesh_point_value{quantity=\"temperature\"})'\t# the history, in PromQL\n", a, HistoryPrefix)
 	}
 	tw.Flush()
+	if a := d.node.Addr(node.ListenerHTTP); a != nil {
+		// Too long for the column above: its comment goes first.
+		fmt.Fprintf(&b, "  # the history, in PromQL:\n  curl -s 'http://%s%s/api/v1/query' --data-urlencode 'query=avg by (site) (citymesh_point_value{quantity=\"temperature\"})'\n", a, HistoryPrefix)
+	}
 	fmt.Fprintf(&b, "\nCtrl-C stops it.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
