@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/citymesh/citymesh/energy"
@@ -87,8 +88,10 @@ type MeterConfig struct {
 	// flow's default (2 for electricity, 1 for heat, 3 for gas and water).
 	// Use −1 for a register without decimals.
 	Decimals int
-	// Initial is the register at the building's Start; 0 means a value
-	// drawn between 5 % and 50 % of the register's range.
+	// Initial is the register at the building's Start; 0 means what the
+	// meter would have counted in 2 to 15 years of service (drawn) at the
+	// building's annual intensity, at least two years below the end of
+	// the register's range.
 	Initial float64
 }
 
@@ -334,7 +337,7 @@ func (b *Building) newMeter(mc MeterConfig) (*Meter, error) {
 	}
 	m := &Meter{b: b, cfg: mc, obis: o, max: math.Pow(10, float64(mc.Digits)), res: math.Pow(10, -float64(mc.Decimals))}
 	if mc.Initial == 0 {
-		m.cfg.Initial = m.quantize((0.05 + 0.45*unit(SeedOf(b.seed, mc.ID), stMeterInit, 0)) * m.max)
+		m.cfg.Initial = m.quantize(b.initialRegister(mc, m.max))
 	}
 	if !(m.cfg.Initial >= 0 && m.cfg.Initial < m.max) {
 		return nil, fmt.Errorf("meter %s: initial %v outside the register's range 0–%v", mc.ID, m.cfg.Initial, m.max)
@@ -728,4 +731,60 @@ func (m *Meter) Events(from, to time.Time) []MeterEvent {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// Annual yields and conversions behind initialRegister's service years.
+const (
+	// pvKWhPerKWp is a year's yield of a rooftop PV system in Heilbronn
+	// (PVGIS, optimally inclined, about 1,000 kWh/kWp in southern Germany).
+	pvKWhPerKWp = 1000.0
+	// coolingHoursK is a rough year of air conditioning: kelvin-hours
+	// above the cooling limit (about 300 full-load hours at 3 K).
+	coolingHoursK = 900.0
+	// t1Share is the share of a year's electricity on the day tariff.
+	t1Share = 0.6
+)
+
+// initialRegister draws a register's value at the building's start: the
+// flow's annual amount times the meter's share times 2 to 15 years of
+// service, so that a main meter reads millions of kWh and a floor's
+// sub-meter hundreds of thousands, as real ones do. A register that would
+// come within two years of its range's end has wrapped: what remains of
+// it below that.
+func (b *Building) initialRegister(mc MeterConfig, max float64) float64 {
+	a, c := b.cfg.FloorAreaM2, &b.cfg
+	var year float64
+	switch mc.Flow {
+	case FlowElectricity:
+		year = c.ElectricityKWhPerM2 * a
+	case FlowElectricityT1:
+		year = c.ElectricityKWhPerM2 * a * t1Share
+	case FlowElectricityT2:
+		year = c.ElectricityKWhPerM2 * a * (1 - t1Share)
+	case FlowElectricityExport, FlowPV:
+		year = c.PVkWp * pvKWhPerKWp
+	case FlowHeat:
+		year = c.HeatKWhPerM2 * a
+	case FlowGas:
+		year = c.HeatKWhPerM2 * a / gasKWhPerM3
+	case FlowCooling:
+		year = c.CoolingWPerM2K / 1000 * a * coolingHoursK
+	case FlowWater:
+		year = c.WaterM3PerM2 * a
+	}
+	// The years are the meter's, shared by its registers (ids
+	// "{meter}/{OBIS}"), so its tariff registers add up to its total.
+	meter, _, _ := strings.Cut(mc.ID, "/")
+	years := 2 + 13*unit(SeedOf(b.seed, meter), stMeterInit, 0)
+	// Leave two years of headroom, so that a register wraps only when a
+	// fault says so.
+	room := max - 2*year*mc.Share
+	if !(room > 0) {
+		return 0
+	}
+	v := math.Mod(year*mc.Share*years, room)
+	if !(v >= 0) {
+		return 0
+	}
+	return v
 }

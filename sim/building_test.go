@@ -321,3 +321,46 @@ func TestTariffRegisters(t *testing.T) {
 		t.Errorf("a week: T1 + T2 advanced %v, the total %v", sum, total)
 	}
 }
+
+// TestInitialRegisters checks the default initial readings: 2 to 15 years
+// of the building's annual amount times the meter's share, tariff
+// registers of one meter adding up to its total, and a small register
+// that would overflow kept two years below its end.
+func TestInitialRegisters(t *testing.T) {
+	w := mustWeather(t, 3, WeatherConfig{})
+	start := date(2026, 1, 1)
+	cfg := BuildingConfig{ID: "b9", Kind: KindOffice, FloorAreaM2: 4000, Start: start, PVkWp: 80,
+		ElectricityKWhPerM2: 100, HeatKWhPerM2: 80, WaterM3PerM2: 0.3,
+		Meters: []MeterConfig{
+			{ID: "el-main/1-0:1.8.0", Flow: FlowElectricity, Digits: 9},
+			{ID: "el-main/1-0:1.8.1", Flow: FlowElectricityT1, Digits: 9},
+			{ID: "el-main/1-0:1.8.2", Flow: FlowElectricityT2, Digits: 9},
+			{ID: "el-main/1-0:2.8.0", Flow: FlowElectricityExport, Digits: 9},
+			{ID: "el-f1/1-0:1.8.0", Flow: FlowElectricity, Share: 0.25, Digits: 8},
+			{ID: "ht-main/6-0:1.0.0", Flow: FlowHeat, Digits: 8},
+			{ID: "wa-main/8-0:1.0.0", Flow: FlowWater, Digits: 7},
+			{ID: "tiny/1-0:1.8.0", Flow: FlowElectricity, Digits: 6}, // 400 MWh a year: wraps
+		}}
+	b := mustBuilding(t, 3, w, cfg)
+	at := func(id string) float64 { return b.Meter(id).Read(start).Value }
+	for _, c := range []struct {
+		id   string
+		year float64
+	}{
+		{"el-main/1-0:1.8.0", 400_000},
+		{"el-main/1-0:2.8.0", 80_000},
+		{"el-f1/1-0:1.8.0", 100_000},
+		{"ht-main/6-0:1.0.0", 320_000},
+		{"wa-main/8-0:1.0.0", 1_200},
+	} {
+		if v := at(c.id); v < 2*c.year*0.999 || v > 15*c.year*1.001 {
+			t.Errorf("%s starts at %.2f, want 2–15 years of %.0f", c.id, v, c.year)
+		}
+	}
+	if sum, total := at("el-main/1-0:1.8.1")+at("el-main/1-0:1.8.2"), at("el-main/1-0:1.8.0"); math.Abs(sum-total) > 0.02 {
+		t.Errorf("tariff registers add up to %.2f, total %.2f", sum, total)
+	}
+	if v := at("tiny/1-0:1.8.0"); v < 0 || v >= 1e6-2*400_000 {
+		t.Errorf("a 6-digit register starts at %.2f, want below %v", v, 1e6-2*400_000)
+	}
+}
