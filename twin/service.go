@@ -51,6 +51,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the service's logs (default slog.Default()).
 	Logger *slog.Logger
+	// TenantTopics also publishes the snapshot of each asset that has a
+	// tenant in that tenant's namespace, $tenant/{tenant}/{Prefix}/...,
+	// where the tenant's own MQTT clients read it as {Prefix}/...
+	// (tenants.go).
+	TenantTopics bool
 }
 
 // Service keeps a State from the city events on a bus: it recovers the
@@ -65,6 +70,8 @@ type Service struct {
 
 	smu     sync.Mutex
 	pending []history.Sample
+	// pubMu keeps a tenant's erasure apart from publishing.
+	pubMu sync.Mutex
 	kick    chan struct{} // a flush is due before the tick
 
 	ready    chan struct{}
@@ -309,6 +316,8 @@ func (s *Service) handle(_ context.Context, m bus.Message) {
 // publish publishes the retained snapshots of the assets that changed,
 // using dirty as scratch, and returns it.
 func (s *Service) publish(ctx context.Context, dirty []int32) []int32 {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
 	dirty = s.state.takeDirty(dirty)
 	now := s.o.Now()
 	srcs := make(map[*event.Source][]byte)
@@ -326,6 +335,9 @@ func (s *Service) publish(ctx context.Context, dirty []int32) []int32 {
 			continue
 		}
 		s.published.Add(1)
+		if s.o.TenantTopics {
+			s.publishTenantCopy(ctx, i, topic, payload)
+		}
 	}
 	return dirty
 }
