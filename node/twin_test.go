@@ -438,4 +438,3 @@ func sameSet(a, b []string) bool {
 	}
 	return true
 }
-

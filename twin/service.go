@@ -70,9 +70,10 @@ type Service struct {
 
 	smu     sync.Mutex
 	pending []history.Sample
+	kick    chan struct{} // a flush is due before the tick
+
 	// pubMu keeps a tenant's erasure apart from publishing.
 	pubMu sync.Mutex
-	kick    chan struct{} // a flush is due before the tick
 
 	ready    chan struct{}
 	recovery atomic.Pointer[Recovery]
