@@ -317,7 +317,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.twin != nil {
 		// Before the connectors: recovered and subscribed before they
 		// publish.
-		if err := n.twin.Start(ctx); err != nil {
+		if err := n.twin.Start(ctx, nil); err != nil {
 			return fieldError("twin", err)
 		}
 	}

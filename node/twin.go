@@ -226,6 +226,8 @@ type Twin struct {
 	hist *history.DB         // nil with history off
 	rw   *remotewrite.Writer // nil without remote write
 
+	bus *laterBus // the bus, given to NewTwin or to Start
+
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -235,7 +237,8 @@ type Twin struct {
 
 // TwinOptions are what NewTwin takes besides the section.
 type TwinOptions struct {
-	// Bus is where the city events are and the snapshots go. Required.
+	// Bus is where the city events are and the snapshots go; nil: the
+	// one given to Start.
 	Bus bus.Bus
 	// Connectors is the connectors section, whose campus the twin keeps
 	// when its own names none.
@@ -253,7 +256,7 @@ func NewTwin(cfg TwinConfig, o TwinOptions) (_ *Twin, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	t := &Twin{cfg: cfg, log: o.Logger, done: make(chan struct{})}
+	t := &Twin{cfg: cfg, log: o.Logger, done: make(chan struct{}), bus: &laterBus{Bus: o.Bus}}
 	defer func() {
 		if err != nil {
 			t.release()
@@ -289,7 +292,7 @@ func NewTwin(cfg TwinConfig, o TwinOptions) (_ *Twin, err error) {
 		}
 		sinks = append(sinks, t.rw)
 	}
-	opts := twin.Options{Model: m, Bus: o.Bus, Prefix: cfg.Prefix, PublishEvery: cfg.PublishEvery,
+	opts := twin.Options{Model: m, Bus: t.bus, Prefix: cfg.Prefix, PublishEvery: cfg.PublishEvery,
 		RecoverTimeout: cfg.RecoverTimeout, Logger: o.Logger, TenantTopics: cfg.tenantTopics()}
 	if len(sinks) > 0 {
 		opts.Sink = history.Tee(sinks...)
@@ -306,10 +309,17 @@ func (t *Twin) Service() *twin.Service { return t.svc }
 // History returns the twin's history, nil when it is off.
 func (t *Twin) History() *history.DB { return t.hist }
 
-// Start runs the twin: it recovers the state from the retained snapshots
-// and subscribes to the city events, and returns once that is done (or
-// failed). The twin runs until Close.
-func (t *Twin) Start(ctx context.Context) error {
+// Start runs the twin on b (nil: the bus given to NewTwin): it recovers
+// the state from the retained snapshots and subscribes to the city events,
+// and returns once that is done (or failed). The twin runs until Close.
+// Start may be called once.
+func (t *Twin) Start(ctx context.Context, b bus.Bus) error {
+	if b != nil {
+		t.bus.Bus = b
+	}
+	if t.bus.Bus == nil {
+		return errors.New("twin: no bus")
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.mu.Lock()
 	t.cancel = cancel
@@ -358,6 +368,12 @@ func (t *Twin) Close() error {
 	}
 	return t.release()
 }
+
+// laterBus is a bus.Bus given after the twin service was created (it is
+// set before the service runs, and not changed afterwards): `citymesh run
+// twin` checks the configuration, loads the campus and opens the history
+// before it connects to the broker.
+type laterBus struct{ bus.Bus }
 
 func (t *Twin) release() error {
 	var errs []error

@@ -101,6 +101,14 @@ func runTwin(ctx context.Context, args []string) error {
 		}
 	}
 
+	// The campus and the history before anything connects: their mistakes
+	// are the configuration's.
+	tw, err := node.NewTwin(cfg.Twin, node.TwinOptions{Connectors: cfg.Connectors, Data: cfg.Data, Logger: log})
+	if err != nil {
+		return fmt.Errorf("%s: %w", *configFile, err)
+	}
+	defer tw.Close() // the last to run: the history closes after the twin stopped
+
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	remote, err := bus.DialRemote(dctx, bus.RemoteOptions{URL: *brokerURL, ClientID: *clientID, Username: *username,
 		Password: password, Logger: log, TLSConfig: tc})
@@ -109,10 +117,6 @@ func runTwin(ctx context.Context, args []string) error {
 		return err
 	}
 	defer remote.Close()
-	tw, err := node.NewTwin(cfg.Twin, node.TwinOptions{Bus: remote, Connectors: cfg.Connectors, Data: cfg.Data, Logger: log})
-	if err != nil {
-		return fmt.Errorf("%s: %w", *configFile, err)
-	}
 	defer tw.Close() // before the bus: the last snapshots are published
 	if serveHTTP {
 		reg := prometheus.NewRegistry()
@@ -138,7 +142,7 @@ func runTwin(ctx context.Context, args []string) error {
 			<-served
 		}()
 	}
-	if err := tw.Start(ctx); err != nil {
+	if err := tw.Start(ctx, remote); err != nil {
 		return err
 	}
 	log.Info("twin running", "broker", *brokerURL, "client", *clientID)

@@ -194,3 +194,40 @@ acl:
 
 // portOf returns the port of host:port.
 func portOf(addr string) string { return addr[strings.LastIndex(addr, ":")+1:] }
+
+// TestRunTwinErrors: the command refuses what it cannot run, naming the
+// setting, before it connects to the broker.
+func TestRunTwinErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	campusFile, _ := filepath.Abs("../../examples/campus/small/campus.yaml")
+	ok := write("ok.yaml", "data: "+filepath.Join(dir, "data")+"\ntwin:\n  enabled: true\n  campus: "+campusFile+"\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no config", nil, "--config is required"},
+		{"no twin", []string{"--config", write("empty.yaml", "log: info\n")}, "twin.enabled is not true"},
+		{"bad key", []string{"--config", write("typo.yaml", "twin:\n  enabled: true\n  publish_evry: 1s\n")}, "publish_evry"},
+		{"bad value", []string{"--config", write("short.yaml", "twin:\n  enabled: true\n  campus: c.yaml\n  publish_every: 1ms\n")}, "twin.publish_every"},
+		{"campus missing, before connecting", []string{"--config", write("nocampus.yaml", "twin:\n  enabled: true\n  campus: /nonexistent/campus.yaml\n"),
+			"--broker", "mqtt://127.0.0.1:1"}, "twin.campus"},
+		{"bad broker", []string{"--config", ok, "--broker", "127.0.0.1:1883"}, "--broker"},
+		{"open HTTP on another host", []string{"--config", ok, "--http", "0.0.0.0:8090"}, "without authentication"},
+		{"extra argument", []string{"--config", ok, "extra"}, "unexpected argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runTwin(context.Background(), tc.args)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("runTwin = %v, want %q in it", err, tc.want)
+			}
+		})
+	}
+}
