@@ -161,3 +161,25 @@ func TestNodeTwinRestart(t *testing.T) {
 	}
 	t.Logf("restart: node started in %v, twin recovered %d assets (%d points) in %v", took.Round(time.Millisecond), rec.Assets, rec.Points, rec.Duration.Round(time.Microsecond))
 }
+
+// TestReloadTwinNeedsRestart: Reload applies nothing of the twin section
+// and names each changed setting as needing a restart.
+func TestReloadTwinNeedsRestart(t *testing.T) {
+	cfg := twinConfig(t, false)
+	n := startNode(t, cfg, nil)
+	next := cfg
+	next.Twin.PublishEvery = 2 * time.Second
+	next.Twin.History.Retention = 720 * time.Hour
+	next.Twin.RemoteWrite = &remotewrite.Config{URL: "http://vm:8428/api/v1/write"}
+	notApplied, err := n.Reload(&next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"twin.publish_every", "twin.history.retention", "twin.remote_write"}
+	if !sameSet(notApplied, want) {
+		t.Errorf("Reload: not applied %v, want %v", notApplied, want)
+	}
+	if got := n.Config().Twin.PublishEvery; got != cfg.Twin.PublishEvery {
+		t.Errorf("the running publish_every became %v", got)
+	}
+}
