@@ -454,9 +454,6 @@ func (n *Node) Close() error {
 	if n.conns != nil {
 		n.conns.Close() // publishes what it received before the broker goes
 	}
-	if n.twin != nil {
-		n.twin.Close() // publishes its last snapshots before the broker goes
-	}
 	if n.mesh != nil {
 		n.mesh.Stop()
 	}
@@ -476,6 +473,8 @@ func (n *Node) release() error {
 		n.connBus.Close()
 	}
 	if n.twin != nil {
+		// After the HTTP servers (no request reads a closed history), before
+		// the broker (the last snapshots are published).
 		errs = append(errs, n.twin.Close())
 	}
 	if n.twinBus != nil {

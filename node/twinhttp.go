@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -89,15 +90,26 @@ func (a *TwinAccess) Wrap(h http.Handler) http.Handler {
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)
-			http.Error(w, `{"error":"authentication required: HTTP Basic with a broker user, or a Bearer JWT"}`, http.StatusUnauthorized)
+			writeJSONError(w, http.StatusUnauthorized, "authentication required: HTTP Basic with a broker user, or a Bearer JWT")
 			return
 		}
 		if !id.Admin && id.Tenant == "" {
-			http.Error(w, `{"error":"only administrators and tenants' users read the twin"}`, http.StatusForbidden)
+			writeJSONError(w, http.StatusForbidden, "only administrators and tenants' users read the twin")
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
+}
+
+// writeJSONError answers {"error": msg} with code.
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
 }
 
 // tenant is the twin API's tenant hook: an administrator (or anyone on an
