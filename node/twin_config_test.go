@@ -3,12 +3,19 @@ package node_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/twin/remotewrite"
@@ -181,5 +188,72 @@ func TestReloadTwinNeedsRestart(t *testing.T) {
 	}
 	if got := n.Config().Twin.PublishEvery; got != cfg.Twin.PublishEvery {
 		t.Errorf("the running publish_every became %v", got)
+	}
+}
+
+// TestNodeTwinRemoteWrite: with remote_write the twin's samples reach a
+// remote write receiver (decoded here with golang/snappy and prompb, not
+// the writer's code), beside the local history or, with history: off,
+// instead of it (and /prometheus/ is then not served).
+func TestNodeTwinRemoteWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		historyOff bool
+	}{{"with history", false}, {"history off", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			got := map[string]float64{}
+			recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				raw, err := snappy.Decode(nil, body)
+				var wr prompb.WriteRequest
+				if err == nil {
+					err = wr.Unmarshal(raw)
+				}
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				mu.Lock()
+				for _, ts := range wr.Timeseries {
+					for _, l := range ts.Labels {
+						if l.Name == "point" && len(ts.Samples) > 0 {
+							got[l.Value] = ts.Samples[len(ts.Samples)-1].Value
+						}
+					}
+				}
+				mu.Unlock()
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			defer recv.Close()
+			cfg := twinConfig(t, false)
+			cfg.Twin.History.Off = tc.historyOff
+			cfg.Twin.RemoteWrite = &remotewrite.Config{URL: recv.URL + "/api/v1/write", BatchWait: 20 * time.Millisecond}
+			n := startNode(t, cfg, nil)
+			base := "http://" + n.Addr(node.ListenerHTTP).String()
+			publishTwinEvents(t, context.Background(), n.Addr(node.ListenerMQTT).String(), "", 20.5, 3.3, time.Now().Add(-time.Minute))
+			waitFor(t, 10*time.Second, "the samples at the receiver", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return got[roomPoint] == 20.5 && got[devicePoint] == 3.3
+			})
+			if tc.historyOff {
+				if code, _ := twinGet(t, "GET", base+"/prometheus/api/v1/query?query=up", ""); code != http.StatusNotFound {
+					t.Errorf("/prometheus/ with history off: %d, want 404", code)
+				}
+				if _, err := os.Stat(filepath.Join(cfg.Data, "history")); err == nil {
+					t.Error("history: off made a history directory")
+				}
+			} else if got := promSeries(t, base, "", "citymesh_point_value"); !sameSet(got, []string{roomPoint, devicePoint}) {
+				t.Errorf("the local history has %v", got)
+			}
+			if _, err := os.Stat(filepath.Join(cfg.Data, "remote-write")); err != nil {
+				t.Errorf("the queue is not in {data}/remote-write: %v", err)
+			}
+			code, body := twinGet(t, "GET", base+"/metrics", "")
+			if code != 200 || !strings.Contains(string(body), "citymesh_remote_write_") || !strings.Contains(string(body), "citymesh_twin_samples_sunk_total") {
+				t.Errorf("/metrics lacks the twin's or remote write's metrics: %d", code)
+			}
+		})
 	}
 }
