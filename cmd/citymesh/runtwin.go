@@ -101,8 +101,15 @@ func runTwin(ctx context.Context, args []string) error {
 		}
 	}
 
-	// The campus and the history before anything connects: their mistakes
-	// are the configuration's.
+	// The HTTP listener, the campus and the history before anything
+	// connects: their mistakes are the configuration's.
+	var ln net.Listener
+	if serveHTTP {
+		if ln, err = net.Listen("tcp", *httpAddr); err != nil {
+			return fmt.Errorf("--http: %w", err)
+		}
+		defer ln.Close() // (a no-op once served)
+	}
 	tw, err := node.NewTwin(cfg.Twin, node.TwinOptions{Connectors: cfg.Connectors, Data: cfg.Data, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%s: %w", *configFile, err)
@@ -118,6 +125,16 @@ func runTwin(ctx context.Context, args []string) error {
 	}
 	defer remote.Close()
 	defer tw.Close() // before the bus: the last snapshots are published
+	if err := tw.Start(ctx, remote); err != nil {
+		return err
+	}
+	// The HTTP APIs once the twin runs on the bus (an erasure publishes).
+	var stopHTTP func()
+	defer func() {
+		if stopHTTP != nil {
+			stopHTTP()
+		}
+	}()
 	if serveHTTP {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(tw.Collectors()...)
@@ -127,27 +144,24 @@ func runTwin(ctx context.Context, args []string) error {
 		if err := tw.Mount(func(p string, h http.Handler) error { mux.Handle(p, h); return nil }, access); err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", *httpAddr)
-		if err != nil {
-			return fmt.Errorf("--http: %w", err)
-		}
 		log.Info("HTTP listening", "addr", ln.Addr().String())
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		served := make(chan struct{})
 		go func() { srv.Serve(ln); close(served) }()
-		defer func() {
+		stopHTTP = func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			srv.Shutdown(sctx)
 			cancel()
 			<-served
-		}()
-	}
-	if err := tw.Start(ctx, remote); err != nil {
-		return err
+		}
 	}
 	log.Info("twin running", "broker", *brokerURL, "client", *clientID)
 	<-ctx.Done()
 	log.Info("shutting down")
+	if stopHTTP != nil {
+		stopHTTP() // no request reads a closed history
+		stopHTTP = nil
+	}
 	return tw.Close()
 }
 

@@ -218,7 +218,7 @@ func TestRunTwinErrors(t *testing.T) {
 		{"bad key", []string{"--config", write("typo.yaml", "twin:\n  enabled: true\n  publish_evry: 1s\n")}, "publish_evry"},
 		{"bad value", []string{"--config", write("short.yaml", "twin:\n  enabled: true\n  campus: c.yaml\n  publish_every: 1ms\n")}, "twin.publish_every"},
 		{"campus missing, before connecting", []string{"--config", write("nocampus.yaml", "twin:\n  enabled: true\n  campus: /nonexistent/campus.yaml\n"),
-			"--broker", "mqtt://127.0.0.1:1"}, "twin.campus"},
+			"--broker", "mqtt://127.0.0.1:1", "--http", "off"}, "twin.campus"},
 		{"bad broker", []string{"--config", ok, "--broker", "127.0.0.1:1883"}, "--broker"},
 		{"open HTTP on another host", []string{"--config", ok, "--http", "0.0.0.0:8090"}, "without authentication"},
 		{"extra argument", []string{"--config", ok, "extra"}, "unexpected argument"},
