@@ -178,18 +178,42 @@ acl:
 		}
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		exited = true
-		if err != nil {
-			t.Errorf("run twin after SIGTERM: %v", err)
+	stop := func(cmd *exec.Cmd) {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			exited = true
+			if err != nil {
+				t.Errorf("run twin after SIGTERM: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("run twin did not end within 15 s of SIGTERM")
 		}
-	case <-time.After(15 * time.Second):
-		t.Error("run twin did not end within 15 s of SIGTERM")
 	}
+	stop(cmd)
+
+	// Started again, it recovers the state from the broker's retained
+	// snapshots through the remote bus, before anything new is published.
+	exited = false
+	out = new(testproc.Buffer)
+	cmd = exec.Command(testproc.Binary(t), "run", "twin", "--config", twinConfig, "--broker", "mqtt://"+serveAddr,
+		"--username", "ops", "--password-file", pwFile, "--http", httpAddr)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the twin to run again", func() bool { return strings.Contains(out.String(), `msg="twin running"`) }, out.String)
+	if !strings.Contains(out.String(), "recovered_assets=2 recovered_points=2") {
+		t.Errorf("the restarted twin did not recover both assets:\n%s", out)
+	}
+	for _, p := range []string{"b01-0.01/temperature", "soil-probe-01/battery"} {
+		if code, body := get("ops", "/api/v1/twin/points/"+p); code != 200 || !strings.Contains(body, `"value":`) {
+			t.Errorf("after the restart, %s: %d %s", p, code, body)
+		}
+	}
+	stop(cmd)
 }
 
 // portOf returns the port of host:port.
