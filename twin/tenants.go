@@ -3,9 +3,11 @@ package twin
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/citymesh/citymesh/bus"
@@ -127,9 +129,10 @@ func (s *Service) EraseTenant(ctx context.Context, tenant string) (Erasure, erro
 }
 
 // ExportTenant writes the state the twin holds of tenant to w as JSON
-// Lines, one a line for each asset of the tenant:
-// {"kind":"asset","snapshot":{...}} with the asset's Snapshot as published
-// retained on the bus (its liveness and the points that have a value).
+// Lines, one a line for each asset that is the tenant's or holds some of
+// its points: {"kind":"asset","snapshot":{...}} with the asset's Snapshot
+// as published retained on the bus (its liveness; of its points, those of
+// the tenant that have a value).
 func (s *Service) ExportTenant(ctx context.Context, tenant string, w io.Writer) error {
 	if tenant == "" {
 		return errors.New("twin: export tenant: empty tenant")
@@ -138,7 +141,17 @@ func (s *Service) ExportTenant(ctx context.Context, tenant string, w io.Writer) 
 	now := s.o.Now()
 	srcs := map[*event.Source][]byte{}
 	for i := range s.state.assets {
-		if s.state.assets[i].a.Tenant != tenant {
+		a := &s.state.assets[i]
+		mixed := false // holds points of other tenants too
+		ours := a.a.Tenant == tenant
+		for _, pi := range a.points {
+			if t := s.state.points[pi].p.Tenant; t == tenant {
+				ours = true
+			} else {
+				mixed = true
+			}
+		}
+		if !ours {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -147,6 +160,16 @@ func (s *Service) ExportTenant(ctx context.Context, tenant string, w io.Writer) 
 		_, b, err := s.state.snapshotJSON(s.o.Prefix, int32(i), now, srcs)
 		if err != nil {
 			return fmt.Errorf("twin: export %s: %w", tenant, err)
+		}
+		if mixed {
+			var sn Snapshot
+			if err := json.Unmarshal(b, &sn); err != nil {
+				return fmt.Errorf("twin: export %s: %w", tenant, err)
+			}
+			sn.Points = slices.DeleteFunc(sn.Points, func(p PointState) bool { return p.Tenant != tenant })
+			if b, err = json.Marshal(sn); err != nil {
+				return fmt.Errorf("twin: export %s: %w", tenant, err)
+			}
 		}
 		bw.WriteString(`{"kind":"asset","snapshot":`)
 		bw.Write(b)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/citymesh/citymesh/broker"
 	"github.com/citymesh/citymesh/bus"
+	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/twin/history"
 )
@@ -256,5 +259,83 @@ func TestTee(t *testing.T) {
 	}
 	if history.Tee(a) != history.Sink(a) {
 		t.Error("a tee of one sink is not that sink")
+	}
+}
+
+// TestExportAndEraseMixedAsset: an asset of one tenant holding a point of
+// another (a campus points: override) is exported to each tenant with its
+// own points only; erasing the point's tenant keeps the asset's other
+// values and publishes the asset again without the erased point.
+func TestExportAndEraseMixedAsset(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"campus.yaml", "geometry.geojson", "loomi-route.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../examples/campus/small", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "campus.yaml" {
+			b = append(b, "\npoints:\n  - {id: b01-0.01/co2, tenant: wartberg-growers}\n"...)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := campus.Load(filepath.Join(dir, "campus.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(broker.Options{SysInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer b.Close()
+	tb, err := bus.NewLocal(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	s, err := NewService(Options{Model: m, Bus: tb, PublishEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tp, ev := msg(t, roomTopic("b01-0.01"), event.NewMeasurement("b01-0.01", t0, building,
+		event.Value{Point: "b01-0.01/temperature", Value: 21.5, Unit: event.Celsius},
+		event.Value{Point: "b01-0.01/co2", Value: 612, Unit: event.PartsPerMillion}))
+	if _, err := s.State().Apply(tp, ev, t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	export := func(tenant string) string {
+		var sb strings.Builder
+		if err := s.ExportTenant(ctx, tenant, &sb); err != nil {
+			t.Fatal(err)
+		}
+		return sb.String()
+	}
+	for _, tc := range []struct {
+		tenant       string
+		want, absent string
+	}{
+		{"wartberg-growers", `"id":"b01-0.01/co2"`, `"id":"b01-0.01/temperature"`},
+		{"campus-service", `"id":"b01-0.01/temperature"`, `"id":"b01-0.01/co2"`},
+	} {
+		got := export(tc.tenant)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.absent) {
+			t.Errorf("export of %s: has %s: %v, has %s: %v", tc.tenant, tc.want, strings.Contains(got, tc.want), tc.absent, strings.Contains(got, tc.absent))
+		}
+	}
+	s.State().takeDirty(nil)
+	er, err := s.EraseTenant(ctx, "wartberg-growers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if er.Points != 1 {
+		t.Errorf("erased %d points, want 1", er.Points)
+	}
+	if p, _ := s.State().Point("b01-0.01/co2"); p.Value != nil {
+		t.Error("the erased point keeps its value")
+	}
+	if p, _ := s.State().Point("b01-0.01/temperature"); p.Value == nil {
+		t.Error("the asset's other point lost its value")
+	}
+	if d := s.State().takeDirty(nil); !slices.Contains(d, s.State().byAsset["b01-0.01"]) {
+		t.Error("the mixed asset is not published again")
 	}
 }
