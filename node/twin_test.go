@@ -289,6 +289,7 @@ func TestNodeTwinTenants(t *testing.T) {
 
 	growerJWT := bearer(t, jwt.MapClaims{"sub": "grower-app", "tenant": "wartberg-growers", "exp": time.Now().Add(time.Hour).Unix()})
 	adminJWT := bearer(t, jwt.MapClaims{"sub": "ops-app", "groups": []string{"admin"}, "exp": time.Now().Add(time.Hour).Unix()})
+	operatorJWT := bearer(t, jwt.MapClaims{"sub": "cs-ops", "tenant": "campus-service", "groups": []string{"admin"}, "exp": time.Now().Add(time.Hour).Unix()})
 	expiredJWT := bearer(t, jwt.MapClaims{"sub": "grower-app", "tenant": "wartberg-growers", "exp": time.Now().Add(-time.Hour).Unix()})
 	httpCases := []struct {
 		name, user, method, path string
@@ -311,6 +312,11 @@ func TestNodeTwinTenants(t *testing.T) {
 		{"tenant exports", "cs", "GET", "/api/v1/twin/tenants/campus-service/export", 403},
 		{"tenant erases", "grower", "DELETE", "/api/v1/twin/tenants/wartberg-growers", 403},
 		{"bad tenant id", "ops", "GET", "/api/v1/twin/tenants/a+b/export", 400},
+		{"tenant's operator, own point", operatorJWT, "GET", "/api/v1/twin/points/" + roomPoint, 200},
+		{"tenant's operator, other's point", operatorJWT, "GET", "/api/v1/twin/points/" + devicePoint, 404},
+		{"tenant's operator exports its tenant", operatorJWT, "GET", "/api/v1/twin/tenants/campus-service/export", 200},
+		{"tenant's operator exports another", operatorJWT, "GET", "/api/v1/twin/tenants/wartberg-growers/export", 403},
+		{"tenant's operator erases another", operatorJWT, "DELETE", "/api/v1/twin/tenants/wartberg-growers", 403},
 	}
 	for _, tc := range httpCases {
 		t.Run("http/"+tc.name, func(t *testing.T) {
@@ -327,6 +333,7 @@ func TestNodeTwinTenants(t *testing.T) {
 		{"cs", "citymesh_point_value", []string{roomPoint}},
 		{"grower", "citymesh_point_value", []string{devicePoint}},
 		{growerJWT, "citymesh_point_value", []string{devicePoint}},
+		{operatorJWT, "citymesh_point_value", []string{roomPoint}},
 		{"cs", `citymesh_point_value{tenant="wartberg-growers"}`, nil},
 		{"grower", `sum by (point) ({__name__=~".+"})`, []string{devicePoint}},
 	}

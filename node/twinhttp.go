@@ -23,7 +23,9 @@ const HistoryPrefix = "/prometheus"
 // "Authorization: Bearer" with a JWT, each checked as the broker checks an
 // MQTT login (auth.Chain). An administrator (group admin) sees everything
 // and may export and erase tenants; a user with a tenant sees only its
-// tenant's points, assets and series; any other user is refused (403).
+// tenant's points, assets and series (an administrator with a tenant is
+// its tenant's operator: its tenant's data, export and erasure); any other
+// user is refused (403).
 // A request without credentials, or with wrong ones, gets 401, even when the
 // broker lets anonymous clients in (allow_anonymous): what an anonymous
 // MQTT client may read is topic ACL rules, which do not translate to the
@@ -112,36 +114,42 @@ func writeJSONError(w http.ResponseWriter, code int, msg string) {
 	w.Write(append(b, '\n'))
 }
 
-// tenant is the twin API's tenant hook: an administrator (or anyone on an
-// open twin) sees all, a tenant's user its tenant.
+// tenant is the twin API's tenant hook: an administrator without a tenant
+// (or anyone on an open twin) sees all, anyone with a tenant its tenant.
+// An administrator who belongs to a tenant is that tenant's operator, as on
+// the broker, where it stays inside its tenant's namespace.
 func (a *TwinAccess) tenant(r *http.Request) (string, bool) {
 	id := requestIdentity(r)
 	if id == nil {
 		return "", a.open
 	}
-	if id.Admin {
-		return "", true
+	if id.Tenant != "" {
+		return id.Tenant, false
 	}
-	return id.Tenant, false
+	return "", id.Admin
 }
 
-// admin is the twin API's administrator hook.
+// admin is the twin API's administrator hook: administrators export and
+// erase any tenant, a tenant's operator its own.
 func (a *TwinAccess) admin(r *http.Request) bool {
-	if id := requestIdentity(r); id != nil {
-		return id.Admin
+	id := requestIdentity(r)
+	if id == nil {
+		return a.open
 	}
-	return a.open
+	return id.Admin && (id.Tenant == "" || id.Tenant == r.PathValue("tenant"))
 }
 
-// scope is the Prometheus API's tenant hook: every selector of a tenant's
-// user also matches tenant="<its tenant>".
+// scope is the Prometheus API's tenant hook: every selector of a request
+// with a tenant also matches tenant="<its tenant>".
 func (a *TwinAccess) scope(r *http.Request) (string, error) {
 	id := requestIdentity(r)
 	switch {
-	case id == nil && a.open, id != nil && id.Admin:
+	case id == nil && a.open:
 		return "", nil
 	case id != nil && id.Tenant != "":
 		return id.Tenant, nil
+	case id != nil && id.Admin:
+		return "", nil
 	}
 	return "", errors.New("only administrators and tenants' users read the history")
 }
