@@ -36,7 +36,7 @@ const (
 // twinUsers writes a password file (password "pw") with an administrator
 // (ops), a user of each tenant of the small campus (cs: campus-service,
 // grower: wartberg-growers) and a user without a tenant (plain).
-func twinUsers(t *testing.T) string {
+func twinUsers(t testing.TB) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "passwd")
 	f := auth.NewPasswordFile(path)
@@ -248,7 +248,7 @@ func retainedTwin(t *testing.T, ctx context.Context, addr, user, marker string) 
 	return topics
 }
 
-func bearer(t *testing.T, claims jwt.MapClaims) string {
+func bearer(t testing.TB, claims jwt.MapClaims) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(twinSecret))
 	if err != nil {
