@@ -196,7 +196,9 @@ func (c *TwinConfig) validate(conns *run.Config, data string) []error {
 			}
 		}
 	}
-	if rw := c.remoteWrite(data); rw != nil {
+	if c.RemoteWrite != nil && c.RemoteWrite.Dir == "" && data == "" {
+		bad("remote_write.dir", "required when the node has no data directory")
+	} else if rw := c.remoteWrite(data); rw != nil {
 		if err := rw.Validate(); err != nil {
 			msg := strings.TrimPrefix(err.Error(), "remotewrite: ")
 			key, rest, _ := strings.Cut(msg, " ")

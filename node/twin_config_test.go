@@ -48,6 +48,11 @@ func TestTwinConfigRefused(t *testing.T) {
 			c.Store = "memory"
 			c.Twin = node.TwinConfig{Enabled: true, Campus: "campus.yaml"}
 		}, "twin.history.dir", "no data directory"},
+		{"remote write queue of a memory node", func(c *node.Config) {
+			c.Store = "memory"
+			c.Twin = node.TwinConfig{Enabled: true, Campus: "campus.yaml", History: node.TwinHistoryConfig{Off: true},
+				RemoteWrite: &remotewrite.Config{URL: "http://vm:8428/api/v1/write"}}
+		}, "twin.remote_write.dir", "no data directory"},
 		{"remote write without url", on(func(t *node.TwinConfig) { t.RemoteWrite = &remotewrite.Config{} }), "twin.remote_write.url", "required"},
 		{"remote write of another scheme", on(func(t *node.TwinConfig) { t.RemoteWrite = &remotewrite.Config{URL: "ftp://x/"} }), "twin.remote_write.url", "want http"},
 		{"remote write with two auths", on(func(t *node.TwinConfig) {
