@@ -103,6 +103,12 @@ type Config struct {
 	// Things Stack and ChirpStack applications whose traffic becomes city
 	// events on the node's bus (docs/connectors.md). Default none.
 	Connectors run.Config `yaml:"connectors"`
+	// Twin is the digital twin the node runs in-process: the latest state
+	// of the campus's information points from the city events on the
+	// node's bus, its history and remote write, and their HTTP APIs on the
+	// HTTP listener (docs/twin.md). Default none. Every twin setting needs
+	// a restart.
+	Twin TwinConfig `yaml:"twin"`
 }
 
 // Default returns the configuration of `citymesh serve` without flags or a
@@ -251,6 +257,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, connectorErrors(c.Connectors.Validate())...)
+	data := c.Data
+	if c.Store != "disk" && c.Twin.History.Dir == "" {
+		data = "" // the history needs a directory of its own
+	}
+	errs = append(errs, c.Twin.validate(&c.Connectors, data)...)
 	return errors.Join(errs...)
 }
 

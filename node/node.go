@@ -61,6 +61,9 @@ type Node struct {
 	// bus; both nil without connectors.
 	conns   *run.Runtime
 	connBus *bus.Local
+	// twin runs the digital twin on twinBus; both nil without one.
+	twin    *Twin
+	twinBus *bus.Local
 
 	clients   *clientLog                   // the connect and disconnect lines
 	origins   atomic.Pointer[originPolicy] // who may use MQTT over WebSocket
@@ -163,6 +166,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		n.reg.MustRegister(n.conns.Collector())
 	}
+	if cfg.Twin.Enabled {
+		if err := n.newTwin(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return n, nil
 }
@@ -196,6 +204,31 @@ func storeDir(data string) string {
 	}
 	return dir
 }
+
+// newTwin creates the node's twin on its own in-process bus, registers its
+// metrics and mounts its HTTP APIs.
+func (n *Node) newTwin(cfg *Config) error {
+	var err error
+	if n.twinBus, err = bus.NewLocal(n.b, "citymesh-twin"); err != nil {
+		return err
+	}
+	data := cfg.Data
+	if cfg.Store != "disk" {
+		data = ""
+	}
+	if n.twin, err = NewTwin(cfg.Twin, TwinOptions{Bus: n.twinBus, Connectors: cfg.Connectors, Data: data, Logger: n.log}); err != nil {
+		return err
+	}
+	n.reg.MustRegister(n.twin.Collectors()...)
+	if !enabled(cfg.HTTP) {
+		n.log.Warn("twin: the HTTP listener is off: its APIs are not served")
+		return nil
+	}
+	return n.twin.Mount(n.Handle, NewTwinAccess(n.sec.chain, n.sec.acl != nil))
+}
+
+// Twin returns the node's digital twin, or nil when it has none.
+func (n *Node) Twin() *Twin { return n.twin }
 
 // Broker returns the node's broker, for in-process clients (its Local
 // sessions, the bus).
@@ -280,6 +313,13 @@ func (n *Node) Start(ctx context.Context) error {
 			continue
 		}
 		n.serve(ctx, l.name, ln)
+	}
+	if n.twin != nil {
+		// Before the connectors: recovered and subscribed before they
+		// publish.
+		if err := n.twin.Start(ctx, nil); err != nil {
+			return fieldError("twin", err)
+		}
 	}
 	if n.conns != nil {
 		if err := n.conns.Start(ctx, n.connBus); err != nil {
@@ -431,6 +471,14 @@ func (n *Node) release() error {
 	}
 	if n.connBus != nil {
 		n.connBus.Close()
+	}
+	if n.twin != nil {
+		// After the HTTP servers (no request reads a closed history), before
+		// the broker (the last snapshots are published).
+		errs = append(errs, n.twin.Close())
+	}
+	if n.twinBus != nil {
+		n.twinBus.Close()
 	}
 	if n.b != nil {
 		errs = append(errs, n.b.Close())

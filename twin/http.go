@@ -35,6 +35,12 @@ type HandlerOptions struct {
 	Tenant func(r *http.Request) (tenant string, all bool)
 	// Now is the clock of liveness (default time.Now).
 	Now func() time.Time
+	// Tenants, when set, serves the export and erasure of a tenant's data
+	// (GET …/tenants/{tenant}/export, DELETE …/tenants/{tenant}) to the
+	// requests Admin accepts; nil: those routes answer 404.
+	Tenants TenantAdmin
+	// Admin says whether a request is an administrator's; nil: none is.
+	Admin func(r *http.Request) bool
 }
 
 // Handler returns the twin's JSON query API over s, to be mounted at
@@ -72,6 +78,8 @@ var routes = []route{
 	{"GET", APIPrefix + "assets", func(h *api) http.HandlerFunc { return h.assets }},
 	{"POST", APIPrefix + "assets/query", func(h *api) http.HandlerFunc { return h.assets }},
 	{"GET", APIPrefix + "assets/{id}", func(h *api) http.HandlerFunc { return h.asset }},
+	{"GET", APIPrefix + "tenants/{tenant}/export", func(h *api) http.HandlerFunc { return h.exportTenant }},
+	{"DELETE", APIPrefix + "tenants/{tenant}", func(h *api) http.HandlerFunc { return h.eraseTenant }},
 }
 
 type api struct {

@@ -51,6 +51,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the service's logs (default slog.Default()).
 	Logger *slog.Logger
+	// TenantTopics also publishes the snapshot of each asset that has a
+	// tenant in that tenant's namespace, $tenant/{tenant}/{Prefix}/...,
+	// where the tenant's own MQTT clients read it as {Prefix}/...
+	// (tenants.go).
+	TenantTopics bool
 }
 
 // Service keeps a State from the city events on a bus: it recovers the
@@ -66,6 +71,9 @@ type Service struct {
 	smu     sync.Mutex
 	pending []history.Sample
 	kick    chan struct{} // a flush is due before the tick
+
+	// pubMu keeps a tenant's erasure apart from publishing.
+	pubMu sync.Mutex
 
 	ready    chan struct{}
 	recovery atomic.Pointer[Recovery]
@@ -309,6 +317,8 @@ func (s *Service) handle(_ context.Context, m bus.Message) {
 // publish publishes the retained snapshots of the assets that changed,
 // using dirty as scratch, and returns it.
 func (s *Service) publish(ctx context.Context, dirty []int32) []int32 {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
 	dirty = s.state.takeDirty(dirty)
 	now := s.o.Now()
 	srcs := make(map[*event.Source][]byte)
@@ -326,6 +336,9 @@ func (s *Service) publish(ctx context.Context, dirty []int32) []int32 {
 			continue
 		}
 		s.published.Add(1)
+		if s.o.TenantTopics {
+			s.publishTenantCopy(ctx, i, topic, payload)
+		}
 	}
 	return dirty
 }

@@ -25,7 +25,7 @@ import (
 )
 
 func init() {
-	register("run", "run a citymesh service as its own process against a broker: run connector (run help lists them)", runRun)
+	register("run", "run a citymesh service as its own process against a broker: run connector, run twin (run help lists them)", runRun)
 }
 
 // service is a citymesh service that `citymesh run` starts as its own
@@ -37,6 +37,7 @@ type service struct {
 
 var services = map[string]service{
 	"connector": {"the LoRaWAN connectors of a configuration's connectors section (The Things Stack, ChirpStack)", runConnector},
+	"twin":      {"the digital twin of a configuration's twin section, with its history, remote write and HTTP APIs", runTwin},
 }
 
 func runUsage(w io.Writer) {
