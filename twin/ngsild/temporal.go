@@ -250,11 +250,7 @@ func (h *handler) temporalEntity(ctx context.Context, e *entity, attrs []string,
 			for j, x := range inst {
 				vals[j] = [2]any{x.v, timeString(time.UnixMilli(x.t))}
 			}
-			m := object{{"type", kindProperty}, {"values", vals}}
-			if a.unitCode != "" {
-				m = append(m, member{"unitCode", a.unitCode})
-			}
-			o = append(o, member{a.name, m})
+			o = append(o, member{a.name, object{{"type", kindProperty}, {"values", vals}}})
 		case "aggregatedValues":
 			m, p := h.aggregate(ctx, a, inst, tq)
 			if p != nil {
@@ -362,9 +358,6 @@ func (h *handler) aggregate(ctx context.Context, a *attr, inst []instance, tq *t
 			rows = [][3]any{}
 		}
 		m = append(m, member{name, rows})
-	}
-	if a.unitCode != "" {
-		m = append(m, member{"unitCode", a.unitCode})
 	}
 	return m, nil
 }
