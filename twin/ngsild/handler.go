@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -85,7 +86,41 @@ func Handler(state *twin.State, hist *history.DB, o Options) http.Handler {
 		}
 		writeProblem(w, problem{http.StatusNotFound, errResourceNotFound, "no such resource: " + r.URL.Path})
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := parseQuery(r.URL.RawQuery)
+		if err != nil {
+			writeProblem(w, problem{http.StatusBadRequest, errBadRequestData, "query string: " + err.Error()})
+			return
+		}
+		r2 := r.WithContext(r.Context())
+		u := *r.URL
+		u.RawQuery = v.Encode()
+		r2.URL = &u
+		mux.ServeHTTP(w, r2)
+	})
+}
+
+// parseQuery parses a query string whose parameters are separated by "&"
+// only: NGSI-LD's q and georel use ";" unescaped (q=a>1;b<2,
+// georel=near;maxDistance==100), which net/url no longer takes for a
+// separator but drops the parameter for.
+func parseQuery(raw string) (url.Values, error) {
+	v := url.Values{}
+	for _, kv := range strings.Split(raw, "&") {
+		if kv == "" {
+			continue
+		}
+		k, val, _ := strings.Cut(kv, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, err
+		}
+		if val, err = url.QueryUnescape(val); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		v[k] = append(v[k], val)
+	}
+	return v, nil
 }
 
 type handler struct {

@@ -142,6 +142,11 @@ func TestQueryEntities(t *testing.T) {
 		{name: "q equal", target: "entities?type=IndoorEnvironmentObserved&q=" + e("temperature==22.5"), code: 200, ids: []string{room1}},
 		{name: "q greater", target: "entities?type=IndoorEnvironmentObserved&q=" + e("temperature>23"), code: 200, ids: []string{"urn:ngsi-ld:IndoorEnvironmentObserved:b01-0.02"}},
 		{name: "q and", target: "entities?q=" + e("temperature>=20;co2<500"), code: 200, ids: []string{room1}},
+		// ";" unescaped, as NGSI-LD's examples and FIWARE clients write it.
+		{name: "q and, ; unescaped", target: "entities?q=temperature>=20;co2<500", code: 200, ids: []string{room1}},
+		{name: "near, ; unescaped", target: "entities?type=Device&georel=near;maxDistance==20&geometry=Point&coordinates=" + station, code: 200,
+			ids: []string{"urn:ngsi-ld:Device:weather-station-01"}},
+		{name: "bad escape", target: "entities?type=Device&q=a%zz", code: 400, errTyp: errBadRequestData},
 		{name: "q or", target: "entities?q=" + e("temperature>25|soilMoistureVwc<40"), code: 200, ids: []string{"urn:ngsi-ld:IndoorEnvironmentObserved:b01-0.02", probe}},
 		{name: "q not equal", target: "entities?type=IndoorEnvironmentObserved&q=" + e("temperature!=22.5"), code: 200, ids: []string{"urn:ngsi-ld:IndoorEnvironmentObserved:b01-0.02"}},
 		{name: "q less or equal", target: "entities?q=" + e("temperature<=23"), code: 200, ids: []string{room1}},
@@ -433,19 +438,10 @@ func TestTemporal(t *testing.T) {
 	// Aggregates, against values computed here from tempSeries: periods of
 	// 5 minutes from timeAt.
 	w = do(t, h, base+"&options=aggregatedValues&aggrMethods=totalCount,sum,avg,min,max&aggrPeriodDuration=PT5M&timerel=between&timeAt="+at(0)+"&endTimeAt="+at(10))
-	var ag map[string]map[string]json.RawMessage
-	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &map[string]any{}) != nil {
+	var whole, temp map[string]json.RawMessage
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &whole) != nil || json.Unmarshal(whole["temperature"], &temp) != nil {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	json.Unmarshal(w.Body.Bytes(), &struct {
-		T *map[string]json.RawMessage `json:"temperature"`
-	}{T: new(map[string]json.RawMessage)})
-	ag = map[string]map[string]json.RawMessage{}
-	var whole map[string]json.RawMessage
-	json.Unmarshal(w.Body.Bytes(), &whole)
-	var temp map[string]json.RawMessage
-	json.Unmarshal(whole["temperature"], &temp)
-	ag["temperature"] = temp
 	for m, f := range map[string]func([]float64) float64{
 		"totalCount": func(v []float64) float64 { return float64(len(v)) },
 		"sum":        sum,
@@ -454,7 +450,7 @@ func TestTemporal(t *testing.T) {
 		"max":        func(v []float64) float64 { return slices.Max(v) },
 	} {
 		var rows [][3]any
-		if err := json.Unmarshal(ag["temperature"][m], &rows); err != nil || len(rows) != 2 {
+		if err := json.Unmarshal(temp[m], &rows); err != nil || len(rows) != 2 {
 			t.Fatalf("%s: %s", m, w.Body)
 		}
 		for k, row := range rows {
@@ -472,6 +468,16 @@ func TestTemporal(t *testing.T) {
 	json.Unmarshal(temp["avg"], &rows)
 	if len(rows) != 1 || math.Abs(rows[0][0].(float64)-sum(tempSeries)/10) > 1e-9 || rows[0][1] != timeString(t0) {
 		t.Errorf("whole range avg %s", w.Body)
+	}
+	// Periods from the first instance when timerel leaves the start open;
+	// the last period whole when it leaves the end open.
+	w = do(t, h, base+"&options=aggregatedValues&aggrMethods=max&aggrPeriodDuration=PT4M")
+	json.Unmarshal(w.Body.Bytes(), &whole)
+	json.Unmarshal(whole["temperature"], &temp)
+	rows = nil
+	json.Unmarshal(temp["max"], &rows)
+	if len(rows) != 3 || rows[2][0] != slices.Max(tempSeries[8:]) || rows[2][1] != timeString(t0.Add(8*time.Minute)) || rows[2][2] != timeString(t0.Add(12*time.Minute)) {
+		t.Errorf("open-ended periods %s", w.Body)
 	}
 	// The list form.
 	w = do(t, h, Prefix+"temporal/entities?type=IndoorEnvironmentObserved&attrs=temperature&lastN=1&count=true")

@@ -321,8 +321,9 @@ func (h *handler) instances(ctx context.Context, point string, tq *temporalQuery
 // aggregate returns an attribute's aggregated representation (clause
 // 4.5.19): for each method, [value, start, end] of each period of
 // aggrPeriodDuration (the whole range if zero) that has instances. The
-// range is timerel's; an end it leaves open is the last instance's time
-// (the range includes it), a start the first instance's.
+// range is timerel's; a start it leaves open is the first instance's
+// time, an open end the end of the period that holds the last instance
+// (with no period, just after that instance).
 func (h *handler) aggregate(ctx context.Context, a *attr, inst []instance, tq *temporalQuery) (object, *problem) {
 	start, end := time.UnixMilli(inst[0].t), time.UnixMilli(inst[len(inst)-1].t+1)
 	if tq.hasFrom {
@@ -330,6 +331,9 @@ func (h *handler) aggregate(ctx context.Context, a *attr, inst []instance, tq *t
 	}
 	if tq.hasTo {
 		end = tq.to
+	} else if p := tq.period; p > 0 {
+		// An open end: the last period is whole.
+		end = start.Add((end.Sub(start) + p - 1) / p * p)
 	}
 	m := object{{"type", kindProperty}}
 	for _, name := range tq.methods {
