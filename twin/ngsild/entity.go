@@ -119,7 +119,8 @@ func (e *entity) attr(name string) (*attr, bool) {
 
 // newEntity maps an asset and its points' states to an entity.
 func newEntity(a *twin.AssetState, points []twin.PointState) entity {
-	e := entity{id: EntityID(a.Kind, a.ID), typ: entityType(a.Kind), asset: a.ID, tenant: a.Tenant, loc: a.Location}
+	e := entity{id: EntityID(a.Kind, a.ID), typ: entityType(a.Kind), asset: a.ID, tenant: a.Tenant, loc: a.Location,
+		attrs: make([]attr, 0, len(points)+8)}
 	e.geom = a.Location
 	if a.Geometry != nil && a.Geometry.Coordinates != nil {
 		e.geom = a.Geometry.Coordinates

@@ -2,7 +2,6 @@ package ngsild
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -222,7 +221,7 @@ func (f format) contextValue() []string { return []string{f.context, CoreContext
 
 // write writes v (an entity, a list) in format f.
 func (f format) write(w http.ResponseWriter, v any) {
-	b, err := json.Marshal(v)
+	b, err := appendJSON(make([]byte, 0, 4096), v)
 	if err != nil {
 		writeProblem(w, problem{http.StatusInternalServerError, errInternal, "encoding the response: " + err.Error()})
 		return
@@ -390,6 +389,20 @@ func (h *handler) selectEntities(sel *selection, offset, limit int) ([]entity, i
 			return nil, 0, nil
 		}
 	}
+	filtered := sel.q != nil || sel.geo != nil || len(sel.attrs) > 0
+	if !filtered && sel.ids == nil && sel.idPattern == nil && len(kinds) <= 1 {
+		// The twin's query selects exactly these: let it page.
+		if limit == 0 {
+			res, err := h.s.Assets(q)
+			return nil, res.Total, err
+		}
+		q.Offset, q.Limit = offset, limit
+		res, err := h.s.Assets(q)
+		if err != nil {
+			return nil, 0, err
+		}
+		return h.entities(h.s.AssetStates(res, h.o.Now()), sel.scope), res.Total, nil
+	}
 	res, err := h.s.Assets(q)
 	if err != nil {
 		return nil, 0, err
@@ -408,7 +421,6 @@ func (h *handler) selectEntities(sel *selection, offset, limit int) ([]entity, i
 		kept = append(kept, *a)
 	}
 	assets = kept
-	filtered := sel.q != nil || sel.geo != nil || len(sel.attrs) > 0
 	if !filtered {
 		total := len(assets)
 		assets = assets[min(offset, total):]
@@ -671,22 +683,4 @@ type member struct {
 }
 
 // MarshalJSON writes the members in order.
-func (o object) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, m := range o {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		k, _ := json.Marshal(m.k)
-		b = append(b, k...)
-		b = append(b, ':')
-		v, err := json.Marshal(m.v)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, v...)
-	}
-	return append(b, '}'), nil
-}
-
-var errNoHistory = errors.New("no history")
+func (o object) MarshalJSON() ([]byte, error) { return appendJSON(nil, o) }
