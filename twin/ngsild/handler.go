@@ -199,7 +199,7 @@ func (h *handler) negotiate(r *http.Request) (format, *problem) {
 	json := false
 	for _, part := range strings.Split(acc, ",") {
 		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") && !strings.Contains(params, "q=0.") {
+		if refused(params) {
 			continue
 		}
 		switch strings.ToLower(strings.TrimSpace(mt)) {
@@ -214,6 +214,18 @@ func (h *handler) negotiate(r *http.Request) (format, *problem) {
 		return f, &problem{http.StatusNotAcceptable, errInvalidRequest, "Accept: only application/json and application/ld+json are served"}
 	}
 	return f, nil
+}
+
+// refused reports whether an Accept entry's parameters give it q=0.
+func refused(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if ok && strings.TrimSpace(k) == "q" {
+			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && q == 0
+		}
+	}
+	return false
 }
 
 // contextValue is the @context of a JSON-LD response.
@@ -319,7 +331,9 @@ func readSelection(r *http.Request, known []string) (selection, *problem) {
 			return sel, badRequest("id: %q is not a URI", id)
 		}
 	}
-	if p := v.Get("idPattern"); p != "" {
+	if p := v.Get("idPattern"); len(p) > maxQueryLen {
+		return sel, &problem{http.StatusForbidden, errTooComplexQuery, fmt.Sprintf("idPattern longer than %d characters", maxQueryLen)}
+	} else if p != "" {
 		re, err := regexp.Compile(p)
 		if err != nil {
 			return sel, badRequest("idPattern: %v", err)

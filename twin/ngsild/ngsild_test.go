@@ -186,6 +186,7 @@ func TestQueryEntities(t *testing.T) {
 		{name: "georel without geometry", target: "entities?georel=within", code: 400, errTyp: errBadRequestData},
 		{name: "unsupported georel", target: "entities?georel=disjoint&geometry=Point&coordinates=" + e(station), code: 400, errTyp: errBadRequestData},
 		{name: "bad idPattern", target: "entities?idPattern=" + e("(["), code: 400, errTyp: errBadRequestData},
+		{name: "idPattern too long", target: "entities?idPattern=" + strings.Repeat("a", 3000), code: 403, errTyp: errTooComplexQuery},
 		{name: "unknown parameter", target: "entities?type=Device&colour=red", code: 400, errTyp: errBadRequestData},
 		{name: "bad options", target: "entities?type=Device&options=pretty", code: 400, errTyp: errBadRequestData},
 		{name: "temporal options", target: "entities?type=Device&options=temporalValues", code: 400, errTyp: errBadRequestData},
@@ -303,6 +304,9 @@ func TestAcceptAndContext(t *testing.T) {
 	}
 	if w := do(t, h, Prefix+"entities/"+b01, "Accept", "text/html, */*;q=0.1"); w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
 		t.Errorf("*/*: %d", w.Code)
+	}
+	if w := do(t, h, Prefix+"entities/"+b01, "Accept", "application/ld+json;q=0.0, application/json"); w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("ld+json refused: %d %s", w.Code, w.Header().Get("Content-Type"))
 	}
 	// The citymesh context names every attribute an entity has.
 	w = do(t, h, ContextPath)
@@ -479,6 +483,15 @@ func TestTemporal(t *testing.T) {
 	if len(rows) != 3 || rows[2][0] != slices.Max(tempSeries[8:]) || rows[2][1] != timeString(t0.Add(8*time.Minute)) || rows[2][2] != timeString(t0.Add(12*time.Minute)) {
 		t.Errorf("open-ended periods %s", w.Body)
 	}
+	// lastN of an aggregation is the last periods, of all instances.
+	w = do(t, h, base+"&options=aggregatedValues&aggrMethods=totalCount&aggrPeriodDuration=PT5M&lastN=1")
+	json.Unmarshal(w.Body.Bytes(), &whole)
+	json.Unmarshal(whole["temperature"], &temp)
+	rows = nil
+	json.Unmarshal(temp["totalCount"], &rows)
+	if len(rows) != 1 || rows[0][0] != 5.0 || rows[0][1] != timeString(t0.Add(5*time.Minute)) {
+		t.Errorf("lastN of periods %s", w.Body)
+	}
 	// The list form.
 	w = do(t, h, Prefix+"temporal/entities?type=IndoorEnvironmentObserved&attrs=temperature&lastN=1&count=true")
 	var list []map[string]any
@@ -547,4 +560,52 @@ func probeEUI(t *testing.T) string {
 		t.Fatal("no soil-probe-01")
 	}
 	return d.DevEUI
+}
+
+// TestTemporalMany writes more instances of one point than a response
+// holds: without lastN the query is refused, with lastN it answers, and an
+// aggregation counts them all.
+func TestTemporalMany(t *testing.T) {
+	s, hist := fixture(t)
+	h := Handler(s, hist, Options{})
+	n := MaxInstances + 10
+	p, _ := small(t).Point("soil-probe-01/soilTemperature")
+	samples := make([]history.Sample, n)
+	for i := range samples {
+		samples[i] = history.Sample{Point: p.ID, Asset: p.Asset, AssetKind: string(p.AssetKind), Quantity: p.Quantity, Unit: string(p.Unit),
+			Site: p.Site, Tenant: p.Tenant, Time: t0.Add(-time.Duration(n-i) * time.Second), Value: float64(i)}
+	}
+	if err := hist.Append(context.Background(), samples); err != nil {
+		t.Fatal(err)
+	}
+	// The twin's latest value makes the entity have the property.
+	lora := event.Source{Type: event.SourceLoRaWAN, NetworkServer: "tts", Application: "hn-wartberg-vineyards", DeviceID: "soil-probe-01",
+		DevEUI: probeEUI(t), FCnt: new(uint32(8)), Gateway: "hn-wartberg-north"}
+	tp := event.NewTopic(event.DomainVineyard, "wartberg", event.AssetDevice, "soil-probe-01", event.EventMeasurement)
+	if _, err := s.Apply(tp, event.NewMeasurement("soil-probe-01", t0, lora, event.Value{Point: p.ID, Value: 12, Unit: p.Unit}), t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	base := Prefix + "temporal/entities/" + probe + "?attrs=soilTemperature"
+	if w := do(t, h, base); w.Code != 403 || !strings.Contains(w.Body.String(), "TooManyResults") {
+		t.Errorf("%d instances without lastN: %d %.200s", n, w.Code, w.Body)
+	}
+	w := do(t, h, base+"&lastN=3&options=temporalValues")
+	var e struct {
+		T struct {
+			Values [][]any `json:"values"`
+		} `json:"soilTemperature"`
+	}
+	if json.Unmarshal(w.Body.Bytes(), &e) != nil || len(e.T.Values) != 3 || e.T.Values[2][0] != float64(n-1) {
+		t.Errorf("lastN=3: %d %.300s", w.Code, w.Body)
+	}
+	w = do(t, h, base+"&options=aggregatedValues&aggrMethods=totalCount,max&lastN=1")
+	var a struct {
+		T struct {
+			Count [][3]any `json:"totalCount"`
+			Max   [][3]any `json:"max"`
+		} `json:"soilTemperature"`
+	}
+	if json.Unmarshal(w.Body.Bytes(), &a) != nil || len(a.T.Count) != 1 || a.T.Count[0][0] != float64(n) || a.T.Max[0][0] != float64(n-1) {
+		t.Errorf("aggregate of %d: %d %.300s", n, w.Code, w.Body)
+	}
 }

@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -266,7 +267,8 @@ func (h *handler) temporalEntity(ctx context.Context, e *entity, attrs []string,
 }
 
 // instances returns point's samples in the query's time range, oldest
-// first: the last lastN if given.
+// first: the last lastN if given; for an aggregation, the first and the
+// last only.
 func (h *handler) instances(ctx context.Context, point string, tq *temporalQuery) ([]instance, *problem) {
 	internal := func(err error) *problem {
 		return &problem{http.StatusInternalServerError, errInternal, "history: " + err.Error()}
@@ -280,6 +282,8 @@ func (h *handler) instances(ctx context.Context, point string, tq *temporalQuery
 		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, history.MetricName),
 		labels.MustNewMatcher(labels.MatchEqual, history.LabelPoint, point))
 	var out []instance
+	aggr := tq.rep == "aggregatedValues"
+	first, last := instance{t: math.MaxInt64}, instance{t: math.MinInt64}
 	var it chunkenc.Iterator
 	for ss.Next() {
 		it = ss.At().Iterator(it)
@@ -294,11 +298,21 @@ func (h *handler) instances(ctx context.Context, point string, tq *temporalQuery
 			if value.IsStaleNaN(v) {
 				continue
 			}
+			if aggr {
+				// An aggregation needs the first and last times only.
+				if first.t > t || first.t == math.MaxInt64 {
+					first = instance{t, v}
+				}
+				if last.t < t || last.t == math.MinInt64 {
+					last = instance{t, v}
+				}
+				continue
+			}
 			out = append(out, instance{t, v})
 			if tq.lastN > 0 && len(out) > 2*tq.lastN+MaxInstances {
 				out = append(out[:0], out[len(out)-tq.lastN:]...)
 			}
-			if tq.lastN == 0 && tq.rep != "aggregatedValues" && len(out) > MaxInstances {
+			if tq.lastN == 0 && len(out) > MaxInstances {
 				return nil, &problem{http.StatusForbidden, errTooManyResults,
 					fmt.Sprintf("%s has more than %d instances in this time range: narrow timerel or give lastN", point, MaxInstances)}
 			}
@@ -310,9 +324,15 @@ func (h *handler) instances(ctx context.Context, point string, tq *temporalQuery
 	if err := ss.Err(); err != nil {
 		return nil, internal(err)
 	}
+	if aggr {
+		if first.t == math.MaxInt64 {
+			return nil, nil
+		}
+		return []instance{first, last}, nil
+	}
 	// A unit or tenant change makes a second series of the same point.
-	slices.SortStableFunc(out, func(a, b instance) int { return int(a.t - b.t) })
-	if tq.lastN > 0 && tq.rep != "aggregatedValues" && len(out) > tq.lastN {
+	slices.SortStableFunc(out, func(a, b instance) int { return cmp.Compare(a.t, b.t) })
+	if tq.lastN > 0 && len(out) > tq.lastN {
 		out = out[len(out)-tq.lastN:]
 	}
 	return out, nil
