@@ -199,7 +199,7 @@ func (p *qParser) term(depth int) (qExpr, error) {
 // values reads a comparison's value, list or range.
 func (p *qParser) values(t *qTerm) error {
 	for {
-		v, raw, err := p.value()
+		v, err := p.value()
 		if err != nil {
 			return err
 		}
@@ -219,7 +219,6 @@ func (p *qParser) values(t *qTerm) error {
 			p.i++
 			continue
 		}
-		_ = raw
 		break
 	}
 	n := len(t.values)
@@ -243,14 +242,14 @@ func (p *qParser) values(t *qTerm) error {
 }
 
 // value reads one literal.
-func (p *qParser) value() (qValue, string, error) {
+func (p *qParser) value() (qValue, error) {
 	start := p.i
 	if p.peek(`"`) {
 		p.i++
 		var b strings.Builder
 		for {
 			if p.i >= len(p.s) {
-				return qValue{}, "", fmt.Errorf("%w: unterminated string at %d", errQuery, start)
+				return qValue{}, fmt.Errorf("%w: unterminated string at %d", errQuery, start)
 			}
 			c := p.s[p.i]
 			if c == '\\' && p.i+1 < len(p.s) {
@@ -264,23 +263,23 @@ func (p *qParser) value() (qValue, string, error) {
 			}
 			b.WriteByte(c)
 		}
-		return qValue{text: b.String()}, p.s[start:p.i], nil
+		return qValue{text: b.String()}, nil
 	}
 	for p.i < len(p.s) && !strings.ContainsRune(";|(),\"", rune(p.s[p.i])) && !p.peek("..") {
 		p.i++
 	}
 	raw := p.s[start:p.i]
 	if raw == "" {
-		return qValue{}, "", fmt.Errorf("%w: want a value at %d", errQuery, start)
+		return qValue{}, fmt.Errorf("%w: want a value at %d", errQuery, start)
 	}
 	switch raw {
 	case "true", "false":
-		return qValue{isBool: true, b: raw == "true", text: raw}, raw, nil
+		return qValue{isBool: true, b: raw == "true", text: raw}, nil
 	}
 	if f, err := strconv.ParseFloat(raw, 64); err == nil {
-		return qValue{num: f, isNum: true, text: raw}, raw, nil
+		return qValue{num: f, isNum: true, text: raw}, nil
 	}
-	return qValue{text: raw}, raw, nil
+	return qValue{text: raw}, nil
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
