@@ -279,6 +279,23 @@ func (h *handler) tenant(w http.ResponseWriter, r *http.Request) (scope, *proble
 	return sc, nil
 }
 
+// readAttrs checks attribute names, and replaces an IRI the citymesh
+// @context gives a term by the term.
+func readAttrs(attrs []string) *problem {
+	for i, a := range attrs {
+		if !validName.MatchString(a) {
+			term, ok := compact(a)
+			switch {
+			case ok:
+				attrs[i] = term
+			case !strings.Contains(a, ":"):
+				return badRequest("attrs: %q is neither an attribute name nor an IRI", a)
+			} // an IRI of no attribute served matches nothing
+		}
+	}
+	return nil
+}
+
 // selection is what a query selects: entity types, ids, an id pattern, q,
 // a geo-query and the attributes asked for.
 type selection struct {
@@ -320,9 +337,15 @@ func readSelection(r *http.Request, known []string) (selection, *problem) {
 		}
 	}
 	sel.types = list(v.Get("type"))
-	for _, t := range sel.types {
+	for i, t := range sel.types {
 		if !validName.MatchString(t) {
-			return sel, badRequest("type: %q is not a valid entity type name", t)
+			term, ok := compact(t)
+			switch {
+			case ok:
+				sel.types[i] = term
+			case !strings.Contains(t, ":"):
+				return sel, badRequest("type: %q is neither a type name nor an IRI", t)
+			} // an IRI of no type served selects nothing
 		}
 	}
 	sel.ids = list(v.Get("id"))
@@ -351,10 +374,8 @@ func readSelection(r *http.Request, known []string) (selection, *problem) {
 		sel.q = x
 	}
 	sel.attrs = list(v.Get("attrs"))
-	for _, a := range sel.attrs {
-		if !validName.MatchString(a) {
-			return sel, badRequest("attrs: %q is not a valid attribute name", a)
-		}
+	if p := readAttrs(sel.attrs); p != nil {
+		return sel, p
 	}
 	if gp := v.Get("geoproperty"); gp != "" && gp != "location" {
 		return sel, badRequest("geoproperty: only location is supported")
@@ -614,10 +635,8 @@ func (h *handler) oneEntity(w http.ResponseWriter, r *http.Request, known []stri
 		}
 	}
 	attrs := list(r.URL.Query().Get("attrs"))
-	for _, a := range attrs {
-		if !validName.MatchString(a) {
-			return nil, f, "", nil, badRequest("attrs: %q is not a valid attribute name", a)
-		}
+	if p := readAttrs(attrs); p != nil {
+		return nil, f, "", nil, p
 	}
 	rep, p := readOptions(r, temporal)
 	if p != nil {

@@ -135,6 +135,11 @@ func TestQueryEntities(t *testing.T) {
 		{name: "by type", target: "entities?type=AgriParcel", code: 200, ids: []string{"urn:ngsi-ld:AgriParcel:wartberg-01"}},
 		{name: "two types", target: "entities?type=Building,AgriParcel", code: 200, ids: []string{b01, "urn:ngsi-ld:AgriParcel:wartberg-01"}},
 		{name: "unknown type selects nothing", target: "entities?type=Vehicle", code: 200, n: 0},
+		{name: "type as an IRI", target: "entities?type=" + e("https://smartdatamodels.org/dataModel.Agrifood/AgriParcel"), code: 200,
+			ids: []string{"urn:ngsi-ld:AgriParcel:wartberg-01"}},
+		{name: "attrs as an IRI", target: "entities?attrs=" + e("https://smartdatamodels.org/dataModel.Agrifood/soilMoistureVwc"), code: 200, ids: []string{probe}},
+		{name: "type, an IRI of no type served", target: "entities?type=" + e("https://example.org/Vehicle"), code: 200, n: 0},
+		{name: "attrs, an IRI of no attribute served", target: "entities?attrs=" + e("https://example.org/speed"), code: 200, n: 0},
 		{name: "by id", target: "entities?id=" + room1 + "," + b01, code: 200, ids: []string{room1, b01}}, // in the order of id
 		{name: "id of another type", target: "entities?id=urn:ngsi-ld:Building:b01-0.01", code: 200, n: 0},
 		{name: "idPattern", target: "entities?idPattern=" + e(`^urn:ngsi-ld:Device:soil-probe-0[12]$`), code: 200,
