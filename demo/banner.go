@@ -11,6 +11,7 @@ import (
 	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/node"
+	"github.com/citymesh/citymesh/twin/ngsild"
 )
 
 // WriteBanner writes what runs where — the node's listeners, the network
@@ -38,6 +39,7 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 		fmt.Fprintf(tw, "  HTTP\thttp://%s\t/metrics, /healthz, the robot's pictures at /pictures/\n", a)
 		fmt.Fprintf(tw, "  twin\thttp://%s/api/v1/twin/\tevery point's latest state, assets, geometry (openapi.json)\n", a)
 		fmt.Fprintf(tw, "  history\thttp://%s%s\tPrometheus query API (PromQL; a Grafana data source URL)\n", a, HistoryPrefix)
+		fmt.Fprintf(tw, "  NGSI-LD\thttp://%s%s\tentities and temporal API for FIWARE clients (Smart Data Models)\n", a, ngsild.Prefix)
 	}
 	ns := d.ns.Addr(node.ListenerMQTT)
 	var servers []string
@@ -71,6 +73,7 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
 		fmt.Fprintf(tw, "  curl -s http://%s/metrics | grep citymesh_connector_uplinks\t# what the connectors did\n", a)
 		fmt.Fprintf(tw, "  curl -s 'http://%s/api/v1/twin/points?quantity=temperature&limit=3'\t# the twin: latest values\n", a)
+		fmt.Fprintf(tw, "  curl -s 'http://%s%sentities?type=AgriParcel&options=keyValues'\t# the twin in NGSI-LD\n", a, ngsild.Prefix)
 	}
 	tw.Flush()
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {

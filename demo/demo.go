@@ -41,6 +41,7 @@ import (
 	"github.com/citymesh/citymesh/sim"
 	"github.com/citymesh/citymesh/twin"
 	"github.com/citymesh/citymesh/twin/history"
+	"github.com/citymesh/citymesh/twin/ngsild"
 )
 
 // Defaults of Options.
@@ -269,6 +270,9 @@ func New(opts Options) (*Demo, error) {
 			return nil, err
 		}
 		if err := d.node.Handle(HistoryPrefix+"/", history.NewAPI(d.hist, history.APIOptions{Prefix: HistoryPrefix})); err != nil {
+			return nil, err
+		}
+		if err := d.node.Handle(ngsild.Prefix, ngsild.Handler(d.twin.State(), d.hist, ngsild.Options{Now: d.twinNow})); err != nil {
 			return nil, err
 		}
 	}

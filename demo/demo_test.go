@@ -172,7 +172,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"mqtt://" + d.Addr(node.ListenerMQTT).String(), "mqtt://" + d.Addr(demo.ListenerNetworkServer).String(),
-		"citymesh sub -p ", "/api/v1/twin/", "'vineyard/#'", "'energy/+/meter/+/reading'", "v3/hn-wartberg-vineyards@ttn/devices/+/up"} {
+		"citymesh sub -p ", "/api/v1/twin/", "/ngsi-ld/v1/", "'vineyard/#'", "'energy/+/meter/+/reading'", "v3/hn-wartberg-vineyards@ttn/devices/+/up"} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner.String())
 		}
@@ -258,6 +258,64 @@ func TestDemo(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the twin has no meter value after 30 s: %s", body)
+		}
+	}
+	// The twin in NGSI-LD, asked as a FIWARE client would, with curl: the
+	// main electricity meter as a Device entity whose activeEnergyImport
+	// is a Property with observedAt and unitCode, the JSON-LD @context in
+	// the body.
+	ngsiURL := "http://" + d.Addr(node.ListenerHTTP).String() + "/ngsi-ld/v1/entities?type=Device&q=" +
+		url.QueryEscape("activeEnergyImport>=0") + "&limit=1&count=true"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var body []byte
+		var count string
+		if curl, err := exec.LookPath("curl"); err == nil {
+			out, err := exec.Command(curl, "-sS", "--fail", "-i", "-H", "Accept: application/ld+json", ngsiURL).Output()
+			if err != nil {
+				t.Fatalf("curl %s: %v", ngsiURL, err)
+			}
+			head, b, _ := strings.Cut(strings.ReplaceAll(string(out), "\r\n", "\n"), "\n\n")
+			body = []byte(b)
+			for _, line := range strings.Split(head, "\n") {
+				if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "NGSILD-Results-Count") {
+					count = strings.TrimSpace(v)
+				}
+			}
+		} else {
+			req, _ := http.NewRequest("GET", ngsiURL, nil)
+			req.Header.Set("Accept", "application/ld+json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			count = resp.Header.Get("NGSILD-Results-Count")
+		}
+		var list []struct {
+			ID      string   `json:"id"`
+			Type    string   `json:"type"`
+			Context []string `json:"@context"`
+			Energy  struct {
+				Type       string   `json:"type"`
+				Value      *float64 `json:"value"`
+				ObservedAt string   `json:"observedAt"`
+				UnitCode   string   `json:"unitCode"`
+			} `json:"activeEnergyImport"`
+		}
+		if err := json.Unmarshal(body, &list); err != nil {
+			t.Fatalf("GET %s: %s (%v)", ngsiURL, body, err)
+		}
+		if len(list) == 1 {
+			e := list[0]
+			if !strings.HasPrefix(e.ID, "urn:ngsi-ld:Device:") || e.Type != "Device" || e.Energy.Type != "Property" || e.Energy.Value == nil ||
+				e.Energy.ObservedAt == "" || e.Energy.UnitCode != "KWH" || len(e.Context) != 2 || count == "" || count == "0" {
+				t.Fatalf("GET %s: count %q, %s", ngsiURL, count, body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("NGSI-LD has no meter with a value after 30 s: %s", body)
 		}
 	}
 	// The twin's history answers PromQL under /prometheus, as a Grafana

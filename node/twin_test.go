@@ -317,6 +317,14 @@ func TestNodeTwinTenants(t *testing.T) {
 		{"tenant's operator exports its tenant", operatorJWT, "GET", "/api/v1/twin/tenants/campus-service/export", 200},
 		{"tenant's operator exports another", operatorJWT, "GET", "/api/v1/twin/tenants/wartberg-growers/export", 403},
 		{"tenant's operator erases another", operatorJWT, "DELETE", "/api/v1/twin/tenants/wartberg-growers", 403},
+		{"ngsi-ld, no credentials", "", "GET", "/ngsi-ld/v1/entities?type=Device", 401},
+		{"ngsi-ld, user without tenant", "plain", "GET", "/ngsi-ld/v1/entities?type=Device", 403},
+		{"ngsi-ld, tenant, own entity", "cs", "GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:IndoorEnvironmentObserved:b01-0.01", 200},
+		{"ngsi-ld, tenant, other's entity", "cs", "GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:soil-probe-01", 404},
+		{"ngsi-ld, other tenant, own entity", growerJWT, "GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:soil-probe-01", 200},
+		{"ngsi-ld, admin", "ops", "GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:soil-probe-01", 200},
+		{"ngsi-ld temporal, tenant, own entity", "grower", "GET", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Device:soil-probe-01?lastN=5", 200},
+		{"ngsi-ld temporal, tenant, other's entity", "cs", "GET", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Device:soil-probe-01?lastN=5", 404},
 	}
 	for _, tc := range httpCases {
 		t.Run("http/"+tc.name, func(t *testing.T) {

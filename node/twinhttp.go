@@ -12,6 +12,7 @@ import (
 	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/twin"
 	"github.com/citymesh/citymesh/twin/history"
+	"github.com/citymesh/citymesh/twin/ngsild"
 )
 
 // HistoryPrefix is where a twin's Prometheus HTTP API is served:
@@ -162,6 +163,11 @@ func (t *Twin) Mount(handle func(pattern string, h http.Handler) error, access *
 	o := twin.HandlerOptions{Tenant: access.tenant, Admin: access.admin,
 		Tenants: twin.TenantData{Service: t.svc, History: t.hist}}
 	if err := handle(twin.APIPrefix, access.Wrap(twin.Handler(t.svc.State(), o))); err != nil {
+		return err
+	}
+	// The NGSI-LD API reads the same state and history, its temporal API
+	// answering OperationNotSupported without a history.
+	if err := handle(ngsild.Prefix, access.Wrap(ngsild.Handler(t.svc.State(), t.hist, ngsild.Options{Tenant: access.tenant}))); err != nil {
 		return err
 	}
 	if t.hist == nil {
