@@ -1,6 +1,7 @@
 package alarm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -695,6 +696,12 @@ func (m *Manager) command(ctx context.Context, msg bus.Message) {
 	if !ok {
 		return
 	}
+	if msg.Retain {
+		// A retained command would be carried out again at every start
+		// (and clear alarms raised since): commands are never retained.
+		m.o.Logger.Warn("alarm: ignoring a retained command; publish commands without the retain flag", "topic", msg.Topic)
+		return
+	}
 	i := strings.LastIndexByte(rest, '/')
 	if i < 0 {
 		return
@@ -712,7 +719,9 @@ func (m *Manager) command(ctx context.Context, msg bus.Message) {
 		reply.Error = fmt.Sprintf("unknown command %q: want %s or %s", verb, VerbAck, VerbClear)
 	default:
 		var c Command
-		if err := json.Unmarshal(msg.Payload, &c); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(msg.Payload))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
 			reply.Error = "command body: " + err.Error()
 			break
 		}

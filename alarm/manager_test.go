@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ type memBus struct {
 	mu       sync.Mutex
 	retained map[string][]byte
 	pubs     int
+	last     bus.Message
 	fail     bool
 }
 
@@ -32,6 +34,7 @@ func (b *memBus) Publish(_ context.Context, m bus.Message) error {
 		return errors.New("broker away")
 	}
 	b.pubs++
+	b.last = m
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			delete(b.retained, m.Topic)
@@ -348,4 +351,57 @@ func TestRetainedFollowsStateAndPrune(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestCommands(t *testing.T) {
+	ctx := context.Background()
+	b := newMemBus()
+	m := newManager(t, service.NewMemoryStore().State("x"), b)
+	m.Raise(ctx, Condition{Key: key, Severity: Major, Time: t0})
+	topic := key.Topic("alarm")
+	cases := []struct {
+		name    string
+		msg     bus.Message
+		wantAck bool
+		wantErr string // in the reply; "" for a reply that is OK
+	}{
+		{"retained command is ignored", bus.Message{Topic: topic + "/ack", Retain: true, Payload: []byte(`{"by":"anna"}`), ResponseTopic: "r"}, false, "-"},
+		{"unknown verb", bus.Message{Topic: topic + "/delete", Payload: []byte(`{"by":"anna"}`), ResponseTopic: "r"}, false, "unknown command"},
+		{"bad key", bus.Message{Topic: "alarm/campus/meter/x/measurement/ack", Payload: []byte(`{"by":"anna"}`), ResponseTopic: "r"}, false, "city event name"},
+		{"bad body", bus.Message{Topic: topic + "/ack", Payload: []byte(`{"by":`), ResponseTopic: "r"}, false, "command body"},
+		{"unknown field", bus.Message{Topic: topic + "/ack", Payload: []byte(`{"who":"anna"}`), ResponseTopic: "r"}, false, "unknown field"},
+		{"no one", bus.Message{Topic: topic + "/ack", Payload: []byte(`{}`), ResponseTopic: "r"}, false, "required"},
+		{"no such alarm", bus.Message{Topic: "alarm/campus/meter/el-2/consumption-spike/ack", Payload: []byte(`{"by":"anna"}`), ResponseTopic: "r"}, false, "no open alarm"},
+		{"ack", bus.Message{Topic: topic + "/ack", Payload: []byte(`{"by":"anna"}`), ResponseTopic: "r"}, true, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b.mu.Lock()
+			before := b.pubs
+			b.mu.Unlock()
+			m.command(ctx, c.msg)
+			if a, _ := m.Get(key); a.Acknowledged != c.wantAck {
+				t.Errorf("acknowledged %v, want %v", a.Acknowledged, c.wantAck)
+			}
+			b.mu.Lock()
+			replied := b.pubs > before
+			b.mu.Unlock()
+			if c.wantErr == "-" {
+				if replied {
+					t.Error("a reply to an ignored command")
+				}
+				return
+			}
+			if !replied {
+				t.Fatal("no reply")
+			}
+			b.mu.Lock()
+			var r Reply
+			json.Unmarshal(b.last.Payload, &r)
+			b.mu.Unlock()
+			if r.OK != (c.wantErr == "") || !strings.Contains(r.Error, c.wantErr) {
+				t.Errorf("reply %+v, want error %q", r, c.wantErr)
+			}
+		})
+	}
 }
