@@ -192,6 +192,9 @@ func (o *observer) quiet(topic string, d time.Duration) []*paho.Publish {
 
 func decode(t *testing.T, p *paho.Publish) alarm.Alarm {
 	t.Helper()
+	if err := alarm.ValidateJSON(p.Payload); err != nil {
+		t.Errorf("published alarm: %v", err)
+	}
 	var a alarm.Alarm
 	if err := json.Unmarshal(p.Payload, &a); err != nil {
 		t.Fatalf("alarm payload %q: %v", p.Payload, err)

@@ -34,9 +34,11 @@ type Options struct {
 	// Originator is the name of the service whose alarms these are.
 	// Required.
 	Originator string
-	// Types are the alarm types this Manager owns: it answers commands
-	// for them, and leaves commands for other types to their owners.
-	// Empty: every type.
+	// Types are the alarm types this Manager owns: it subscribes to the
+	// command topics of these types only (alarm/+/+/+/{type}/+, one filter
+	// each) and answers commands for them. Empty: it subscribes to every
+	// command, and answers those of alarms it does not hold only when they
+	// ask for a reply. Each must be an id and not a city event name.
 	Types []string
 	// Prefix is the first level of the alarm topics (default "alarm").
 	Prefix string
@@ -137,6 +139,9 @@ func NewManager(o Options) (*Manager, error) {
 	if len(o.Types) > 0 {
 		m.types = make(map[string]bool)
 		for _, t := range o.Types {
+			if err := (Key{Site: "s", Kind: "k", Asset: "a", Type: t}).Check(); err != nil {
+				return nil, fmt.Errorf("alarm: type %q: %w", t, err)
+			}
 			m.types[t] = true
 		}
 	}
@@ -580,16 +585,26 @@ const (
 // removes the retained message of every alarm closed since its last
 // publish), so the retained messages match the state after a restart.
 func (m *Manager) Run(ctx context.Context) error {
-	filter := m.o.Prefix + "/+/+/+/+/+"
-	err := m.o.Bus.Subscribe(ctx, filter, 1, func(hctx context.Context, msg bus.Message) {
-		select {
-		case m.cmds <- msg:
-		case <-ctx.Done():
-		case <-hctx.Done():
+	// One filter per owned type, so that the ACL can give a service the
+	// command topics of its own types only.
+	filters := []string{m.o.Prefix + "/+/+/+/+/+"}
+	if len(m.o.Types) > 0 {
+		filters = filters[:0]
+		for _, t := range m.o.Types {
+			filters = append(filters, m.o.Prefix+"/+/+/+/"+t+"/+")
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("alarm: subscribe %s: %w", filter, err)
+	}
+	for _, f := range filters {
+		err := m.o.Bus.Subscribe(ctx, f, 1, func(hctx context.Context, msg bus.Message) {
+			select {
+			case m.cmds <- msg:
+			case <-ctx.Done():
+			case <-hctx.Done():
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("alarm: subscribe %s: %w", f, err)
+		}
 	}
 	close(m.ready)
 	if n, err := m.Prune(); err != nil {
