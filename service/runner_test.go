@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
 	"gopkg.in/yaml.v3"
 
 	"github.com/citymesh/citymesh/broker"
@@ -429,3 +430,67 @@ func TestRunnerDialFailureIsRetried(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// degrading reports itself degraded, then stops on its own.
+type degrading struct{ stop chan struct{} }
+
+func (degrading) Name() string { return "degrading" }
+func (d degrading) Run(ctx context.Context, env *service.Env) error {
+	env.Running()
+	env.Degraded("no weather for 2 h")
+	select {
+	case <-d.stop:
+		return nil
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+func TestRunnerDegradedAndStoppedOnItsOwn(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	runs := 0
+	var mu sync.Mutex
+	r, _ := service.NewRunner(service.RunnerOptions{
+		Dial: func(_ context.Context, name string) (bus.Bus, error) {
+			mu.Lock()
+			runs++
+			mu.Unlock()
+			return nopBus{}, nil
+		},
+		Store: service.NewMemoryStore(), MinBackoff: time.Millisecond, Logger: discard(),
+	})
+	d := degrading{stop: make(chan struct{})}
+	r.Add(d)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan struct{})
+	go func() { r.Run(ctx); close(ran) }()
+	waitFor(t, "degraded", func() bool { return r.Health()[0].Status == service.StatusDegraded })
+	if h := r.Health()[0]; h.Reason != "no weather for 2 h" {
+		t.Errorf("health %+v", h)
+	}
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/services", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"reason":"no weather for 2 h"`) {
+		t.Errorf("GET while degraded: %d %s", rec.Code, rec.Body)
+	}
+	close(d.stop)
+	// A service that returns nil is stopped, not restarted, and Run
+	// returns once every service has.
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its only service stopped")
+	}
+	if h := r.Health()[0]; h.Status != service.StatusStopped || h.Restarts != 0 || runs != 1 {
+		t.Errorf("health %+v, %d runs", h, runs)
+	}
+}
+
+// nopBus is a bus that carries nothing.
+type nopBus struct{}
+
+func (nopBus) Publish(context.Context, bus.Message) error                 { return nil }
+func (nopBus) Subscribe(context.Context, string, byte, bus.Handler) error { return nil }
+func (nopBus) Unsubscribe(context.Context, string) error                  { return nil }
+func (nopBus) Close() error                                               { return nil }
