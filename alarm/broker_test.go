@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -288,6 +290,25 @@ func TestAlarmLifecycleOverABroker(t *testing.T) {
 	a = decode(t, watch.next(t, alarmTopic, func(p *paho.Publish) bool { return len(p.Payload) > 0 && decode(t, p).Acknowledged }))
 	if a.AcknowledgedBy != "anna" || a.Status != alarm.Active || len(a.Audit) != 2 || a.Audit[1].Comment != "window opened" {
 		t.Errorf("acknowledged alarm %+v", a)
+	}
+
+	// Mosquitto's client, a third independent one (MQTT 3.1.1), finds the
+	// acknowledged alarm retained.
+	if _, err := exec.LookPath("mosquitto_sub"); err == nil {
+		host, port, _ := net.SplitHostPort(addr)
+		out, err := exec.CommandContext(ctx, "mosquitto_sub", "-h", host, "-p", port, "-t", "alarm/+/+/+/+",
+			"-C", "1", "-W", "5", "-F", "%r %t %p").Output()
+		if err != nil {
+			t.Fatalf("mosquitto_sub: %v", err)
+		}
+		retain, rest, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+		tp, payload, _ := strings.Cut(rest, " ")
+		var got alarm.Alarm
+		if err := json.Unmarshal([]byte(payload), &got); err != nil || retain != "1" || tp != alarmTopic || !got.Acknowledged || got.Count != 2 {
+			t.Errorf("mosquitto_sub read %q (%v)", out, err)
+		}
+	} else {
+		t.Log("mosquitto_sub not installed (apt-get install mosquitto-clients; .ci/run installs it): its check skipped")
 	}
 
 	// A bad command is answered, not applied.
