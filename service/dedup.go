@@ -2,6 +2,8 @@ package service
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,10 +62,33 @@ type Dedup struct {
 }
 
 // seenKey is what a Dedup remembers of one key: the event times applied
-// within the window behind the newest.
+// within the window behind the newest, sorted (events arrive mostly in
+// order, so an insertion is mostly an append and pruning cuts a prefix).
 type seenKey struct {
-	newest int64
-	times  map[int64]struct{}
+	times []int64
+}
+
+func (s *seenKey) newest() int64 { return s.times[len(s.times)-1] }
+
+func (s *seenKey) has(t int64) bool {
+	_, ok := slices.BinarySearch(s.times, t)
+	return ok
+}
+
+func (s *seenKey) insert(t int64) {
+	if n := len(s.times); n == 0 || t > s.times[n-1] {
+		s.times = append(s.times, t)
+		return
+	}
+	if i, ok := slices.BinarySearch(s.times, t); !ok {
+		s.times = slices.Insert(s.times, i, t)
+	}
+}
+
+// below returns how many of the times are below limit: the prefix to prune.
+func (s *seenKey) below(limit int64) int {
+	i, _ := slices.BinarySearch(s.times, limit)
+	return i
 }
 
 // NewDedup returns a Dedup with the given window that keeps its memory in
@@ -105,11 +130,11 @@ func (d *Dedup) check(key string, t int64) Verdict {
 	if s == nil {
 		return New
 	}
-	if _, ok := s.times[t]; ok {
-		return Duplicate
-	}
-	if t < s.newest-int64(d.window) {
+	if t < s.newest()-int64(d.window) {
 		return Stale
+	}
+	if s.has(t) {
+		return Duplicate
 	}
 	return New
 }
@@ -121,46 +146,124 @@ func (d *Dedup) check(key string, t int64) Verdict {
 // nothing is recorded, so a redelivery is applied again. It returns the
 // event's verdict; fn is not called unless it is New.
 func (d *Dedup) Apply(key string, t time.Time, fn func(b *Batch) error) (Verdict, error) {
-	ns := t.UnixNano()
+	vs, err := d.ApplyAll([]Event{{Key: key, Time: t}}, func(_ int, b *Batch) error {
+		if fn == nil {
+			return nil
+		}
+		return fn(b)
+	})
+	if err != nil {
+		return New, err
+	}
+	return vs[0], nil
+}
+
+// Event names one event for ApplyAll: its key and event time.
+type Event struct {
+	Key  string
+	Time time.Time
+}
+
+// ApplyAll is Apply for several events at once, in one atomic batch and so
+// one sync of the state: a service that drains what its subscription
+// delivered (a mesh link's backlog arrives thousands at a time) pays one
+// write for all of them instead of one each. fn is called, in order, for
+// each event that is New — also against the events before it in evs, so a
+// copy within evs is a Duplicate. If fn or the write fails, nothing of the
+// whole batch is recorded.
+func (d *Dedup) ApplyAll(evs []Event, fn func(i int, b *Batch) error) ([]Verdict, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if v := d.check(key, ns); v != New {
-		return v, nil
-	}
+	vs := make([]Verdict, len(evs))
 	var b Batch
-	if fn != nil {
-		if err := fn(&b); err != nil {
-			return New, err
-		}
+	// added holds, per key touched, the times this batch records; d is
+	// changed only once the batch is written.
+	type addition struct {
+		times  seenKey
+		newest int64
 	}
-	b.Set(d.st, dedupKey(key, ns), nil)
-	var dropped []int64
-	if s := d.keys[key]; s != nil && ns > s.newest {
-		for old := range s.times {
-			if old < ns-int64(d.window) {
-				b.Delete(d.st, dedupKey(key, old))
-				dropped = append(dropped, old)
+	added := make(map[string]*addition)
+	for i, e := range evs {
+		ns := e.Time.UnixNano()
+		a := added[e.Key]
+		if a == nil {
+			a = &addition{newest: math.MinInt64}
+			if s := d.keys[e.Key]; s != nil {
+				a.newest = s.newest()
+			}
+			added[e.Key] = a
+		}
+		old := d.keys[e.Key]
+		switch {
+		case a.newest != math.MinInt64 && ns < a.newest-int64(d.window):
+			vs[i] = Stale
+		case old != nil && old.has(ns), len(a.times.times) > 0 && a.times.has(ns):
+			vs[i] = Duplicate
+		}
+		if vs[i] != New {
+			continue
+		}
+		if fn != nil {
+			if err := fn(i, &b); err != nil {
+				return nil, err
+			}
+		}
+		b.Set(d.st, dedupKey(e.Key, ns), nil)
+		a.times.insert(ns)
+		a.newest = max(a.newest, ns)
+	}
+	// Records that fell out of their key's window go in the same batch.
+	cut := make(map[string]int, len(added))
+	for key, a := range added {
+		limit := a.newest - int64(d.window)
+		if old := d.keys[key]; old != nil {
+			n := old.below(limit)
+			for _, t := range old.times[:n] {
+				b.Delete(d.st, dedupKey(key, t))
+			}
+			cut[key] = n
+		}
+		for _, t := range a.times.times {
+			if t < limit {
+				b.Delete(d.st, dedupKey(key, t))
 			}
 		}
 	}
 	if err := d.st.Apply(&b); err != nil {
-		return New, fmt.Errorf("service: dedup %s: %w", key, err)
+		return nil, fmt.Errorf("service: dedup: %w", err)
 	}
-	for _, old := range dropped {
-		delete(d.keys[key].times, old)
+	for key, a := range added {
+		s := d.keys[key]
+		if s == nil {
+			s = &seenKey{}
+			d.keys[key] = s
+		}
+		if n := cut[key]; n > 0 {
+			s.times = s.times[n:]
+			if cap(s.times) > 64 && cap(s.times) > 4*len(s.times) {
+				s.times = slices.Clone(s.times) // let go of the pruned prefix
+			}
+		}
+		limit := a.newest - int64(d.window)
+		for _, t := range a.times.times {
+			if t >= limit {
+				s.insert(t)
+			}
+		}
+		if len(s.times) == 0 {
+			delete(d.keys, key)
+		}
 	}
-	d.remember(key, ns)
-	return New, nil
+	return vs, nil
 }
 
 func (d *Dedup) remember(key string, t int64) {
 	s := d.keys[key]
 	if s == nil {
-		s = &seenKey{newest: t, times: make(map[int64]struct{})}
+		s = &seenKey{}
 		d.keys[key] = s
 	}
-	s.times[t] = struct{}{}
-	s.newest = max(s.newest, t)
+	s.insert(t)
 }
 
 // Len reports how many event records the Dedup holds, over all keys.

@@ -111,6 +111,66 @@ func TestDedup(t *testing.T) {
 	}
 }
 
+// TestDedupApplyAll runs TestDedup's cases again, each stretch between
+// restarts in one ApplyAll: one batch must say what one call per event
+// says.
+func TestDedupApplyAll(t *testing.T) {
+	cases := []struct {
+		name   string
+		window time.Duration
+		evs    []ev
+	}{
+		{"copies within the batch", time.Hour, []ev{{key: "a", min: 0, want: New}, {key: "a", min: 0, want: Duplicate}, {key: "b", min: 0, want: New}, {key: "a", min: 1, want: New}, {key: "a", min: 1, want: Duplicate}}},
+		{"reordered", time.Hour, []ev{{key: "a", min: 10, want: New}, {key: "a", min: 5, want: New}, {key: "a", min: 5, want: Duplicate}}},
+		{"window within the batch", 30 * time.Minute, []ev{{key: "a", min: 0, want: New}, {key: "a", min: 60, want: New}, {key: "a", min: 20, want: Stale}, {key: "a", min: 0, want: Stale}, {key: "a", min: 30, want: New}}},
+		{"restart between batches", time.Hour, []ev{{key: "a", min: 0, want: New}, {key: "a", min: 1, want: New}, {key: "a", min: 1, restart: true, want: Duplicate}, {key: "a", min: 0, want: Duplicate}, {key: "a", min: 2, want: New}}},
+		{"pruned in one batch, remembered after restart", 10 * time.Minute, []ev{{key: "a", min: 0, want: New}, {key: "a", min: 30, want: New}, {key: "a", min: 0, restart: true, want: Stale}, {key: "a", min: 30, want: Duplicate}, {key: "a", min: 25, want: New}}},
+	}
+	for name, open := range stores(t) {
+		for _, c := range cases {
+			t.Run(name+"/"+c.name, func(t *testing.T) {
+				st, reopen := open()
+				d, err := NewDedup(st.Sub("dedup"), c.window)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for start := 0; start < len(c.evs); {
+					end := start + 1
+					for end < len(c.evs) && !c.evs[end].restart {
+						end++
+					}
+					if c.evs[start].restart {
+						st = reopen()
+						if d, err = NewDedup(st.Sub("dedup"), c.window); err != nil {
+							t.Fatal(err)
+						}
+					}
+					var batch []Event
+					for _, e := range c.evs[start:end] {
+						batch = append(batch, Event{Key: e.key, Time: t0.Add(time.Duration(e.min) * time.Minute)})
+					}
+					var called []int
+					vs, err := d.ApplyAll(batch, func(i int, b *Batch) error { called = append(called, start+i); return nil })
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, v := range vs {
+						if e := c.evs[start+i]; v != e.want {
+							t.Errorf("event %d (%s@%d): %v, want %v", start+i, e.key, e.min, v, e.want)
+						}
+					}
+					for _, i := range called {
+						if c.evs[i].want != New {
+							t.Errorf("fn called for event %d, which is %v", i, c.evs[i].want)
+						}
+					}
+					start = end
+				}
+			})
+		}
+	}
+}
+
 func TestDedupFailedApplyIsNotRecorded(t *testing.T) {
 	d, err := NewDedup(NewMemoryStore().State("svc"), time.Hour)
 	if err != nil {
