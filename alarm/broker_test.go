@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -336,5 +337,65 @@ func TestAlarmLifecycleOverABroker(t *testing.T) {
 	publishTwice(measure(t0, 1400))
 	if got := watch.quiet(alarmTopic, 300*time.Millisecond); len(got) != 0 {
 		t.Fatalf("a stale raise published %q", got[0].Payload)
+	}
+}
+
+// TestConcurrentRaisesOverABroker: three gateways publish the same 30
+// measurements, a millisecond apart, all at once, to a service on the
+// remote bus; every alarm message any client sees is the one alarm, and it
+// ends counted 30 times.
+func TestConcurrentRaisesOverABroker(t *testing.T) {
+	addr := startBroker(t)
+	startRunner(t, addr, t.TempDir())
+	watch := newObserver(t, addr, "console", "alarm/#")
+	const room, events = "b01-0.01", 30
+	alarmTopic := "alarm/campus/room/" + room + "/co2-high"
+	t0 := time.Date(2026, 5, 12, 9, 0, 0, 0, time.UTC)
+	var payloads [][]byte
+	for i := range events {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		msg, err := event.NewMessage(event.NewTopic(event.DomainBuilding, "campus", event.AssetRoom, room, event.EventMeasurement),
+			event.NewMeasurement(room, at, event.Source{Type: event.SourceBuilding, Gateway: "bms-b01"},
+				event.Value{Point: room + "/co2", Value: 1200 + float64(i), Unit: event.PartsPerMillion}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads = append(payloads, msg.Payload)
+	}
+	var wg sync.WaitGroup
+	for g := range 3 {
+		c := pahov3.NewClient(pahov3.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("gw-" + strconv.Itoa(g)))
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("gateway connect: %v", tok.Error())
+		}
+		defer c.Disconnect(100)
+		wg.Go(func() {
+			for _, p := range payloads {
+				if tok := c.Publish("building/campus/room/"+room+"/measurement", 1, false, p); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+					t.Errorf("publish: %v", tok.Error())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		select {
+		case p := <-watch.msgs:
+			if p.Topic != alarmTopic {
+				t.Fatalf("a message on %s", p.Topic)
+			}
+			a := decode(t, p)
+			if a.ID != "alarm:campus:room:b01-0.01:co2-high:1" || a.Count > events {
+				t.Fatalf("alarm %s counted %d", a.ID, a.Count)
+			}
+			done = a.Count == events
+		case <-deadline:
+			t.Fatalf("no alarm counted %d within 10 s", events)
+		}
+	}
+	late := newObserver(t, addr, "late", "alarm/#")
+	if got := late.quiet(alarmTopic, 300*time.Millisecond); len(got) != 1 {
+		t.Fatalf("%d retained alarms, want 1", len(got))
 	}
 }
