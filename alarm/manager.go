@@ -541,7 +541,7 @@ func (m *Manager) Prune() (int, error) {
 	limit := fmt.Sprintf("%016x", uint64(m.o.Now().Add(-m.o.Retention).UnixNano()))
 	var b service.Batch
 	err := m.o.State.Scan(keyHist, func(k string, _ []byte) error {
-		if k[len(keyHist):len(keyHist)+16] >= limit {
+		if len(k) >= len(keyHist)+16 && k[len(keyHist):len(keyHist)+16] >= limit {
 			return service.ErrStop
 		}
 		b.Delete(m.o.State, k)
