@@ -23,7 +23,7 @@ func ExampleDedup() {
 	}
 	apply("el-b01-main/1-0:1.8.0", t0.Add(15*time.Minute), "12345.6")
 	apply("el-b01-main/1-0:1.8.0", t0.Add(15*time.Minute), "12345.6") // QoS 1 redelivery
-	apply("el-b01-main/1-0:1.8.0", t0, "12340.1")                      // late, through the mesh
+	apply("el-b01-main/1-0:1.8.0", t0, "12340.1")                     // late, through the mesh
 
 	dd, _ = service.NewDedup(st.Sub("dedup"), 24*time.Hour) // after a restart
 	apply("el-b01-main/1-0:1.8.0", t0, "12340.1")
