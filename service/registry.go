@@ -1,0 +1,173 @@
+package service
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Checker is implemented by a configuration that checks itself after it
+// was decoded (required fields, ranges); Build calls it.
+type Checker interface {
+	Check() error
+}
+
+// factory builds a service from its configuration section.
+type factory struct {
+	summary string
+	build   func(name string, section *yaml.Node) (Service, error)
+}
+
+var registry struct {
+	sync.RWMutex
+	m map[string]factory
+}
+
+// Register makes a kind of service known under kind, so that the node
+// configuration's services section and `citymesh run KIND` can build it:
+// build receives the service's name (the section's key, or kind) and its
+// configuration, decoded from the section into a C (strictly: an unknown
+// key is an error) and checked by C's Check method when it has one. A
+// section that is absent or empty gives C's zero value. Register is meant
+// for init functions; it panics if kind is taken.
+func Register[C any](kind, summary string, build func(name string, c C) (Service, error)) {
+	registry.Lock()
+	defer registry.Unlock()
+	if registry.m == nil {
+		registry.m = make(map[string]factory)
+	}
+	if _, dup := registry.m[kind]; dup {
+		panic("service: kind " + kind + " registered twice")
+	}
+	registry.m[kind] = factory{summary: summary, build: func(name string, section *yaml.Node) (Service, error) {
+		var c C
+		if err := decodeStrict(section, &c); err != nil {
+			return nil, fmt.Errorf("service %s (%s): %w", name, kind, err)
+		}
+		if ch, ok := any(&c).(Checker); ok {
+			if err := ch.Check(); err != nil {
+				return nil, fmt.Errorf("service %s (%s): %w", name, kind, err)
+			}
+		}
+		s, err := build(name, c)
+		if err != nil {
+			return nil, fmt.Errorf("service %s (%s): %w", name, kind, err)
+		}
+		return s, nil
+	}}
+}
+
+// ErrUnknownKind is matched by errors.Is for Build's error on a kind that no
+// package registered.
+var ErrUnknownKind = errors.New("unknown kind of service")
+
+// Build builds the service called name of kind kind from its configuration
+// section (nil for none), as registered with Register.
+func Build(kind, name string, section *yaml.Node) (Service, error) {
+	registry.RLock()
+	f, ok := registry.m[kind]
+	registry.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("service %s: %w %q (known: %v)", name, ErrUnknownKind, kind, Kinds())
+	}
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	return f.build(name, section)
+}
+
+// Kinds returns the registered kinds of service, sorted.
+func Kinds() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	ks := make([]string, 0, len(registry.m))
+	for k := range registry.m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// Summary returns the one-line description kind was registered with.
+func Summary(kind string) string {
+	registry.RLock()
+	defer registry.RUnlock()
+	return registry.m[kind].summary
+}
+
+// Section is one entry of a configuration's services section:
+//
+//	services:
+//	  energy:                # the service's name
+//	    kind: energy         # optional: the name is the kind
+//	    config: {...}        # the kind's configuration
+type Section struct {
+	Kind   string    `yaml:"kind"`
+	Config yaml.Node `yaml:"config"`
+}
+
+// BuildAll builds every service of a services section, in name order.
+func BuildAll(sections map[string]Section) ([]Service, error) {
+	names := make([]string, 0, len(sections))
+	for n := range sections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []Service
+	for _, n := range names {
+		sec := sections[n]
+		kind := sec.Kind
+		if kind == "" {
+			kind = n
+		}
+		s, err := Build(kind, n, &sec.Config)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// decodeStrict decodes section into v, refusing keys v does not have
+// (yaml.Node.Decode has no such option: the node is encoded again and read
+// by a decoder that has).
+func decodeStrict(section *yaml.Node, v any) error {
+	if section == nil || section.Kind == 0 {
+		return nil
+	}
+	if section.Kind == yaml.ScalarNode && section.Tag == "!!null" {
+		return nil
+	}
+	raw, err := yaml.Marshal(section)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// checkName checks that name is an id: 1 to 64 ASCII letters, digits, '.',
+// '_' and '-', starting with a letter or digit.
+func checkName(name string) error {
+	if len(name) == 0 || len(name) > 64 {
+		return fmt.Errorf("service name %q: want 1 to 64 characters", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return fmt.Errorf("service name %q: want letters, digits, '.', '_' and '-', starting with a letter or digit", name)
+		}
+	}
+	return nil
+}
