@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,10 @@ type Node struct {
 	// twin runs the digital twin on twinBus; both nil without one.
 	twin    *Twin
 	twinBus *bus.Local
+	// services runs the services section and the alarm board (on
+	// alarmBus); both nil without a services section.
+	services *Services
+	alarmBus *bus.Local
 
 	clients   *clientLog                   // the connect and disconnect lines
 	origins   atomic.Pointer[originPolicy] // who may use MQTT over WebSocket
@@ -168,6 +173,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	if cfg.Twin.Enabled {
 		if err := n.newTwin(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Services != nil {
+		if err := n.newServices(&cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -326,6 +336,11 @@ func (n *Node) Start(ctx context.Context) error {
 			return fieldError("connectors", err)
 		}
 	}
+	if n.services != nil {
+		if err := n.services.Start(ctx); err != nil {
+			return fieldError("services", err)
+		}
+	}
 	n.wg.Go(func() { n.clients.run(ctx) })
 	// Servers of HTTP listeners stop with ctx, also when it is the
 	// caller's that ends.
@@ -451,6 +466,11 @@ func (n *Node) Close() error {
 	if cancel != nil {
 		cancel()
 	}
+	if n.services != nil {
+		// Before the broker: the services publish their last results
+		// (debounced values, alarms) as they stop.
+		n.services.Close()
+	}
 	if n.conns != nil {
 		n.conns.Close() // publishes what it received before the broker goes
 	}
@@ -471,6 +491,12 @@ func (n *Node) release() error {
 	}
 	if n.connBus != nil {
 		n.connBus.Close()
+	}
+	if n.services != nil {
+		errs = append(errs, n.services.Close())
+	}
+	if n.alarmBus != nil {
+		n.alarmBus.Close()
 	}
 	if n.twin != nil {
 		// After the HTTP servers (no request reads a closed history), before
@@ -529,6 +555,11 @@ func (n *Node) Reload(cfg *Config) (notApplied []string, err error) {
 	}
 	n.mu.Unlock()
 	notApplied = changedKeys(reflect.ValueOf(applied), reflect.ValueOf(next), "", nil)
+	// The services section is a map of YAML nodes: compared by value, each
+	// service that changed named.
+	if i := slices.Index(notApplied, "services"); i >= 0 {
+		notApplied = slices.Insert(slices.Delete(notApplied, i, i+1), i, changedServices(applied.Services, next.Services)...)
+	}
 	if len(notApplied) > 0 {
 		n.log.Warn("not applied until restart: " + strings.Join(notApplied, ", "))
 	}

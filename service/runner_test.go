@@ -131,7 +131,7 @@ func TestBuild(t *testing.T) {
 		wantErr          string
 	}{
 		{"ok", "counter", "filter: a/#\nout: b", ""},
-		{"unknown key", "counter", "filter: a/#\nout: b\nfiltre: x", "field filtre not found"},
+		{"unknown key", "counter", "filter: a/#\nout: b\nfiltre: x", "unknown key filtre at line 3"},
 		{"check fails", "counter", "filter: a/#", "filter and out are required"},
 		{"empty section", "counter", "", "filter and out are required"},
 		{"unknown kind", "nope", "", "unknown kind of service"},
