@@ -38,6 +38,7 @@ import (
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/mqtt"
 	"github.com/citymesh/citymesh/node"
+	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/sim"
 	"github.com/citymesh/citymesh/twin"
 	"github.com/citymesh/citymesh/twin/history"
@@ -236,6 +237,7 @@ func New(opts Options) (*Demo, error) {
 	}
 	cfg := node.Default()
 	cfg.MQTT, cfg.WS, cfg.HTTP, cfg.Data, cfg.Store = opts.MQTT, opts.WS, opts.HTTP, opts.Data, opts.Store
+	cfg.Services = demoServices(m, opts.Logger)
 	if d.node, err = node.New(cfg, opts.Logger); err != nil {
 		return nil, err
 	}
@@ -278,6 +280,30 @@ func New(opts Options) (*Demo, error) {
 	}
 	ok = true
 	return d, nil
+}
+
+// demoServices returns the services section of the demo's node: one
+// service of every registered kind, named as its kind, with the kind's
+// demo configuration over the campus m (service.RegisterDemo), or its empty
+// one. A kind whose configuration does not build is left out, with a
+// warning.
+func demoServices(m *campus.Model, log *slog.Logger) map[string]service.Section {
+	out := map[string]service.Section{}
+	for _, kind := range service.Kinds() {
+		sec := service.Section{Kind: kind}
+		if v, ok := service.DemoConfig(kind, m); ok {
+			if err := sec.Config.Encode(v); err != nil {
+				log.Warn("demo: not running a service: its demo configuration does not encode", "kind", kind, "err", err)
+				continue
+			}
+		}
+		if _, err := node.BuildServices(map[string]service.Section{kind: sec}); err != nil {
+			log.Warn("demo: not running a service", "kind", kind, "err", err)
+			continue
+		}
+		out[kind] = sec
+	}
+	return out
 }
 
 // enabled reports whether a listen address turns its listener on.
