@@ -463,3 +463,45 @@ func TestReloadServicesNeedRestart(t *testing.T) {
 		t.Errorf("not applied %v, want %v", notApplied, want)
 	}
 }
+
+// plain is a service registered for these tests only whose HTTP API takes
+// no access hooks (no SetAccess).
+type plain struct{ name string }
+
+func (s *plain) Name() string { return s.name }
+func (s *plain) Run(ctx context.Context, env *service.Env) error {
+	env.Running()
+	<-ctx.Done()
+	return nil
+}
+func (s *plain) HTTPHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("everything\n")) })
+}
+
+func init() {
+	service.Register("plain", "an HTTP API without access hooks (a test service)", func(name string, _ struct{}) (service.Service, error) {
+		return &plain{name: name}, nil
+	})
+}
+
+// TestNodeServiceAPIAdminOnly: the API of a service that takes no access
+// hooks is served to administrators only, so that it never shows a tenant
+// another tenant's data.
+func TestNodeServiceAPIAdminOnly(t *testing.T) {
+	cfg := twinConfig(t, true)
+	cfg.Services = map[string]service.Section{"plain": {}}
+	n := startNode(t, cfg, nil)
+	base := "http://" + n.Addr(node.ListenerHTTP).String()
+	for _, tc := range []struct {
+		user string
+		code int
+	}{{"", 401}, {"plain", 403}, {"cs", 403}, {"ops", 200}} {
+		code, ctype, body := httpDo(t, "GET", base+"/api/v1/plain/x", tc.user, "")
+		if code != tc.code {
+			t.Errorf("as %q: %d %s, want %d", tc.user, code, body, tc.code)
+		}
+		if code != 200 && ctype != "application/problem+json" {
+			t.Errorf("as %q: content type %s", tc.user, ctype)
+		}
+	}
+}
