@@ -418,7 +418,7 @@ func TestServicesConfigErrors(t *testing.T) {
 		{"bad name", "services:\n  -h1:\n    kind: toy\n", "services.-h1", "service name"},
 		{"unknown key", "log: info\nservices:\n  t1:\n    kind: toy\n    config:\n      tipes: [x]\n", "services.t1.config", "unknown key tipes at line 10"},
 		{"wrong type", "services:\n  t1:\n    kind: toy\n    config:\n      types: 3\n", "services.t1.config", "cannot unmarshal"},
-		{"unknown key of a service", "services:\n  t1:\n    kind: toy\n    conf: {}\n", "", "unknown key conf"},
+		{"unknown key of a service", "services:\n  t1:\n    kind: toy\n    conf: {}\n", "", "unknown key conf in services.NAME at line 8 (did you mean config?)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := node.Parse([]byte("mqtt: 127.0.0.1:0\nws: \"off\"\nhttp: \"off\"\nstore: memory\n" + tc.yaml))
