@@ -187,7 +187,14 @@ type Filter struct {
 	Tenant string
 }
 
-func (f *Filter) match(a *Alarm) bool {
+// all reports whether f selects every alarm.
+func (f *Filter) all() bool {
+	return f.Status == "" && len(f.Severities) == 0 && f.Site == "" && f.Kind == "" && f.Asset == "" &&
+		f.Type == "" && f.Originator == "" && f.Acknowledged == nil && f.Tenant == ""
+}
+
+// match reports whether f selects a, whose tenant is tenant.
+func (f *Filter) match(a *Alarm, tenant string) bool {
 	switch {
 	case f.Status != "" && a.Status != f.Status,
 		len(f.Severities) > 0 && !slices.Contains(f.Severities, a.Severity),
@@ -197,19 +204,25 @@ func (f *Filter) match(a *Alarm) bool {
 		f.Type != "" && a.Type != f.Type,
 		f.Originator != "" && a.Originator != f.Originator,
 		f.Acknowledged != nil && a.Acknowledged != *f.Acknowledged,
-		f.Tenant != "" && a.Tenant != f.Tenant:
+		f.Tenant != "" && tenant != f.Tenant:
 		return false
 	}
 	return true
+}
+
+// tenant returns a's tenant: its own, else TenantOf's.
+func (b *Board) tenant(a *Alarm) string {
+	if a.Tenant == "" && b.o.TenantOf != nil {
+		return b.o.TenantOf(a.Key)
+	}
+	return a.Tenant
 }
 
 // withTenant returns a copy of a with its tenant filled in from TenantOf.
 func (b *Board) withTenant(a *Alarm) Alarm {
 	c := *a
 	c.Audit = slices.Clone(a.Audit)
-	if c.Tenant == "" && b.o.TenantOf != nil {
-		c.Tenant = b.o.TenantOf(c.Key)
-	}
+	c.Tenant = b.tenant(a)
 	return c
 }
 
@@ -217,14 +230,19 @@ func (b *Board) withTenant(a *Alarm) Alarm {
 // most recently modified.
 func (b *Board) List(f Filter) []Alarm {
 	b.mu.Lock()
-	out := make([]Alarm, 0, len(b.mu.cur))
+	var out []Alarm
+	if f.all() {
+		out = make([]Alarm, 0, len(b.mu.cur))
+	}
 	for _, a := range b.mu.cur {
-		c := b.withTenant(a)
-		if f.match(&c) {
-			out = append(out, c)
+		if f.match(a, b.tenant(a)) {
+			out = append(out, b.withTenant(a))
 		}
 	}
 	b.mu.Unlock()
+	if out == nil {
+		out = []Alarm{} // "alarms": [] in JSON
+	}
 	slices.SortFunc(out, func(x, y Alarm) int {
 		if d := severityRank(x.Severity) - severityRank(y.Severity); d != 0 {
 			return d
