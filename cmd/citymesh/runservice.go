@@ -35,7 +35,7 @@ func runService(ctx context.Context, kind string, args []string) error {
 	fs := flag.NewFlagSet("run "+kind, flag.ContinueOnError)
 	configFile := fs.String("config", "", "YAML configuration `file` with a services section (citymesh serve's file, or one with that section, data and auth); without it the kind's empty configuration")
 	name := fs.String("name", "", "the service's `name`: its entry in the services section, its state's namespace, its client id svc-NAME (default the one entry of kind "+kind+", else "+kind+")")
-	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "the citymesh broker of the city events: mqtt://, tls://, ws:// or wss:// `URL`")
+	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "the citymesh broker of the city events: mqtt://, mqtts:// (tls://), ws:// or wss:// `URL`")
 	clientID := fs.String("client-id", "", "MQTT client `id` at the broker; keep it stable so that events queued while away are kept (default svc-NAME)")
 	username := fs.String("username", "", "user `name` at the broker")
 	passwordFile := fs.String("password-file", "", "`file` holding the password at the broker (its first line)")
@@ -74,7 +74,7 @@ func runService(ctx context.Context, kind string, args []string) error {
 		return fmt.Errorf("--broker %q: want a URL such as mqtt://127.0.0.1:1883", *brokerURL)
 	}
 	if tf.enabled() && (u.Scheme == "mqtt" || u.Scheme == "tcp" || u.Scheme == "ws") {
-		return fmt.Errorf("--broker %s is not a TLS URL, but TLS flags were given: use tls:// or wss://", *brokerURL)
+		return fmt.Errorf("--broker %s is not a TLS URL, but TLS flags were given: use mqtts:// or wss://", *brokerURL)
 	}
 	tc, err := tf.config(u.Hostname())
 	if err != nil {

@@ -205,6 +205,11 @@ func TestRunServiceErrors(t *testing.T) {
 		return p
 	}
 	two := write("two.yaml", "services:\n  t1: {kind: tally, config: {in: a, out: b}}\n  t2: {kind: tally, config: {in: a, out: b}}\n")
+	var usage strings.Builder
+	runUsage(&usage)
+	if !strings.Contains(usage.String(), "tally      counts distinct payloads (a test service)") {
+		t.Errorf("run help does not list the registered kind:\n%s", usage.String())
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
