@@ -323,12 +323,17 @@ func campusTenants(file string, copies int) (func(alarm.Key) string, error) {
 			return nil, err
 		}
 	}
+	return modelTenants(m), nil
+}
+
+// modelTenants returns the tenant of an alarm's asset in m.
+func modelTenants(m *campus.Model) func(alarm.Key) string {
 	return func(k alarm.Key) string {
 		if a, ok := m.Asset(k.Asset); ok && a.Site == k.Site {
 			return a.Tenant
 		}
 		return ""
-	}, nil
+	}
 }
 
 // newServices builds the node's services, each on its own in-process bus
@@ -350,11 +355,9 @@ func (n *Node) newServices(cfg *Config) error {
 	// The alarms' tenants are their assets' in the campus the node knows:
 	// the twin's, else the connectors'.
 	var tenantOf func(alarm.Key) string
-	file, copies := cfg.Twin.campus(&cfg.Connectors)
-	if !cfg.Twin.Enabled {
-		file, copies = cfg.Connectors.Campus, cfg.Connectors.Copies
-	}
-	if tenantOf, err = campusTenants(file, copies); err != nil {
+	if n.twin != nil {
+		tenantOf = modelTenants(n.twin.Service().State().Model())
+	} else if tenantOf, err = campusTenants(cfg.Connectors.Campus, cfg.Connectors.Copies); err != nil {
 		return fieldError("services", fmt.Errorf("the campus of the alarms' tenants: %w", err))
 	}
 	b := n.b
