@@ -237,8 +237,11 @@ func New(opts Options) (*Demo, error) {
 	}
 	cfg := node.Default()
 	cfg.MQTT, cfg.WS, cfg.HTTP, cfg.Data, cfg.Store = opts.MQTT, opts.WS, opts.HTTP, opts.Data, opts.Store
-	cfg.Services = demoServices(m, opts.Logger)
+	cfg.Services = map[string]service.Section{} // the alarm API, and the services below
 	if d.node, err = node.New(cfg, opts.Logger); err != nil {
+		return nil, err
+	}
+	if err := d.addServices(); err != nil {
 		return nil, err
 	}
 	d.pics = &sim.MemoryPictures{}
@@ -282,28 +285,23 @@ func New(opts Options) (*Demo, error) {
 	return d, nil
 }
 
-// demoServices returns the services section of the demo's node: one
-// service of every registered kind, named as its kind, with the kind's
-// demo configuration over the campus m (service.RegisterDemo), or its empty
-// one. A kind whose configuration does not build is left out, with a
-// warning.
-func demoServices(m *campus.Model, log *slog.Logger) map[string]service.Section {
-	out := map[string]service.Section{}
+// addServices adds one service of every registered kind to the node, named
+// as its kind, built from the kind's demo configuration over the campus
+// (service.RegisterDemo), or from its zero one. A kind whose configuration
+// does not build is left out, with a warning.
+func (d *Demo) addServices() error {
 	for _, kind := range service.Kinds() {
-		sec := service.Section{Kind: kind}
-		if v, ok := service.DemoConfig(kind, m); ok {
-			if err := sec.Config.Encode(v); err != nil {
-				log.Warn("demo: not running a service: its demo configuration does not encode", "kind", kind, "err", err)
-				continue
-			}
-		}
-		if _, err := node.BuildServices(map[string]service.Section{kind: sec}); err != nil {
-			log.Warn("demo: not running a service", "kind", kind, "err", err)
+		v, _ := service.DemoConfig(kind, d.model)
+		s, err := service.BuildFrom(kind, kind, v)
+		if err != nil {
+			d.log.Warn("demo: not running a service", "kind", kind, "err", err)
 			continue
 		}
-		out[kind] = sec
+		if err := d.node.AddService(kind, s); err != nil {
+			return err
+		}
 	}
-	return out
+	return nil
 }
 
 // enabled reports whether a listen address turns its listener on.

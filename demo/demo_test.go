@@ -37,11 +37,14 @@ import (
 // tests only, with a demo configuration.
 type watchConfig struct {
 	Site string `yaml:"site"`
+	// model is the campus, given by the demo configuration as it is:
+	// YAML does not carry it.
+	model *campus.Model
 }
 
 func (c *watchConfig) Check() error {
-	if c.Site == "" {
-		return errors.New("site is required")
+	if c.Site == "" || c.model == nil {
+		return errors.New("site and the model are required")
 	}
 	return nil
 }
@@ -64,7 +67,7 @@ func init() {
 		watchSite.Store(c.Site)
 		return &watch{name: name}, nil
 	})
-	service.RegisterDemo("watch", func(m *campus.Model) any { return watchConfig{Site: m.Sites[0].ID} })
+	service.RegisterDemo("watch", func(m *campus.Model) any { return watchConfig{Site: m.Sites[0].ID, model: m} })
 }
 
 // waitDemo polls cond until it holds, for 30 s at most.

@@ -143,6 +143,12 @@ type Services struct {
 	kinds  map[string]string // by name
 	board  *alarm.Board
 
+	// handle and access are Mount's, kept to mount the APIs of services
+	// added afterwards; mounted are the kinds whose API is mounted.
+	handle  func(pattern string, h http.Handler) error
+	access  *TwinAccess
+	mounted map[string]string
+
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -172,7 +178,10 @@ func NewServices(list []service.Service, o ServicesOptions) (*Services, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Services{log: o.Logger, list: list, kinds: o.Kinds}
+	s := &Services{log: o.Logger, list: list, kinds: map[string]string{}, mounted: map[string]string{}}
+	for n, k := range o.Kinds {
+		s.kinds[n] = k
+	}
 	if o.StateDir != "" {
 		if err := os.MkdirAll(o.StateDir, 0o750); err != nil {
 			return nil, fmt.Errorf("services state: %w", err)
@@ -232,36 +241,52 @@ func (s *Services) Mount(handle func(pattern string, h http.Handler) error, acce
 			return err
 		}
 	}
-	mounted := map[string]string{}
+	s.handle, s.access = handle, access
 	for _, svc := range s.list {
-		hs, ok := svc.(service.HTTPService)
-		if !ok {
-			continue
+		if err := s.mount(svc); err != nil {
+			return err
 		}
-		kind := s.kinds[svc.Name()]
-		if kind == "" {
-			kind = svc.Name()
-		}
-		if other, dup := mounted[kind]; dup {
-			s.log.Warn("service's HTTP API not mounted: another service of its kind serves "+service.APIPrefix+kind+"/",
-				"service", svc.Name(), "other", other)
-			continue
-		}
-		adminOnly := true
-		if as, ok := svc.(service.AccessSetter); ok {
-			as.SetAccess(access.ServiceAccess())
-			adminOnly = false
-		}
-		h := hs.HTTPHandler()
-		if h == nil {
-			continue
-		}
-		if err := handle(service.APIPrefix+kind+"/", access.wrapProblem(h, adminOnly)); err != nil {
-			return fmt.Errorf("service %s: %w", svc.Name(), err)
-		}
-		mounted[kind] = svc.Name()
 	}
 	return nil
+}
+
+// mount mounts the API of svc, if it has one.
+func (s *Services) mount(svc service.Service) error {
+	hs, ok := svc.(service.HTTPService)
+	if !ok || s.handle == nil {
+		return nil
+	}
+	kind := cmp.Or(s.kinds[svc.Name()], svc.Name())
+	if other, dup := s.mounted[kind]; dup {
+		s.log.Warn("service's HTTP API not mounted: another service of its kind serves "+service.APIPrefix+kind+"/",
+			"service", svc.Name(), "other", other)
+		return nil
+	}
+	adminOnly := true
+	if as, ok := svc.(service.AccessSetter); ok {
+		as.SetAccess(s.access.ServiceAccess())
+		adminOnly = false
+	}
+	h := hs.HTTPHandler()
+	if h == nil {
+		return nil
+	}
+	if err := s.handle(service.APIPrefix+kind+"/", s.access.wrapProblem(h, adminOnly)); err != nil {
+		return fmt.Errorf("service %s: %w", svc.Name(), err)
+	}
+	s.mounted[kind] = svc.Name()
+	return nil
+}
+
+// Add adds svc, of kind kind, to the services, and mounts its API when
+// Mount was called; it must be called before Start.
+func (s *Services) Add(kind string, svc service.Service) error {
+	if err := s.runner.Add(svc); err != nil {
+		return err
+	}
+	s.list = append(s.list, svc)
+	s.kinds[svc.Name()] = kind
+	return s.mount(svc)
 }
 
 // Start runs the alarm board (subscribed when Start returns) and the
@@ -380,6 +405,24 @@ func (n *Node) newServices(cfg *Config) error {
 		return nil
 	}
 	return n.services.Mount(n.Handle, NewTwinAccess(n.sec.chain, n.sec.acl != nil))
+}
+
+// AddService adds a service the program built itself (service.BuildFrom, or
+// its own constructor) to the node's services, of kind kind: it runs with
+// those of the services section, and its API is mounted at
+// /api/v1/{kind}/. The node needs a services section (an empty one will
+// do); AddService must be called before Start.
+func (n *Node) AddService(kind string, s service.Service) error {
+	if n.services == nil {
+		return errors.New("node: AddService on a node without a services section (set Config.Services, even to an empty map)")
+	}
+	n.mu.Lock()
+	started := n.mu.started || n.mu.closed
+	n.mu.Unlock()
+	if started {
+		return fmt.Errorf("node: AddService %s after Start", s.Name())
+	}
+	return n.services.Add(kind, s)
 }
 
 // Services returns the node's services, or nil when it has no services

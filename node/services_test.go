@@ -505,3 +505,50 @@ func TestNodeServiceAPIAdminOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeAddService: a program adds a service it built itself to a node
+// with a services section: it runs, its API is mounted; without a section,
+// or after Start, AddService refuses.
+func TestNodeAddService(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WS, cfg.Store = "off", "memory"
+	bare, err := node.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	s, err := service.BuildFrom("toy", "mine", toyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bare.AddService("toy", s); err == nil {
+		t.Error("AddService without a services section: no error")
+	}
+	cfg.Services = map[string]service.Section{}
+	n, err := node.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.AddService("toy", s); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AddService("toy", s); err == nil {
+		t.Error("the same service added twice: no error")
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitServicesRunning(t, n)
+	if h := n.Services().Runner().Health(); len(h) != 1 || h[0].Name != "mine" {
+		t.Errorf("health: %+v", h)
+	}
+	code, body := twinGet(t, "GET", "http://"+n.Addr(node.ListenerHTTP).String()+"/api/v1/toy/whoami", "")
+	if code != 200 || !strings.Contains(string(body), `"user":"anonymous"`) {
+		t.Errorf("the added service's API: %d %s", code, body)
+	}
+	s2, _ := service.BuildFrom("toy", "late", nil)
+	if err := n.AddService("toy", s2); err == nil {
+		t.Error("AddService after Start: no error")
+	}
+}

@@ -94,11 +94,12 @@ var demos struct {
 }
 
 // RegisterDemo gives kind a configuration for citymesh demo: fn returns
-// the configuration section of a service of kind over the demo's campus
-// model m (a value of the kind's configuration type, or anything that
-// encodes as its YAML). citymesh demo runs one service of every registered
-// kind: with this configuration, or with an empty section when the kind
-// has none. Call it from the init function that calls Register.
+// the configuration of a service of kind over the demo's campus model m —
+// a value of the kind's configuration type (which may carry m itself, in
+// a field YAML does not), or anything that encodes as its YAML — built
+// with BuildFrom. citymesh demo runs one service of every registered kind:
+// with this configuration, or with the zero one when the kind has none.
+// Call it from the init function that calls Register.
 func RegisterDemo(kind string, fn func(m *campus.Model) any) {
 	demos.Lock()
 	defer demos.Unlock()

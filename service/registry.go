@@ -20,10 +20,12 @@ type Checker interface {
 	Check() error
 }
 
-// factory builds a service from its configuration section.
+// factory builds a service from its configuration section, or from a
+// configuration value.
 type factory struct {
-	summary string
-	build   func(name string, section *yaml.Node) (Service, error)
+	summary   string
+	build     func(name string, section *yaml.Node) (Service, error)
+	buildFrom func(name string, config any) (Service, error)
 }
 
 var registry struct {
@@ -47,11 +49,7 @@ func Register[C any](kind, summary string, build func(name string, c C) (Service
 	if _, dup := registry.m[kind]; dup {
 		panic("service: kind " + kind + " registered twice")
 	}
-	registry.m[kind] = factory{summary: summary, build: func(name string, section *yaml.Node) (Service, error) {
-		var c C
-		if err := decodeStrict(section, &c); err != nil {
-			return nil, &ConfigError{Service: name, Kind: kind, Err: err}
-		}
+	finish := func(name string, c C) (Service, error) {
 		if ch, ok := any(&c).(Checker); ok {
 			if err := ch.Check(); err != nil {
 				return nil, &ConfigError{Service: name, Kind: kind, Err: err}
@@ -62,7 +60,36 @@ func Register[C any](kind, summary string, build func(name string, c C) (Service
 			return nil, fmt.Errorf("service %s (%s): %w", name, kind, err)
 		}
 		return s, nil
-	}}
+	}
+	registry.m[kind] = factory{
+		summary: summary,
+		build: func(name string, section *yaml.Node) (Service, error) {
+			var c C
+			if err := decodeStrict(section, &c); err != nil {
+				return nil, &ConfigError{Service: name, Kind: kind, Err: err}
+			}
+			return finish(name, c)
+		},
+		buildFrom: func(name string, config any) (Service, error) {
+			var c C
+			switch v := config.(type) {
+			case C:
+				c = v
+			case *C:
+				c = *v
+			case nil:
+			default:
+				var n yaml.Node
+				if err := n.Encode(config); err != nil {
+					return nil, &ConfigError{Service: name, Kind: kind, Err: err}
+				}
+				if err := decodeStrict(&n, &c); err != nil {
+					return nil, &ConfigError{Service: name, Kind: kind, Err: err}
+				}
+			}
+			return finish(name, c)
+		},
+	}
 }
 
 // ConfigError is Build's error for a configuration section that does not
@@ -99,6 +126,26 @@ func Build(kind, name string, section *yaml.Node) (Service, error) {
 		return nil, err
 	}
 	return f.build(name, section)
+}
+
+// BuildFrom builds the service called name of kind kind from a
+// configuration value: a value of the kind's configuration type (or a
+// pointer to one) is taken as it is, with the fields YAML does not carry (a
+// campus model given for embedding); nil is the zero configuration;
+// anything else is encoded to YAML and decoded strictly, as a section.
+// citymesh demo builds its services from the kinds' demo configurations
+// (RegisterDemo) with it.
+func BuildFrom(kind, name string, config any) (Service, error) {
+	registry.RLock()
+	f, ok := registry.m[kind]
+	registry.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("service %s: %w %q (known: %v)", name, ErrUnknownKind, kind, Kinds())
+	}
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	return f.buildFrom(name, config)
 }
 
 // Kinds returns the registered kinds of service, sorted.
