@@ -13,6 +13,8 @@ import (
 
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/geojson"
+
+	"github.com/citymesh/citymesh/twin/history"
 )
 
 // APIPrefix is where Handler serves: every route is under it.
@@ -35,6 +37,9 @@ type HandlerOptions struct {
 	Tenant func(r *http.Request) (tenant string, all bool)
 	// Now is the clock of liveness (default time.Now).
 	Now func() time.Time
+	// History, when set, serves the history routes (a point's history,
+	// history queries, an asset's events); nil: they answer 501.
+	History *history.DB
 }
 
 // Handler returns the twin's JSON query API over s, to be mounted at
@@ -72,6 +77,10 @@ var routes = []route{
 	{"GET", APIPrefix + "assets", func(h *api) http.HandlerFunc { return h.assets }},
 	{"POST", APIPrefix + "assets/query", func(h *api) http.HandlerFunc { return h.assets }},
 	{"GET", APIPrefix + "assets/{id}", func(h *api) http.HandlerFunc { return h.asset }},
+	// The history routes (histapi.go).
+	{"GET", APIPrefix + "points/{asset}/{key}/history", func(h *api) http.HandlerFunc { return h.pointHistory }},
+	{"POST", APIPrefix + "history/query", func(h *api) http.HandlerFunc { return h.historyQuery }},
+	{"GET", APIPrefix + "assets/{id}/events", func(h *api) http.HandlerFunc { return h.assetEvents }},
 }
 
 type api struct {
