@@ -49,7 +49,7 @@ const errNoHistory = "no history on this node: the twin's history routes need Ha
 
 // HistoryBody is the JSON body of POST /api/v1/twin/history/query: a
 // selection of points as for …/points/query, and the history asked of
-// them. Offset pages the selected points; Limit bounds the raw samples.
+// them. Offset skips selected points; Limit bounds the raw samples.
 type HistoryBody struct {
 	QueryBody
 	// From and To bound the range [From, To): RFC 3339 times or Unix
@@ -291,7 +291,7 @@ func (h *api) historyQuery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.Total-min(q.Offset, res.Total) > MaxHistoryPoints {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("the selection has %d points, more than %d: narrow it or page it with offset", res.Total, MaxHistoryPoints))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the selection has %d points, more than %d: narrow it (by kind, quantity, site, building or area) or name at most that many ids", res.Total, MaxHistoryPoints))
 		return
 	}
 	h.answerHistory(w, r, res, q.Scope, hr)

@@ -206,6 +206,8 @@ func TestHistoryBadInput(t *testing.T) {
 		{"body bad step", "POST", "/api/v1/twin/history/query", `{"step":"-1h"}`, 400, "step"},
 		{"body too many buckets over points", "POST", "/api/v1/twin/history/query",
 			fmt.Sprintf(`{"from":%q,"to":%q,"step":"1s"}`, from, t0.Add(3*time.Hour).Format(time.RFC3339)), 400, "buckets"},
+		{"too many points", "POST", "/api/v1/twin/history/query",
+			`{"ids":[` + strings.Repeat(`"b01-0.01/temperature",`, MaxHistoryPoints) + `"b01-0.01/temperature"],"step":"1h"}`, 400, "more than 10000"},
 		{"events unknown asset", "GET", "/api/v1/twin/assets/nobody/events", "", 404, "no asset"},
 		{"events bad limit", "GET", "/api/v1/twin/assets/loomi/events?limit=x", "", 400, "not a whole number"},
 		{"events limit too large", "GET", "/api/v1/twin/assets/loomi/events?limit=100001", "", 400, "more than 100000"},
