@@ -15,7 +15,7 @@ import (
 )
 
 // startTwin starts a node on cfg (its disk store in cfg.Data) and a twin
-// service on its broker; stop stops the twin (publishing its last
+// service connected to it over MQTT; stop stops the twin (publishing its last
 // snapshots) and then closes the node (committing its store).
 func startTwin(t *testing.T, cfg node.Config, m *campus.Model) (n *node.Node, svc *twin.Service, nodeStart time.Duration, stop func()) {
 	t.Helper()
@@ -29,7 +29,12 @@ func startTwin(t *testing.T, cfg node.Config, m *campus.Model) (n *node.Node, sv
 		t.Fatal(err)
 	}
 	nodeStart = time.Since(began)
-	tb, err := bus.NewLocal(n.Broker(), "twin")
+	// The twin is an MQTT 5 client of the node over TCP, as in a process
+	// of its own.
+	dctx, cancelDial := context.WithTimeout(context.Background(), 10*time.Second)
+	tb, err := bus.DialRemote(dctx, bus.RemoteOptions{URL: "mqtt://" + n.Addr(node.ListenerMQTT).String(), ClientID: "citymesh-twin",
+		Logger: slog.New(slog.DiscardHandler)})
+	cancelDial()
 	if err != nil {
 		n.Close()
 		t.Fatal(err)
@@ -61,7 +66,7 @@ func startTwin(t *testing.T, cfg node.Config, m *campus.Model) (n *node.Node, sv
 }
 
 // TestRestartKeepsState runs the twin of the whole reference campus
-// (35,666 points) on a node with its disk store, gives every numeric point
+// (35,666 points) as an MQTT client of a node with its disk store, gives every numeric point
 // a value (one event per asset) and an asset a status, stops the twin and
 // the node, starts both again on the same data directory, and finds the
 // same state: every point's value, text, position, observed time and
