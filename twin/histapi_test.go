@@ -16,7 +16,7 @@ import (
 
 // histDB returns a history with two rooms' temperatures every 5 minutes
 // for two hours from t0 (values i and 100+i), a soil probe's battery of
-// another tenant, and three events of robot loomi.
+// another tenant (3.6 V), and three events of robot loomi.
 func histDB(t *testing.T) *history.DB {
 	t.Helper()
 	db, err := history.Open(t.TempDir(), history.Options{Logger: discard})
@@ -31,8 +31,8 @@ func histDB(t *testing.T) *history.DB {
 			ss = append(ss, history.Sample{Point: room + "/temperature", Asset: room, AssetKind: "room", Quantity: "temperature",
 				Unit: "CEL", Site: "campus", Tenant: "campus-service", Time: at, Value: float64(100*j + i)})
 		}
-		ss = append(ss, history.Sample{Point: "soil-probe-01/battery", Asset: "soil-probe-01", AssetKind: "device", Quantity: "battery",
-			Unit: "%", Site: "wartberg", Tenant: "wartberg-growers", Time: at, Value: 90})
+		ss = append(ss, history.Sample{Point: "soil-probe-01/battery", Asset: "soil-probe-01", AssetKind: "device", Quantity: "batteryVoltage",
+			Unit: "VLT", Site: "wartberg", Tenant: "wartberg-growers", Time: at, Value: 3.6})
 	}
 	if err := db.Append(context.Background(), ss); err != nil {
 		t.Fatal(err)
@@ -170,6 +170,16 @@ func TestHistoryAggregates(t *testing.T) {
 	a = post(fmt.Sprintf(`{"ids":["b01-0.01/temperature","soil-probe-01/battery"],"from":%q,"to":%q,"step":"1h"}`, from, to), "X-Tenant", "wartberg-growers")
 	if len(a.Series) != 1 || a.Series[0].Point != "soil-probe-01/battery" || len(a.Unknown) != 1 {
 		t.Errorf("ids across tenants: %+v", a)
+	}
+	// By kind and site within a bounding box (the plot), and by quantity
+	// near a point: the probe's battery, the one point there with samples.
+	for _, sel := range []string{`"kind":"device","site":"wartberg","bbox":[9.2348,49.1593,9.2365,49.1600]`,
+		`"quantity":"batteryVoltage","near":[9.2352306,49.1595688],"distance_m":5`} {
+		a = post(fmt.Sprintf(`{%s,"from":%q,"to":%q,"step":"1h","agg":["max","count"]}`, sel, from, to))
+		if len(a.Series) != 1 || a.Series[0].Point != "soil-probe-01/battery" || len(a.Series[0].Buckets) != 2 ||
+			a.Series[0].Buckets[0]["max"] != 3.6 || a.Series[0].Buckets[0]["count"] != 12.0 || a.Total < 1 {
+			t.Errorf("{%s}: %+v", sel, a)
+		}
 	}
 	a = post(fmt.Sprintf(`{"from":%q,"to":%q,"step":"1h"}`, from, to), "X-Tenant", "wartberg-growers")
 	if len(a.Series) != 1 || a.Series[0].Point != "soil-probe-01/battery" {
