@@ -64,6 +64,8 @@ type Node struct {
 	// twin runs the digital twin on twinBus; both nil without one.
 	twin    *Twin
 	twinBus *bus.Local
+	// twinEvBus is the twin's event recorder's in-process bus.
+	twinEvBus *bus.Local
 
 	clients   *clientLog                   // the connect and disconnect lines
 	origins   atomic.Pointer[originPolicy] // who may use MQTT over WebSocket
@@ -212,11 +214,14 @@ func (n *Node) newTwin(cfg *Config) error {
 	if n.twinBus, err = bus.NewLocal(n.b, "citymesh-twin"); err != nil {
 		return err
 	}
+	if n.twinEvBus, err = bus.NewLocal(n.b, "citymesh-twin-events"); err != nil {
+		return err
+	}
 	data := cfg.Data
 	if cfg.Store != "disk" {
 		data = ""
 	}
-	if n.twin, err = NewTwin(cfg.Twin, TwinOptions{Bus: n.twinBus, Connectors: cfg.Connectors, Data: data, Logger: n.log}); err != nil {
+	if n.twin, err = NewTwin(cfg.Twin, TwinOptions{Bus: n.twinBus, EventBus: n.twinEvBus, Connectors: cfg.Connectors, Data: data, Logger: n.log}); err != nil {
 		return err
 	}
 	n.reg.MustRegister(n.twin.Collectors()...)
@@ -317,7 +322,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.twin != nil {
 		// Before the connectors: recovered and subscribed before they
 		// publish.
-		if err := n.twin.Start(ctx, nil); err != nil {
+		if err := n.twin.Start(ctx, nil, nil); err != nil {
 			return fieldError("twin", err)
 		}
 	}
@@ -479,6 +484,9 @@ func (n *Node) release() error {
 	}
 	if n.twinBus != nil {
 		n.twinBus.Close()
+	}
+	if n.twinEvBus != nil {
+		n.twinEvBus.Close()
 	}
 	if n.b != nil {
 		errs = append(errs, n.b.Close())
