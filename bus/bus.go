@@ -49,7 +49,12 @@ type Bus interface {
 	// Subscribe calls h for every message whose topic matches filter, which
 	// may hold the MQTT wildcards + and # and may be a shared subscription
 	// ($share/group/filter). The subscription lasts until Unsubscribe or
-	// Close.
+	// Close. A client holds one subscription per filter: subscribing to a
+	// filter again replaces its handler, and whether a message matching
+	// two overlapping filters reaches both handlers differs between
+	// implementations (MQTT lets a broker deliver it once), so two
+	// consumers whose filters overlap each take a client of their own.
+	// Publish may be called from several goroutines at once.
 	Subscribe(ctx context.Context, filter string, qos byte, h Handler) error
 	// Unsubscribe ends the subscription to filter.
 	Unsubscribe(ctx context.Context, filter string) error

@@ -131,6 +131,8 @@ type Demo struct {
 	watchBus *bus.Local
 	cityBus  *bus.Local // the building gateways' bus when MQTT is off
 	twinBus  *bus.Local // the twin's
+	recBus   *bus.Local // the twin's event recorder's
+	recorder *twin.Recorder
 	twin     *twin.Service
 	hist     *history.DB     // the twin's history
 	histTmp  string          // its directory when the store is in memory
@@ -270,8 +272,15 @@ func New(opts Options) (*Demo, error) {
 	if d.twin, err = twin.NewService(twin.Options{Model: m, Bus: d.twinBus, Logger: opts.Logger, Now: d.twinNow, Sink: d.hist}); err != nil {
 		return nil, err
 	}
+	// The events that are not numbers go to the history's event log.
+	if d.recBus, err = bus.NewLocal(d.node.Broker(), "citymesh-twin-events"); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	if d.recorder, err = twin.NewRecorder(twin.RecorderOptions{Model: m, Bus: d.recBus, Log: d.hist.Events(), Logger: opts.Logger}); err != nil {
+		return nil, err
+	}
 	if enabled(opts.HTTP) {
-		if err := d.node.Handle(twin.APIPrefix, twin.Handler(d.twin.State(), twin.HandlerOptions{Now: d.twinNow})); err != nil {
+		if err := d.node.Handle(twin.APIPrefix, twin.Handler(d.twin.State(), twin.HandlerOptions{Now: d.twinNow, History: d.hist})); err != nil {
 			return nil, err
 		}
 		if err := d.node.Handle(HistoryPrefix+"/", history.NewAPI(d.hist, history.APIOptions{Prefix: HistoryPrefix})); err != nil {
@@ -365,6 +374,15 @@ func (d *Demo) Start(ctx context.Context) (err error) {
 	case <-d.twin.Ready():
 	case err := <-twinErr:
 		return fmt.Errorf("demo: twin: %w", err)
+	case <-caller.Done():
+		return caller.Err()
+	}
+	recErr := make(chan error, 1)
+	d.twinWG.Go(func() { recErr <- d.recorder.Run(tctx) })
+	select {
+	case <-d.recorder.Ready():
+	case err := <-recErr:
+		return fmt.Errorf("demo: twin: events: %w", err)
 	case <-caller.Done():
 		return caller.Err()
 	}
@@ -600,7 +618,7 @@ func (d *Demo) Close() error {
 // release closes the buses, the node and the endpoint.
 func (d *Demo) release() error {
 	var errs []error
-	for _, b := range []*bus.Local{d.connBus, d.watchBus, d.cityBus, d.twinBus} {
+	for _, b := range []*bus.Local{d.connBus, d.watchBus, d.cityBus, d.twinBus, d.recBus} {
 		if b != nil {
 			errs = append(errs, b.Close())
 		}

@@ -65,6 +65,8 @@ type Node struct {
 	// twin runs the digital twin on twinBus; both nil without one.
 	twin    *Twin
 	twinBus *bus.Local
+	// twinEvBus is the twin's event recorder's in-process bus.
+	twinEvBus *bus.Local
 	// services runs the services section and the alarm board (on
 	// alarmBus); both nil without a services section.
 	services *Services
@@ -222,11 +224,14 @@ func (n *Node) newTwin(cfg *Config) error {
 	if n.twinBus, err = bus.NewLocal(n.b, "citymesh-twin"); err != nil {
 		return err
 	}
+	if n.twinEvBus, err = bus.NewLocal(n.b, "citymesh-twin-events"); err != nil {
+		return err
+	}
 	data := cfg.Data
 	if cfg.Store != "disk" {
 		data = ""
 	}
-	if n.twin, err = NewTwin(cfg.Twin, TwinOptions{Bus: n.twinBus, Connectors: cfg.Connectors, Data: data, Logger: n.log}); err != nil {
+	if n.twin, err = NewTwin(cfg.Twin, TwinOptions{Bus: n.twinBus, EventBus: n.twinEvBus, Connectors: cfg.Connectors, Data: data, Logger: n.log}); err != nil {
 		return err
 	}
 	n.reg.MustRegister(n.twin.Collectors()...)
@@ -327,7 +332,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.twin != nil {
 		// Before the connectors: recovered and subscribed before they
 		// publish.
-		if err := n.twin.Start(ctx, nil); err != nil {
+		if err := n.twin.Start(ctx, nil, nil); err != nil {
 			return fieldError("twin", err)
 		}
 	}
@@ -505,6 +510,9 @@ func (n *Node) release() error {
 	}
 	if n.twinBus != nil {
 		n.twinBus.Close()
+	}
+	if n.twinEvBus != nil {
+		n.twinEvBus.Close()
 	}
 	if n.b != nil {
 		errs = append(errs, n.b.Close())

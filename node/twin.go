@@ -227,8 +227,10 @@ type Twin struct {
 	svc  *twin.Service
 	hist *history.DB         // nil with history off
 	rw   *remotewrite.Writer // nil without remote write
+	rec  *twin.Recorder      // the event log's feed; nil with history off
 
-	bus *laterBus // the bus, given to NewTwin or to Start
+	bus    *laterBus // the bus, given to NewTwin or to Start
+	recBus *laterBus // the recorder's: TwinOptions.EventBus, else bus
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -242,6 +244,11 @@ type TwinOptions struct {
 	// Bus is where the city events are and the snapshots go; nil: the
 	// one given to Start.
 	Bus bus.Bus
+	// EventBus, when set, is where the recorder of the history's event
+	// log reads the non-numeric events (a client of its own, so that its
+	// subscriptions do not overlap the twin's on one client); nil: Bus,
+	// or the one given to Start.
+	EventBus bus.Bus
 	// Connectors is the connectors section, whose campus the twin keeps
 	// when its own names none.
 	Connectors run.Config
@@ -258,7 +265,7 @@ func NewTwin(cfg TwinConfig, o TwinOptions) (_ *Twin, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	t := &Twin{cfg: cfg, log: o.Logger, done: make(chan struct{}), bus: &laterBus{Bus: o.Bus}}
+	t := &Twin{cfg: cfg, log: o.Logger, done: make(chan struct{}), bus: &laterBus{Bus: o.Bus}, recBus: &laterBus{Bus: o.EventBus}}
 	defer func() {
 		if err != nil {
 			t.release()
@@ -302,6 +309,11 @@ func NewTwin(cfg TwinConfig, o TwinOptions) (_ *Twin, err error) {
 	if t.svc, err = twin.NewService(opts); err != nil {
 		return nil, fieldError("twin", err)
 	}
+	if t.hist != nil {
+		if t.rec, err = twin.NewRecorder(twin.RecorderOptions{Model: m, Bus: t.recBus, Log: t.hist.Events(), Logger: o.Logger}); err != nil {
+			return nil, fieldError("twin", err)
+		}
+	}
 	return t, nil
 }
 
@@ -311,16 +323,24 @@ func (t *Twin) Service() *twin.Service { return t.svc }
 // History returns the twin's history, nil when it is off.
 func (t *Twin) History() *history.DB { return t.hist }
 
-// Start runs the twin on b (nil: the bus given to NewTwin): it recovers
-// the state from the retained snapshots and subscribes to the city events,
-// and returns once that is done (or failed). The twin runs until Close.
-// Start may be called once.
-func (t *Twin) Start(ctx context.Context, b bus.Bus) error {
+// Start runs the twin on b (nil: the bus given to NewTwin), and the
+// recorder of the history's event log on events (nil: TwinOptions.EventBus,
+// else the twin's bus; give it a client of its own, see bus.Bus): it
+// recovers the state from the retained snapshots and subscribes to the
+// city events, and returns once that is done (or failed). The twin runs
+// until Close. Start may be called once.
+func (t *Twin) Start(ctx context.Context, b, events bus.Bus) error {
 	if b != nil {
 		t.bus.Bus = b
 	}
+	if events != nil {
+		t.recBus.Bus = events
+	}
 	if t.bus.Bus == nil {
 		return errors.New("twin: no bus")
+	}
+	if t.recBus.Bus == nil {
+		t.recBus.Bus = t.bus.Bus
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t.mu.Lock()
@@ -334,6 +354,15 @@ func (t *Twin) Start(ctx context.Context, b bus.Bus) error {
 	case <-t.svc.Ready():
 	case <-t.done:
 		return fmt.Errorf("twin: %w", t.err)
+	}
+	if t.rec != nil {
+		recDone := make(chan error, 1)
+		t.wg.Go(func() { recDone <- t.rec.Run(ctx) })
+		select {
+		case <-t.rec.Ready():
+		case err := <-recDone:
+			return fmt.Errorf("twin: event recorder: %w", err)
+		}
 	}
 	rec := t.svc.Recovered()
 	t.log.Info("twin running", "points", len(t.svc.State().Model().Points), "recovered_assets", rec.Assets,

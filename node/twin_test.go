@@ -283,6 +283,15 @@ func TestNodeTwinTenants(t *testing.T) {
 	waitFor(t, 10*time.Second, "both points in the twin API", func() bool {
 		return pointHasValue(t, base, roomPoint) && pointHasValue(t, base, devicePoint)
 	})
+	// The device's status reaches the event log through the recorder, and
+	// the twin API serves it to its tenant only.
+	waitFor(t, 10*time.Second, "the device's status in its events", func() bool {
+		code, body := twinGet(t, "GET", base+"/api/v1/twin/assets/soil-probe-01/events", "grower")
+		return code == 200 && bytes.Contains(body, []byte(`"status"`))
+	})
+	if code, body := twinGet(t, "GET", base+"/api/v1/twin/assets/soil-probe-01/events", "cs"); code != 404 {
+		t.Errorf("another tenant's asset's events: %d %s, want 404", code, body)
+	}
 	waitFor(t, 10*time.Second, "both series in the Prometheus API", func() bool {
 		return len(promSeries(t, base, "ops", "citymesh_point_value")) == 2
 	})

@@ -205,7 +205,7 @@ func (a *TwinAccess) scope(r *http.Request) (string, error) {
 // API at /prometheus/, both behind access.
 func (t *Twin) Mount(handle func(pattern string, h http.Handler) error, access *TwinAccess) error {
 	o := twin.HandlerOptions{Tenant: access.tenant, Admin: access.admin,
-		Tenants: twin.TenantData{Service: t.svc, History: t.hist}}
+		Tenants: twin.TenantData{Service: t.svc, History: t.hist}, History: t.hist}
 	if err := handle(twin.APIPrefix, access.Wrap(twin.Handler(t.svc.State(), o))); err != nil {
 		return err
 	}

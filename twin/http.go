@@ -13,6 +13,8 @@ import (
 
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/geojson"
+
+	"github.com/citymesh/citymesh/twin/history"
 )
 
 // APIPrefix is where Handler serves: every route is under it.
@@ -41,6 +43,9 @@ type HandlerOptions struct {
 	Tenants TenantAdmin
 	// Admin says whether a request is an administrator's; nil: none is.
 	Admin func(r *http.Request) bool
+	// History, when set, serves the history routes (a point's history,
+	// history queries, an asset's events); nil: they answer 501.
+	History *history.DB
 }
 
 // Handler returns the twin's JSON query API over s, to be mounted at
@@ -80,6 +85,10 @@ var routes = []route{
 	{"GET", APIPrefix + "assets/{id}", func(h *api) http.HandlerFunc { return h.asset }},
 	{"GET", APIPrefix + "tenants/{tenant}/export", func(h *api) http.HandlerFunc { return h.exportTenant }},
 	{"DELETE", APIPrefix + "tenants/{tenant}", func(h *api) http.HandlerFunc { return h.eraseTenant }},
+	// The history routes (histapi.go).
+	{"GET", APIPrefix + "points/{asset}/{key}/history", func(h *api) http.HandlerFunc { return h.pointHistory }},
+	{"POST", APIPrefix + "history/query", func(h *api) http.HandlerFunc { return h.historyQuery }},
+	{"GET", APIPrefix + "assets/{id}/events", func(h *api) http.HandlerFunc { return h.assetEvents }},
 }
 
 type api struct {

@@ -41,6 +41,18 @@ func (s *State) takeDirty(dst []int32) []int32 {
 	return dst
 }
 
+// markDirty marks assets changed again (their publication did not happen).
+func (s *State) markDirty(assets []int32) {
+	if len(assets) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, i := range assets {
+		s.assets[i].dirty = true
+	}
+}
+
 // snapshotJSON returns asset i's topic and Snapshot as JSON, at now.
 func (s *State) snapshotJSON(prefix string, i int32, now time.Time, srcs map[*event.Source][]byte) (string, []byte, error) {
 	s.mu.RLock()

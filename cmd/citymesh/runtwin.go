@@ -124,8 +124,19 @@ func runTwin(ctx context.Context, args []string) error {
 		return err
 	}
 	defer remote.Close()
-	defer tw.Close() // before the bus: the last snapshots are published
-	if err := tw.Start(ctx, remote); err != nil {
+	// The event log's recorder on a client of its own: its filters
+	// overlap the twin's (status events), and a client holds one
+	// subscription per filter.
+	dctx, cancel = context.WithTimeout(ctx, time.Minute)
+	events, err := bus.DialRemote(dctx, bus.RemoteOptions{URL: *brokerURL, ClientID: *clientID + "-events", Username: *username,
+		Password: password, Logger: log, TLSConfig: tc})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+	defer tw.Close() // before the buses: the last snapshots are published
+	if err := tw.Start(ctx, remote, events); err != nil {
 		return err
 	}
 	// The HTTP APIs once the twin runs on the bus (an erasure publishes).
