@@ -20,6 +20,7 @@ import (
 
 	"github.com/citymesh/citymesh/alarm"
 	"github.com/citymesh/citymesh/bus"
+	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/service"
 )
@@ -550,5 +551,65 @@ func TestNodeAddService(t *testing.T) {
 	s2, _ := service.BuildFrom("toy", "late", nil)
 	if err := n.AddService("toy", s2); err == nil {
 		t.Error("AddService after Start: no error")
+	}
+}
+
+// TestAlarmsAcrossTheMesh: a service at an edge node raises an alarm; the
+// alarm API of the core node, linked to it by the mesh, lists it, and an
+// acknowledgement through the core's API reaches the service at the edge
+// (its command and the MQTT 5 reply cross the link both ways).
+func TestAlarmsAcrossTheMesh(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	coreCfg := testConfig(t)
+	coreCfg.WS = "off"
+	coreCfg.Mesh = mesh.Config{Node: "core-1", Role: "core", Accept: mesh.AcceptConfig{Edges: []string{"*"}}}
+	coreCfg.Services = map[string]service.Section{}
+	core := startNode(t, coreCfg, nil)
+	base := "http://" + core.Addr(node.ListenerHTTP).String()
+
+	edgeCfg := testConfig(t)
+	edgeCfg.WS, edgeCfg.HTTP = "off", "off"
+	edgeCfg.Mesh = mesh.Config{Node: "campus-b1", Role: "edge",
+		Upstream: []mesh.PeerConfig{{Name: "core-1", URL: "mqtt://" + core.Addr(node.ListenerMQTT).String()}}}
+	edgeCfg.Services = toySections(t)
+	edge := startNode(t, edgeCfg, nil)
+	waitServicesRunning(t, edge)
+
+	// The core's interest in the alarms reaches the edge a moment after
+	// the link is up: raise (each time a newer observation) until the
+	// alarm arrives.
+	key := alarm.Key{Site: "campus", Kind: "room", Asset: "b01-0.01", Type: "co2-high"}
+	at := time.Now().Add(-time.Hour).UTC()
+	var list []alarm.Alarm
+	for i := 0; ; i++ {
+		if ctx.Err() != nil {
+			t.Fatal("the edge's alarm never reached the core's alarm API")
+		}
+		raiseToy(t, ctx, edge.Addr(node.ListenerMQTT).String(), "toy-a", "raise", toyCommand{Key: key, Severity: alarm.Major, Time: at.Add(time.Duration(i) * time.Second)})
+		_, list, _ = alarmList(t, base, "", "")
+		if len(list) == 1 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if list[0].Originator != "toy-a" {
+		t.Fatalf("alarm %+v", list[0])
+	}
+	// The command crosses to the edge and the reply comes back; the
+	// interest in the command topics may lag too: a 504 is tried again.
+	for {
+		code, _, body := httpDo(t, "POST", base+"/api/v1/alarms/"+list[0].ID+"/ack", "", `{"comment": "from the core"}`)
+		if code == 200 {
+			var r alarm.CommandResult
+			json.Unmarshal(body, &r)
+			if !r.Alarm.Acknowledged || r.Alarm.AcknowledgedBy != "anonymous" {
+				t.Errorf("after ack: %s", body)
+			}
+			break
+		}
+		if code != http.StatusGatewayTimeout || ctx.Err() != nil {
+			t.Fatalf("ack across the mesh: %d %s", code, body)
+		}
 	}
 }
