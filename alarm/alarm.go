@@ -128,6 +128,10 @@ type Alarm struct {
 	Acknowledged bool   `json:"acknowledged"`
 	// Originator is the service that raised it.
 	Originator string `json:"originator"`
+	// Tenant is the tenant the alarm's asset belongs to, when the raising
+	// service names it (Condition.Tenant): the HTTP API shows a tenant's
+	// users their tenant's alarms only.
+	Tenant string `json:"tenant,omitempty"`
 	// Description says what is wrong, for people; Data are the details
 	// of the latest raise (values, thresholds), a JSON object.
 	Description string          `json:"description,omitempty"`

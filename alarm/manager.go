@@ -62,6 +62,9 @@ type Condition struct {
 	Category    string
 	SubCategory string
 	Description string
+	// Tenant is the tenant of the alarm's asset (campus.Asset.Tenant), ""
+	// for none; optional.
+	Tenant string
 	// Data are the details (values, thresholds): anything that encodes as
 	// a JSON object, or a json.RawMessage.
 	Data any
@@ -315,6 +318,9 @@ func (m *Manager) Raise(ctx context.Context, c Condition) (Alarm, Result, error)
 				}
 				a.Severity, a.Description, a.Data = c.Severity, c.Description, data
 				a.Category, a.SubCategory = c.Category, c.SubCategory
+				if c.Tenant != "" {
+					a.Tenant = c.Tenant
+				}
 				a.LastRaised = at
 			}
 			if at.Before(a.ValidFrom) {
@@ -336,7 +342,7 @@ func (m *Manager) Raise(ctx context.Context, c Condition) (Alarm, Result, error)
 		ch.cur = &Alarm{
 			ID: fmt.Sprintf("alarm:%s:%s:%s:%s:%d", c.Site, c.Kind, c.Asset, c.Type, mt.Seq), Key: c.Key,
 			Severity: c.Severity, Category: c.Category, SubCategory: c.SubCategory,
-			Status: Active, Originator: m.o.Originator, Description: c.Description, Data: data,
+			Status: Active, Originator: m.o.Originator, Tenant: c.Tenant, Description: c.Description, Data: data,
 			DateIssued: now, ValidFrom: at, DateModified: now, LastRaised: at, Count: 1,
 			Audit: []AuditEntry{{Time: now, Action: ActionRaised, By: m.o.Originator, Comment: string(c.Severity)}},
 		}

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/citymesh/citymesh/alarm"
 	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/node"
@@ -40,6 +41,16 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 		fmt.Fprintf(tw, "  twin\thttp://%s/api/v1/twin/\tevery point's latest state, assets, geometry (openapi.json)\n", a)
 		fmt.Fprintf(tw, "  history\thttp://%s%s\tPrometheus query API (PromQL; a Grafana data source URL)\n", a, HistoryPrefix)
 		fmt.Fprintf(tw, "  NGSI-LD\thttp://%s%s\tentities and temporal API for FIWARE clients (Smart Data Models)\n", a, ngsild.Prefix)
+		kinds := "none in this build"
+		if svcs := d.node.Services(); svcs != nil && len(svcs.Runner().Health()) > 0 {
+			var names []string
+			for _, h := range svcs.Runner().Health() {
+				names = append(names, h.Name)
+			}
+			kinds = strings.Join(names, ", ")
+		}
+		fmt.Fprintf(tw, "  services\thttp://%s%s\tthe services' health: %s\n", a, node.ServicesPrefix, kinds)
+		fmt.Fprintf(tw, "  alarms\thttp://%s%s\tevery open alarm; POST …/{id}/ack and …/{id}/clear\n", a, alarm.APIPrefix)
 	}
 	ns := d.ns.Addr(node.ListenerMQTT)
 	var servers []string
@@ -74,6 +85,7 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 		fmt.Fprintf(tw, "  curl -s http://%s/metrics | grep citymesh_connector_uplinks\t# what the connectors did\n", a)
 		fmt.Fprintf(tw, "  curl -s 'http://%s/api/v1/twin/points?quantity=temperature&limit=3'\t# the twin: latest values\n", a)
 		fmt.Fprintf(tw, "  curl -s 'http://%s%sentities?type=AgriParcel&options=keyValues'\t# the twin in NGSI-LD\n", a, ngsild.Prefix)
+		fmt.Fprintf(tw, "  curl -s 'http://%s%s?status=active&severity=critical,major'\t# the alarms the services raised\n", a, alarm.APIPrefix)
 	}
 	tw.Flush()
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {

@@ -38,6 +38,7 @@ import (
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/mqtt"
 	"github.com/citymesh/citymesh/node"
+	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/sim"
 	"github.com/citymesh/citymesh/twin"
 	"github.com/citymesh/citymesh/twin/history"
@@ -238,7 +239,11 @@ func New(opts Options) (*Demo, error) {
 	}
 	cfg := node.Default()
 	cfg.MQTT, cfg.WS, cfg.HTTP, cfg.Data, cfg.Store = opts.MQTT, opts.WS, opts.HTTP, opts.Data, opts.Store
+	cfg.Services = map[string]service.Section{} // the alarm API, and the services below
 	if d.node, err = node.New(cfg, opts.Logger); err != nil {
+		return nil, err
+	}
+	if err := d.addServices(); err != nil {
 		return nil, err
 	}
 	d.pics = &sim.MemoryPictures{}
@@ -287,6 +292,25 @@ func New(opts Options) (*Demo, error) {
 	}
 	ok = true
 	return d, nil
+}
+
+// addServices adds one service of every registered kind to the node, named
+// as its kind, built from the kind's demo configuration over the campus
+// (service.RegisterDemo), or from its zero one. A kind whose configuration
+// does not build is left out, with a warning.
+func (d *Demo) addServices() error {
+	for _, kind := range service.Kinds() {
+		v, _ := service.DemoConfig(kind, d.model)
+		s, err := service.BuildFrom(kind, kind, v)
+		if err != nil {
+			d.log.Warn("demo: not running a service", "kind", kind, "err", err)
+			continue
+		}
+		if err := d.node.AddService(kind, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // enabled reports whether a listen address turns its listener on.

@@ -16,19 +16,69 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	"go.uber.org/goleak"
 
+	"github.com/citymesh/citymesh/alarm"
 	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/demo"
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/node"
+	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/sim"
 )
+
+// watchConfig configures the watch, a kind of service registered for these
+// tests only, with a demo configuration.
+type watchConfig struct {
+	Site string `yaml:"site"`
+	// model is the campus, given by the demo configuration as it is:
+	// YAML does not carry it.
+	model *campus.Model
+}
+
+func (c *watchConfig) Check() error {
+	if c.Site == "" || c.model == nil {
+		return errors.New("site and the model are required")
+	}
+	return nil
+}
+
+// watch runs until it is stopped; watchSite is the site of its
+// configuration.
+type watch struct{ name string }
+
+var watchSite atomic.Value
+
+func (w *watch) Name() string { return w.name }
+func (w *watch) Run(ctx context.Context, env *service.Env) error {
+	env.Running()
+	<-ctx.Done()
+	return nil
+}
+
+func init() {
+	service.Register("watch", "watches (a test service)", func(name string, c watchConfig) (service.Service, error) {
+		watchSite.Store(c.Site)
+		return &watch{name: name}, nil
+	})
+	service.RegisterDemo("watch", func(m *campus.Model) any { return watchConfig{Site: m.Sites[0].ID, model: m} })
+}
+
+// waitDemo polls cond until it holds, for 30 s at most.
+func waitDemo(t *testing.T, what string, cond func() bool, explain func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s (%s)", what, explain())
+		}
+	}
+}
 
 var (
 	smallCampus = filepath.Join("..", "examples", "campus", "small", "campus.yaml")
@@ -172,12 +222,48 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"mqtt://" + d.Addr(node.ListenerMQTT).String(), "mqtt://" + d.Addr(demo.ListenerNetworkServer).String(),
-		"citymesh sub -p ", "/api/v1/twin/", "/ngsi-ld/v1/", "'vineyard/#'", "'energy/+/meter/+/reading'", "v3/hn-wartberg-vineyards@ttn/devices/+/up"} {
+		"citymesh sub -p ", "/api/v1/twin/", "/api/v1/services", "/api/v1/alarms", "services' health: ", "/ngsi-ld/v1/", "'vineyard/#'", "'energy/+/meter/+/reading'", "v3/hn-wartberg-vineyards@ttn/devices/+/up"} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner.String())
 		}
 	}
+	// The services section runs every registered kind (here the test's
+	// watch), with its demo configuration.
+	svcURL := "http://" + d.Addr(node.ListenerHTTP).String() + node.ServicesPrefix
+	var health string
+	waitDemo(t, "the watch service to run at "+svcURL, func() bool {
+		resp, err := http.Get(svcURL)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var l service.ServiceList
+		b, _ := io.ReadAll(resp.Body)
+		health = string(b)
+		json.Unmarshal(b, &l)
+		for _, h := range l.Services {
+			if h.Name == "watch" {
+				return resp.StatusCode == 200 && h.Status == service.StatusRunning
+			}
+		}
+		return false
+	}, func() string { return health })
+	resp, err := http.Get("http://" + d.Addr(node.ListenerHTTP).String() + alarm.APIPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alarms, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(alarms), `"alarms":[`) {
+		t.Errorf("GET %s: %d %s", alarm.APIPrefix, resp.StatusCode, alarms)
+	}
+	if !strings.Contains(banner.String(), "watch") {
+		t.Errorf("the banner does not name the watch service:\n%s", banner.String())
+	}
 	m := d.Model()
+	if watchSite.Load() != m.Sites[0].ID {
+		t.Errorf("the watch service's demo configuration: site %v, want %s", watchSite.Load(), m.Sites[0].ID)
+	}
 	types := map[string]bool{}
 	for _, dev := range m.Devices {
 		types[dev.Type.ID] = true
@@ -205,7 +291,7 @@ func TestDemo(t *testing.T) {
 	if !strings.HasPrefix(pic.URL, "http://"+d.Addr(node.ListenerHTTP).String()+"/pictures/") {
 		t.Errorf("picture URL %s is not on the node's HTTP listener", pic.URL)
 	}
-	resp, err := http.Get(pic.URL)
+	resp, err = http.Get(pic.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

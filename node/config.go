@@ -14,6 +14,7 @@ import (
 	"github.com/citymesh/citymesh/broker"
 	"github.com/citymesh/citymesh/connector/run"
 	"github.com/citymesh/citymesh/mesh"
+	"github.com/citymesh/citymesh/service"
 )
 
 // Config is a node's configuration. Its YAML form is the configuration file
@@ -109,6 +110,14 @@ type Config struct {
 	// HTTP listener (docs/twin.md). Default none. Every twin setting needs
 	// a restart.
 	Twin TwinConfig `yaml:"twin"`
+	// Services are the services the node runs in-process, by name: each
+	// entry's kind (default its name) is a registered kind of service
+	// (service.Kinds: energy, vineyard, robot) and its config that kind's
+	// configuration (docs/services.md). A services section, even an empty
+	// one ({}), also serves the alarm API of every alarm on the node's bus,
+	// and the services' health at /api/v1/services. Default none. Every
+	// service setting needs a restart.
+	Services map[string]service.Section `yaml:"services"`
 }
 
 // Default returns the configuration of `citymesh serve` without flags or a
@@ -262,6 +271,7 @@ func (c *Config) Validate() error {
 		data = "" // the history needs a directory of its own
 	}
 	errs = append(errs, c.Twin.validate(&c.Connectors, data)...)
+	errs = append(errs, validateServices(c.Services)...)
 	return errors.Join(errs...)
 }
 

@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,10 @@ type Node struct {
 	twinBus *bus.Local
 	// twinEvBus is the twin's event recorder's in-process bus.
 	twinEvBus *bus.Local
+	// services runs the services section and the alarm board (on
+	// alarmBus); both nil without a services section.
+	services *Services
+	alarmBus *bus.Local
 
 	clients   *clientLog                   // the connect and disconnect lines
 	origins   atomic.Pointer[originPolicy] // who may use MQTT over WebSocket
@@ -170,6 +175,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	if cfg.Twin.Enabled {
 		if err := n.newTwin(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Services != nil {
+		if err := n.newServices(&cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -331,6 +341,11 @@ func (n *Node) Start(ctx context.Context) error {
 			return fieldError("connectors", err)
 		}
 	}
+	if n.services != nil {
+		if err := n.services.Start(ctx); err != nil {
+			return fieldError("services", err)
+		}
+	}
 	n.wg.Go(func() { n.clients.run(ctx) })
 	// Servers of HTTP listeners stop with ctx, also when it is the
 	// caller's that ends.
@@ -456,6 +471,11 @@ func (n *Node) Close() error {
 	if cancel != nil {
 		cancel()
 	}
+	if n.services != nil {
+		// Before the broker: the services publish their last results
+		// (debounced values, alarms) as they stop.
+		n.services.Close()
+	}
 	if n.conns != nil {
 		n.conns.Close() // publishes what it received before the broker goes
 	}
@@ -476,6 +496,12 @@ func (n *Node) release() error {
 	}
 	if n.connBus != nil {
 		n.connBus.Close()
+	}
+	if n.services != nil {
+		errs = append(errs, n.services.Close())
+	}
+	if n.alarmBus != nil {
+		n.alarmBus.Close()
 	}
 	if n.twin != nil {
 		// After the HTTP servers (no request reads a closed history), before
@@ -537,6 +563,11 @@ func (n *Node) Reload(cfg *Config) (notApplied []string, err error) {
 	}
 	n.mu.Unlock()
 	notApplied = changedKeys(reflect.ValueOf(applied), reflect.ValueOf(next), "", nil)
+	// The services section is a map of YAML nodes: compared by value, each
+	// service that changed named.
+	if i := slices.Index(notApplied, "services"); i >= 0 {
+		notApplied = slices.Insert(slices.Delete(notApplied, i, i+1), i, changedServices(applied.Services, next.Services)...)
+	}
 	if len(notApplied) > 0 {
 		n.log.Warn("not applied until restart: " + strings.Join(notApplied, ", "))
 	}

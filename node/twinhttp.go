@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/citymesh/citymesh/auth"
+	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/twin"
 	"github.com/citymesh/citymesh/twin/history"
 	"github.com/citymesh/citymesh/twin/ngsild"
@@ -102,6 +103,49 @@ func (a *TwinAccess) Wrap(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
+}
+
+// wrapProblem is Wrap for the services' and the alarm APIs: the same
+// check, its refusals as RFC 9457 problem details; adminOnly refuses
+// tenants' users too (403).
+func (a *TwinAccess) wrapProblem(h http.Handler, adminOnly bool) http.Handler {
+	if a.open {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := a.authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
+			w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)
+			service.WriteProblem(w, r, http.StatusUnauthorized, "authentication required: HTTP Basic with a broker user, or a Bearer JWT")
+			return
+		}
+		switch {
+		case adminOnly && (!id.Admin || id.Tenant != ""):
+			service.WriteProblem(w, r, http.StatusForbidden, "only administrators use this API")
+			return
+		case !id.Admin && id.Tenant == "":
+			service.WriteProblem(w, r, http.StatusForbidden, "only administrators and tenants' users use this API")
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+	})
+}
+
+// user is the name of the user a request was authenticated as;
+// "anonymous" on an open node.
+func (a *TwinAccess) user(r *http.Request) string {
+	if id := requestIdentity(r); id != nil && id.User != "" {
+		return id.User
+	}
+	return "anonymous"
+}
+
+// ServiceAccess returns the hooks a service's HTTP API is given
+// (service.AccessSetter): the tenant of a request as the twin API sees it,
+// and the user's name.
+func (a *TwinAccess) ServiceAccess() service.Access {
+	return service.Access{Tenant: a.tenant, User: a.user}
 }
 
 // writeJSONError answers {"error": msg} with code.

@@ -3,6 +3,8 @@ package node
 import (
 	"reflect"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // The configuration's keys are its yaml tags; these helpers walk a Config by
@@ -119,10 +121,15 @@ var sections = func() map[string]*sectionInfo {
 	m := make(map[string]*sectionInfo)
 	var visit func(t reflect.Type, path string)
 	visit = func(t reflect.Type, path string) {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			if t.Kind() == reflect.Map {
+				path += ".NAME" // the services section: services.NAME
+			}
 			t = t.Elem()
 		}
-		if t.Kind() != reflect.Struct {
+		// A yaml.Node holds a section decoded later (a service's config),
+		// not keys of the configuration.
+		if t.Kind() != reflect.Struct || t == reflect.TypeFor[yaml.Node]() {
 			return
 		}
 		si := m[t.String()]

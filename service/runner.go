@@ -89,7 +89,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 // Add adds s to the services that Run runs. Names must be ids and unique;
 // services cannot be added once Run was called.
 func (r *Runner) Add(s Service) error {
-	if err := checkName(s.Name()); err != nil {
+	if err := CheckName(s.Name()); err != nil {
 		return err
 	}
 	r.mu.Lock()

@@ -131,7 +131,7 @@ func TestBuild(t *testing.T) {
 		wantErr          string
 	}{
 		{"ok", "counter", "filter: a/#\nout: b", ""},
-		{"unknown key", "counter", "filter: a/#\nout: b\nfiltre: x", "field filtre not found"},
+		{"unknown key", "counter", "filter: a/#\nout: b\nfiltre: x", "unknown key filtre at line 3"},
 		{"check fails", "counter", "filter: a/#", "filter and out are required"},
 		{"empty section", "counter", "", "filter and out are required"},
 		{"unknown kind", "nope", "", "unknown kind of service"},
@@ -494,3 +494,43 @@ func (nopBus) Publish(context.Context, bus.Message) error                 { retu
 func (nopBus) Subscribe(context.Context, string, byte, bus.Handler) error { return nil }
 func (nopBus) Unsubscribe(context.Context, string) error                  { return nil }
 func (nopBus) Close() error                                               { return nil }
+
+// TestBuildFrom: a configuration value of the kind's type is taken as it
+// is (a pointer too), nil is the zero configuration (checked), anything
+// else goes through YAML, strictly.
+func TestBuildFrom(t *testing.T) {
+	registerCounter()
+	cases := []struct {
+		name    string
+		config  any
+		wantErr string
+	}{
+		{"value", counterConfig{Filter: "a/#", Out: "b"}, ""},
+		{"pointer", &counterConfig{Filter: "a/#", Out: "b"}, ""},
+		{"map", map[string]any{"filter": "a/#", "out": "b"}, ""},
+		{"nil", nil, "filter and out are required"},
+		{"map with an unknown key", map[string]any{"filter": "a/#", "out": "b", "outt": "c"}, "unknown key outt"},
+		{"value failing its check", counterConfig{Filter: "a/#"}, "filter and out are required"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := service.BuildFrom("counter", "c1", c.config)
+			if c.wantErr != "" {
+				var ce *service.ConfigError
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || !errors.As(err, &ce) {
+					t.Fatalf("BuildFrom = %v, want a ConfigError with %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.(*counter).c.Filter != "a/#" {
+				t.Fatalf("built %+v", s)
+			}
+		})
+	}
+	if _, err := service.BuildFrom("nope", "c1", nil); !errors.Is(err, service.ErrUnknownKind) {
+		t.Errorf("unknown kind: %v", err)
+	}
+}

@@ -11,8 +11,13 @@ import (
 	"github.com/citymesh/citymesh/internal/testproc"
 )
 
-// TestMain removes the citymesh binary the tests built.
+// TestMain removes the citymesh binary the tests built. With
+// CITYMESH_TEST_MAIN=1 in its environment the test binary is citymesh
+// itself, with the services only the tests register (runservice_test.go).
 func TestMain(m *testing.M) {
+	if os.Getenv("CITYMESH_TEST_MAIN") == "1" {
+		main()
+	}
 	code := m.Run()
 	testproc.Cleanup()
 	os.Exit(code)

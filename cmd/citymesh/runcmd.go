@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -22,33 +23,40 @@ import (
 	"github.com/citymesh/citymesh/bus"
 	connectors "github.com/citymesh/citymesh/connector/run"
 	"github.com/citymesh/citymesh/node"
+	"github.com/citymesh/citymesh/service"
 )
 
 func init() {
-	register("run", "run a citymesh service as its own process against a broker: run connector, run twin (run help lists them)", runRun)
+	register("run", "run a citymesh service as its own process against a broker: run connector, run twin, run KIND of a service (run help lists them)", runRun)
 }
 
-// service is a citymesh service that `citymesh run` starts as its own
-// process, a client of a broker through the remote bus.
-type service struct {
+// runnable is a part of citymesh that `citymesh run` starts as its own
+// process, a client of a broker through the remote bus: the connectors, the
+// twin, and every kind of service the registry knows (service.Kinds).
+type runnable struct {
 	summary string
 	run     func(ctx context.Context, args []string) error
 }
 
-var services = map[string]service{
+var runnables = map[string]runnable{
 	"connector": {"the LoRaWAN connectors of a configuration's connectors section (The Things Stack, ChirpStack)", runConnector},
 	"twin":      {"the digital twin of a configuration's twin section, with its history, remote write and HTTP APIs", runTwin},
 }
 
 func runUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: citymesh run <service> [flags]\n\nservices:")
-	names := make([]string, 0, len(services))
-	for n := range services {
+	names := make([]string, 0, len(runnables))
+	for n := range runnables {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, services[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, runnables[n].summary)
+	}
+	for _, k := range service.Kinds() {
+		if _, taken := runnables[k]; !taken {
+			fmt.Fprintf(w, "  %-10s %s (a service: a configuration's services section)\n", k, service.Summary(k))
+		}
 	}
 	fmt.Fprintln(w, "\nRun 'citymesh run <service> -help' for its flags.")
 }
@@ -63,12 +71,14 @@ func runRun(ctx context.Context, args []string) error {
 		runUsage(os.Stdout)
 		return nil
 	}
-	s, ok := services[args[0]]
-	if !ok {
-		runUsage(os.Stderr)
-		return &exitError{code: 2, err: fmt.Errorf("unknown service %q", args[0])}
+	if s, ok := runnables[args[0]]; ok {
+		return s.run(ctx, args[1:])
 	}
-	return s.run(ctx, args[1:])
+	if slices.Contains(service.Kinds(), args[0]) {
+		return runService(ctx, args[0], args[1:])
+	}
+	runUsage(os.Stderr)
+	return &exitError{code: 2, err: fmt.Errorf("unknown service %q", args[0])}
 }
 
 // runConnector runs the connectors of a configuration file's connectors
