@@ -317,3 +317,24 @@ func TestLiveInvoiceEqualsModel(t *testing.T) {
 		}
 	})
 }
+
+// updated returns the oldest Updated of the service's invoices of period.
+func (ls *liveService) updated(period string) time.Time {
+	rec := httptest.NewRecorder()
+	ls.svc.HTTPHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/energy/invoices?period="+period, nil))
+	var l live.InvoiceList
+	json.Unmarshal(rec.Body.Bytes(), &l)
+	var u time.Time
+	for i, ev := range l.Invoices {
+		if i == 0 || ev.Updated.Before(u) {
+			u = ev.Updated
+		}
+	}
+	return u
+}
+
+// withPayload returns m with another payload.
+func withPayload(m bus.Message, payload string) bus.Message {
+	m.Payload = []byte(payload)
+	return m
+}
