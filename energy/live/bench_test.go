@@ -13,6 +13,7 @@ import (
 	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/energy/live"
 	"github.com/citymesh/citymesh/event"
+	"github.com/citymesh/citymesh/service"
 )
 
 // campusReadings returns the reading messages of every meter of the
@@ -52,7 +53,7 @@ func cpuTime() time.Duration {
 // from one meter's reading published to the updated invoice event of a
 // tenant it concerns (debounce 1 ms), and the CPU time per 1,000 readings
 // when a backlog of quarter hours of all meters arrives at once (broker,
-// publisher and service in one process).
+// publisher and service in one process), with the state on Pebble.
 func BenchmarkReadingToInvoice(b *testing.B) {
 	m := loadCampus(b, "../../examples/campus/campus.yaml")
 	sites, err := live.SitesFromCampus(m)
@@ -63,7 +64,13 @@ func BenchmarkReadingToInvoice(b *testing.B) {
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, berlin)
 	br, _ := startBroker(b)
 	cfg := live.Config{Sites: sites, Tariffs: &tf, Debounce: time.Millisecond, Anomalies: live.AnomalyConfig{Disabled: true}}
-	ls := newLive(b, br, cfg, start.Add(24*time.Hour))
+	store, err := service.OpenStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	ls := newLiveOn(b, br, cfg, start.Add(24*time.Hour), store)
+	defer ls.stop()
 	pub, err := bus.NewLocal(br, "gateways")
 	if err != nil {
 		b.Fatal(err)

@@ -17,7 +17,7 @@ import (
 	"github.com/citymesh/citymesh/service"
 )
 
-// exchange files the exchange records of a gateway's meter_exchange status
+// exchange files the exchange records (r.mu held) of a gateway's meter_exchange status
 // event. The record's time is the old meter's final reading; the new
 // meter's start reading follows it (a second later), so the exchange is
 // filed an instant after the record's time: readings at or after it are
@@ -31,8 +31,6 @@ func (r *run) exchange(e *event.Status) error {
 	if !ok {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	when := at.Add(time.Nanosecond).UTC()
 	var b service.Batch
 	type rec struct {

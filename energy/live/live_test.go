@@ -163,14 +163,20 @@ type liveService struct {
 	stop  func()
 }
 
-// newLive starts the service with a clock at now.
+// newLive starts the service with a clock at now and its state in memory.
 func newLive(t testing.TB, b *broker.Broker, cfg live.Config, now time.Time) *liveService {
+	t.Helper()
+	return newLiveOn(t, b, cfg, now, service.NewMemoryStore())
+}
+
+// newLiveOn starts the service with its state in store.
+func newLiveOn(t testing.TB, b *broker.Broker, cfg live.Config, now time.Time, store *service.Store) *liveService {
 	t.Helper()
 	svc, err := live.New("energy", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls := &liveService{t: t, b: b, svc: svc, store: service.NewMemoryStore(), now: func() time.Time { return now }}
+	ls := &liveService{t: t, b: b, svc: svc, store: store, now: func() time.Time { return now }}
 	ls.start()
 	t.Cleanup(func() { ls.stop() })
 	return ls

@@ -215,9 +215,17 @@ func (s *Service) Run(ctx context.Context, env *service.Env) error {
 		case <-ctx.Done():
 			return nil
 		case m := <-msgs:
-			if err := r.handle(m); err != nil {
-				env.Error(err)
+			batch := []bus.Message{m}
+		more:
+			for len(batch) < maxBatch {
+				select {
+				case m := <-msgs:
+					batch = append(batch, m)
+				default:
+					break more
+				}
 			}
+			r.handleAll(batch)
 		case <-tick.C:
 			r.checkGrace()
 		}
@@ -316,42 +324,95 @@ func (r *run) markClosed(site, p string) {
 	r.closed[site][p] = true
 }
 
-// handle applies one message from the bus.
-func (r *run) handle(m bus.Message) error {
-	t, e, err := event.ReadMessage(m)
-	if err != nil {
-		return fmt.Errorf("energy: %s: %w", m.Topic, err)
-	}
-	switch e := e.(type) {
-	case *event.Measurement:
-		if t.Event != event.EventReading {
-			return nil
-		}
-		return r.reading(t, e)
-	case *event.Status:
-		if e.Reason != reasonMeterExchange {
-			return nil
-		}
-		return r.exchange(e)
-	}
-	return nil
-}
+// maxBatch bounds the messages applied in one state batch.
+const maxBatch = 1024
 
-// reading stores a meter's reading event and bills it.
-func (r *run) reading(t event.Topic, e *event.Measurement) error {
-	site, ok := r.s.meters[t.Asset]
-	if !ok {
-		return nil // not a meter the service bills
-	}
+// handleAll applies the messages queued: the readings of all of them are
+// stored in one state batch (one sync on Pebble for a whole backlog),
+// then billed; exchange records are applied in order after them (the
+// billing does not depend on the order).
+func (r *run) handleAll(msgs []bus.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var b service.Batch
-	type add struct {
-		k energy.RegisterKey
-		p point
+	var adds []staged
+	var exch []*event.Status
+	dirty := map[dayRef]bool{}
+	for _, m := range msgs {
+		t, e, err := event.ReadMessage(m)
+		if err != nil {
+			r.env.Error(fmt.Errorf("energy: %s: %w", m.Topic, err))
+			continue
+		}
+		switch e := e.(type) {
+		case *event.Measurement:
+			if t.Event != event.EventReading {
+				continue
+			}
+			a, err := r.stage(t, e, dirty)
+			if err != nil {
+				r.env.Error(err)
+			}
+			adds = append(adds, a...)
+		case *event.Status:
+			if e.Reason == reasonMeterExchange {
+				exch = append(exch, e)
+			}
+		}
 	}
-	var adds []add
-	touched := map[string]bool{}
+	for d := range dirty {
+		b.Set(r.env.State, dayKey(d.k, d.day), encodeDay(r.days[d.k][d.day]))
+	}
+	if b.Len() > 0 {
+		if err := r.env.State.Apply(&b); err != nil {
+			// Undo in memory what was not stored: the broker redelivers
+			// what a restarted service did not acknowledge.
+			for _, a := range adds {
+				d := dayOf(a.p.t)
+				ps := r.days[a.k][d]
+				for i := range ps {
+					if ps[i] == a.p {
+						r.days[a.k][d] = append(ps[:i:i], ps[i+1:]...)
+						break
+					}
+				}
+			}
+			r.env.Error(fmt.Errorf("energy: storing readings: %w", err))
+			adds = nil
+		}
+	}
+	for _, a := range adds {
+		r.place(a.site, a.k, a.p)
+	}
+	for _, e := range exch {
+		if err := r.exchange(e); err != nil {
+			r.env.Error(err)
+		}
+	}
+}
+
+// staged is a reading stored in memory and in the batch, to be billed once
+// the batch is applied.
+type staged struct {
+	site string
+	k    energy.RegisterKey
+	p    point
+}
+
+// dayRef names one register's UTC day.
+type dayRef struct {
+	k   energy.RegisterKey
+	day string
+}
+
+// stage adds the new readings of a meter's reading event to r.days and
+// their days to dirty.
+func (r *run) stage(t event.Topic, e *event.Measurement, dirty map[dayRef]bool) ([]staged, error) {
+	site, ok := r.s.meters[t.Asset]
+	if !ok {
+		return nil, nil // not a meter the service bills
+	}
+	var adds []staged
 	for i := range e.Values {
 		v := &e.Values[i]
 		code := v.OBIS
@@ -360,7 +421,7 @@ func (r *run) reading(t event.Topic, e *event.Measurement) error {
 		}
 		o, err := energy.ParseOBIS(code)
 		if err != nil {
-			return fmt.Errorf("energy: %s: values[%d]: %w", t, i, err)
+			return adds, fmt.Errorf("energy: %s: values[%d]: %w", t, i, err)
 		}
 		k := energy.RegisterKey{Meter: t.Asset, OBIS: o}
 		if r.s.billed[t.Asset] != k {
@@ -380,30 +441,10 @@ func (r *run) reading(t event.Topic, e *event.Measurement) error {
 			continue // a redelivery
 		}
 		r.days[k][d] = ps
-		touched[dayKey(k, d)] = true
-		b.Set(r.env.State, dayKey(k, d), encodeDay(ps))
-		adds = append(adds, add{k, p})
+		dirty[dayRef{k, d}] = true
+		adds = append(adds, staged{site, k, p})
 	}
-	if b.Len() > 0 {
-		if err := r.env.State.Apply(&b); err != nil {
-			// Undo in memory what was not stored.
-			for _, a := range adds {
-				d := dayOf(a.p.t)
-				ps := r.days[a.k][d]
-				for i := range ps {
-					if ps[i] == a.p {
-						r.days[a.k][d] = append(ps[:i:i], ps[i+1:]...)
-						break
-					}
-				}
-			}
-			return fmt.Errorf("energy: storing readings: %w", err)
-		}
-	}
-	for _, a := range adds {
-		r.place(site, a.k, a.p)
-	}
-	return nil
+	return adds, nil
 }
 
 // place bills reading p of register k in the open months it belongs to:
