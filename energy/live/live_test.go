@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -343,4 +344,75 @@ func (ls *liveService) updated(period string) time.Time {
 func withPayload(m bus.Message, payload string) bus.Message {
 	m.Payload = []byte(payload)
 	return m
+}
+
+// TestExchangeLeavesInvoiceUnchanged: the simulator's meter exchanges (old
+// final reading, the gateway's exchange record, new start reading) leave
+// the live invoice as it is without them, up to the register's resolution:
+// the old meter's final reading is rounded to its last digit like every
+// reading (0.1 kWh on the heat meter, 0.01 kWh on electricity), so the
+// quantity may differ by that and the amount by a cent. Without the
+// records the same readings are resets and the invoice changes.
+func TestExchangeLeavesInvoiceUnchanged(t *testing.T) {
+	m := loadCampus(t, "../../examples/campus/small/campus.yaml")
+	sites, err := live.SitesFromCampus(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := loadTariff(t)
+	from := time.Date(2026, 5, 1, 0, 0, 0, 0, berlin)
+	until := from.Add(2 * 24 * time.Hour)
+	type line struct{ qty, amount float64 }
+	lines := func(msgs []bus.Message) map[string]line {
+		b, _ := startBroker(t)
+		ls := newLive(t, b, live.Config{Sites: sites, Tariffs: &tf, Debounce: 5 * time.Millisecond}, until)
+		publishAll(t, b, "gw", msgs)
+		ls.waitUpdated("2026-05", until.Add(-15*time.Minute), 10*time.Second)
+		var l live.InvoiceList
+		rec := httptest.NewRecorder()
+		ls.svc.HTTPHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/energy/invoices", nil))
+		json.Unmarshal(rec.Body.Bytes(), &l)
+		out := map[string]line{}
+		for _, ev := range l.Invoices {
+			for _, ln := range ev.Invoice.Lines {
+				q, _ := ln.Quantity.Float64()
+				a, _ := ln.Amount.Float64()
+				out[ev.Invoice.Tenant+" "+ln.Description] = line{q, a}
+			}
+			g, _ := ev.Invoice.Gross.Float64()
+			out[ev.Invoice.Tenant+" gross"] = line{0, g}
+		}
+		return out
+	}
+	plain := simulate(t, m, from, until)
+	exchanged := simulate(t, m, from, until,
+		sim.Fault{Kind: sim.FaultMeterExchange, Asset: "ht-b01-main", Start: from.Add(33*time.Hour + 40*time.Minute), NewStart: 5},
+		sim.Fault{Kind: sim.FaultMeterExchange, Asset: "el-b01-f2", Start: from.Add(20*time.Hour + 25*time.Minute), NewStart: 12.5})
+	if len(exchanged) <= len(plain) {
+		t.Fatalf("the exchanges sent nothing: %d messages, %d without", len(exchanged), len(plain))
+	}
+	want, got := lines(plain), lines(exchanged)
+	res := map[string]float64{"campus-service district_heating heat": 0.1, "campus-service electricity HT": 0.01, "campus-service electricity NT": 0.01}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok || math.Abs(g.qty-w.qty) > res[k]+1e-9 || math.Abs(g.amount-w.amount) > 0.0100001+0.0200001*boolf(k == "campus-service gross") {
+			t.Errorf("%s: %+v with the exchanges, %+v without", k, g, w)
+		}
+	}
+	var noRecord []bus.Message
+	for _, msg := range exchanged {
+		if !strings.Contains(msg.Topic, "/gateway/") {
+			noRecord = append(noRecord, msg)
+		}
+	}
+	if bare := lines(noRecord); bare["campus-service district_heating heat"].qty-want["campus-service district_heating heat"].qty < 1 {
+		t.Errorf("without the exchange records the new start is not counted as a reset: %+v, want more than %+v", bare, want)
+	}
+}
+
+func boolf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
