@@ -56,9 +56,22 @@ func TestMonthCloses(t *testing.T) {
 	// never seen) changes nothing.
 	ls.stop()
 	ls.start()
-	late := strings.Replace(string(msgs[0].Payload), `"value":`, `"value":1`, 1)
-	publishAll(t, b, "gw-late", append(msgs[:0:0], withPayload(msgs[0], late)))
+	first := 0
+	for !strings.HasSuffix(msgs[first].Topic, "/reading") {
+		first++
+	}
+	late := strings.Replace(string(msgs[first].Payload), `"value":`, `"value":1`, 1)
+	before := ls.svc.Stats()
+	publishAll(t, b, "gw-late", append(msgs[:0:0], withPayload(msgs[first], late)))
+	for deadline := time.Now().Add(5 * time.Second); ls.svc.Stats().Late == before.Late; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the late reading was not counted as late: %+v", ls.svc.Stats())
+		}
+	}
 	ls.waitInvoices("2026-04", want, 5*time.Second)
+	if s := ls.invoices("2026-05"); strings.Contains(s, "conflict") {
+		t.Errorf("the late April reading reached May: %s", s)
+	}
 
 	get := func(path string) (int, string, string) {
 		rec := httptest.NewRecorder()
@@ -104,5 +117,36 @@ func TestMonthCloses(t *testing.T) {
 	ls.svc.HTTPHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/energy/invoices", nil))
 	if rec.Code != http.StatusMethodNotAllowed && rec.Code != http.StatusNotFound {
 		t.Errorf("POST invoices: %d", rec.Code)
+	}
+}
+
+// TestMonthClosesAfterGrace: a month whose meters never read in the next
+// month closes when its grace has passed: its final invoice equals the
+// model's on the readings there are.
+func TestMonthClosesAfterGrace(t *testing.T) {
+	m := loadCampus(t, "../../examples/campus/small/campus.yaml")
+	sites, err := live.SitesFromCampus(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := loadTariff(t)
+	april := time.Date(2026, 4, 1, 0, 0, 0, 0, berlin)
+	may := april.AddDate(0, 1, 0)
+	msgs := between(simulate(t, m, may.Add(-6*time.Hour), may), time.Time{}, may) // no reading at midnight
+	want := batchInvoices(t, msgs, sites["campus"], tf, april, may)
+	for _, c := range []struct {
+		now   time.Time
+		final bool
+	}{{may.Add(71 * time.Hour), false}, {may.Add(72 * time.Hour), true}} {
+		b, _ := startBroker(t)
+		ls := newLive(t, b, live.Config{Sites: sites, Tariffs: &tf, Debounce: 5 * time.Millisecond, Grace: 72 * time.Hour}, c.now)
+		publishAll(t, b, "gw", msgs)
+		ls.waitInvoices("2026-04", want, 10*time.Second)
+		rec := httptest.NewRecorder()
+		ls.svc.HTTPHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/energy/invoices?period=2026-04", nil))
+		if final := strings.Contains(rec.Body.String(), `"status":"final"`); final != c.final {
+			t.Errorf("at %v: final %v, want %v", c.now, final, c.final)
+		}
+		ls.stop()
 	}
 }

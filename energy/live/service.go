@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/citymesh/citymesh/alarm"
@@ -70,6 +71,8 @@ type Service struct {
 	meters  map[string]string // meter id → site id
 	billed  map[string]energy.RegisterKey
 
+	stats struct{ readings, duplicates, late atomic.Uint64 }
+
 	view struct {
 		sync.RWMutex
 		invoices map[string]map[string]map[string]InvoiceEvent // site → period → tenant
@@ -113,6 +116,19 @@ func New(name string, c Config) (*Service, error) {
 	return s, nil
 }
 
+// Stats counts what the service did since it was built.
+type Stats struct {
+	// Readings counts the register readings stored and billed,
+	// Duplicates the redelivered ones (dropped), Late those of a closed
+	// month (ignored).
+	Readings, Duplicates, Late uint64
+}
+
+// Stats returns the service's counts.
+func (s *Service) Stats() Stats {
+	return Stats{Readings: s.stats.readings.Load(), Duplicates: s.stats.duplicates.Load(), Late: s.stats.late.Load()}
+}
+
 // Name returns the service's name.
 func (s *Service) Name() string { return s.name }
 
@@ -140,7 +156,6 @@ type run struct {
 	periods  map[string]map[string]*period // site → period key
 	closed   map[string]map[string]bool    // site → period key
 	active   map[alarm.Key]bool
-	late     int
 	lastSent map[string][]byte // topic → payload last published
 }
 
@@ -384,6 +399,7 @@ func (r *run) handleAll(msgs []bus.Message) {
 	for _, a := range adds {
 		r.place(a.site, a.k, a.p)
 	}
+	r.s.stats.readings.Add(uint64(len(adds)))
 	for _, e := range exch {
 		if err := r.exchange(e); err != nil {
 			r.env.Error(err)
@@ -438,6 +454,7 @@ func (r *run) stage(t event.Topic, e *event.Measurement, dirty map[dayRef]bool) 
 		}
 		ps, added := insert(r.days[k][d], p)
 		if !added {
+			r.s.stats.duplicates.Add(1)
 			continue // a redelivery
 		}
 		r.days[k][d] = ps
@@ -459,7 +476,7 @@ func (r *run) place(site string, k energy.RegisterKey, p point) {
 	}
 	key, from, _ := r.s.periodOf(at)
 	if r.closed[site][key] {
-		r.late++
+		r.s.stats.late.Add(1)
 		return
 	}
 	pr, created := r.open(site, key)
