@@ -9,7 +9,9 @@ import (
 
 	"github.com/citymesh/citymesh/alarm"
 	"github.com/citymesh/citymesh/bus"
+	"github.com/citymesh/citymesh/energy"
 	"github.com/citymesh/citymesh/energy/live"
+	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/sim"
 )
 
@@ -117,4 +119,63 @@ func (ls *liveService) waitUpdated(period string, at time.Time, within time.Dura
 		time.Sleep(5 * time.Millisecond)
 	}
 	ls.t.Fatalf("invoices of %s not updated to %v within %v (at %v)", period, at, within, ls.updated(period))
+}
+
+// TestNightLoadAndDeviationAlarms: an electricity meter that draws 1 kWh a
+// quarter hour at night and 4 by day for ten days, then 3 kWh a quarter
+// hour in the eleventh night, raises night-base-load and
+// consumption-deviation (hour-of-week baseline of the first 8 days) when
+// that night has passed, and clears both when the next night is normal.
+func TestNightLoadAndDeviationAlarms(t *testing.T) {
+	site := energy.Site{Name: "lab", Meters: []energy.Meter{{ID: "el-lab", OBIS: "1-0:1.8.0"}},
+		Tenants: []energy.Tenant{{ID: "lab", AreaM2: 100, Meters: []string{"el-lab"}}}}
+	tf := loadTariff(t)
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, berlin)
+	var msgs []bus.Message
+	v := 0.0
+	for q := 0; q <= 12*96; q++ {
+		at := start.Add(time.Duration(q) * 15 * time.Minute)
+		e := event.NewMeasurement("el-lab", at, event.Source{Type: event.SourceBuilding, Gateway: "bms-lab"},
+			event.Value{Point: "el-lab/1-0:1.8.0", Value: v, Unit: event.KilowattHour, OBIS: "1-0:1.8.0"})
+		msg, err := event.NewMessage(event.NewTopic(event.DomainEnergy, "lab", event.AssetMeter, "el-lab", event.EventReading), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, msg)
+		// The quarter hour starting at at.
+		switch h := at.In(berlin).Hour(); {
+		case h < 5 && at.Sub(start) >= 10*24*time.Hour && at.Sub(start) < 11*24*time.Hour:
+			v += 3
+		case h < 5:
+			v += 1
+		default:
+			v += 4
+		}
+	}
+	b, addr := startBroker(t)
+	obs := newObserver(t, addr, "alarm/lab/meter/el-lab/+")
+	cfg := live.Config{Sites: map[string]energy.Site{"lab": site}, Tariffs: &tf, Debounce: 5 * time.Millisecond,
+		Anomalies: live.AnomalyConfig{TrainDays: 8}}
+	ls := newLive(t, b, cfg, start.Add(12*24*time.Hour))
+	status := func(p *paho.Publish) alarm.Status {
+		var a alarm.Alarm
+		if len(p.Payload) == 0 || json.Unmarshal(p.Payload, &a) != nil {
+			return ""
+		}
+		return a.Status
+	}
+	night := start.Add(10*24*time.Hour + 5*time.Hour)
+	publishAll(t, b, "gw-1", between(msgs, time.Time{}, night.Add(-10*time.Hour)))
+	ls.waitUpdated("2026-06", night.Add(-10*time.Hour-15*time.Minute), 10*time.Second)
+	if got := obs.drain("alarm/lab/meter/el-lab/" + live.AlarmNightBaseLoad); len(got) != 0 {
+		t.Fatalf("night-base-load before the night: %s", got[0].Payload)
+	}
+	publishAll(t, b, "gw-2", between(msgs, night.Add(-10*time.Hour), night.Add(15*time.Minute)))
+	for _, typ := range []string{live.AlarmNightBaseLoad, live.AlarmDeviation} {
+		obs.next(t, "alarm/lab/meter/el-lab/"+typ, 10*time.Second, func(p *paho.Publish) bool { return status(p) == alarm.Active })
+	}
+	publishAll(t, b, "gw-3", between(msgs, night.Add(15*time.Minute), start.Add(12*24*time.Hour)))
+	for _, typ := range []string{live.AlarmNightBaseLoad, live.AlarmDeviation} {
+		obs.next(t, "alarm/lab/meter/el-lab/"+typ, 10*time.Second, func(p *paho.Publish) bool { return status(p) == alarm.Cleared })
+	}
 }

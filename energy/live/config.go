@@ -79,7 +79,7 @@ type AnomalyConfig struct {
 	// LeakThreshold (m³/h) raise water-leak (default 3 and 0).
 	LeakNights    int     `yaml:"leak_nights"`
 	LeakThreshold float64 `yaml:"leak_threshold"`
-	// TrainDays of hour-of-week baseline (default 14); Rel, Abs and
+	// TrainDays of hour-of-week baseline (default 14, at least 8); Rel, Abs and
 	// MinPeriods the deviation rule (defaults 0.2, 0, 2 hours).
 	TrainDays  int     `yaml:"train_days"`
 	Rel        float64 `yaml:"rel"`
@@ -118,6 +118,10 @@ func (c *Config) Check() error {
 	}
 	if a.TrainDays == 0 {
 		a.TrainDays = DefaultTrainDays
+	}
+	if a.TrainDays < 8 {
+		// One sample per hour of the week fits perfectly and says nothing.
+		return fmt.Errorf("energy: anomalies: train_days %d: want at least 8 (more than a week)", a.TrainDays)
 	}
 	if a.MinPeriods == 0 {
 		a.MinPeriods = 2
