@@ -171,11 +171,25 @@ func TestNightLoadAndDeviationAlarms(t *testing.T) {
 		t.Fatalf("night-base-load before the night: %s", got[0].Payload)
 	}
 	publishAll(t, b, "gw-2", between(msgs, night.Add(-10*time.Hour), night.Add(15*time.Minute)))
-	for _, typ := range []string{live.AlarmNightBaseLoad, live.AlarmDeviation} {
-		obs.next(t, "alarm/lab/meter/el-lab/"+typ, 10*time.Second, func(p *paho.Publish) bool { return status(p) == alarm.Active })
-	}
+	obs.both(t, "alarm/lab/meter/el-lab/", alarm.Active, status)
 	publishAll(t, b, "gw-3", between(msgs, night.Add(15*time.Minute), start.Add(12*24*time.Hour)))
-	for _, typ := range []string{live.AlarmNightBaseLoad, live.AlarmDeviation} {
-		obs.next(t, "alarm/lab/meter/el-lab/"+typ, 10*time.Second, func(p *paho.Publish) bool { return status(p) == alarm.Cleared })
+	obs.both(t, "alarm/lab/meter/el-lab/", alarm.Cleared, status)
+}
+
+// both waits until the night-base-load and consumption-deviation alarms
+// under prefix have both reached status st, in either order.
+func (o *observer) both(t *testing.T, prefix string, st alarm.Status, status func(*paho.Publish) alarm.Status) {
+	t.Helper()
+	want := map[string]bool{prefix + live.AlarmNightBaseLoad: true, prefix + live.AlarmDeviation: true}
+	deadline := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case p := <-o.msgs:
+			if want[p.Topic] && status(p) == st {
+				delete(want, p.Topic)
+			}
+		case <-deadline:
+			t.Fatalf("not %s within 10 s: %v", st, want)
+		}
 	}
 }
