@@ -70,6 +70,13 @@ type Billing struct {
 
 // NewBilling checks its inputs and returns a Billing.
 func NewBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*Billing, error) {
+	// Check fills in the meters; the billing works on meters of its own, so
+	// that the caller's site is neither written nor shared (several
+	// billings of one site may run at once).
+	site.Meters = slices.Clone(site.Meters)
+	for i := range site.Meters {
+		site.Meters[i].Registers = slices.Clone(site.Meters[i].Registers)
+	}
 	if err := site.Check(); err != nil {
 		return nil, err
 	}
@@ -417,9 +424,6 @@ func NewRunningBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*Running
 	if err != nil {
 		return nil, err
 	}
-	// The billing gets its own meters, so that AddExchange does not write
-	// into the caller's site.
-	b.site.Meters = slices.Clone(b.site.Meters)
 	rb := &RunningBilling{b: b, regs: b.site.Registers(), billed: b.site.billedRegisters(), readings: map[string][]Reading{},
 		bills: map[string]meterBill{}, series: map[string]Series{}, dirty: map[string]bool{}}
 	for _, m := range b.site.Meters {
