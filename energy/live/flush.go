@@ -172,7 +172,12 @@ func (r *run) flush(ctx context.Context, key string) {
 		evs[i] = InvoiceEvent{Site: site, Period: pkey, Status: status, Updated: latest, Invoice: inv, Warnings: warn}
 	}
 	if final {
-		if err := r.storeFinal(site, pkey, evs); err != nil {
+		var fesg *ESGEvent
+		if esgErr == nil {
+			esg.Status = StatusFinal
+			fesg = &esg
+		}
+		if err := r.storeFinal(site, pkey, evs, fesg); err != nil {
 			r.env.Error(err)
 			// Keep it open: the next reading or the grace check retries.
 			r.mu.Lock()
@@ -234,9 +239,16 @@ func (r *run) checkGrace() {
 	}
 }
 
-// storeFinal keeps a closed month's final invoices.
-func (r *run) storeFinal(site, pkey string, evs []InvoiceEvent) error {
+// storeFinal keeps a closed month's final invoices and ESG figures.
+func (r *run) storeFinal(site, pkey string, evs []InvoiceEvent, esg *ESGEvent) error {
 	var b service.Batch
+	if esg != nil {
+		data, err := json.Marshal(esg)
+		if err != nil {
+			return fmt.Errorf("energy: final ESG: %w", err)
+		}
+		b.Set(r.env.State, "esg/"+site+"/"+pkey, data)
+	}
 	for _, ev := range evs {
 		data, err := json.Marshal(ev)
 		if err != nil {

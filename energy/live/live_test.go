@@ -170,6 +170,17 @@ func newLive(t testing.TB, b *broker.Broker, cfg live.Config, now time.Time) *li
 	return newLiveOn(t, b, cfg, now, service.NewMemoryStore())
 }
 
+// rebuild makes a new Service from the same configuration, as a new
+// process would, for the next start.
+func (ls *liveService) rebuild(cfg live.Config) {
+	ls.t.Helper()
+	svc, err := live.New("energy", cfg)
+	if err != nil {
+		ls.t.Fatal(err)
+	}
+	ls.svc = svc
+}
+
 // newLiveOn starts the service with its state in store.
 func newLiveOn(t testing.TB, b *broker.Broker, cfg live.Config, now time.Time, store *service.Store) *liveService {
 	t.Helper()
@@ -308,6 +319,7 @@ func TestLiveInvoiceEqualsModel(t *testing.T) {
 		publishAll(t, b, "gateways-1", mixed[:half])
 		ls.waitInvoices("2026-05", batchInvoices(t, mixed[:half], sites["campus"], tf, from, to), 20*time.Second)
 		ls.stop()
+		ls.rebuild(cfg) // a new process on the same state
 		ls.start()
 		publishAll(t, b, "gateways-2", mixed[half:])
 		ls.waitInvoices("2026-05", want, 20*time.Second)

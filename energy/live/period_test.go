@@ -55,6 +55,7 @@ func TestMonthCloses(t *testing.T) {
 	// A restart keeps the final invoice; a late April reading (a value
 	// never seen) changes nothing.
 	ls.stop()
+	ls.rebuild(cfg)
 	ls.start()
 	first := 0
 	for !strings.HasSuffix(msgs[first].Topic, "/reading") {
@@ -69,6 +70,7 @@ func TestMonthCloses(t *testing.T) {
 		}
 	}
 	ls.waitInvoices("2026-04", want, 5*time.Second)
+	ls.waitUpdated("2026-05", until.Add(-15*time.Minute), 5*time.Second)
 	if s := ls.invoices("2026-05"); strings.Contains(s, "conflict") {
 		t.Errorf("the late April reading reached May: %s", s)
 	}

@@ -310,6 +310,17 @@ func (r *run) recover() error {
 	if err != nil {
 		return err
 	}
+	err = st.Scan("esg/", func(key string, v []byte) error {
+		var ev ESGEvent
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		r.s.setESG(ev)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	// Rebuild the open months from the store.
 	for k, days := range r.days {
 		site, ok := r.s.meters[k.Meter]

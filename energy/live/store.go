@@ -22,6 +22,7 @@ import (
 //	r/{meter}/{obis}/{YYYY-MM-DD}         readings of the register's UTC day
 //	x/{meter}/{obis}/{unix nanoseconds}   an exchange record (JSON-free: 16 bytes)
 //	final/{site}/{YYYY-MM}/{tenant}        a closed month's final invoice (JSON)
+//	esg/{site}/{YYYY-MM}                   a closed month's ESG figures (JSON)
 //	closed/{site}/{YYYY-MM}                a closed month
 const recordSize = 16
 
