@@ -193,7 +193,7 @@ func (r *run) flush(ctx context.Context, key string) {
 		if final {
 			r.publish(ctx, InvoiceTopic(site, ev.Invoice.Tenant, EventFinalInvoice), ev)
 		}
-		if newest || final {
+		if newest {
 			r.publish(ctx, InvoiceTopic(site, ev.Invoice.Tenant, EventInvoice), ev)
 		}
 	}
@@ -202,7 +202,7 @@ func (r *run) flush(ctx context.Context, key string) {
 	} else {
 		esg.Status = status
 		r.s.setESG(esg)
-		if newest || final {
+		if newest {
 			r.publish(ctx, ESGTopic(site), esg)
 		}
 	}
