@@ -193,3 +193,56 @@ func (o *observer) both(t *testing.T, prefix string, st alarm.Status, status fun
 		}
 	}
 }
+
+// TestLeakAcrossMonths: a leak that begins two nights before the month
+// ends raises water-leak in the new month's first night (three nights in
+// a row, two of them in the old month: the rules look across months), and
+// the alarm clears after the first dry night.
+func TestLeakAcrossMonths(t *testing.T) {
+	site := energy.Site{Name: "lab", Meters: []energy.Meter{{ID: "wa-lab", OBIS: "8-0:1.0.0"}},
+		Tenants: []energy.Tenant{{ID: "lab", AreaM2: 100, Meters: []string{"wa-lab"}}}}
+	tf := loadTariff(t)
+	start := time.Date(2026, 4, 20, 0, 0, 0, 0, berlin)
+	leakFrom, leakTo := time.Date(2026, 4, 29, 0, 0, 0, 0, berlin), time.Date(2026, 5, 2, 0, 0, 0, 0, berlin)
+	end := time.Date(2026, 5, 3, 0, 0, 0, 0, berlin)
+	var msgs []bus.Message
+	v := 100.0
+	for at := start; !at.After(end); at = at.Add(15 * time.Minute) {
+		e := event.NewMeasurement("wa-lab", at, event.Source{Type: event.SourceBuilding, Gateway: "bms-lab"},
+			event.Value{Point: "wa-lab/8-0:1.0.0", Value: v, Unit: event.CubicMetre, OBIS: "8-0:1.0.0"})
+		msg, err := event.NewMessage(event.NewTopic(event.DomainEnergy, "lab", event.AssetMeter, "wa-lab", event.EventReading), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, msg)
+		if h := at.In(berlin).Hour(); h >= 7 && h < 19 {
+			v += 0.05
+		}
+		if !at.Before(leakFrom) && at.Before(leakTo) {
+			v += 0.01
+		}
+	}
+	b, addr := startBroker(t)
+	topic := "alarm/lab/meter/wa-lab/" + live.AlarmWaterLeak
+	obs := newObserver(t, addr, topic)
+	cfg := live.Config{Sites: map[string]energy.Site{"lab": site}, Tariffs: &tf, Debounce: 5 * time.Millisecond}
+	ls := newLive(t, b, cfg, end)
+	status := func(p *paho.Publish) alarm.Status {
+		var a alarm.Alarm
+		if len(p.Payload) == 0 || json.Unmarshal(p.Payload, &a) != nil {
+			return ""
+		}
+		return a.Status
+	}
+	firstNight := time.Date(2026, 5, 1, 5, 0, 0, 0, berlin)
+	// Up to 1 May, 00:45: two nights of flow, the third not begun.
+	publishAll(t, b, "gw-1", between(msgs, time.Time{}, firstNight.Add(-4*time.Hour-15*time.Minute)))
+	ls.waitUpdated("2026-05", firstNight.Add(-4*time.Hour-30*time.Minute), 10*time.Second)
+	if got := obs.drain(topic); len(got) != 0 {
+		t.Fatalf("alarm after two nights: %s", got[0].Payload)
+	}
+	publishAll(t, b, "gw-2", between(msgs, firstNight.Add(-4*time.Hour-15*time.Minute), firstNight.Add(15*time.Minute)))
+	obs.next(t, topic, 10*time.Second, func(p *paho.Publish) bool { return status(p) == alarm.Active })
+	publishAll(t, b, "gw-3", between(msgs, firstNight.Add(15*time.Minute), end.Add(time.Minute)))
+	obs.next(t, topic, 10*time.Second, func(p *paho.Publish) bool { return status(p) == alarm.Cleared })
+}

@@ -3,6 +3,7 @@ package live_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"syscall"
@@ -48,13 +49,19 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkReadingToInvoice measures, on the reference campus (281 meters,
+// BenchmarkReadingToInvoice measures, with the anomaly rules off and on, on the reference campus (281 meters,
 // 378 registers) with three days of the month already billed: the latency
 // from one meter's reading published to the updated invoice event of a
 // tenant it concerns (debounce 1 ms), and the CPU time per 1,000 readings
 // when a backlog of quarter hours of all meters arrives at once (broker,
 // publisher and service in one process), with the state on Pebble.
 func BenchmarkReadingToInvoice(b *testing.B) {
+	for _, anomalies := range []bool{false, true} {
+		b.Run(fmt.Sprintf("anomalies=%v", anomalies), func(b *testing.B) { benchReadingToInvoice(b, anomalies) })
+	}
+}
+
+func benchReadingToInvoice(b *testing.B, anomalies bool) {
 	m := loadCampus(b, "../../examples/campus/campus.yaml")
 	sites, err := live.SitesFromCampus(m)
 	if err != nil {
@@ -63,7 +70,7 @@ func BenchmarkReadingToInvoice(b *testing.B) {
 	tf := loadTariff(b)
 	start := time.Date(2026, 5, 1, 0, 0, 0, 0, berlin)
 	br, _ := startBroker(b)
-	cfg := live.Config{Sites: sites, Tariffs: &tf, Debounce: time.Millisecond, Anomalies: live.AnomalyConfig{Disabled: true}}
+	cfg := live.Config{Sites: sites, Tariffs: &tf, Debounce: time.Millisecond, Anomalies: live.AnomalyConfig{Disabled: !anomalies}}
 	store, err := service.OpenStore(b.TempDir())
 	if err != nil {
 		b.Fatal(err)

@@ -81,7 +81,10 @@ type AnomalyConfig struct {
 	LeakThreshold float64 `yaml:"leak_threshold"`
 	// TrainDays of hour-of-week baseline (default 14, at least 8); Rel, Abs and
 	// MinPeriods the deviation rule (defaults 0.2, 0, 2 hours).
-	TrainDays  int     `yaml:"train_days"`
+	TrainDays int `yaml:"train_days"`
+	// WindowDays is how many days of readings the rules look at, across
+	// months (default 35; more than train_days).
+	WindowDays int     `yaml:"window_days"`
 	Rel        float64 `yaml:"rel"`
 	Abs        float64 `yaml:"abs"`
 	MinPeriods int     `yaml:"min_periods"`
@@ -110,14 +113,20 @@ func (c *Config) Check() error {
 		c.Grace = DefaultGrace
 	}
 	a := &c.Anomalies
-	if a.LeakNights < 0 || a.TrainDays < 0 || a.MinPeriods < 0 || !(a.LeakThreshold >= 0) || !(a.Rel >= 0) || !(a.Abs >= 0) {
-		return errors.New("energy: anomalies: leak_nights, train_days, min_periods, leak_threshold, rel and abs must not be negative")
+	if a.LeakNights < 0 || a.TrainDays < 0 || a.WindowDays < 0 || a.MinPeriods < 0 || !(a.LeakThreshold >= 0) || !(a.Rel >= 0) || !(a.Abs >= 0) {
+		return errors.New("energy: anomalies: leak_nights, train_days, window_days, min_periods, leak_threshold, rel and abs must not be negative")
 	}
 	if a.LeakNights == 0 {
 		a.LeakNights = 3
 	}
 	if a.TrainDays == 0 {
 		a.TrainDays = DefaultTrainDays
+	}
+	if a.WindowDays == 0 {
+		a.WindowDays = max(35, a.TrainDays+7)
+	}
+	if a.WindowDays <= a.TrainDays {
+		return fmt.Errorf("energy: anomalies: window_days %d must exceed train_days %d", a.WindowDays, a.TrainDays)
 	}
 	if a.TrainDays < 8 {
 		// One sample per hour of the week fits perfectly and says nothing.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,7 +148,7 @@ func (r *run) flush(ctx context.Context, key string) {
 	pr.changed = map[string]bool{}
 	var conds []anomaly
 	if r.alarm != nil {
-		conds = r.anomalies(site, pr, changed)
+		conds = r.anomalies(site, changed)
 	}
 	final := r.complete(site, pr)
 	newest := true
@@ -287,6 +288,10 @@ func (r *run) prune() {
 			}
 		}
 		limit := keep.Add(-24 * time.Hour)
+		// The anomaly window reaches further back.
+		if w := r.latest[k.Meter].Add(-time.Duration(r.s.cfg.Anomalies.WindowDays+1) * 24 * time.Hour); w.Before(limit) {
+			limit = w
+		}
 		for d := range days {
 			dt, _ := time.Parse(time.DateOnly, d)
 			if dt.Add(24 * time.Hour).Before(limit) {
@@ -383,9 +388,36 @@ type anomaly struct {
 	sev  alarm.Severity
 }
 
-// anomalies evaluates the anomaly rules on the meters of month pr that
-// received readings, and returns the alarms whose state changes.
-func (r *run) anomalies(site string, pr *period, changed map[string]bool) []anomaly {
+// windowSeries returns the series of meter m's billed register over the
+// anomaly window (window_days) up to its newest reading, across months.
+func (r *run) windowSeries(m energy.Meter) (energy.Series, error) {
+	k := r.s.billed[m.ID]
+	from := r.latest[m.ID].Add(-time.Duration(r.s.cfg.Anomalies.WindowDays) * 24 * time.Hour).UnixNano()
+	var rs []energy.Reading
+	for d, ps := range r.days[k] {
+		dt, _ := time.Parse(time.DateOnly, d)
+		if dt.Add(24*time.Hour).UnixNano() <= from {
+			continue
+		}
+		for _, p := range ps {
+			if p.t >= from {
+				rs = append(rs, energy.Reading{Time: time.Unix(0, p.t).UTC(), Meter: k.Meter, OBIS: k.OBIS, Value: p.v})
+			}
+		}
+	}
+	reg := m.Register()
+	reg.Exchanges = append(slices.Clone(reg.Exchanges), r.exch[k]...)
+	s, err := energy.Consume(rs, reg, r.s.options())
+	if err != nil {
+		return s, fmt.Errorf("energy: anomalies of %s: %w", m.ID, err)
+	}
+	return s, nil
+}
+
+// anomalies evaluates the anomaly rules on the meters of site that
+// received readings (over the anomaly window, across months), and returns
+// the alarms whose state changes.
+func (r *run) anomalies(site string, changed map[string]bool) []anomaly {
 	cfg := r.s.cfg.Anomalies
 	var out []anomaly
 	set := func(meter, typ string, on bool, at time.Time, sev alarm.Severity, desc string, data any) {
@@ -396,17 +428,19 @@ func (r *run) anomalies(site string, pr *period, changed map[string]bool) []anom
 		r.active[k] = on
 		out = append(out, anomaly{key: k, on: on, at: at, desc: desc, data: data, sev: sev})
 	}
-	site0 := pr.rb.Site()
-	for _, s := range pr.rb.Series() {
-		if !changed[s.Meter] || len(s.Intervals) == 0 {
+	for _, m := range r.s.sites[site].Meters {
+		if !changed[m.ID] {
 			continue
 		}
-		var carrier energy.Carrier
-		for _, m := range site0.Meters {
-			if m.ID == s.Meter {
-				carrier = m.Carrier
-			}
+		s, err := r.windowSeries(m)
+		if err != nil {
+			r.env.Error(err)
+			continue
 		}
+		if len(s.Intervals) == 0 {
+			continue
+		}
+		carrier := m.Carrier
 		last := s.Intervals[len(s.Intervals)-1].Start
 		switch carrier {
 		case energy.Water:

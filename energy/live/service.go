@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,8 +94,17 @@ func New(name string, c Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("energy: tariff time zone: %w", err)
 	}
-	s := &Service{name: name, cfg: c, sites: sites, tariffs: tf, factors: factors, loc: loc, meters: map[string]string{}, billed: map[string]energy.RegisterKey{}}
+	s := &Service{name: name, cfg: c, sites: map[string]energy.Site{}, tariffs: tf, factors: factors, loc: loc, meters: map[string]string{}, billed: map[string]energy.RegisterKey{}}
 	for id, site := range sites {
+		// A checked copy of its own (Check fills in wrap values).
+		site.Meters = slices.Clone(site.Meters)
+		for i := range site.Meters {
+			site.Meters[i].Registers = slices.Clone(site.Meters[i].Registers)
+		}
+		if err := site.Check(); err != nil {
+			return nil, fmt.Errorf("energy: site %s: %w", id, err)
+		}
+		s.sites[id] = site
 		if err := event.ValidID(id); err != nil {
 			return nil, fmt.Errorf("energy: site %q: %w", id, err)
 		}
