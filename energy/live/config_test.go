@@ -38,6 +38,7 @@ func TestBuildFromConfig(t *testing.T) {
 		"campus: ../../examples/campus/campus.yaml":                                                           "tariff is required",
 		"campus: ../../examples/campus/campus.yaml\ntariff: testdata/tariff.yaml\ndebounce: -1s":              "must not be negative",
 		"campus: ../../examples/campus/campus.yaml\ntariff: testdata/tariff.yaml\nanomalies: {train_days: 3}": "at least 8",
+		"campus: ../../examples/campus/campus.yaml\ntariff: ../../examples/models/energy/tariff.yaml":         "heating split",
 		"campus: ../../examples/campus/campus.yaml\ntariff: nowhere.yaml":                                     "nowhere.yaml",
 		"campus: ../../examples/campus/campus.yaml\ntariff: testdata/tariff.yaml\nbogus: 1":                   "bogus",
 	} {

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -89,6 +90,11 @@ func New(name string, c Config) (*Service, error) {
 	sites, tf, factors, err := c.load()
 	if err != nil {
 		return nil, err
+	}
+	if tf.Heating != nil {
+		// The split is of a heating period's whole cost; a month's invoice
+		// would bill all of it every month.
+		return nil, errors.New("energy: the tariff's heating split (HeizkostenV §7) is for a heating period, not a month: leave it out of the service's tariff")
 	}
 	loc, err := time.LoadLocation(tf.TimeZone)
 	if err != nil {
