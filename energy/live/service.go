@@ -244,6 +244,21 @@ func (s *Service) Run(ctx context.Context, env *service.Env) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// What the bus delivered is stored before Run returns: the
+			// broker counts it as acknowledged.
+			var rest []bus.Message
+			for {
+				select {
+				case m := <-msgs:
+					rest = append(rest, m)
+					continue
+				default:
+				}
+				break
+			}
+			if len(rest) > 0 {
+				r.handleAll(rest)
+			}
 			return nil
 		case m := <-msgs:
 			batch := []bus.Message{m}
