@@ -48,7 +48,7 @@ func query(w http.ResponseWriter, r *http.Request) (period, site string, ok bool
 	period, site = q.Get("period"), q.Get("site")
 	if period != "" {
 		if _, err := time.Parse("2006-01", period); err != nil {
-			problem(w, http.StatusBadRequest, "bad period", "period "+strconvQuote(period)+": want YYYY-MM")
+			problem(w, http.StatusBadRequest, "bad period", "period "+quote(period)+": want YYYY-MM")
 			return "", "", false
 		}
 	}
@@ -133,7 +133,7 @@ func (s *Service) tenantInvoices(w http.ResponseWriter, r *http.Request) {
 	if !known || (!all && tenant != id) {
 		// A tenant's user learns nothing of other tenants, not even that
 		// they exist.
-		problem(w, http.StatusNotFound, "unknown tenant", "no tenant "+strconvQuote(id))
+		problem(w, http.StatusNotFound, "unknown tenant", "no tenant "+quote(id))
 		return
 	}
 	sortInvoices(out.Invoices)
@@ -178,7 +178,8 @@ func sortInvoices(evs []InvoiceEvent) {
 	})
 }
 
-func strconvQuote(s string) string {
+// quote returns s as a JSON string.
+func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
