@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -69,6 +70,13 @@ type Billing struct {
 
 // NewBilling checks its inputs and returns a Billing.
 func NewBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*Billing, error) {
+	// Check fills in the meters; the billing works on meters of its own, so
+	// that the caller's site is neither written nor shared (several
+	// billings of one site may run at once).
+	site.Meters = slices.Clone(site.Meters)
+	for i := range site.Meters {
+		site.Meters[i].Registers = slices.Clone(site.Meters[i].Registers)
+	}
 	if err := site.Check(); err != nil {
 		return nil, err
 	}
@@ -102,17 +110,19 @@ func Invoices(readings []Reading, site Site, tariffs Tariffs, opt InvoiceOptions
 	byMeter := map[string][]Reading{}
 	unknown := 0
 	regs := b.site.Registers()
+	billed := b.site.billedRegisters()
 	for _, r := range readings {
-		reg, ok := regs[r.Key()]
-		if !ok {
+		if _, ok := regs[r.Key()]; !ok {
 			unknown++
 			continue
 		}
-		byMeter[reg.Meter] = append(byMeter[reg.Meter], r)
+		if billed[r.Key()] {
+			byMeter[r.Meter] = append(byMeter[r.Meter], r)
+		}
 	}
 	bills := map[string]meterBill{}
 	for _, m := range b.site.Meters {
-		mb, err := b.meterBill(m, byMeter[m.ID])
+		mb, _, err := b.meterBill(m, byMeter[m.ID])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -128,10 +138,12 @@ func Invoices(readings []Reading, site Site, tariffs Tariffs, opt InvoiceOptions
 	return inv, warn, nil
 }
 
-func (b *Billing) meterBill(m Meter, rs []Reading) (meterBill, error) {
+// meterBill bills meter m's billed register from its readings rs (which
+// it may reorder) and returns the register's series too.
+func (b *Billing) meterBill(m Meter, rs []Reading) (meterBill, Series, error) {
 	s, err := consumeOwned(rs, m.Register(), b.opt.Consumption)
 	if err != nil {
-		return meterBill{}, fmt.Errorf("invoice: meter %s: %w", m.ID, err)
+		return meterBill{}, s, fmt.Errorf("invoice: meter %s: %w", m.ID, err)
 	}
 	tf := b.tariffs.tariff(m.Carrier)
 	nb := 1
@@ -161,7 +173,7 @@ func (b *Billing) meterBill(m Meter, rs []Reading) (meterBill, error) {
 		}
 	}
 	if math.IsInf(mb.total, 0) {
-		return meterBill{}, fmt.Errorf("invoice: meter %s: consumption times factor %v overflows", m.ID, f)
+		return meterBill{}, s, fmt.Errorf("invoice: meter %s: consumption times factor %v overflows", m.ID, f)
 	}
 	if mb.est {
 		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: some consumption is interpolated between readings or intervals are incomplete", m.ID))
@@ -184,7 +196,7 @@ func (b *Billing) meterBill(m Meter, rs []Reading) (meterBill, error) {
 	for _, e := range s.Events {
 		mb.notes = append(mb.notes, fmt.Sprintf("meter %s: %s at %s: %s", m.ID, e.Kind, e.Time.Format(time.RFC3339), e.Detail))
 	}
-	return mb, nil
+	return mb, s, nil
 }
 
 // assemble turns per-meter band sums into invoices. It fails only when a
@@ -247,12 +259,12 @@ func (b *Billing) assemble(bills map[string]meterBill) ([]Invoice, []string, err
 		}
 		var area float64
 		for _, tid := range a.Tenants {
-			area += b.site.tenant(tid).AreaM2
+			area += a.area(b.site.tenant(tid))
 		}
 		for _, tid := range a.Tenants {
-			t := b.site.tenant(tid)
-			n := append([]string{fmt.Sprintf("shared meter %s (minus sub-meters) by area: %.2f of %.2f m²", a.Meter, t.AreaM2, area)}, notes...)
-			add(tid, main.Carrier, rem, t.AreaM2/area, n, est)
+			ta := a.area(b.site.tenant(tid))
+			n := append([]string{fmt.Sprintf("shared meter %s (minus sub-meters) by area: %.2f of %.2f m²", a.Meter, ta, area)}, notes...)
+			add(tid, main.Carrier, rem, ta/area, n, est)
 		}
 	}
 	// Heating split, HeizkostenV §7.
@@ -391,14 +403,17 @@ func (b *Billing) standingQuantity(per string) (shown, exact decimal.Decimal, un
 
 // RunningBilling updates invoices reading by reading, for real-time billing.
 // Add files a reading under its meter; Invoices recomputes only the meters
-// that received readings since the last call and reassembles the invoices.
-// Feeding the readings one at a time, in any order, gives the same invoices
-// as the batch function Invoices.
+// that received readings (or exchange records) since the last call and
+// reassembles the invoices. Feeding the readings one at a time, in any
+// order, gives the same invoices as the batch function Invoices on a site
+// whose meters carry the same exchanges.
 type RunningBilling struct {
 	b        *Billing
 	regs     map[RegisterKey]Register
+	billed   map[RegisterKey]bool
 	readings map[string][]Reading
 	bills    map[string]meterBill
+	series   map[string]Series
 	dirty    map[string]bool
 	unknown  int
 }
@@ -409,7 +424,8 @@ func NewRunningBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*Running
 	if err != nil {
 		return nil, err
 	}
-	rb := &RunningBilling{b: b, regs: b.site.Registers(), readings: map[string][]Reading{}, bills: map[string]meterBill{}, dirty: map[string]bool{}}
+	rb := &RunningBilling{b: b, regs: b.site.Registers(), billed: b.site.billedRegisters(), readings: map[string][]Reading{},
+		bills: map[string]meterBill{}, series: map[string]Series{}, dirty: map[string]bool{}}
 	for _, m := range b.site.Meters {
 		rb.dirty[m.ID] = true
 	}
@@ -417,23 +433,66 @@ func NewRunningBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*Running
 }
 
 // Add records one reading. Readings of registers not in the site are
-// counted and ignored.
+// counted and ignored; readings of a meter's further (unbilled) registers
+// are ignored.
 func (rb *RunningBilling) Add(r Reading) {
-	reg, ok := rb.regs[r.Key()]
-	if !ok {
+	if _, ok := rb.regs[r.Key()]; !ok {
 		rb.unknown++
 		return
 	}
-	rs := rb.readings[reg.Meter]
+	if !rb.billed[r.Key()] {
+		return
+	}
+	rs := rb.readings[r.Meter]
 	i := sort.Search(len(rs), func(i int) bool {
 		return rs[i].Time.After(r.Time) || (rs[i].Time.Equal(r.Time) && rs[i].Value >= r.Value)
 	})
 	rs = append(rs, Reading{})
 	copy(rs[i+1:], rs[i:])
 	rs[i] = r
-	rb.readings[reg.Meter] = rs
-	rb.dirty[reg.Meter] = true
+	rb.readings[r.Meter] = rs
+	rb.dirty[r.Meter] = true
 }
+
+// AddExchange records a meter exchange of register key: of the meter's
+// billed register, or of one of its further registers. The same exchange
+// added twice counts once. It reports whether key is a register of the
+// site.
+func (rb *RunningBilling) AddExchange(key RegisterKey, e Exchange) bool {
+	reg, ok := rb.regs[key]
+	if !ok {
+		return false
+	}
+	same := func(x Exchange) bool {
+		return x.Time.Equal(e.Time) && x.OldFinal == e.OldFinal && x.NewStart == e.NewStart
+	}
+	if slices.ContainsFunc(reg.Exchanges, same) {
+		return true
+	}
+	reg.Exchanges = append(slices.Clip(reg.Exchanges), e)
+	rb.regs[key] = reg
+	if rb.billed[key] {
+		m := rb.b.site.meter(key.Meter)
+		m.Exchanges = append(slices.Clip(m.Exchanges), e)
+		rb.dirty[key.Meter] = true
+	}
+	return true
+}
+
+// Series returns the series of each meter's billed register as of the last
+// call of Invoices, in the order of the site's meters.
+func (rb *RunningBilling) Series() []Series {
+	out := make([]Series, 0, len(rb.series))
+	for _, m := range rb.b.site.Meters {
+		if s, ok := rb.series[m.ID]; ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Site returns the site billed, with the exchanges added so far.
+func (rb *RunningBilling) Site() Site { return rb.b.site }
 
 // Invoices returns the invoices for the readings added so far.
 func (rb *RunningBilling) Invoices() ([]Invoice, []string, error) {
@@ -442,11 +501,12 @@ func (rb *RunningBilling) Invoices() ([]Invoice, []string, error) {
 			continue
 		}
 		rs := append([]Reading(nil), rb.readings[m.ID]...)
-		mb, err := rb.b.meterBill(m, rs)
+		mb, s, err := rb.b.meterBill(m, rs)
 		if err != nil {
 			return nil, nil, err
 		}
 		rb.bills[m.ID] = mb
+		rb.series[m.ID] = s
 		delete(rb.dirty, m.ID)
 	}
 	inv, warn, err := rb.b.assemble(rb.bills)

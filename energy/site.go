@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -16,7 +17,8 @@ type Site struct {
 	Shared  []Allocation `yaml:"shared" json:"shared,omitempty"`
 }
 
-// Meter is one register of one meter on the site.
+// Meter is a meter on the site: its billed register (OBIS) and, for a
+// multi-register meter, its further registers (Registers).
 type Meter struct {
 	ID      string  `yaml:"id" json:"id"`
 	OBIS    string  `yaml:"obis" json:"obis"`
@@ -31,6 +33,23 @@ type Meter struct {
 	// Factor converts register units to billing and energy units, e.g.
 	// Zustandszahl × Brennwert in kWh/m³ for a gas meter. Zero means 1.
 	Factor    float64    `yaml:"factor" json:"factor,omitempty"`
+	Exchanges []Exchange `yaml:"exchanges" json:"exchanges,omitempty"`
+	// Registers are the meter's further registers, read but not billed:
+	// a main electricity meter's tariff registers (1-0:1.8.1, 1-0:1.8.2),
+	// its export (1-0:2.8.0) and power (1-0:1.7.0), a gas meter's second
+	// volume. Their readings are known to the site (not "unknown"), their
+	// wrap values and exchanges are theirs.
+	Registers []MeterRegister `yaml:"registers" json:"registers,omitempty"`
+
+	obis OBIS
+}
+
+// MeterRegister is a further register of a multi-register meter.
+type MeterRegister struct {
+	OBIS string `yaml:"obis" json:"obis"`
+	// Max and Digits: the register's wrap value, as for Meter.
+	Max       float64    `yaml:"max" json:"max,omitempty"`
+	Digits    int        `yaml:"digits" json:"digits,omitempty"`
 	Exchanges []Exchange `yaml:"exchanges" json:"exchanges,omitempty"`
 
 	obis OBIS
@@ -52,6 +71,18 @@ type Allocation struct {
 	Meter     string   `yaml:"meter" json:"meter"`
 	SubMeters []string `yaml:"sub_meters" json:"sub_meters"`
 	Tenants   []string `yaml:"tenants" json:"tenants"`
+	// Areas gives a tenant's area served by this meter (e.g. its area in
+	// the meter's building), by tenant id; a tenant not in it counts with
+	// its whole AreaM2.
+	Areas map[string]float64 `yaml:"areas" json:"areas,omitempty"`
+}
+
+// area returns tenant t's area in the allocation.
+func (a Allocation) area(t *Tenant) float64 {
+	if v, ok := a.Areas[t.ID]; ok {
+		return v
+	}
+	return t.AreaM2
 }
 
 // ReadSiteYAML reads and checks a site (meters and tenants) file.
@@ -99,6 +130,25 @@ func (s *Site) Check() error {
 		if !finiteNonNegative(m.Max) || !finiteNonNegative(m.MaxRate) || !finiteNonNegative(m.Factor) {
 			return fmt.Errorf("site: meter %s: max %v, max_rate %v and factor %v must be finite non-negative numbers", m.ID, m.Max, m.MaxRate, m.Factor)
 		}
+		seen := map[OBIS]bool{o: true}
+		for j := range m.Registers {
+			r := &m.Registers[j]
+			ro, err := ParseOBIS(r.OBIS)
+			if err != nil {
+				return fmt.Errorf("site: meter %s: register %d: %w", m.ID, j+1, err)
+			}
+			if seen[ro] {
+				return fmt.Errorf("site: meter %s: register %s listed twice", m.ID, ro)
+			}
+			seen[ro] = true
+			r.obis = ro
+			if r.Digits < 0 || r.Digits > 15 || (r.Digits > 0 && r.Max > 0 && r.Max != math.Pow10(r.Digits)) || !finiteNonNegative(r.Max) {
+				return fmt.Errorf("site: meter %s: register %s: digits %d must be 1..15 and agree with max %v", m.ID, ro, r.Digits, r.Max)
+			}
+			if r.Digits > 0 {
+				r.Max = math.Pow10(r.Digits)
+			}
+		}
 	}
 	tenants := map[string]*Tenant{}
 	owner := map[string]string{}
@@ -145,7 +195,12 @@ func (s *Site) Check() error {
 			if tt == nil {
 				return fmt.Errorf("site: shared %s: tenant %s is not in tenants", a.Meter, t)
 			}
-			area += tt.AreaM2
+			area += a.area(tt)
+		}
+		for id, v := range a.Areas {
+			if !slices.Contains(a.Tenants, id) || !finiteNonNegative(v) {
+				return fmt.Errorf("site: shared %s: area of %s: not one of its tenants or not a finite non-negative number (%v)", a.Meter, id, v)
+			}
 		}
 		if area <= 0 || math.IsInf(area, 0) {
 			return fmt.Errorf("site: shared %s: the tenants' total area is zero or not finite (%v)", a.Meter, area)
@@ -188,12 +243,30 @@ func (m Meter) factor() float64 {
 	return m.Factor
 }
 
-// Registers returns the register descriptions of all site meters by key.
+// Registers returns the register descriptions of all site meters by key:
+// each meter's billed register and its further registers.
 func (s *Site) Registers() map[RegisterKey]Register {
 	out := make(map[RegisterKey]Register, len(s.Meters))
 	for _, m := range s.Meters {
 		r := m.Register()
 		out[RegisterKey{r.Meter, r.OBIS}] = r
+		for _, x := range m.Registers {
+			o := x.obis
+			if o == (OBIS{}) {
+				o, _ = ParseOBIS(x.OBIS)
+			}
+			out[RegisterKey{m.ID, o}] = Register{Meter: m.ID, OBIS: o, Max: x.Max, Exchanges: x.Exchanges}
+		}
+	}
+	return out
+}
+
+// billedRegisters returns the keys of the meters' billed registers.
+func (s *Site) billedRegisters() map[RegisterKey]bool {
+	out := make(map[RegisterKey]bool, len(s.Meters))
+	for _, m := range s.Meters {
+		r := m.Register()
+		out[RegisterKey{r.Meter, r.OBIS}] = true
 	}
 	return out
 }
