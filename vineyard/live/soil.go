@@ -215,6 +215,7 @@ func (s *Service) refreshSoil(ctx context.Context, plot string) {
 			env.Error(fmt.Errorf("vineyard: soil map %s %s: %w", plot, soil.Nutrient(n), err))
 			continue
 		}
+		m.Title = pi.ID
 		sm.maps[n] = m
 	}
 	if !haveSamples {
