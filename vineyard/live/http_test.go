@@ -80,7 +80,10 @@ func TestHTTP(t *testing.T) {
 	goodJSON, _ := json.Marshal(SamplesRequest{Samples: good})
 	outside := good[0]
 	outside.Lon += 0.01
-	bad := func(ls LabSample) string { b, _ := json.Marshal(SamplesRequest{Samples: []LabSample{ls}}); return string(b) }
+	bad := func(ls LabSample) string {
+		b, _ := json.Marshal(SamplesRequest{Samples: []LabSample{ls}})
+		return string(b)
+	}
 	noTime := good[0]
 	noTime.Time = time.Time{}
 	highP := good[0]
