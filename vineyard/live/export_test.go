@@ -1,6 +1,8 @@
 package live
 
 import (
+	"fmt"
+	"github.com/citymesh/citymesh/vineyard"
 	"testing"
 )
 
@@ -33,4 +35,31 @@ func (s *Service) CurrentRisk(plot string) (Risk, bool) {
 		return r.risk, true
 	}
 	return Risk{}, false
+}
+
+// StartBroker runs a broker for the test.
+var StartBroker = startBroker
+
+// Hours returns the plot's hourly weather.
+func (s *Service) Hours(plot string) []vineyard.Hour {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.mu.results[plot]; r != nil {
+		return append([]vineyard.Hour(nil), r.hours...)
+	}
+	return nil
+}
+
+// RiskDays returns every day of a disease's risk of the plot.
+func (s *Service) RiskDays(plot, disease string) ([]vineyard.DayRisk, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.mu.results[plot]; r != nil {
+		for _, d := range r.assessment.Risk {
+			if d.Disease == disease {
+				return d.Days, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no %s risk for %s", disease, plot)
 }
