@@ -1,12 +1,14 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -316,8 +318,11 @@ func (s *Service) loadLocked() error {
 	}); err != nil {
 		return err
 	}
-	_, err = s.recomputeLocked(dirty)
-	return err
+	var b service.Batch
+	if _, err := s.recomputeLocked(&b, nil, dirty); err != nil {
+		return err
+	}
+	return s.mu.st.Apply(&b)
 }
 
 func (s *Service) hoursOf(plot string) map[int64]vineyard.Hour {
@@ -356,6 +361,7 @@ func (s *Service) ingest(m bus.Message) error {
 	st := s.mu.st
 	var b service.Batch
 	touched := map[devHour]bool{}
+	pending := map[string][]byte{}
 	soilChanged := false
 	for _, v := range me.Values {
 		p, ok := s.model.Point(v.Point)
@@ -371,12 +377,10 @@ func (s *Service) ingest(m bus.Message) error {
 		}
 		if code, ok := weatherCode[p.Quantity]; ok && len(feeds) > 0 {
 			h := at.Truncate(time.Hour).Unix()
-			b.Set(st, sampleKey(dev, h, code, at), floatBytes(v.Value))
-			dh := devHour{dev, h}
-			if !touched[dh] {
-				touched[dh] = true
-				b.Set(st, "d/"+hourKey(dev, h), nil)
-			}
+			k, v := sampleKey(dev, h, code, at), floatBytes(v.Value)
+			b.Set(st, k, v)
+			pending[k] = v
+			touched[devHour{dev, h}] = true
 			continue
 		}
 		if _, ok := soilNutrient[p.Quantity]; ok && soilPlot != "" {
@@ -390,14 +394,13 @@ func (s *Service) ingest(m bus.Message) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	if err := st.Apply(&b); err != nil {
-		return fmt.Errorf("vineyard: keep values: %w", err)
-	}
 	dirty := make([]devHour, 0, len(touched))
 	for dh := range touched {
 		dirty = append(dirty, dh)
 	}
-	plots, err := s.recomputeLocked(dirty)
+	// The values, the hours they change and the plots' revisions go in
+	// one atomic write.
+	plots, err := s.recomputeLocked(&b, pending, dirty)
 	if err != nil {
 		return err
 	}
@@ -410,31 +413,32 @@ func (s *Service) ingest(m bus.Message) error {
 	return nil
 }
 
-// recomputeLocked computes the plot hours the dirty device hours feed,
-// writes them with the dirty marks removed in one batch, and returns the
-// plots whose weather changed; s.mu held.
-func (s *Service) recomputeLocked(dirty []devHour) ([]string, error) {
-	if len(dirty) == 0 {
-		return nil, nil
-	}
+// recomputeLocked computes the plot hours the dirty device hours feed from
+// the values in the state and those of pending (not yet written), adds
+// them, the plots' new revisions and the removal of dirty marks to b,
+// applies b and returns the plots whose weather changed; s.mu held. (Dirty
+// marks, d/{device}/{hour}, are left by older versions' two-step writes;
+// the service finishes them at start.)
+func (s *Service) recomputeLocked(b *service.Batch, pending map[string][]byte, dirty []devHour) ([]string, error) {
 	st := s.mu.st
 	type plotHour struct {
 		plot string
 		hour int64
 	}
 	todo := map[plotHour]bool{}
-	var b service.Batch
 	for _, dh := range dirty {
 		for _, p := range s.feeds[dh.dev] {
 			todo[plotHour{p, dh.hour}] = true
 		}
-		b.Delete(st, "d/"+hourKey(dh.dev, dh.hour))
+		if pending == nil {
+			b.Delete(st, "d/"+hourKey(dh.dev, dh.hour))
+		}
 	}
 	changed := map[string]bool{}
 	revs := map[string]bool{}
 	for ph := range todo {
 		pi := s.plots[ph.plot]
-		h, ok, err := s.plotHour(pi, ph.hour)
+		h, ok, err := s.plotHour(pi, ph.hour, pending)
 		if err != nil {
 			return nil, err
 		}
@@ -460,8 +464,8 @@ func (s *Service) recomputeLocked(dirty []devHour) ([]string, error) {
 		}
 		b.Set(st, "v/"+p, []byte(fmt.Sprint(rev+1)))
 	}
-	if err := st.Apply(&b); err != nil {
-		return nil, fmt.Errorf("vineyard: keep hours: %w", err)
+	if err := st.Apply(b); err != nil {
+		return nil, fmt.Errorf("vineyard: keep values and hours: %w", err)
 	}
 	return mapKeys(changed), nil
 }
@@ -484,11 +488,11 @@ func (s *Service) revisionLocked(plot string) (int64, error) {
 // the hour's rain in mm), leaf wetness from its leaf sensors (the mean of
 // each sensor's values, averaged over the sensors, as a fraction). An hour
 // without both a temperature and a humidity value does not exist.
-func (s *Service) plotHour(pi *plotInfo, hour int64) (vineyard.Hour, bool, error) {
+func (s *Service) plotHour(pi *plotInfo, hour int64, pending map[string][]byte) (vineyard.Hour, bool, error) {
 	if pi.station == "" {
 		return vineyard.Hour{}, false, nil
 	}
-	m, err := s.means(pi.station, hour)
+	m, err := s.means(pi.station, hour, pending)
 	if err != nil {
 		return vineyard.Hour{}, false, err
 	}
@@ -501,7 +505,7 @@ func (s *Service) plotHour(pi *plotInfo, hour int64) (vineyard.Hour, bool, error
 	var lw float64
 	n := 0
 	for _, d := range pi.leaf {
-		lm, err := s.means(d, hour)
+		lm, err := s.means(d, hour, pending)
 		if err != nil {
 			return vineyard.Hour{}, false, err
 		}
@@ -516,29 +520,42 @@ func (s *Service) plotHour(pi *plotInfo, hour int64) (vineyard.Hour, bool, error
 	return h, true, nil
 }
 
-// means returns the mean of each quantity's values of dev in the hour, in
-// key order (so the same values give the same sums whatever their order
-// of arrival).
-func (s *Service) means(dev string, hour int64) (map[string]float64, error) {
-	sum := map[string]float64{}
-	n := map[string]int{}
+// means returns the mean of each quantity's values of dev in the hour:
+// those in the state and those pending, summed in key order (so the same
+// values give the same sums whatever their order of arrival).
+func (s *Service) means(dev string, hour int64, pending map[string][]byte) (map[string]float64, error) {
 	prefix := "r/" + hourKey(dev, hour) + "/"
+	vals := map[string][]byte{}
 	err := s.mu.st.Scan(prefix, func(key string, v []byte) error {
-		rest := key[len(prefix):]
-		if len(rest) < 2 {
-			return nil
-		}
-		code := rest[:1]
-		f, ok := bytesFloat(v)
-		if !ok {
-			return nil
-		}
-		sum[code] += f
-		n[code]++
+		vals[key] = bytes.Clone(v)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("vineyard: read values of %s: %w", dev, err)
+	}
+	for k, v := range pending {
+		if strings.HasPrefix(k, prefix) {
+			vals[k] = v
+		}
+	}
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	sum := map[string]float64{}
+	n := map[string]int{}
+	for _, key := range keys {
+		rest := key[len(prefix):]
+		if len(rest) < 2 {
+			continue
+		}
+		f, ok := bytesFloat(vals[key])
+		if !ok {
+			continue
+		}
+		sum[rest[:1]] += f
+		n[rest[:1]]++
 	}
 	for c, v := range sum {
 		sum[c] = v / float64(n[c])
