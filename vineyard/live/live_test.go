@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func siteWeather(t testing.TB) *sim.Weather {
 // as the connectors publish them: the weather station every 10 minutes
 // (rain as the rain of the last hour, mm/h), leaf sensors and soil
 // probes every 20 minutes.
-func feed(t testing.TB, m *campus.Model, w *sim.Weather, plots []string, from, to time.Time) []bus.Message {
+func feed(t testing.TB, m *campus.Model, w weather, plots []string, from, to time.Time) []bus.Message {
 	t.Helper()
 	devs := map[string]bool{}
 	for _, p := range plots {
@@ -150,6 +151,84 @@ func feed(t testing.TB, m *campus.Model, w *sim.Weather, plots []string, from, t
 		return a.Time.Before(b.Time)
 	})
 	return out
+}
+
+// weather is what feed reads: *sim.Weather, or a test's own.
+type weather interface {
+	At(t time.Time) sim.Conditions
+	RainMM(from, to time.Time) float64
+}
+
+// dryFrom is w until from, then dry: 50 % RH, no rain, dry leaves.
+type dryFrom struct {
+	*sim.Weather
+	from time.Time
+}
+
+func (d dryFrom) At(t time.Time) sim.Conditions {
+	c := d.Weather.At(t)
+	if !t.Before(d.from) {
+		c.RHPct, c.LeafWet = 50, 0
+	}
+	return c
+}
+
+func (d dryFrom) RainMM(from, to time.Time) float64 {
+	if !to.After(d.from) {
+		return d.Weather.RainMM(from, to)
+	}
+	if from.Before(d.from) {
+		return d.Weather.RainMM(from, d.from)
+	}
+	return 0
+}
+
+// TestAlarmClearsWhenRiskFalls: the downy-mildew weather raises the
+// alarm; three dry days after it clear it, and the retained alarm says so.
+func TestAlarmClearsWhenRiskFalls(t *testing.T) {
+	m := loadCampus(t)
+	w := dryFrom{siteWeather(t), downyStart.Add(3 * 24 * time.Hour)}
+	from := downyStart.Add(-2 * 24 * time.Hour)
+	msgs := feed(t, m, w, []string{"wartberg-01"}, from, from.Add(8*24*time.Hour))
+	b, url := startBroker(t)
+	c := collect(t, url)
+	s, err := New("vineyard", testConfig(m, "wartberg-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := runService(t, b, s, service.NewMemoryStore())
+	key := alarm.Key{Site: "wartberg", Kind: "plot", Asset: "wartberg-01", Type: "downy-mildew-risk"}
+	// Up to the end of the wet days.
+	cut := sort.Search(len(msgs), func(i int) bool {
+		var e struct {
+			Time time.Time `json:"time"`
+		}
+		json.Unmarshal(msgs[i].Payload, &e)
+		return !e.Time.Before(w.from)
+	})
+	publishAll(t, url, msgs[:cut])
+	waitFor(t, 30*time.Second, "events", func() bool { return env.Health().EventsIn >= uint64(cut) })
+	c.quiet(t, s)
+	if a, ok := s.alarms.Get(key); !ok || a.Status != alarm.Active {
+		t.Fatalf("after the wet days: alarm %+v, want active", a)
+	}
+	publishAll(t, url, msgs[cut:])
+	waitFor(t, 30*time.Second, "events", func() bool { return env.Health().EventsIn >= uint64(len(msgs)) })
+	c.quiet(t, s)
+	a, ok := s.alarms.Get(key)
+	if !ok || a.Status != alarm.Cleared {
+		t.Fatalf("after the dry days: alarm %+v, want cleared", a)
+	}
+	c.mu.Lock()
+	retained := c.seen[key.Topic("alarm")]
+	c.mu.Unlock()
+	if !strings.Contains(retained, `"status":"cleared"`) {
+		t.Errorf("retained alarm: %.200s", retained)
+	}
+	r, _ := s.CurrentRisk("wartberg-01")
+	if r.Diseases[0].AlarmLevel >= vineyard.Moderate {
+		t.Errorf("downy-mildew alarm level %s after the dry days", r.Diseases[0].AlarmLevel)
+	}
 }
 
 // results is what an independent client sees retained: the plots' risk
