@@ -602,6 +602,11 @@ func (s *Service) assessLocked(plot string) (*plotResult, int64, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	// The season: the models read the hours from 1 January of the latest
+	// hour's year (the oospores' degree-days start there).
+	lastT := hm[keys[len(keys)-1]].Time
+	jan1 := time.Date(lastT.Year(), time.January, 1, 0, 0, 0, 0, s.model.Location).Unix()
+	keys = keys[sort.Search(len(keys), func(i int) bool { return keys[i] >= jan1 }):]
 	hours := make([]vineyard.Hour, len(keys))
 	var gaps []vineyard.Gap
 	for i, k := range keys {
