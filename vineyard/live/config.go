@@ -26,7 +26,7 @@ const (
 	DefaultPublishDays = 7
 	DefaultDebounce    = 2 * time.Second
 	DefaultSoilCellM   = 2.0
-	DefaultSoilLimit   = 500
+	DefaultLateDays    = 7
 )
 
 // Config configures the vineyard service. Campus (or Model) is required;
@@ -70,6 +70,11 @@ type Config struct {
 	// same for its soil maps (default Debounce).
 	Debounce     time.Duration `yaml:"debounce"`
 	SoilDebounce time.Duration `yaml:"soil_debounce"`
+	// LateDays is how long, in days behind the latest hour of data, a
+	// device's raw values are kept (default 7): a value that late still
+	// recomputes its hour; one later than that is dropped, and the
+	// values of older hours are deleted (their hours stay).
+	LateDays int `yaml:"late_days"`
 	// SoilCellM is the cell edge of the soil maps in metres (default 2).
 	SoilCellM float64 `yaml:"soil_cell_m"`
 	// SoilType is the soil type the P and K classes are read for: light,
@@ -108,8 +113,8 @@ func (c *Config) Check() error {
 			errs = append(errs, fmt.Errorf("alarm_level: %q: want low, moderate or high", c.AlarmLevel))
 		}
 	}
-	if c.AlarmDays < 0 || c.PublishDays < 0 || c.Debounce < 0 || c.SoilDebounce < 0 || c.SoilCellM < 0 {
-		errs = append(errs, errors.New("alarm_days, publish_days, debounce, soil_debounce and soil_cell_m must not be negative"))
+	if c.AlarmDays < 0 || c.PublishDays < 0 || c.LateDays < 0 || c.Debounce < 0 || c.SoilDebounce < 0 || c.SoilCellM < 0 {
+		errs = append(errs, errors.New("alarm_days, publish_days, late_days, debounce, soil_debounce and soil_cell_m must not be negative"))
 	}
 	if c.SoilCellM != 0 && c.SoilCellM < 0.5 {
 		errs = append(errs, fmt.Errorf("soil_cell_m: %g below 0.5 m", c.SoilCellM))

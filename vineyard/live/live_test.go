@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -510,5 +511,66 @@ func TestRiskMatchesModel(t *testing.T) {
 	snap := c.snapshot()
 	if v := snap["alarm/wartberg/plot/wartberg-01/downy-mildew-risk"]; v == "" {
 		t.Errorf("no retained alarm seen by the subscriber")
+	}
+}
+
+// TestLateValuesAndPruning: values more than late_days behind the latest
+// hour are dropped and their hours kept as they were; the raw values of
+// those hours are deleted from the state.
+func TestLateValuesAndPruning(t *testing.T) {
+	m := loadCampus(t)
+	w := siteWeather(t)
+	from := downyStart.Add(-4 * 24 * time.Hour)
+	msgs := feed(t, m, w, []string{"wartberg-01"}, from, from.Add(5*24*time.Hour))
+	b, url := startBroker(t)
+	c := collect(t, url)
+	cfg := testConfig(m, "wartberg-01")
+	cfg.LateDays = 2
+	s, err := New("vineyard", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := service.NewMemoryStore()
+	env, _ := runService(t, b, s, st)
+	publishAll(t, url, msgs)
+	waitFor(t, 30*time.Second, "events", func() bool { return env.Health().EventsIn >= uint64(len(msgs)) })
+	c.quiet(t, s)
+	first := s.Hours("wartberg-01")[0]
+	// A late copy of the first hour's values with another temperature.
+	late := event.NewMeasurement("weather-station-01", from.Add(5*time.Minute), event.Source{Type: event.SourceService, Service: "test"},
+		event.Value{Point: "weather-station-01/temperature", Value: 35, Unit: "CEL"},
+		event.Value{Point: "weather-station-01/relativeHumidity", Value: 20, Unit: "P1"})
+	dev, _ := m.Device("weather-station-01")
+	msg, err := event.NewMessage(dev.Topic(event.EventMeasurement), late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishAll(t, url, []bus.Message{msg})
+	waitFor(t, 10*time.Second, "the late event", func() bool { return env.Health().EventsIn >= uint64(len(msgs)+1) })
+	c.quiet(t, s)
+	if got := s.Hours("wartberg-01")[0]; got != first {
+		t.Errorf("first hour changed by a value older than late_days: %+v, was %+v", got, first)
+	}
+	s.mu.Lock()
+	tooLate, horizon := s.mu.tooLate, s.horizonLocked()
+	s.mu.Unlock()
+	if tooLate != 2 {
+		t.Errorf("%d values dropped as too late, want 2", tooLate)
+	}
+	old, kept := 0, 0
+	st.State("vineyard").Scan("r/", func(key string, _ []byte) error {
+		hour, _ := strconv.ParseInt(key[strings.LastIndexByte(key[:len(key)-19], '/')+1:len(key)-19], 16, 64)
+		if hour < horizon-24*3600 {
+			old++
+		} else {
+			kept++
+		}
+		return nil
+	})
+	if old != 0 || kept == 0 {
+		t.Errorf("raw values: %d of hours a day before the horizon, %d kept", old, kept)
+	}
+	if len(s.Hours("wartberg-01")) != 5*24 {
+		t.Errorf("%d hours, want all %d kept", len(s.Hours("wartberg-01")), 5*24)
 	}
 }

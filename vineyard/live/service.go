@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +74,11 @@ type Service struct {
 		hours   map[string]map[int64]vineyard.Hour // plot → hour start (Unix s) → hour
 		results map[string]*plotResult
 		maps    map[string]*soilMaps
+		// latest is the start of the latest hour of any plot (Unix s);
+		// pruned the horizon up to which raw values were deleted.
+		latest, pruned int64
+		// tooLate counts the values dropped as older than the horizon.
+		tooLate uint64
 	}
 	// riskDeb and soilDeb are the current run's debouncers.
 	riskDeb *service.Debouncer[struct{}]
@@ -114,6 +120,9 @@ func New(name string, c Config) (*Service, error) {
 	}
 	if c.SoilCellM == 0 {
 		c.SoilCellM = DefaultSoilCellM
+	}
+	if c.LateDays == 0 {
+		c.LateDays = DefaultLateDays
 	}
 	s := &Service{name: name, cfg: c, model: m, plots: map[string]*plotInfo{}, feeds: map[string][]string{}, soilPlot: map[string]string{}, alarmAt: vineyard.Moderate, soilType: soil.Medium, budMonth: time.January, budDay: 1}
 	if c.AlarmLevel != "" {
@@ -303,6 +312,7 @@ func (s *Service) loadLocked() error {
 			return fmt.Errorf("hour %s: %w", key, err)
 		}
 		s.hoursOf(plot)[hour] = hr.hour(s.model.Location)
+		s.mu.latest = max(s.mu.latest, hour)
 		return nil
 	})
 	if err != nil {
@@ -377,6 +387,10 @@ func (s *Service) ingest(m bus.Message) error {
 		}
 		if code, ok := weatherCode[p.Quantity]; ok && len(feeds) > 0 {
 			h := at.Truncate(time.Hour).Unix()
+			if h < s.horizonLocked() {
+				s.mu.tooLate++
+				continue
+			}
 			k, v := sampleKey(dev, h, code, at), floatBytes(v.Value)
 			b.Set(st, k, v)
 			pending[k] = v
@@ -410,6 +424,47 @@ func (s *Service) ingest(m bus.Message) error {
 	if soilChanged {
 		s.soilDeb.Put(soilPlot, struct{}{})
 	}
+	return s.pruneLocked()
+}
+
+// horizonLocked is the start of the oldest hour whose raw values are kept:
+// late_days before the latest hour. s.mu held.
+func (s *Service) horizonLocked() int64 {
+	if s.mu.latest == 0 {
+		return 0
+	}
+	return s.mu.latest - int64(s.cfg.LateDays)*24*3600
+}
+
+// pruneLocked deletes the raw values of the hours before the horizon, once
+// the horizon has moved a day since the last time. s.mu held.
+func (s *Service) pruneLocked() error {
+	h := s.horizonLocked()
+	if h-s.mu.pruned < 24*3600 {
+		return nil
+	}
+	var b service.Batch
+	for dev := range s.feeds {
+		err := s.mu.st.Scan("r/"+dev+"/", func(key string, _ []byte) error {
+			rest := key[len("r/"+dev+"/"):]
+			if len(rest) < 16 {
+				return nil
+			}
+			hour, err := strconv.ParseInt(rest[:16], 16, 64)
+			if err != nil || hour >= h {
+				return service.ErrStop
+			}
+			b.Delete(s.mu.st, key)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("vineyard: prune: %w", err)
+		}
+	}
+	if err := s.mu.st.Apply(&b); err != nil {
+		return fmt.Errorf("vineyard: prune: %w", err)
+	}
+	s.mu.pruned = h
 	return nil
 }
 
@@ -447,6 +502,7 @@ func (s *Service) recomputeLocked(b *service.Batch, pending map[string][]byte, d
 		switch {
 		case ok && (!had || old != h):
 			hours[ph.hour] = h
+			s.mu.latest = max(s.mu.latest, ph.hour)
 			b.Set(st, "h/"+hourKey(ph.plot, ph.hour), marshal(recordOf(h)))
 		case !ok && had:
 			delete(hours, ph.hour)
