@@ -36,6 +36,7 @@ func (s *Service) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET "+APIPrefix+"plots", s.getPlots)
 	mux.HandleFunc("GET "+APIPrefix+"plots/{plot}/risk", s.plotRoute(s.getRisk))
 	mux.HandleFunc("GET "+APIPrefix+"plots/{plot}/weather", s.plotRoute(s.getWeather))
+	mux.HandleFunc("GET "+APIPrefix+"plots/{plot}/weather.csv", s.plotRoute(s.getWeatherCSV))
 	mux.HandleFunc("GET "+APIPrefix+"plots/{plot}/samples", s.plotRoute(s.getSamples))
 	mux.HandleFunc("POST "+APIPrefix+"plots/{plot}/samples", s.plotRoute(s.postSamples))
 	mux.HandleFunc("GET "+APIPrefix+"plots/{plot}/soil/{file}", s.plotRoute(s.getSoil))
@@ -222,6 +223,34 @@ func (s *Service) getWeather(w http.ResponseWriter, r *http.Request, pi *plotInf
 		}
 	}
 	writeJSON(w, out)
+}
+
+// getWeatherCSV serves the plot's hourly weather of the span as the CSV
+// `citymesh model disease -weather` reads (vineyard.WriteCSV).
+func (s *Service) getWeatherCSV(w http.ResponseWriter, r *http.Request, pi *plotInfo) {
+	from, to, err := s.span(r)
+	if err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.mu.Lock()
+	res := s.mu.results[pi.ID]
+	s.mu.Unlock()
+	var hours []vineyard.Hour
+	if res != nil {
+		for _, h := range res.hours {
+			if inSpan(h.Time, from, to) {
+				hours = append(hours, h)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := vineyard.WriteCSV(&buf, hours); err != nil {
+		problem(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Write(buf.Bytes())
 }
 
 // SamplesRequest is the body of POST /api/v1/vineyard/plots/{plot}/samples.

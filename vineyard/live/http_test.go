@@ -106,6 +106,8 @@ func TestHTTP(t *testing.T) {
 		{"risk other tenant", "GET", "/api/v1/vineyard/plots/wartberg-01/risk", "library", "", 404, "application/problem+json", `no plot`},
 		{"risk unknown plot", "GET", "/api/v1/vineyard/plots/nowhere/risk", "operator", "", 404, "application/problem+json", `no plot`},
 		{"weather", "GET", "/api/v1/vineyard/plots/wartberg-01/weather?from=2026-06-03T10:00:00Z&to=2026-06-03T12:00:00Z", "operator", "", 200, "application/json", `"time":"2026-06-03T12:00:00+02:00"`},
+		{"weather csv", "GET", "/api/v1/vineyard/plots/wartberg-01/weather.csv?from=2026-06-03&to=2026-06-03", "operator", "", 200, "text/csv; charset=utf-8", "time,temp_c,rh_pct,rain_mm,leaf_wet\n2026-06-03T00:00:00+02:00,"},
+		{"weather csv bad span", "GET", "/api/v1/vineyard/plots/wartberg-01/weather.csv?to=x", "operator", "", 400, "application/problem+json", "neither"},
 		{"samples post", "POST", "/api/v1/vineyard/plots/wartberg-01/samples", "wartberg-growers", string(goodJSON), 202, "application/json", `"accepted":14`},
 		{"samples other tenant", "POST", "/api/v1/vineyard/plots/wartberg-01/samples", "library", string(goodJSON), 404, "application/problem+json", `no plot`},
 		{"samples not json", "POST", "/api/v1/vineyard/plots/wartberg-01/samples", "operator", `{"samples":`, 400, "application/problem+json", `body`},

@@ -1,9 +1,10 @@
 package live_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -113,15 +114,22 @@ func TestSimulatorDownyMildew(t *testing.T) {
 	if len(hours) < 5*24-1 {
 		t.Errorf("%d hours of weather, want about %d", len(hours), 5*24)
 	}
-	// The models on the service's hourly weather, through a CSV as
-	// `citymesh model disease -weather FILE -dd0 200 -shoot-cm 15` reads it.
-	var csv bytes.Buffer
-	if err := vineyard.WriteCSV(&csv, hours); err != nil {
-		t.Fatal(err)
+	// The models on the service's hourly weather, as the service serves it
+	// for `citymesh model disease -weather FILE -dd0 200 -shoot-cm 15`.
+	rec := httptest.NewRecorder()
+	s.HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/vineyard/plots/wartberg-01/weather.csv", nil))
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" {
+		t.Fatalf("weather.csv: %d %s", rec.Code, rec.Body)
 	}
-	w, err := vineyard.ReadCSV(&csv)
+	if dir := os.Getenv("VINEYARD_CSV_DIR"); dir != "" {
+		os.WriteFile(dir+"/wartberg-01.csv", rec.Body.Bytes(), 0o644)
+	}
+	w, err := vineyard.ReadCSV(rec.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(w.Hours) != len(hours) {
+		t.Errorf("weather.csv has %d hours, the service %d", len(w.Hours), len(hours))
 	}
 	a, err := vineyard.Assess(w, vineyard.Config{WetRH: vineyard.DefaultWetRH, Downy: vineyard.DownyConfig{PriorDegreeDays: 200, ShootCM: 15, Rule310RainMM: 10, Rule310TempC: 10, Rule310ShootCM: 10, Rule310WindowHours: 24}})
 	if err != nil {
