@@ -130,6 +130,10 @@ type Map struct {
 	// Min and Max are the smallest and largest mapped values inside the plot.
 	Min, Max float64
 	Samples  int
+	// Plot is the plot's outline the map was made for; WritePNG draws it.
+	Plot orb.MultiPolygon
+	// Title, when set, starts the PNG's title (the plot's name or id).
+	Title string
 }
 
 // Unit returns the unit of the map's values, e.g. "mg P/100 g".
@@ -231,7 +235,7 @@ func NewMap(samples []Sample, plot orb.MultiPolygon, opts Options) (*Map, error)
 	m := &Map{
 		Nutrient: opts.Nutrient, Form: opts.Form, Method: opts.Method, Requested: opts.Method,
 		Power: power, Projection: proj, CellSize: cell, Rows: rows, Cols: cols, MinX: minX, MaxY: maxY,
-		Scheme: scheme, Samples: len(samples),
+		Scheme: scheme, Samples: len(samples), Plot: plot,
 	}
 	pts := make([][2]float64, len(samples))
 	z := make([]float64, len(samples))

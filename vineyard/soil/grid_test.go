@@ -328,3 +328,44 @@ func BenchmarkNewMapExample(b *testing.B) {
 		}
 	}
 }
+
+// TestWritePNGOutline checks that the PNG draws the plot's outline (dark
+// grey) and starts its title with Map.Title, and that a map without an
+// outline has none.
+func TestWritePNGOutline(t *testing.T) {
+	samples, plot := readExample(t, "wartberg_samples.csv")
+	m, err := NewMap(samples, plot, Options{Nutrient: Phosphorus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(m *Map) int {
+		var buf bytes.Buffer
+		if err := WritePNG(&buf, m, samples); err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		b := img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				if r, g, bl, _ := img.At(x, y).RGBA(); r>>8 == 40 && g>>8 == 40 && bl>>8 == 40 {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if len(m.Plot) == 0 {
+		t.Fatal("NewMap did not keep the plot's outline")
+	}
+	m.Title = "wartberg-03"
+	with := count(m)
+	m.Plot = nil
+	without := count(m)
+	if without != 0 || with < 100 {
+		t.Errorf("outline pixels: %d with the outline, %d without", with, without)
+	}
+}

@@ -2,6 +2,7 @@ package soil
 
 import (
 	"fmt"
+	"github.com/paulmach/orb"
 	"image"
 	"image/color"
 	"image/draw"
@@ -109,12 +110,32 @@ func WritePNG(w io.Writer, m *Map, samples []Sample) error {
 		draw.Draw(img, r, &image.Uniform{black}, image.Point{}, draw.Src)
 	}
 
+	// The plot's outline, 2 px dark grey, over the cells.
+	outline := color.RGBA{40, 40, 40, 255}
+	clip := image.Rect(margin-2, top-2, margin+mapW+2, top+mapH+2)
+	toPx := func(p orb.Point) (float64, float64) {
+		x, y := m.Projection.Forward(p.Lon(), p.Lat())
+		return float64(margin) + (x-m.MinX)/m.CellSize*float64(px), float64(top) + (m.MaxY-y)/m.CellSize*float64(px)
+	}
+	for _, poly := range m.Plot {
+		for _, ring := range poly {
+			for i := 1; i < len(ring); i++ {
+				x0, y0 := toPx(ring[i-1])
+				x1, y1 := toPx(ring[i])
+				drawLine(img, x0, y0, x1, y1, outline, clip)
+			}
+		}
+	}
+
 	face := basicfont.Face7x13
 	text := func(x, y int, s string) {
 		d := font.Drawer{Dst: img, Src: image.NewUniform(black), Face: face, Dot: fixed.P(x, y)}
 		d.DrawString(s)
 	}
 	title := fmt.Sprintf("%s (%s), %s", m.Nutrient.Label(), m.Unit(), m.Method)
+	if m.Title != "" {
+		title = m.Title + ": " + title
+	}
 	if m.Variogram != nil {
 		title += ", " + m.Variogram.Model.String()
 	}
@@ -171,6 +192,18 @@ func WritePNG(w io.Writer, m *Map, samples []Sample) error {
 		return fmt.Errorf("write png: %w", err)
 	}
 	return nil
+}
+
+// drawLine draws a 2 px wide line from (x0, y0) to (x1, y1) in c, within
+// clip: one square dot every half pixel along it.
+func drawLine(img *image.RGBA, x0, y0, x1, y1 float64, c color.RGBA, clip image.Rectangle) {
+	n := int(math.Ceil(2*math.Hypot(x1-x0, y1-y0))) + 1
+	for i := 0; i <= n; i++ {
+		t := float64(i) / float64(n)
+		x, y := int(math.Floor(x0+t*(x1-x0))), int(math.Floor(y0+t*(y1-y0)))
+		r := image.Rect(x-1, y-1, x+1, y+1).Intersect(clip)
+		draw.Draw(img, r, &image.Uniform{c}, image.Point{}, draw.Src)
+	}
 }
 
 // classLimitToValue converts a class limit (mg oxide/100 g or pH) to the
