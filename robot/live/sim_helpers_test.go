@@ -65,4 +65,3 @@ func record(t testing.TB, d time.Duration, pics sim.PictureStore) []sim.Recorded
 	}
 	return out.Messages()
 }
-
