@@ -44,7 +44,7 @@ func newObserver(t testing.TB, addr, id string, filters ...string) *observer {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if ack, err := o.c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}); err != nil || ack.ReasonCode != 0 {
+	if ack, err := o.c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 0}); err != nil || ack.ReasonCode != 0 {
 		t.Fatalf("connect: %v %+v", err, ack)
 	}
 	t.Cleanup(func() { o.c.Disconnect(&paho.Disconnect{}) })

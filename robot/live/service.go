@@ -394,9 +394,9 @@ func (r *run) act(ctx context.Context, id, action, by, note string) (*Incident, 
 		if err == nil {
 			_, _, err = r.alarms.Acknowledge(ctx, key, by, note)
 		}
-	case robot.StateResolved:
-		_, _, err = r.alarms.ClearBy(ctx, key, by, note)
-	case robot.StateClosed, robot.StateCancelled:
+	case robot.StateResolved, robot.StateClosed, robot.StateCancelled:
+		// The person who resolves has seen it: the alarm is cleared and
+		// acknowledged, so it closes and leaves its topic.
 		if _, _, err = r.alarms.ClearBy(ctx, key, by, note); err == nil || errors.Is(err, alarm.ErrNotFound) {
 			_, _, err = r.alarms.Acknowledge(ctx, key, by, note)
 		}
