@@ -2,6 +2,8 @@ package live
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +66,20 @@ func record(t testing.TB, d time.Duration, pics sim.PictureStore) []sim.Recorded
 		t.Fatal(err)
 	}
 	return out.Messages()
+}
+
+func contains(p []byte, s string) bool { return strings.Contains(string(p), s) }
+
+// replaceTime returns the event with its time member set to t.
+func replaceTime(p []byte, t time.Time) []byte {
+	var m map[string]any
+	if err := json.Unmarshal(p, &m); err != nil {
+		panic(err)
+	}
+	m["time"] = t.Format(time.RFC3339Nano)
+	out, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return out
 }
