@@ -147,7 +147,7 @@ func (s *Service) actOnIncident(w http.ResponseWriter, req *http.Request) {
 	case errors.Is(err, errConflict):
 		problem(w, http.StatusConflict, "action not allowed", err.Error())
 		return
-	case err != nil && strings.Contains(err.Error(), "needs who"):
+	case errors.Is(err, errNoActor):
 		problem(w, http.StatusBadRequest, "who acts", err.Error())
 		return
 	case err != nil:

@@ -302,6 +302,7 @@ var (
 	errNoIncident = errors.New("no such incident")
 	errAction     = errors.New("unknown action")
 	errConflict   = errors.New("not allowed in the incident's state")
+	errNoActor    = errors.New("needs who does it (by)")
 )
 
 // Results of act.
@@ -341,7 +342,7 @@ func (b *book) act(id, action, by, note string, at time.Time) (*Incident, robot.
 		return nil, "", "", fmt.Errorf("action %q: %w (want %s)", action, errAction, strings.Join(Actions, ", "))
 	}
 	if strings.TrimSpace(by) == "" {
-		return nil, "", "", fmt.Errorf("incident %s: %s needs who does it (by)", id, action)
+		return nil, "", "", fmt.Errorf("incident %s: %s %w", id, action, errNoActor)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
