@@ -217,6 +217,19 @@ func TestSimulatorFaultsEndToEnd(t *testing.T) {
 	if got.State != robot.StateAcknowledged || last.Actor != "anna" || last.Note != "boxes being moved" || len(got.Pictures) != 1 {
 		t.Errorf("retained incident: %+v", got)
 	}
+	var pr Progress
+	if err := json.Unmarshal(sub(ProgressTopic("campus", "loomi")), &pr); err != nil {
+		t.Fatal(err)
+	}
+	reached := 0
+	for _, w := range pr.Waypoints {
+		if w.State == robot.WaypointReached {
+			reached++
+		}
+	}
+	if pr.Route != "loomi-night-patrol" || len(pr.Waypoints) != len(s.cfg.routes["loomi"].Waypoints) || reached < 5 || pr.Progress <= 0 || pr.CorridorM != 6 {
+		t.Errorf("retained progress: route %s, %d waypoints, %d reached, progress %.2f, corridor %v", pr.Route, len(pr.Waypoints), reached, pr.Progress, pr.CorridorM)
+	}
 	var a alarm.Alarm
 	if err := json.Unmarshal(sub(esc.Alarm), &a); err != nil {
 		t.Fatal(err)
