@@ -22,10 +22,11 @@ const Kind = "robot"
 
 // Defaults of Config.
 const (
-	DefaultMaxPictureBytes  = 8 << 20
-	DefaultMaxTotalBytes    = 2 << 30
-	DefaultPictureRetention = 90 * 24 * time.Hour
-	DefaultDedupWindow      = 24 * time.Hour
+	DefaultMaxPictureBytes   = 8 << 20
+	DefaultMaxTotalBytes     = 2 << 30
+	DefaultPictureRetention  = 90 * 24 * time.Hour
+	DefaultDedupWindow       = 24 * time.Hour
+	DefaultIncidentRetention = 90 * 24 * time.Hour
 )
 
 // Config is the robot service's configuration (the config section of a
@@ -48,6 +49,9 @@ type Config struct {
 	// MaxPicturesPerIncident bounds the pictures an incident keeps, the
 	// latest (default 20).
 	MaxPicturesPerIncident int `yaml:"max_pictures_per_incident"`
+	// IncidentRetention is how long a closed or cancelled incident stays
+	// in the service's state and API after it ended (default 90 days).
+	IncidentRetention time.Duration `yaml:"incident_retention"`
 	// TenantCommands also takes incident commands published in a
 	// tenant's namespace ($tenant/{tenant}/robot/…), for the incidents of
 	// assets that tenant owns; the service must then run in-process or as
@@ -102,10 +106,13 @@ func (c *Config) Check() error {
 	if c.DedupWindow == 0 {
 		c.DedupWindow = DefaultDedupWindow
 	}
+	if c.IncidentRetention == 0 {
+		c.IncidentRetention = DefaultIncidentRetention
+	}
 	if c.MaxPicturesPerIncident == 0 {
 		c.MaxPicturesPerIncident = robot.DefaultMaxPictures
 	}
-	if c.Pictures.MaxBytes < 0 || c.Pictures.MaxTotalBytes < c.Pictures.MaxBytes || c.Pictures.Retention < 0 || c.DedupWindow < 0 || c.MaxPicturesPerIncident < 0 {
+	if c.Pictures.MaxBytes < 0 || c.Pictures.MaxTotalBytes < c.Pictures.MaxBytes || c.Pictures.Retention < 0 || c.DedupWindow < 0 || c.MaxPicturesPerIncident < 0 || c.IncidentRetention < 0 {
 		return fmt.Errorf("pictures: max_bytes %d, max_total_bytes %d (≥ max_bytes), retention %v, dedup_window %v, max_pictures_per_incident %d: none may be negative",
 			c.Pictures.MaxBytes, c.Pictures.MaxTotalBytes, c.Pictures.Retention, c.DedupWindow, c.MaxPicturesPerIncident)
 	}

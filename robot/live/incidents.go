@@ -195,6 +195,9 @@ func (b *book) record(f finding) (*Incident, robot.Outcome, service.Verdict, err
 			m = *cur
 		}
 		switch {
+		case !m.LastEnd.IsZero() && !f.Time.After(m.LastEnd) && b.byID[m.Ended] == nil:
+			// It belongs to an incident closed and pruned long ago.
+			return errPruned
 		case m.Ended != "" && !f.Time.After(m.LastEnd):
 			out, outcome = b.byID[m.Ended].clone(), outcomeLate
 			b.merge(out, f)
@@ -216,6 +219,9 @@ func (b *book) record(f finding) (*Incident, robot.Outcome, service.Verdict, err
 		meta = &m
 		return b.write(batch, out, meta, false)
 	})
+	if errors.Is(err, errPruned) {
+		return nil, "", service.Stale, nil
+	}
 	if err != nil || v != service.New {
 		return nil, "", v, err
 	}
@@ -303,6 +309,7 @@ var (
 	errAction     = errors.New("unknown action")
 	errConflict   = errors.New("not allowed in the incident's state")
 	errNoActor    = errors.New("needs who does it (by)")
+	errPruned     = errors.New("the incident was pruned")
 )
 
 // Results of act.
@@ -467,4 +474,53 @@ func (b *book) forgetGone(id string) error {
 	var batch service.Batch
 	batch.Delete(b.st, stGone+id)
 	return b.st.Apply(&batch)
+}
+
+// prune removes the incidents closed or cancelled before limit, and
+// returns how many. Their keys keep their numbering and the end of the
+// latest incident, so an anomaly from before that end is still not a new
+// incident.
+func (b *book) prune(limit time.Time) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	kept := b.order[:0]
+	for _, id := range b.order {
+		inc := b.byID[id]
+		end := inc.ClosedAt
+		if inc.State == robot.StateCancelled {
+			end = inc.CancelledAt
+		}
+		if !inc.Final() || !end.Before(limit) {
+			kept = append(kept, id)
+			continue
+		}
+		var batch service.Batch
+		batch.Delete(b.st, stInc+id)
+		mk := metaKey(inc.Site, inc.Asset, inc.Kind)
+		m := b.keys[mk]
+		if m != nil && (m.Ended == id || m.Last == id) {
+			c := *m
+			if c.Ended == id {
+				c.Ended = ""
+			}
+			if c.Last == id {
+				c.Last = ""
+			}
+			mv, _ := json.Marshal(&c)
+			batch.Set(b.st, stKey+mk, mv)
+			m = &c
+		}
+		if err := b.st.Apply(&batch); err != nil {
+			b.order = append(kept, b.order[len(kept)+n:]...)
+			return n, err
+		}
+		if m != nil {
+			b.keys[mk] = m
+		}
+		delete(b.byID, id)
+		n++
+	}
+	b.order = kept
+	return n, nil
 }

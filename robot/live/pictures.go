@@ -245,11 +245,19 @@ func (p *pictureStore) usage() (int, int64) {
 	return len(p.metas), p.total
 }
 
-// prunePictures prunes at start and every hour.
-func (r *run) prunePictures(ctx context.Context) {
+// housekeeping prunes pictures and final incidents at start and every
+// hour.
+func (r *run) housekeeping(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
+		if ret := r.s.cfg.IncidentRetention; ret > 0 {
+			if n, err := r.book.prune(r.env.Now().Add(-ret)); err != nil {
+				r.env.Log.Warn("robot service: prune incidents", "err", err)
+			} else if n > 0 {
+				r.env.Log.Info("robot service: pruned incidents", "incidents", n)
+			}
+		}
 		keep := map[string]bool{}
 		for _, inc := range r.book.list(func(i *Incident) bool { return i.State.Open() }) {
 			for _, pr := range inc.Pictures {

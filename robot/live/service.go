@@ -206,7 +206,7 @@ func (s *Service) Run(ctx context.Context, env *service.Env) error {
 	wg.Go(func() { mgr.Run(ctx) })
 	wg.Go(func() { r.progress.Run(ctx) })
 	wg.Go(func() { r.publishLoop(ctx) })
-	wg.Go(func() { r.prunePictures(ctx) })
+	wg.Go(func() { r.housekeeping(ctx) })
 	select {
 	case <-mgr.Ready():
 	case <-ctx.Done():
