@@ -18,7 +18,8 @@ import (
 // setpoint wrong in the second, the robot off its corridor for 90 s in the
 // first) once in order, and once shuffled, a fifth of them twice, with a
 // restart of the service in the middle and people's actions before the
-// restart; the incidents are the same, byte for byte.
+// restart (its state on Pebble, closed and opened again); the incidents
+// are the same, byte for byte.
 func TestReplayShuffledDuplicatedRestart(t *testing.T) {
 	msgs := record(t, 4*time.Hour, nil)
 	cfg := testConfig(t)
@@ -66,14 +67,26 @@ func TestReplayShuffledDuplicatedRestart(t *testing.T) {
 		}
 	}
 	rng.Shuffle(len(mixed), func(i, j int) { mixed[i], mixed[j] = mixed[j], mixed[i] })
-	st2 := service.NewMemoryStore()
+	// This run's state is on Pebble, closed and opened again at the
+	// restart, as a process's would be.
+	dir := t.TempDir()
+	st2, err := service.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	half := len(mixed) / 2
 	r = startService(t, b, st2.State("robot"), cfg, now)
 	publishAll(t, pub, mixed[:half])
 	r.sync(t, pub, "b")
 	actions(t, r.s)
 	r.stop()
+	st2.Close()
+	if st2, err = service.OpenStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
 	r = startService(t, b, st2.State("robot"), cfg, now)
+	defer r.stop()
 	publishAll(t, pub, mixed[half:])
 	r.sync(t, pub, "c")
 	got := snapshot(t, r.s)
