@@ -294,10 +294,16 @@ func (r *run) handle(ctx context.Context, m bus.Message) {
 	case *event.Picture:
 		r.pics.external(ev.Hash, ev.URL)
 	case *event.Status:
-		if ev.Reason == event.ReasonRouteStarted && ev.Time.After(tr.patrol) {
+		// A patrol starts at route_started; after docked the next fix is
+		// placed afresh (at the dock, the route's start).
+		switch {
+		case ev.Reason == event.ReasonRouteStarted && ev.Time.After(tr.patrol):
 			tr.patrol = ev.Time
 			tr.tracker.Reset()
 			tr.last = time.Time{}
+		case ev.Reason == event.ReasonDocked && ev.Time.After(tr.last):
+			tr.tracker.Reset()
+			tr.last = ev.Time
 		}
 	}
 }
