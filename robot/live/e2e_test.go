@@ -217,10 +217,15 @@ func TestSimulatorFaultsEndToEnd(t *testing.T) {
 	if got.State != robot.StateAcknowledged || last.Actor != "anna" || last.Note != "boxes being moved" || len(got.Pictures) != 1 {
 		t.Errorf("retained incident: %+v", got)
 	}
+	// The progress is published at most every 250 ms: the last one, of
+	// the last fix, comes within that.
 	var pr Progress
-	if err := json.Unmarshal(sub(ProgressTopic("campus", "loomi")), &pr); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, 10*time.Second, "the last progress retained", func() bool {
+		if err := json.Unmarshal(sub(ProgressTopic("campus", "loomi")), &pr); err != nil {
+			t.Fatal(err)
+		}
+		return !pr.Time.Before(simStart.Add(20*time.Minute - time.Second))
+	})
 	reached := 0
 	for _, w := range pr.Waypoints {
 		if w.State == robot.WaypointReached {

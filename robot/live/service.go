@@ -113,8 +113,8 @@ type Progress struct {
 	CorridorM float64                `json:"corridor_m"`
 }
 
-// alarmTypes are the alarm types of the robot service, one per anomaly
-// kind.
+// anomalyKinds are the anomaly kinds of the robot service, one alarm type
+// each.
 var anomalyKinds = []robot.AnomalyKind{robot.AnomalySetpointOutOfRange, robot.AnomalyBollardWrongState, robot.AnomalyEscapeRouteBlocked,
 	robot.AnomalyLightingWrongState, robot.AnomalyCheckFailed, robot.AnomalyOffCorridor}
 
