@@ -2,11 +2,13 @@ package live
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -222,6 +224,37 @@ func TestIncidentActionsOverHTTP(t *testing.T) {
 	if got := strings.Join(actors, " "); got != "robot:open anna:acknowledge anna:start anna:resolve anna:reopen anna:cancel" {
 		t.Errorf("audit %s", got)
 	}
+	// The cancelled incident's retained state is removed once its final
+	// state went out; the open one's stays.
+	waitFor(t, 10*time.Second, "the cancelled incident's removal", func() bool { return len(r.s.cur.Load().book.gone()) == 0 })
+	late, err := bus.NewLocal(b, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	var mu sync.Mutex
+	retained := map[string]bool{}
+	done := make(chan struct{})
+	late.Subscribe(context.Background(), "robot/campus/incident/+/state", 1, func(_ context.Context, m bus.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Topic == "robot/campus/incident/marker-late/state" {
+			close(done)
+			return
+		}
+		retained[m.Topic] = m.Retain && len(m.Payload) > 0
+	})
+	late.Publish(context.Background(), bus.Message{Topic: "robot/campus/incident/marker-late/state", QoS: 1})
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no marker within 10 s")
+	}
+	mu.Lock()
+	if retained[IncidentTopic("campus", esc)] || !retained[IncidentTopic("campus", off)] {
+		t.Errorf("retained incidents: %v", retained)
+	}
+	mu.Unlock()
 	// The alarm followed: cancelled is cleared and acknowledged, so closed.
 	if a, ok := r.s.cur.Load().alarms.Get(alarmKey("campus", "loomi", "b01-escape-route", robot.AnomalyEscapeRouteBlocked, robot.CheckEscapeRoute)); ok {
 		t.Errorf("alarm still open: %+v", a)
