@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -138,4 +139,46 @@ func TestIncidentCommandsOverMQTT(t *testing.T) {
 		t.Errorf("corridor incident %+v", o)
 	}
 	send(inc+esc+"/resolve", "", "", true) // remove the retained command
+}
+
+// failingBus refuses subscriptions to one filter.
+type failingBus struct {
+	bus.Bus
+	filter string
+}
+
+func (f failingBus) Subscribe(ctx context.Context, filter string, qos byte, h bus.Handler) error {
+	if filter == f.filter {
+		return errors.New("not authorized")
+	}
+	return f.Bus.Subscribe(ctx, filter, qos, h)
+}
+
+// TestRunFailsWhenItCannotSubscribe: a subscription refused (a remote
+// service without the right to a tenant's namespace) is Run's error, and
+// Run returns, its goroutines ended, while its context is still live.
+func TestRunFailsWhenItCannotSubscribe(t *testing.T) {
+	b, _ := testBroker(t)
+	cfg := testConfig(t)
+	cfg.TenantCommands = true
+	s, err := New("robot", cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := bus.NewLocal(b, "svc-robot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+	env := service.NewTestEnv("robot", failingBus{lb, "$tenant/+/" + incidentFilter}, service.NewMemoryStore().State("robot"), nil)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background(), env) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not authorized") {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
 }

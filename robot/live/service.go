@@ -200,9 +200,11 @@ func (s *Service) Run(ctx context.Context, env *service.Env) error {
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	wg.Go(func() { mgr.Run(ctx) })
 	wg.Go(func() { r.progress.Run(ctx) })
 	wg.Go(func() { r.publishLoop(ctx) })
