@@ -25,8 +25,8 @@ import (
 // received by an independent subscriber (another client over TCP), with
 // the service in-process on its Pebble state, while the simulator plays
 // the reference campus in load mode (every information point once a
-// second) through the same broker. It runs only with
-// CITYMESH_LATENCY=seconds (docs/benchmarks.md).
+// second; CITYMESH_LATENCY_RATE times a second when set) through the same
+// broker. It runs only with CITYMESH_LATENCY=seconds (docs/benchmarks.md).
 func TestIncidentLatencyUnderLoad(t *testing.T) {
 	secs, _ := strconv.Atoi(os.Getenv("CITYMESH_LATENCY"))
 	if secs <= 0 {
@@ -53,10 +53,14 @@ func TestIncidentLatencyUnderLoad(t *testing.T) {
 	}
 	out := sim.NewBusOutput(bg)
 	load := os.Getenv("CITYMESH_LATENCY_NOLOAD") == ""
+	rate := 1.0
+	if v, err := strconv.ParseFloat(os.Getenv("CITYMESH_LATENCY_RATE"), 64); err == nil && v > 0 {
+		rate = v
+	}
 	playerDone := make(chan struct{})
 	var p *sim.Player
 	if load {
-		p, err = sim.NewPlayer(sim.PlayerConfig{Campus: m, Seed: 3, Start: start, Clock: clock, LoadRate: 1,
+		p, err = sim.NewPlayer(sim.PlayerConfig{Campus: m, Seed: 3, Start: start, Clock: clock, LoadRate: rate,
 			Outputs: sim.Outputs{TTS: out, ChirpStack: out, Building: out}})
 		if err != nil {
 			t.Fatal(err)
