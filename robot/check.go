@@ -56,6 +56,10 @@ const (
 	// AnomalyCheckFailed: the robot could not perform the check (no
 	// reading, value "unreadable" or "failed").
 	AnomalyCheckFailed AnomalyKind = "check_failed"
+	// AnomalyOffCorridor: the robot's position was farther from its route
+	// than the corridor's half-width (found from positions, not checks;
+	// the asset is the robot).
+	AnomalyOffCorridor AnomalyKind = "off_corridor"
 )
 
 // Observation is what the robot recorded for one check at one time.

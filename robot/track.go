@@ -397,3 +397,24 @@ func Track(r *Route, fixes []Fix, cfg TrackerConfig) (TrackReport, error) {
 	}
 	return rep, nil
 }
+
+// Nearest returns the route segment nearest to (lat, lon) over the whole
+// route and the signed distance to it (positive right of the direction of
+// travel), regardless of the tracker's position: unlike Update it depends on
+// no earlier fix, so a service that receives fixes out of order decides the
+// same for each one. On a tie the earlier segment wins. A position out of
+// range gives segment −1.
+func (t *Tracker) Nearest(lat, lon float64) (segment int, deviationM float64) {
+	if !validPoint(lat, lon) {
+		return -1, math.NaN()
+	}
+	p := t.proj.project(lat, lon)
+	best, bestD := -1, 0.0
+	for s := range t.dir {
+		_, d := segmentFoot(t.pts[s], t.dir[s], t.l2[s], p)
+		if best < 0 || math.Abs(d) < math.Abs(bestD) {
+			best, bestD = s, d
+		}
+	}
+	return best, bestD
+}

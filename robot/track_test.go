@@ -204,3 +204,30 @@ func TestTrackExamplePatrol(t *testing.T) {
 		t.Errorf("planar length %.2f m, haversine length %.2f m", rep.LengthM, rt.LengthM())
 	}
 }
+
+func TestTrackerNearest(t *testing.T) {
+	r := exampleRoute(t)
+	tr, err := NewTracker(r, TrackerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range r.Waypoints[:len(r.Waypoints)-1] {
+		seg, d := tr.Nearest(w.Lat, w.Lon)
+		if math.Abs(d) > 0.01 {
+			t.Errorf("waypoint %s: nearest segment %d at %.3f m, want on the route", w.ID, seg, d)
+		}
+	}
+	if seg, d := tr.Nearest(91, 0); seg != -1 || !math.IsNaN(d) {
+		t.Errorf("out of range: %d %v", seg, d)
+	}
+	// The same fix gives the same answer whatever came before.
+	w := r.Waypoints[1]
+	seg1, d1 := tr.Nearest(w.Lat+0.0002, w.Lon)
+	if _, err := tr.Update(Fix{Time: time.Unix(0, 0), Lat: r.Waypoints[0].Lat, Lon: r.Waypoints[0].Lon}); err != nil {
+		t.Fatal(err)
+	}
+	seg2, d2 := tr.Nearest(w.Lat+0.0002, w.Lon)
+	if seg1 != seg2 || d1 != d2 || math.Abs(d1) < 15 {
+		t.Errorf("nearest changed with the tracker's state or is too near: %d %.2f, %d %.2f", seg1, d1, seg2, d2)
+	}
+}
