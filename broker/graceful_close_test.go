@@ -83,10 +83,22 @@ func TestServerEndsConnectionGracefully(t *testing.T) {
 				}
 				defer nc.Close()
 				// Write from another goroutine: the server stops reading
-				// partway, and the rest stays in the kernel's buffers.
+				// partway, and the rest stays in the kernel's buffers. The
+				// packets are encoded here, as WriteTo changes the packet
+				// and the runs share them.
+				var wire [][]byte
+				for _, p := range tc.send {
+					var buf bytes.Buffer
+					if _, err := p.WriteTo(&buf); err != nil {
+						t.Fatal(err)
+					}
+					wire = append(wire, buf.Bytes())
+				}
+				written := make(chan struct{})
 				go func() {
-					for _, p := range tc.send {
-						if _, err := p.WriteTo(nc); err != nil {
+					defer close(written)
+					for _, b := range wire {
+						if _, err := nc.Write(b); err != nil {
 							return
 						}
 					}
@@ -126,6 +138,8 @@ func TestServerEndsConnectionGracefully(t *testing.T) {
 				if code != tc.reason {
 					t.Fatalf("run %d: reason code %#x, want %#x", run, code, tc.reason)
 				}
+				nc.Close()
+				<-written
 			}
 		})
 	}

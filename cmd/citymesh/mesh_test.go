@@ -6,6 +6,7 @@ package main
 // client package; killed with SIGKILL and restarted on their stores.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -363,7 +364,37 @@ func (p *meshProc) signal(sig os.Signal) {
 		if err := p.cmd.Process.Signal(sig); err != nil {
 			p.t.Fatal(err)
 		}
+		if sig == syscall.SIGSTOP {
+			// kill(2) returns before every thread has stopped: on a busy
+			// machine a thread of the process ran on for a while and took
+			// in (and acknowledged) messages sent after it.
+			waitStopped(p.t, p.cmd.Process.Pid)
+		}
 	}
+}
+
+// waitStopped waits until every thread of process pid is stopped (state T
+// in /proc/PID/task/*/stat).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("process %d to stop", pid), func() bool {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			if err != nil {
+				return false
+			}
+			// pid (comm) state ...: the state follows the last ')'.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestLinkQueueKeepsWhatTheCoreHasNotAcknowledged checks the edge's durable

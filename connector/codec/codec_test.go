@@ -320,9 +320,11 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	// One runtime per goroutine at most, and the one Compile made: the pool
-	// keeps at least 16.
-	if st := c.Stats(); st.Created > 9 || st.Dropped != 0 {
-		t.Errorf("%d runtimes made and %d dropped for 8 goroutines", st.Created, st.Dropped)
+	// keeps at least 16. On a busy machine a call may meet the time limit:
+	// its runtime is dropped and the call runs again on a new one; no other
+	// runtime is dropped.
+	if st := c.Stats(); st.Created-st.Dropped > 9 || st.Dropped != st.Retried {
+		t.Errorf("%d runtimes made, %d dropped and %d calls retried for 8 goroutines", st.Created, st.Dropped, st.Retried)
 	}
 }
 
