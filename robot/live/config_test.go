@@ -14,7 +14,7 @@ func TestConfigFromYAML(t *testing.T) {
 		name, yaml, err string
 	}{
 		{"good", "robots: [{id: loomi, site: campus, route: " + routeFile + "}]\nowners: {b01-escape-route: swhn}\npictures: {max_bytes: 1048576, retention: 720h}", ""},
-		{"unknown key", "robots: [{id: loomi, site: campus, route: " + routeFile + "}]\npicture: {}", "field picture not found"},
+		{"unknown key", "robots: [{id: loomi, site: campus, route: " + routeFile + "}]\npicture: {}", "unknown key picture"},
 		{"no robots", "owners: {}", "at least one robot"},
 		{"no route", "robots: [{id: loomi, site: campus}]", "route file is required"},
 		{"missing route file", "robots: [{id: loomi, site: campus, route: nowhere.yaml}]", "no such file"},
