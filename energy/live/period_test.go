@@ -1,14 +1,18 @@
 package live_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/energy/live"
+	"github.com/citymesh/citymesh/service"
 )
 
 // TestMonthCloses: when every meter has read at the month's end, the
@@ -150,5 +154,111 @@ func TestMonthClosesAfterGrace(t *testing.T) {
 			t.Errorf("at %v: final %v, want %v", c.now, final, c.final)
 		}
 		ls.stop()
+	}
+}
+
+// heldBus holds the publishing of invoices until hold is closed, counting
+// the publishes waiting.
+type heldBus struct {
+	bus.Bus
+	hold chan struct{}
+	held atomic.Int32
+}
+
+func (h *heldBus) Publish(ctx context.Context, m bus.Message) error {
+	if strings.Contains(m.Topic, "/tenant/") {
+		h.held.Add(1)
+		select {
+		case <-h.hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return h.Bus.Publish(ctx, m)
+}
+
+// TestAPIShowsAFlushWhole: the API shows the invoices and ESG figures a
+// month's update computed together, before they are published: while the
+// publishing of the invoices is held up, every tenant's invoice and the
+// site's ESG figures of the same readings are served already. (A reader
+// who saw the month's invoices could otherwise miss its ESG figures: they
+// came after the invoices' publishing, which takes long on a busy
+// machine.)
+func TestAPIShowsAFlushWhole(t *testing.T) {
+	m := loadCampus(t, "../../examples/campus/small/campus.yaml")
+	sites, err := live.SitesFromCampus(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := loadTariff(t)
+	may := time.Date(2026, 5, 1, 0, 0, 0, 0, berlin)
+	msgs := simulate(t, m, may, may.Add(2*time.Hour))
+	b, _ := startBroker(t)
+	bc, err := bus.NewLocal(b, "svc-energy-held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.Close()
+	hb := &heldBus{Bus: bc, hold: make(chan struct{})}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(hb.hold)
+		}
+	}
+	defer release()
+	svc, err := live.New("energy", live.Config{Sites: sites, Tariffs: &tf, Debounce: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := service.NewTestEnv("energy", hb, service.NewMemoryStore().State("energy"), func() time.Time { return may.Add(2 * time.Hour) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx, env) }()
+	defer func() {
+		release()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); env.Health().Status != service.StatusRunning; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("service not running: %+v", env.Health())
+		}
+	}
+	publishAll(t, b, "gw", msgs)
+	for deadline := time.Now().Add(10 * time.Second); hb.held.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no invoice was published within 10 s")
+		}
+	}
+	get := func(path string, v any) {
+		rec := httptest.NewRecorder()
+		svc.HTTPHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, rec.Body)
+		}
+	}
+	// The update is held in its publishing: what the API shows is all
+	// of it, or it shows nothing of it yet.
+	var invs live.InvoiceList
+	var esg live.ESGList
+	tenants := len(sites["campus"].Tenants)
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		get("/api/v1/energy/invoices?period=2026-05", &invs)
+		get("/api/v1/energy/esg?period=2026-05", &esg)
+		if len(invs.Invoices) == tenants && len(esg.ESG) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("while the invoices are being published the API shows %d invoices of %d tenants and %d ESG figures", len(invs.Invoices), tenants, len(esg.ESG))
+		}
+	}
+	for _, ev := range invs.Invoices {
+		if !ev.Updated.Equal(esg.ESG[0].Updated) {
+			t.Errorf("invoice of %s updated %v, ESG figures %v: not the same readings", ev.Invoice.Tenant, ev.Updated, esg.ESG[0].Updated)
+		}
 	}
 }
