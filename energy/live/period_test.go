@@ -111,6 +111,8 @@ func TestMonthCloses(t *testing.T) {
 		{"campus-service", "/api/v1/energy/invoices", 200, false, `"period":"2026-05"`},
 		{"library", "/api/v1/energy/invoices", 200, false, `{"invoices":[]}`},
 		{"library", "/api/v1/energy/invoices/campus-service", 404, true, "unknown tenant"},
+		{"campus-service", "/api/v1/energy/esg", 200, false, `"period":"2026-05"`},
+		{"library", "/api/v1/energy/esg", 200, false, `{"esg":[]}`},
 	} {
 		tenant = c.tenant
 		code, ct, body := get(c.path)
@@ -128,7 +130,10 @@ func TestMonthCloses(t *testing.T) {
 
 // TestMonthClosesAfterGrace: a month whose meters never read in the next
 // month closes when its grace has passed: its final invoice equals the
-// model's on the readings there are.
+// model's on the readings there are. The readings are in before the
+// grace passes: readings that come after it are late by design, and how
+// many of a backlog delivered then are billed before the month closes
+// depends on how fast the service takes them in.
 func TestMonthClosesAfterGrace(t *testing.T) {
 	m := loadCampus(t, "../../examples/campus/small/campus.yaml")
 	sites, err := live.SitesFromCampus(m)
@@ -145,13 +150,24 @@ func TestMonthClosesAfterGrace(t *testing.T) {
 		final bool
 	}{{may.Add(71 * time.Hour), false}, {may.Add(72 * time.Hour), true}} {
 		b, _ := startBroker(t)
-		ls := newLive(t, b, live.Config{Sites: sites, Tariffs: &tf, Debounce: 5 * time.Millisecond, Grace: 72 * time.Hour}, c.now)
+		ls := newLive(t, b, live.Config{Sites: sites, Tariffs: &tf, Debounce: 5 * time.Millisecond, Grace: 72 * time.Hour}, may.Add(time.Hour))
 		publishAll(t, b, "gw", msgs)
 		ls.waitInvoices("2026-04", want, 10*time.Second)
-		rec := httptest.NewRecorder()
-		ls.svc.HTTPHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/energy/invoices?period=2026-04", nil))
-		if final := strings.Contains(rec.Body.String(), `"status":"final"`); final != c.final {
-			t.Errorf("at %v: final %v, want %v", c.now, final, c.final)
+		// The service runs again at c.now: the month is flushed at its
+		// start.
+		ls.stop()
+		ls.now = func() time.Time { return c.now }
+		ls.start()
+		final := func() bool {
+			rec := httptest.NewRecorder()
+			ls.svc.HTTPHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/energy/invoices?period=2026-04", nil))
+			return strings.Contains(rec.Body.String(), `"status":"final"`)
+		}
+		for deadline := time.Now().Add(5 * time.Second); c.final && !final() && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		}
+		ls.waitInvoices("2026-04", want, 5*time.Second)
+		if got := final(); got != c.final {
+			t.Errorf("at %v: final %v, want %v", c.now, got, c.final)
 		}
 		ls.stop()
 	}
