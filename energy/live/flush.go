@@ -497,7 +497,7 @@ func (r *run) anomalies(site string, changed map[string]bool) []anomaly {
 func (r *run) applyAnomaly(ctx context.Context, a anomaly) {
 	var err error
 	if a.on {
-		_, _, err = r.alarm.Raise(ctx, alarm.Condition{Key: a.key, Severity: a.sev, Category: "energy", Description: a.desc, Data: a.data, Time: a.at})
+		_, _, err = r.alarm.Raise(ctx, alarm.Condition{Key: a.key, Severity: a.sev, Category: "energy", Tenant: r.s.tenants[a.key.Asset], Description: a.desc, Data: a.data, Time: a.at})
 	} else {
 		_, _, err = r.alarm.Clear(ctx, a.key, a.at, a.desc)
 	}
