@@ -297,8 +297,12 @@ func New(opts Options) (*Demo, error) {
 // addServices adds one service of every registered kind to the node, named
 // as its kind, built from the kind's demo configuration over the campus
 // (service.RegisterDemo), or from its zero one. A kind whose configuration
-// does not build is left out, with a warning.
+// does not build is left out, with a warning. The services run on the
+// simulation's clock, as the twin does.
 func (d *Demo) addServices() error {
+	if err := d.node.SetServicesClock(d.twinNow); err != nil {
+		return err
+	}
 	for _, kind := range service.Kinds() {
 		v, _ := service.DemoConfig(kind, d.model)
 		s, err := service.BuildFrom(kind, kind, v)
