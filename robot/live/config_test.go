@@ -91,3 +91,64 @@ func TestConfigModel(t *testing.T) {
 		t.Errorf("a robot the campus lacks, without a route: %v", err)
 	}
 }
+
+// TestFiltersDisjoint: no topic matches two of the service's
+// subscriptions, which share one bus client (bus.Bus: overlapping filters
+// on one client may deliver once).
+func TestFiltersDisjoint(t *testing.T) {
+	c := testConfig(t)
+	c.TenantCommands = true
+	s, err := New("robot", c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := make([]string, len(anomalyKinds))
+	for i, k := range anomalyKinds {
+		types[i] = alarmType(k)
+	}
+	fs := s.filters(types)
+	if len(fs) != 5+len(types)+1 {
+		t.Fatalf("filters %v", fs)
+	}
+	for i, a := range fs {
+		for _, b := range fs[i+1:] {
+			if filtersOverlap(a, b) {
+				t.Errorf("%s and %s overlap", a, b)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"robot/+/incident/+/+", "robot/campus/incident/x/ack", true},
+		{"robot/+/robot/+/check", "robot/+/incident/+/+", false},
+		{"a/#", "a/b/c", true},
+		{"+/x", "$tenant/x", false},
+		{"a/+", "a/b/c", false},
+	} {
+		if got := filtersOverlap(tc.a, tc.b); got != tc.want {
+			t.Errorf("filtersOverlap(%s, %s) = %v", tc.a, tc.b, got)
+		}
+	}
+}
+
+// filtersOverlap reports whether some topic matches both MQTT filters
+// (MQTT 5.0 §4.7; a wildcard first level matches no topic starting with
+// '$', [MQTT-4.7.2-1]).
+func filtersOverlap(a, b string) bool {
+	la, lb := strings.Split(a, "/"), strings.Split(b, "/")
+	if (la[0] == "+" || la[0] == "#") && strings.HasPrefix(lb[0], "$") || (lb[0] == "+" || lb[0] == "#") && strings.HasPrefix(la[0], "$") {
+		return false
+	}
+	for i := 0; ; i++ {
+		switch {
+		case i < len(la) && la[i] == "#", i < len(lb) && lb[i] == "#":
+			return true
+		case i == len(la) || i == len(lb):
+			return len(la) == len(lb)
+		case la[i] != "+" && lb[i] != "+" && la[i] != lb[i]:
+			return false
+		}
+	}
+}

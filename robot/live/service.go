@@ -236,20 +236,7 @@ func (s *Service) Run(ctx context.Context, env *service.Env) error {
 		case <-hctx.Done():
 		}
 	}
-	filters := []string{
-		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventPosition),
-		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventCheck),
-		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventPicture),
-		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventStatus),
-		incidentFilter,
-	}
-	for _, t := range types {
-		filters = append(filters, "alarm/+/+/+/"+t+"/+")
-	}
-	if s.cfg.TenantCommands {
-		filters = append(filters, tenantPrefix+"+/"+incidentFilter)
-	}
-	for _, f := range filters {
+	for _, f := range s.filters(types) {
 		if err := env.Bus.Subscribe(ctx, f, 1, enqueue); err != nil {
 			return fmt.Errorf("robot service: subscribe %s: %w", f, err)
 		}
@@ -268,6 +255,26 @@ func (s *Service) Run(ctx context.Context, env *service.Env) error {
 			}
 		}
 	}
+}
+
+// filters are the service's subscriptions, on one bus client: they must not
+// overlap, since a bus client holds one subscription per filter and may
+// deliver a message matching two of them once (bus.Bus).
+func (s *Service) filters(alarmTypes []string) []string {
+	filters := []string{
+		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventPosition),
+		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventCheck),
+		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventPicture),
+		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventStatus),
+		incidentFilter,
+	}
+	for _, t := range alarmTypes {
+		filters = append(filters, "alarm/+/+/+/"+t+"/+")
+	}
+	if s.cfg.TenantCommands {
+		filters = append(filters, tenantPrefix+"+/"+incidentFilter)
+	}
+	return filters
 }
 
 // handle dispatches one message.
