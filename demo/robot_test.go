@@ -43,6 +43,7 @@ func TestDemoRobot(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	started := time.Now()
 	if err := d.Start(ctx); err != nil {
 		d.Close()
 		t.Fatal(err)
@@ -86,6 +87,7 @@ func TestDemoRobot(t *testing.T) {
 		}
 		return progress && inc.ID != ""
 	}, func() string { return "no progress or incident yet" })
+	t.Logf("the incident with its picture %v after the start (simulated %s)", time.Since(started).Round(time.Millisecond), d.Stats().SimTime.In(sim.Berlin).Format(time.TimeOnly))
 	if inc.Tenant != "campus-service" || inc.Site != "campus" || inc.Robot != "loomi" || string(inc.Kind) != "escape_route_blocked" {
 		t.Errorf("incident: %+v", inc)
 	}
