@@ -22,8 +22,9 @@ import (
 
 // TestDemoRobot: the demo runs the robot service over the campus's robot
 // and route (its demo configuration). With the escape route of b01 blocked
-// from the start, within seconds of wall time (the first patrol starts at
-// the demo's start; at 1800× a two-hour patrol cycle takes 4 s): the
+// from the start, within seconds of wall time (the robot patrols every two
+// simulated hours from midnight: at 1800× the 08:00 patrol after the 07:00
+// start comes 2 s after it): the
 // service is listed running, an independent MQTT client sees the retained
 // progress of the robot and the incident's state, the robot API lists the
 // incident (owned by the robot's tenant: the campus does not know the
@@ -49,6 +50,7 @@ func TestDemoRobot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	startTook := time.Since(started)
 	base := "http://" + d.Addr(node.ListenerHTTP).String()
 
 	// The service runs.
@@ -87,7 +89,8 @@ func TestDemoRobot(t *testing.T) {
 		}
 		return progress && inc.ID != ""
 	}, func() string { return "no progress or incident yet" })
-	t.Logf("the incident with its picture %v after the start (simulated %s)", time.Since(started).Round(time.Millisecond), d.Stats().SimTime.In(sim.Berlin).Format(time.TimeOnly))
+	t.Logf("the incident with its picture %v after the start (Start took %v; simulated %s)", time.Since(started).Round(time.Millisecond),
+		startTook.Round(time.Millisecond), d.Stats().SimTime.In(sim.Berlin).Format(time.TimeOnly))
 	if inc.Tenant != "campus-service" || inc.Site != "campus" || inc.Robot != "loomi" || string(inc.Kind) != "escape_route_blocked" {
 		t.Errorf("incident: %+v", inc)
 	}
