@@ -36,7 +36,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&o.Store, "store", "disk", "`disk` (the embedded store in DATA/store) or memory")
 	fs.StringVar(&o.Campus, "campus", demo.DefaultCampus, "campus `file` to simulate")
 	fs.StringVar(&o.Codecs, "codecs", "", "`directory` of the device codecs (default: codecs beside the campus file, else examples/campus/codecs)")
-	fs.Uint64Var(&o.Seed, "seed", 1, "simulation `seed`")
+	fs.Uint64Var(&o.Seed, "seed", 1, "simulation `seed` (default: the fault scenario's seed, else 1)")
+	faultsFile := fs.String("faults", "", "fault scenario `file` (YAML, docs/simulator.md): examples/sim/campus-faults.yaml with --start 2026-05-12T07:00:00+02:00 shows a water leak, a meter exchange, the robot's incidents and a downy-mildew alarm")
+	var faults faultList
+	fs.Var(&faults, "fault", "a fault `kind=K,asset=A,start=T[,duration=D,...]` (repeatable)")
 	start := fs.String("start", "now", "simulated start `time`: RFC 3339 (2026-05-12T06:00:00+02:00) or now")
 	speed := fs.Float64("speed", demo.DefaultSpeed, "simulated seconds per wall second: 60 an hour a minute, 1 real time, 0 as fast as possible (needs --duration)")
 	duration := fs.Duration("duration", 0, "simulated `duration` after which the simulation stops (the node keeps serving until Ctrl-C); default: no end")
@@ -68,6 +71,16 @@ flags:
 		return fmt.Errorf("--log %q: want debug, info, warn or error", *logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	fset, seed, err := readFaults(*faultsFile, faults)
+	if err != nil {
+		return err
+	}
+	o.Faults = fset
+	seedSet := false
+	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+	if seed != nil && !seedSet {
+		o.Seed = *seed
+	}
 	if *start != "now" {
 		t, err := time.Parse(time.RFC3339, *start)
 		if err != nil {

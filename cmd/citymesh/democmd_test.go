@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,7 +32,8 @@ func TestDemoProcess(t *testing.T) {
 	mqttAddr, httpAddr, nsAddr := freePort(t), freePort(t), freePort(t)
 	cmd := exec.Command(testproc.Binary(t), "demo", "--campus", smallCampus, "--codecs", "../../examples/campus/codecs",
 		"--data", t.TempDir(), "--mqtt", mqttAddr, "--ws", "off", "--http", httpAddr, "--network-server", nsAddr,
-		"--speed", "1200", "--start", "2026-05-12T07:00:00+02:00", "--seed", "4", "--stats", "1s")
+		"--speed", "1200", "--start", "2026-05-12T07:00:00+02:00", "--seed", "4", "--stats", "1s",
+		"--faults", filepath.Join("..", "..", "examples", "sim", "campus-faults.yaml"))
 	out := new(testproc.Buffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -138,6 +140,8 @@ func TestDemoBadFlags(t *testing.T) {
 		{[]string{"--log", "loud"}, "--log"},
 		{[]string{"--campus", "nowhere.yaml"}, "campus"},
 		{[]string{"stray"}, "unexpected argument"},
+		{[]string{"--faults", "nowhere.yaml"}, "--faults"},
+		{[]string{"--fault", "kind=nope,asset=b01,start=2026-05-12T07:00:00Z"}, "fault"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -211,27 +211,12 @@ func (f *simFlags) config(ctx context.Context, set map[string]bool, stdout io.Wr
 	cfg.Campus = m
 	cfg.Seed = f.seed
 	// Faults.
-	var faults []sim.Fault
-	if f.faultsFile != "" {
-		fh, err := os.Open(f.faultsFile)
-		if err != nil {
-			return cfg, nil, fmt.Errorf("--faults: %w", err)
-		}
-		sc, err := sim.ReadScenario(fh)
-		fh.Close()
-		if err != nil {
-			return cfg, nil, fmt.Errorf("--faults %s: %w", f.faultsFile, err)
-		}
-		faults = sc.Faults
-		if sc.Seed != nil && !set["seed"] {
-			cfg.Seed = *sc.Seed
-		}
+	var seed *uint64
+	if cfg.Faults, seed, err = readFaults(f.faultsFile, f.faults); err != nil {
+		return cfg, nil, err
 	}
-	faults = append(faults, f.faults...)
-	if len(faults) > 0 {
-		if cfg.Faults, err = sim.NewFaultSet(faults); err != nil {
-			return cfg, nil, err
-		}
+	if seed != nil && !set["seed"] {
+		cfg.Seed = *seed
 	}
 	// Time.
 	if f.start == "now" {
@@ -494,4 +479,33 @@ func byteCount(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// readFaults reads the fault scenario file ("" for none) of --faults and
+// adds the faults of --fault: the player's fault set (nil when there are
+// none) and the scenario's seed (nil when it names none).
+func readFaults(file string, extra []sim.Fault) (*sim.FaultSet, *uint64, error) {
+	var faults []sim.Fault
+	var seed *uint64
+	if file != "" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--faults: %w", err)
+		}
+		sc, err := sim.ReadScenario(fh)
+		fh.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("--faults %s: %w", file, err)
+		}
+		faults, seed = sc.Faults, sc.Seed
+	}
+	faults = append(faults, extra...)
+	if len(faults) == 0 {
+		return nil, seed, nil
+	}
+	fs, err := sim.NewFaultSet(faults)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fs, seed, nil
 }
