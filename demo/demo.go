@@ -38,6 +38,7 @@ import (
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/mqtt"
 	"github.com/citymesh/citymesh/node"
+	robotlive "github.com/citymesh/citymesh/robot/live"
 	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/sim"
 	"github.com/citymesh/citymesh/twin"
@@ -297,8 +298,12 @@ func New(opts Options) (*Demo, error) {
 // addServices adds one service of every registered kind to the node, named
 // as its kind, built from the kind's demo configuration over the campus
 // (service.RegisterDemo), or from its zero one. A kind whose configuration
-// does not build is left out, with a warning.
+// does not build is left out, with a warning. The services run on the
+// simulation's clock, as the twin does.
 func (d *Demo) addServices() error {
+	if err := d.node.SetServicesClock(d.twinNow); err != nil {
+		return err
+	}
 	for _, kind := range service.Kinds() {
 		v, _ := service.DemoConfig(kind, d.model)
 		s, err := service.BuildFrom(kind, kind, v)
@@ -454,7 +459,7 @@ func (d *Demo) Start(ctx context.Context) (err error) {
 		}
 	}
 	d.player, err = sim.NewPlayer(sim.PlayerConfig{Campus: d.model, Seed: d.opts.Seed, Start: d.opts.Start, Clock: d.clock,
-		Until: d.opts.Until, Faults: d.opts.Faults, Pictures: d.pics, RobotEvery: d.opts.RobotEvery,
+		Until: d.opts.Until, Faults: d.opts.Faults, Pictures: d.robotPictures(), RobotEvery: d.opts.RobotEvery,
 		DecodedPayload: d.opts.DecodedPayload, DuplicateEvery: d.opts.DuplicateEvery, LoadRate: d.opts.LoadRate, Copies: d.opts.Copies,
 		Outputs: sim.Outputs{TTS: nsOut, ChirpStack: nsOut, Building: cityOut, Robot: cityOut}, Logger: d.log})
 	if err != nil {
@@ -681,6 +686,41 @@ func (d *Demo) Model() *campus.Model { return d.model }
 // Pictures returns the store of the robot's pictures, served at
 // /pictures/ on the node's HTTP listener.
 func (d *Demo) Pictures() *sim.MemoryPictures { return d.pics }
+
+// robotPictures is where the simulated robot puts its pictures: in
+// Pictures (the URL its picture events carry) and, when the node runs the
+// robot service with its API, also in the robot service, uploaded as a
+// robot does (robot/live.Uploader), so that an incident's picture URL
+// (/api/v1/robot/pictures/sha256:…) is served by the robot service.
+func (d *Demo) robotPictures() sim.PictureStore {
+	a := d.node.Addr(node.ListenerHTTP)
+	if a == nil {
+		return d.pics
+	}
+	for _, h := range d.node.Services().Runner().Health() {
+		if h.Name == robotlive.Kind { // services are named by kind
+			up := &robotlive.Uploader{BaseURL: "http://" + a.String(), Client: &http.Client{Timeout: 10 * time.Second}}
+			return uploadedPictures{up: up, kept: d.pics, log: d.log}
+		}
+	}
+	return d.pics
+}
+
+// uploadedPictures uploads each picture to the robot service and keeps it
+// in kept, whose URL it returns; a failed upload is logged (the robot
+// service then redirects to kept's URL, from the picture event).
+type uploadedPictures struct {
+	up   *robotlive.Uploader
+	kept *sim.MemoryPictures
+	log  *slog.Logger
+}
+
+func (p uploadedPictures) Put(ctx context.Context, ref, contentType string, data []byte) (string, error) {
+	if _, err := p.up.Put(ctx, ref, contentType, data); err != nil {
+		p.log.Warn("demo: the robot service did not take a picture", "picture", ref, "err", err)
+	}
+	return p.kept.Put(ctx, ref, contentType, data)
+}
 
 // Addr returns the address of the node's listener name (node.ListenerMQTT,
 // ListenerWS, ListenerHTTP), or of the network servers' endpoint for

@@ -157,7 +157,7 @@ func check(t *testing.T, m *campus.Model, msgs []*paho.Publish) seen {
 		}
 		k, ok := tp.EventKind()
 		if !ok {
-			t.Fatalf("%s: not an event topic", p.Topic)
+			continue // a service's result (an invoice, ESG figures): its own tests check it
 		}
 		if err := event.ValidateJSON(k, p.Payload); err != nil {
 			t.Fatalf("%s: schema: %v\n%s", p.Topic, err, p.Payload)

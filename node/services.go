@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
@@ -142,6 +144,9 @@ type Services struct {
 	list   []service.Service
 	kinds  map[string]string // by name
 	board  *alarm.Board
+	// clock is the services' clock, set by SetClock before they run; nil:
+	// time.Now.
+	clock atomic.Pointer[func() time.Time]
 
 	// handle and access are Mount's, kept to mount the APIs of services
 	// added afterwards; mounted are the kinds whose API is mounted.
@@ -195,7 +200,7 @@ func NewServices(list []service.Service, o ServicesOptions) (*Services, error) {
 		s.store = service.NewMemoryStore()
 	}
 	var err error
-	s.runner, err = service.NewRunner(service.RunnerOptions{Dial: o.Dial, Store: s.store, Logger: o.Logger})
+	s.runner, err = service.NewRunner(service.RunnerOptions{Dial: o.Dial, Store: s.store, Logger: o.Logger, Now: s.now})
 	if err == nil {
 		for _, svc := range list {
 			if err = s.runner.Add(svc); err != nil {
@@ -413,16 +418,36 @@ func (n *Node) newServices(cfg *Config) error {
 // /api/v1/{kind}/. The node needs a services section (an empty one will
 // do); AddService must be called before Start.
 func (n *Node) AddService(kind string, s service.Service) error {
+	return n.beforeServices("AddService "+s.Name(), func() error { return n.services.Add(kind, s) })
+}
+
+// SetServicesClock makes now the clock of the node's services (Env.Now),
+// for a simulation that runs faster than the wall clock (citymesh demo);
+// before Start, on a node with a services section.
+func (n *Node) SetServicesClock(now func() time.Time) error {
+	return n.beforeServices("SetServicesClock", func() error { n.services.clock.Store(&now); return nil })
+}
+
+// now is the services' clock.
+func (s *Services) now() time.Time {
+	if f := s.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
+
+// beforeServices runs fn if the node has services and has not started.
+func (n *Node) beforeServices(what string, fn func() error) error {
 	if n.services == nil {
-		return errors.New("node: AddService on a node without a services section (set Config.Services, even to an empty map)")
+		return errors.New("node: " + what + " on a node without a services section (set Config.Services, even to an empty map)")
 	}
 	n.mu.Lock()
 	started := n.mu.started || n.mu.closed
 	n.mu.Unlock()
 	if started {
-		return fmt.Errorf("node: AddService %s after Start", s.Name())
+		return fmt.Errorf("node: %s after Start", what)
 	}
-	return n.services.Add(kind, s)
+	return fn()
 }
 
 // Services returns the node's services, or nil when it has no services

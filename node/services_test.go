@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,11 +36,12 @@ type toyConfig struct {
 // alarms on the commands published to toy/{name}/raise and toy/{name}/clear
 // ({"site":..,"kind":..,"asset":..,"type":..,"severity":..,"tenant":..,
 // "time":..}), and its HTTP API at /api/v1/toy/whoami answers what the
-// access hooks say of the caller.
+// access hooks say of the caller, /api/v1/toy/now its clock.
 type toy struct {
 	name   string
 	c      toyConfig
 	access service.Access
+	now    atomic.Pointer[func() time.Time] // Env.Now of the run
 }
 
 type toyCommand struct {
@@ -59,6 +61,10 @@ func (s *toy) Name() string               { return s.name }
 func (s *toy) SetAccess(a service.Access) { s.access = a }
 func (s *toy) HTTPHandler() http.Handler  { return http.HandlerFunc(s.whoami) }
 func (s *toy) whoami(w http.ResponseWriter, r *http.Request) {
+	if now := s.now.Load(); now != nil && r.URL.Path == "/api/v1/toy/now" {
+		json.NewEncoder(w).Encode(map[string]any{"now": (*now)()})
+		return
+	}
 	if r.URL.Path != "/api/v1/toy/whoami" {
 		service.WriteProblem(w, r, http.StatusNotFound, "no such resource")
 		return
@@ -68,6 +74,7 @@ func (s *toy) whoami(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *toy) Run(ctx context.Context, env *service.Env) error {
+	s.now.Store(&env.Now)
 	m, err := alarm.NewManager(alarm.Options{Bus: env.Bus, State: env.State.Sub("alarm"), Originator: s.name,
 		Types: s.c.Types, Logger: env.Log, Now: env.Now})
 	if err != nil {
@@ -537,6 +544,10 @@ func TestNodeAddService(t *testing.T) {
 	if err := n.AddService("toy", s); err == nil {
 		t.Error("the same service added twice: no error")
 	}
+	simulated := time.Date(2026, 5, 12, 7, 0, 0, 0, time.UTC)
+	if err := n.SetServicesClock(func() time.Time { return simulated }); err != nil {
+		t.Fatal(err)
+	}
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -547,6 +558,12 @@ func TestNodeAddService(t *testing.T) {
 	code, body := twinGet(t, "GET", "http://"+n.Addr(node.ListenerHTTP).String()+"/api/v1/toy/whoami", "")
 	if code != 200 || !strings.Contains(string(body), `"user":"anonymous"`) {
 		t.Errorf("the added service's API: %d %s", code, body)
+	}
+	if code, body := twinGet(t, "GET", "http://"+n.Addr(node.ListenerHTTP).String()+"/api/v1/toy/now", ""); code != 200 || !strings.Contains(string(body), `"now":"2026-05-12T07:00:00Z"`) {
+		t.Errorf("the added service's clock: %d %s, want the one set", code, body)
+	}
+	if err := n.SetServicesClock(time.Now); err == nil {
+		t.Error("SetServicesClock after Start: no error")
 	}
 	s2, _ := service.BuildFrom("toy", "late", nil)
 	if err := n.AddService("toy", s2); err == nil {

@@ -80,7 +80,10 @@ func TestDemoProcess(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", msg.Topic(), err)
 			}
-			k, _ := tp.EventKind()
+			k, ok := tp.EventKind()
+			if !ok {
+				continue // a service's result (a robot's progress, an incident): its own tests check it
+			}
 			if err := event.ValidateJSON(k, msg.Payload()); err != nil {
 				t.Fatalf("%s: %v\n%s", msg.Topic(), err, msg.Payload())
 			}

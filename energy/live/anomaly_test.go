@@ -22,10 +22,6 @@ import (
 // alarm's retained topic.
 func TestWaterLeakAlarm(t *testing.T) {
 	m := loadCampus(t, "../../examples/campus/small/campus.yaml")
-	sites, err := live.SitesFromCampus(m)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tf := loadTariff(t)
 	from := time.Date(2026, 5, 1, 0, 0, 0, 0, berlin)
 	until := from.Add(5 * 24 * time.Hour)
@@ -35,7 +31,8 @@ func TestWaterLeakAlarm(t *testing.T) {
 	b, addr := startBroker(t)
 	topic := alarm.Key{Site: "campus", Kind: "meter", Asset: "wa-b01-main", Type: live.AlarmWaterLeak}.Topic(alarm.DefaultPrefix)
 	obs := newObserver(t, addr, topic)
-	cfg := live.Config{Sites: sites, Tariffs: &tf, Debounce: 5 * time.Millisecond, Anomalies: live.AnomalyConfig{LeakNights: 1}}
+	// The campus model gives the sites, and the alarm's tenant.
+	cfg := live.Config{Model: m, Tariffs: &tf, Debounce: 5 * time.Millisecond, Anomalies: live.AnomalyConfig{LeakNights: 1}}
 	ls := newLive(t, b, cfg, until)
 
 	before := func(t time.Time) []bus.Message { return readingsBefore(msgs, t) }
@@ -58,7 +55,7 @@ func TestWaterLeakAlarm(t *testing.T) {
 	p := obs.next(t, topic, 10*time.Second, func(p *paho.Publish) bool { return status(p) == alarm.Active })
 	var a alarm.Alarm
 	json.Unmarshal(p.Payload, &a)
-	if a.Asset != "wa-b01-main" || a.Originator != "energy" {
+	if a.Asset != "wa-b01-main" || a.Originator != "energy" || a.Tenant != "campus-service" {
 		t.Errorf("alarm %+v", a)
 	}
 	// A client that subscribes now gets it as the retained message.

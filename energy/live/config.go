@@ -7,6 +7,8 @@
 package live
 
 import (
+	"bytes"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -138,15 +140,16 @@ func (c *Config) Check() error {
 	return nil
 }
 
-// load reads the files the configuration names.
-func (c *Config) load() (map[string]energy.Site, energy.Tariffs, energy.FactorSet, error) {
+// load reads the files the configuration names; the campus model is nil
+// when the sites come from Sites or a site file.
+func (c *Config) load() (map[string]energy.Site, *campus.Model, energy.Tariffs, energy.FactorSet, error) {
 	var tf energy.Tariffs
 	if c.Tariffs != nil {
 		tf = *c.Tariffs
 	} else {
 		t, err := readFile(c.Tariff, energy.ReadTariffYAML)
 		if err != nil {
-			return nil, tf, energy.FactorSet{}, err
+			return nil, nil, tf, energy.FactorSet{}, err
 		}
 		tf = t
 	}
@@ -154,40 +157,41 @@ func (c *Config) load() (map[string]energy.Site, energy.Tariffs, energy.FactorSe
 	if c.Factors != "" {
 		f, err := readFile(c.Factors, energy.ReadFactorsYAML)
 		if err != nil {
-			return nil, tf, factors, err
+			return nil, nil, tf, factors, err
 		}
 		factors = f
 	}
-	sites := c.Sites
+	sites, model := c.Sites, c.Model
 	switch {
 	case sites != nil:
 	case c.Model != nil:
 		s, err := SitesFromCampus(c.Model)
 		if err != nil {
-			return nil, tf, factors, err
+			return nil, nil, tf, factors, err
 		}
 		sites = s
 	case c.Campus != "":
 		m, err := campus.Load(c.Campus)
 		if err != nil {
-			return nil, tf, factors, fmt.Errorf("energy: %w", err)
+			return nil, nil, tf, factors, fmt.Errorf("energy: %w", err)
 		}
+		model = m
 		s, err := SitesFromCampus(m)
 		if err != nil {
-			return nil, tf, factors, err
+			return nil, nil, tf, factors, err
 		}
 		sites = s
 	default:
 		s, err := readFile(c.Site, energy.ReadSiteYAML)
 		if err != nil {
-			return nil, tf, factors, err
+			return nil, nil, tf, factors, err
 		}
 		sites = map[string]energy.Site{c.SiteID: s}
 	}
 	if len(sites) == 0 {
-		return nil, tf, factors, errors.New("energy: no site with meters")
+		return nil, nil, tf, factors, errors.New("energy: no site with meters")
 	}
-	return sites, tf, factors, nil
+	return sites, model, tf, factors, nil
 }
 
 func readFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {
@@ -204,7 +208,31 @@ func readFile[T any](path string, read func(io.Reader) (T, error)) (T, error) {
 	return v, nil
 }
 
+// campusTariff is the synthetic tariff of the reference campus
+// (campus-tariff.yaml), the demo configuration's.
+//
+//go:embed campus-tariff.yaml
+var campusTariff []byte
+
+// demoGrace is the demo configuration's grace: the demo's simulated time
+// is not the wall clock the services run on (it runs ahead of it, or
+// starts in the past), so its months close when every meter has read past
+// their end, never by the wall clock.
+const demoGrace = 100 * 365 * 24 * time.Hour
+
+// DemoConfig is the service's configuration in citymesh demo: the campus
+// model m with the reference campus's tariff (campus-tariff.yaml), months
+// closed by the readings only.
+func DemoConfig(m *campus.Model) Config {
+	c := Config{Model: m, Grace: demoGrace}
+	if tf, err := energy.ReadTariffYAML(bytes.NewReader(campusTariff)); err == nil {
+		c.Tariffs = &tf
+	}
+	return c
+}
+
 func init() {
 	service.Register(Kind, "energy: meter readings to running and final tenant invoices, ESG per site and month, anomaly alarms",
 		func(name string, c Config) (service.Service, error) { return New(name, c) })
+	service.RegisterDemo(Kind, func(m *campus.Model) any { return DemoConfig(m) })
 }

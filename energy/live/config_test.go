@@ -21,7 +21,7 @@ func TestBuildFromConfig(t *testing.T) {
 		}
 		return service.Build(live.Kind, "energy", n.Content[0])
 	}
-	s, err := build("campus: ../../examples/campus/campus.yaml\ntariff: testdata/tariff.yaml\ndebounce: 2s\n")
+	s, err := build("campus: ../../examples/campus/campus.yaml\ntariff: campus-tariff.yaml\ndebounce: 2s\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,15 +32,15 @@ func TestBuildFromConfig(t *testing.T) {
 		t.Error("the service has no HTTPHandler() http.Handler to mount")
 	}
 	for src, want := range map[string]string{
-		"tariff: testdata/tariff.yaml":                                                                        "one of campus and site",
-		"campus: a.yaml\nsite: b.yaml\ntariff: testdata/tariff.yaml":                                          "one of campus and site",
-		"site: ../../examples/models/energy/site.yaml\ntariff: testdata/tariff.yaml":                          "site_id is required",
-		"campus: ../../examples/campus/campus.yaml":                                                           "tariff is required",
-		"campus: ../../examples/campus/campus.yaml\ntariff: testdata/tariff.yaml\ndebounce: -1s":              "must not be negative",
-		"campus: ../../examples/campus/campus.yaml\ntariff: testdata/tariff.yaml\nanomalies: {train_days: 3}": "at least 8",
-		"campus: ../../examples/campus/campus.yaml\ntariff: ../../examples/models/energy/tariff.yaml":         "heating split",
-		"campus: ../../examples/campus/campus.yaml\ntariff: nowhere.yaml":                                     "nowhere.yaml",
-		"campus: ../../examples/campus/campus.yaml\ntariff: testdata/tariff.yaml\nbogus: 1":                   "bogus",
+		"tariff: campus-tariff.yaml":                                                                        "one of campus and site",
+		"campus: a.yaml\nsite: b.yaml\ntariff: campus-tariff.yaml":                                          "one of campus and site",
+		"site: ../../examples/models/energy/site.yaml\ntariff: campus-tariff.yaml":                          "site_id is required",
+		"campus: ../../examples/campus/campus.yaml":                                                         "tariff is required",
+		"campus: ../../examples/campus/campus.yaml\ntariff: campus-tariff.yaml\ndebounce: -1s":              "must not be negative",
+		"campus: ../../examples/campus/campus.yaml\ntariff: campus-tariff.yaml\nanomalies: {train_days: 3}": "at least 8",
+		"campus: ../../examples/campus/campus.yaml\ntariff: ../../examples/models/energy/tariff.yaml":       "heating split",
+		"campus: ../../examples/campus/campus.yaml\ntariff: nowhere.yaml":                                   "nowhere.yaml",
+		"campus: ../../examples/campus/campus.yaml\ntariff: campus-tariff.yaml\nbogus: 1":                   "bogus",
 	} {
 		if _, err := build(src); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error with %q", src, err, want)

@@ -189,8 +189,18 @@ func (r *run) flush(ctx context.Context, key string) {
 		}
 		r.prune()
 	}
+	// The API shows the month's invoices and ESG figures of this flush
+	// at once, before they are published: a reader who sees its invoices
+	// sees its ESG figures too.
+	var vesg *ESGEvent
+	if esgErr != nil {
+		r.env.Degraded("ESG: " + esgErr.Error())
+	} else {
+		esg.Status = status
+		vesg = &esg
+	}
+	r.s.setView(evs, vesg)
 	for _, ev := range evs {
-		r.s.setInvoice(ev)
 		if final {
 			r.publish(ctx, InvoiceTopic(site, ev.Invoice.Tenant, EventFinalInvoice), ev)
 		}
@@ -198,14 +208,8 @@ func (r *run) flush(ctx context.Context, key string) {
 			r.publish(ctx, InvoiceTopic(site, ev.Invoice.Tenant, EventInvoice), ev)
 		}
 	}
-	if esgErr != nil {
-		r.env.Degraded("ESG: " + esgErr.Error())
-	} else {
-		esg.Status = status
-		r.s.setESG(esg)
-		if newest {
-			r.publish(ctx, ESGTopic(site), esg)
-		}
+	if vesg != nil && newest {
+		r.publish(ctx, ESGTopic(site), esg)
 	}
 	for _, c := range conds {
 		r.applyAnomaly(ctx, c)
@@ -493,7 +497,7 @@ func (r *run) anomalies(site string, changed map[string]bool) []anomaly {
 func (r *run) applyAnomaly(ctx context.Context, a anomaly) {
 	var err error
 	if a.on {
-		_, _, err = r.alarm.Raise(ctx, alarm.Condition{Key: a.key, Severity: a.sev, Category: "energy", Description: a.desc, Data: a.data, Time: a.at})
+		_, _, err = r.alarm.Raise(ctx, alarm.Condition{Key: a.key, Severity: a.sev, Category: "energy", Tenant: r.s.tenants[a.key.Asset], Description: a.desc, Data: a.data, Time: a.at})
 	} else {
 		_, _, err = r.alarm.Clear(ctx, a.key, a.at, a.desc)
 	}
@@ -502,10 +506,28 @@ func (r *run) applyAnomaly(ctx context.Context, a anomaly) {
 	}
 }
 
+// setView keeps the invoices and ESG figures (nil: none) of one flush for
+// the API, in one step.
+func (s *Service) setView(evs []InvoiceEvent, esg *ESGEvent) {
+	s.view.Lock()
+	defer s.view.Unlock()
+	for _, ev := range evs {
+		s.setInvoiceLocked(ev)
+	}
+	if esg != nil {
+		s.setESGLocked(*esg)
+	}
+}
+
 // setInvoice keeps ev for the API.
 func (s *Service) setInvoice(ev InvoiceEvent) {
 	s.view.Lock()
 	defer s.view.Unlock()
+	s.setInvoiceLocked(ev)
+}
+
+// setInvoiceLocked keeps ev for the API (s.view held).
+func (s *Service) setInvoiceLocked(ev InvoiceEvent) {
 	if s.view.invoices[ev.Site] == nil {
 		s.view.invoices[ev.Site] = map[string]map[string]InvoiceEvent{}
 	}
@@ -519,6 +541,11 @@ func (s *Service) setInvoice(ev InvoiceEvent) {
 func (s *Service) setESG(ev ESGEvent) {
 	s.view.Lock()
 	defer s.view.Unlock()
+	s.setESGLocked(ev)
+}
+
+// setESGLocked keeps ev for the API (s.view held).
+func (s *Service) setESGLocked(ev ESGEvent) {
 	if s.view.esg[ev.Site] == nil {
 		s.view.esg[ev.Site] = map[string]ESGEvent{}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/event"
+	"github.com/citymesh/citymesh/service"
 )
 
 // APIPrefix is where the service's HTTP API is mounted.
@@ -19,7 +20,8 @@ const APIPrefix = "/api/v1/energy/"
 //	GET invoices/{tenant}    one tenant's invoices, every month kept (?period=, ?site=)
 //	GET esg                  ESG figures per site and month (?period=, ?site=)
 //
-// Config.Tenant scopes the invoices to the request's tenant. Bad input is
+// Config.Tenant (or SetAccess) scopes the invoices to the request's
+// tenant, and the ESG figures to the sites it is a tenant of. Bad input is
 // answered with an RFC 9457 problem (application/problem+json).
 func (s *Service) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -59,6 +61,15 @@ func query(w http.ResponseWriter, r *http.Request) (period, site string, ok bool
 		}
 	}
 	return period, site, true
+}
+
+// SetAccess takes the node's access hooks (service.AccessSetter): with
+// them the node serves the API to tenants' users too, each scoped to its
+// tenant as Config.Tenant says. Call it before HTTPHandler.
+func (s *Service) SetAccess(a service.Access) {
+	if a.Tenant != nil {
+		s.cfg.Tenant = a.Tenant
+	}
 }
 
 func (s *Service) scope(r *http.Request) (tenant string, all bool) {
@@ -145,11 +156,15 @@ func (s *Service) listESG(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	tenant, all := s.scope(r)
 	out := ESGList{ESG: []ESGEvent{}}
 	s.view.RLock()
 	for sid, ps := range s.view.esg {
 		if site != "" && sid != site {
 			continue
+		}
+		if !all && !s.hasTenant(sid, tenant) {
+			continue // a tenant's user sees the sites it is a tenant of
 		}
 		for p, ev := range ps {
 			if period == "" || p == period {
@@ -165,6 +180,16 @@ func (s *Service) listESG(w http.ResponseWriter, r *http.Request) {
 		return strings.Compare(a.Period, b.Period)
 	})
 	writeJSON(w, http.StatusOK, out)
+}
+
+// hasTenant reports whether tenant is a tenant of site.
+func (s *Service) hasTenant(site, tenant string) bool {
+	for _, t := range s.sites[site].Tenants {
+		if tenant != "" && t.ID == tenant {
+			return true
+		}
+	}
+	return false
 }
 
 func sortInvoices(evs []InvoiceEvent) {
@@ -202,3 +227,9 @@ func problem(w http.ResponseWriter, code int, title, detail string) {
 	w.WriteHeader(code)
 	w.Write(b)
 }
+
+// The node mounts the API and gives it the access hooks.
+var (
+	_ service.HTTPService  = (*Service)(nil)
+	_ service.AccessSetter = (*Service)(nil)
+)

@@ -54,7 +54,7 @@ func loadCampus(t testing.TB, path string) *campus.Model {
 
 func loadTariff(t testing.TB) energy.Tariffs {
 	t.Helper()
-	f, err := os.Open("testdata/tariff.yaml")
+	f, err := os.Open("campus-tariff.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

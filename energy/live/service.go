@@ -14,6 +14,7 @@ import (
 
 	"github.com/citymesh/citymesh/alarm"
 	"github.com/citymesh/citymesh/bus"
+	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/energy"
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/service"
@@ -71,6 +72,7 @@ type Service struct {
 	factors energy.FactorSet
 	loc     *time.Location
 	meters  map[string]string // meter id → site id
+	tenants map[string]string // meter id → the tenant its alarms are for
 	billed  map[string]energy.RegisterKey
 
 	stats struct{ readings, duplicates, late atomic.Uint64 }
@@ -87,7 +89,7 @@ func New(name string, c Config) (*Service, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
 	}
-	sites, tf, factors, err := c.load()
+	sites, model, tf, factors, err := c.load()
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +102,7 @@ func New(name string, c Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("energy: tariff time zone: %w", err)
 	}
-	s := &Service{name: name, cfg: c, sites: map[string]energy.Site{}, tariffs: tf, factors: factors, loc: loc, meters: map[string]string{}, billed: map[string]energy.RegisterKey{}}
+	s := &Service{name: name, cfg: c, sites: map[string]energy.Site{}, tariffs: tf, factors: factors, loc: loc, meters: map[string]string{}, tenants: map[string]string{}, billed: map[string]energy.RegisterKey{}}
 	for id, site := range sites {
 		// A checked copy of its own (Check fills in wrap values).
 		site.Meters = slices.Clone(site.Meters)
@@ -127,9 +129,37 @@ func New(name string, c Config) (*Service, error) {
 			return nil, fmt.Errorf("energy: site %s: %w", id, err)
 		}
 	}
+	for _, site := range s.sites {
+		for _, m := range site.Meters {
+			s.tenants[m.ID] = meterTenant(model, site, m.ID)
+		}
+	}
 	s.view.invoices = map[string]map[string]map[string]InvoiceEvent{}
 	s.view.esg = map[string]map[string]ESGEvent{}
 	return s, nil
+}
+
+// meterTenant returns the tenant of meter id, whose alarms are for it: its
+// tenant in the campus model when it names one, else the tenant of site
+// that has it as its own meter, or the only tenant it is shared among (a
+// building's main meter when one tenant has rooms there); "" for none.
+func meterTenant(m *campus.Model, site energy.Site, id string) string {
+	if m != nil {
+		if mt, ok := m.Meter(id); ok && mt.Tenant != "" {
+			return mt.Tenant
+		}
+	}
+	for _, t := range site.Tenants {
+		if slices.Contains(t.Meters, id) {
+			return t.ID
+		}
+	}
+	for _, a := range site.Shared {
+		if a.Meter == id && len(a.Tenants) == 1 {
+			return a.Tenants[0]
+		}
+	}
+	return ""
 }
 
 // Stats counts what the service did since it was built.

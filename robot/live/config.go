@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/robot"
 	"github.com/citymesh/citymesh/service"
 )
@@ -57,6 +58,13 @@ type Config struct {
 	// assets that tenant owns; the service must then run in-process or as
 	// an administrator (docs/security.md).
 	TenantCommands bool `yaml:"tenant_commands"`
+	// Model, when set, is the campus the robots patrol (given by a
+	// program, as citymesh demo does; YAML does not carry it): a robot
+	// without a route file takes its route from the campus's robot of
+	// its id, and an asset Owners does not list belongs to its tenant in
+	// the campus, else, when the campus does not know it, to the tenant
+	// of the robot that checks it (the robot's operator).
+	Model *campus.Model `yaml:"-"`
 
 	routes map[string]*robot.Route // robot id → route, read by Check
 }
@@ -66,7 +74,8 @@ type RobotConfig struct {
 	ID   string `yaml:"id"`
 	Site string `yaml:"site"`
 	// Route is the route file (package robot's YAML format); a relative
-	// path is relative to the working directory.
+	// path is relative to the working directory. It may be left out when
+	// Config.Model has the robot with its route.
 	Route string `yaml:"route"`
 	// CorridorM overrides the route's corridor half-width when positive.
 	CorridorM float64 `yaml:"corridor_m"`
@@ -125,6 +134,10 @@ func (c *Config) Check() error {
 			return fmt.Errorf("robots[%d]: robot %s listed twice", i, r.ID)
 		}
 		if r.Route == "" {
+			if cr, ok := c.modelRobot(r.ID); ok && cr.Route != nil {
+				c.routes[r.ID] = cr.Route
+				continue
+			}
 			return fmt.Errorf("robots[%d] (%s): route file is required", i, r.ID)
 		}
 		f, err := os.Open(filepath.Clean(r.Route))
@@ -143,7 +156,62 @@ func (c *Config) Check() error {
 			return fmt.Errorf("owners: asset %q → tenant %q: want an asset and a tenant id", asset, tenant)
 		}
 	}
+	if c.Model != nil {
+		c.Owners = c.modelOwners()
+	}
 	return nil
+}
+
+// modelRobot returns the robot id of Model, when there is a model.
+func (c *Config) modelRobot(id string) (*campus.Robot, bool) {
+	if c.Model == nil {
+		return nil, false
+	}
+	return c.Model.Robot(id)
+}
+
+// modelOwners returns Owners completed from Model: each robot, and each
+// asset its route checks, that Owners does not list belongs to its tenant
+// in the campus; a checked asset the campus does not know (or gives no
+// tenant) to the robot's tenant. Owners itself is not modified.
+func (c *Config) modelOwners() map[string]string {
+	out := make(map[string]string, len(c.Owners))
+	for a, t := range c.Owners {
+		out[a] = t
+	}
+	set := func(asset, tenant string) {
+		if _, listed := out[asset]; !listed && tenant != "" {
+			out[asset] = tenant
+		}
+	}
+	for _, rc := range c.Robots {
+		operator := ""
+		if cr, ok := c.Model.Robot(rc.ID); ok {
+			operator = cr.Tenant
+		}
+		set(rc.ID, operator)
+		for _, w := range c.routes[rc.ID].Waypoints {
+			for _, ck := range w.Checks {
+				if a, ok := c.Model.Asset(ck.Asset); ok && a.Tenant != "" {
+					set(ck.Asset, a.Tenant)
+				} else {
+					set(ck.Asset, operator)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// DemoConfig is the robot service's configuration for citymesh demo over
+// the campus m: every robot of the campus with its route, the owners of
+// the checked assets from the campus (Config.Model).
+func DemoConfig(m *campus.Model) Config {
+	c := Config{Model: m}
+	for _, r := range m.Robots {
+		c.Robots = append(c.Robots, RobotConfig{ID: r.ID, Site: r.Site})
+	}
+	return c
 }
 
 // isID reports whether s is a topic-level id: 1 to 64 ASCII letters,
@@ -165,4 +233,5 @@ func isID(s string) bool {
 func init() {
 	service.Register(Kind, "robot patrols: progress, incidents from failed checks and corridor excursions, pictures",
 		func(name string, c Config) (service.Service, error) { return New(name, c, Options{}) })
+	service.RegisterDemo(Kind, func(m *campus.Model) any { return DemoConfig(m) })
 }

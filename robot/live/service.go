@@ -35,6 +35,12 @@ type Options struct {
 	User func(r *http.Request) string
 }
 
+// The service serves an HTTP API to administrators and to tenants' users.
+var (
+	_ service.HTTPService  = (*Service)(nil)
+	_ service.AccessSetter = (*Service)(nil)
+)
+
 // Service is the robot service. Build it with New (or through the
 // registry: kind "robot").
 type Service struct {
@@ -63,6 +69,12 @@ func (s *Service) Name() string { return s.name }
 
 // SetOptions replaces the HTTP access hooks; call it before serving.
 func (s *Service) SetOptions(o Options) { s.opts = o }
+
+// SetAccess takes a node's access hooks (service.AccessSetter): the
+// tenant of each HTTP request, so that a tenant's users see and act on
+// their tenant's incidents, and its user, recorded as who acted. The node
+// calls it before HTTPHandler and before the service runs.
+func (s *Service) SetAccess(a service.Access) { s.SetOptions(Options{Tenant: a.Tenant, User: a.User}) }
 
 // Topics of the service: where it reads and what it publishes.
 const (
@@ -224,20 +236,7 @@ func (s *Service) Run(ctx context.Context, env *service.Env) error {
 		case <-hctx.Done():
 		}
 	}
-	filters := []string{
-		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventPosition),
-		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventCheck),
-		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventPicture),
-		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventStatus),
-		incidentFilter,
-	}
-	for _, t := range types {
-		filters = append(filters, "alarm/+/+/+/"+t+"/+")
-	}
-	if s.cfg.TenantCommands {
-		filters = append(filters, tenantPrefix+"+/"+incidentFilter)
-	}
-	for _, f := range filters {
+	for _, f := range s.filters(types) {
 		if err := env.Bus.Subscribe(ctx, f, 1, enqueue); err != nil {
 			return fmt.Errorf("robot service: subscribe %s: %w", f, err)
 		}
@@ -256,6 +255,26 @@ func (s *Service) Run(ctx context.Context, env *service.Env) error {
 			}
 		}
 	}
+}
+
+// filters are the service's subscriptions, on one bus client: they must not
+// overlap, since a bus client holds one subscription per filter and may
+// deliver a message matching two of them once (bus.Bus).
+func (s *Service) filters(alarmTypes []string) []string {
+	filters := []string{
+		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventPosition),
+		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventCheck),
+		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventPicture),
+		event.Filter(event.DomainRobot, "", event.AssetRobot, "", event.EventStatus),
+		incidentFilter,
+	}
+	for _, t := range alarmTypes {
+		filters = append(filters, "alarm/+/+/+/"+t+"/+")
+	}
+	if s.cfg.TenantCommands {
+		filters = append(filters, tenantPrefix+"+/"+incidentFilter)
+	}
+	return filters
 }
 
 // handle dispatches one message.
@@ -378,7 +397,7 @@ func (r *run) record(ctx context.Context, f finding) {
 		data["picture"] = f.PictureURL
 	}
 	_, _, err = r.alarms.Raise(ctx, alarm.Condition{Key: key, Severity: alarmSeverity(f.Severity), Category: "facility",
-		SubCategory: string(f.Kind), Description: f.Reason, Data: data, Time: f.Time})
+		SubCategory: string(f.Kind), Description: f.Reason, Data: data, Time: f.Time, Tenant: inc.Tenant})
 	if err != nil {
 		r.env.Error(fmt.Errorf("robot service: alarm of incident %s: %w", inc.ID, err))
 	}
@@ -397,7 +416,7 @@ func (r *run) act(ctx context.Context, id, action, by, note string) (*Incident, 
 	case robot.StateAcknowledged, robot.StateInProgress:
 		if from == robot.StateResolved { // reopened: the condition is back
 			_, _, err = r.alarms.Raise(ctx, alarm.Condition{Key: key, Severity: alarmSeverity(inc.Severity), Category: "facility",
-				SubCategory: string(inc.Kind), Description: inc.Reason, Data: map[string]any{"incident": inc.ID}, Time: inc.UpdatedAt})
+				SubCategory: string(inc.Kind), Description: inc.Reason, Data: map[string]any{"incident": inc.ID}, Time: inc.UpdatedAt, Tenant: inc.Tenant})
 		}
 		if err == nil {
 			_, _, err = r.alarms.Acknowledge(ctx, key, by, note)
