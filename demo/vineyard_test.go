@@ -33,6 +33,7 @@ func TestDemoVineyard(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	t0 := time.Now()
 	if err := d.Start(ctx); err != nil {
 		d.Close()
 		t.Fatal(err)
@@ -109,6 +110,7 @@ func TestDemoVineyard(t *testing.T) {
 		}
 		return true
 	}, func() string { return "risks " + strings.Join(mapKeysOf(risks), ",") })
+	t.Logf("every plot's risk and weather %v after Start, at %s simulated", time.Since(t0).Round(10*time.Millisecond), d.Stats().SimTime.In(start.Location()).Format("15:04"))
 	for _, id := range plots {
 		r := risks[id]
 		t.Logf("%s: %d hours to %s, level %s", id, r.Hours, r.Time.Format(time.RFC3339), r.Level)
