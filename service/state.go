@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -139,10 +139,13 @@ func (n *nsState) Sub(name string) State {
 	return &nsState{b: n.b, prefix: n.prefix + checkNS(name) + sep}
 }
 
-// memBackend keeps the keys in a map.
+// memBackend keeps the keys in a map, and their sorted list so that a
+// scan reads the keys of its prefix only, as Pebble's does (a service that
+// scans small prefixes of a large state stays as fast in tests).
 type memBackend struct {
-	mu sync.Mutex
-	m  map[string][]byte
+	mu     sync.Mutex
+	m      map[string][]byte
+	sorted []string // the keys of m, in order
 }
 
 func (m *memBackend) get(key string) ([]byte, bool, error) {
@@ -154,18 +157,16 @@ func (m *memBackend) get(key string) ([]byte, bool, error) {
 
 func (m *memBackend) scan(prefix string, fn func(string, []byte) error) error {
 	m.mu.Lock()
-	keys := make([]string, 0)
-	vals := make(map[string][]byte)
-	for k, v := range m.m {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-			vals[k] = v
-		}
+	var keys []string
+	var vals [][]byte
+	i, _ := slices.BinarySearch(m.sorted, prefix)
+	for ; i < len(m.sorted) && strings.HasPrefix(m.sorted[i], prefix); i++ {
+		keys = append(keys, m.sorted[i])
+		vals = append(vals, m.m[m.sorted[i]])
 	}
 	m.mu.Unlock()
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(k, vals[k]); err != nil {
+	for i, k := range keys {
+		if err := fn(k, vals[i]); err != nil {
 			if errors.Is(err, ErrStop) {
 				return nil
 			}
@@ -179,10 +180,19 @@ func (m *memBackend) apply(ops []batchOp) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, o := range ops {
+		_, had := m.m[o.key]
 		if o.del {
-			delete(m.m, o.key)
-		} else {
-			m.m[o.key] = append([]byte{}, o.value...)
+			if had {
+				delete(m.m, o.key)
+				i, _ := slices.BinarySearch(m.sorted, o.key)
+				m.sorted = slices.Delete(m.sorted, i, i+1)
+			}
+			continue
+		}
+		m.m[o.key] = append([]byte{}, o.value...)
+		if !had {
+			i, _ := slices.BinarySearch(m.sorted, o.key)
+			m.sorted = slices.Insert(m.sorted, i, o.key)
 		}
 	}
 	return nil

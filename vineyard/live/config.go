@@ -18,6 +18,18 @@ func init() {
 	service.Register(Kind, "vineyard plots: hourly weather, disease risk with alarms, soil maps", func(name string, c Config) (service.Service, error) {
 		return New(name, c)
 	})
+	service.RegisterDemo(Kind, DemoConfig)
+}
+
+// DemoDebounce is the debounce of the demo's vineyard service: short, so
+// that the risk follows the simulated hours as they come.
+const DemoDebounce = 200 * time.Millisecond
+
+// DemoConfig is the configuration of citymesh demo's vineyard service:
+// every plot of the demo's campus m, with the defaults but a short
+// debounce (DemoDebounce).
+func DemoConfig(m *campus.Model) any {
+	return Config{Model: m, Debounce: DemoDebounce}
 }
 
 // Defaults of Config.

@@ -226,6 +226,11 @@ func TestAlarmClearsWhenRiskFalls(t *testing.T) {
 	if !strings.Contains(retained, `"status":"cleared"`) {
 		t.Errorf("retained alarm: %.200s", retained)
 	}
+	// The alarm carries the plot's tenant, for the alarm API's scoping.
+	var ra alarm.Alarm
+	if err := json.Unmarshal([]byte(retained), &ra); err != nil || ra.Tenant != "wartberg-growers" || a.Tenant != "wartberg-growers" {
+		t.Errorf("alarm tenant %q (retained %q, %v), want wartberg-growers", a.Tenant, ra.Tenant, err)
+	}
 	r, _ := s.CurrentRisk("wartberg-01")
 	if r.Diseases[0].AlarmLevel >= vineyard.Moderate {
 		t.Errorf("downy-mildew alarm level %s after the dry days", r.Diseases[0].AlarmLevel)

@@ -86,6 +86,12 @@ type Service struct {
 	alarms  *alarm.Manager
 }
 
+// The service serves an HTTP API scoped to tenants.
+var (
+	_ service.HTTPService  = (*Service)(nil)
+	_ service.AccessSetter = (*Service)(nil)
+)
+
 // plotResult is a plot's latest assessment.
 type plotResult struct {
 	assessment vineyard.Assessment
@@ -225,6 +231,14 @@ func alarmType(disease string) string {
 		}
 	}
 	return string(b) + alarmTypeS
+}
+
+// SetAccess scopes the HTTP API to the callers' tenants: the node calls it
+// (service.AccessSetter) before HTTPHandler, so that a tenant's user sees
+// the plots of its tenant only and an administrator every plot. The API
+// records no user, so a.User is not kept.
+func (s *Service) SetAccess(a service.Access) {
+	s.cfg.Tenant = a.Tenant
 }
 
 // Name returns the service's name.
@@ -723,7 +737,7 @@ func (s *Service) updateAlarms(ctx context.Context, pi *plotInfo, res *plotResul
 			desc = desc[:1000]
 		}
 		_, _, err := s.alarms.Raise(ctx, alarm.Condition{
-			Key: key, Severity: severity(d.AlarmLevel), Category: "agriculture", SubCategory: "fungus",
+			Key: key, Tenant: pi.Tenant, Severity: severity(d.AlarmLevel), Category: "agriculture", SubCategory: "fungus",
 			Description: desc, Time: at,
 			Data: map[string]any{"disease": d.Disease, "level": d.AlarmLevel, "date": d.AlarmDate, "reasons": reasons},
 		})
