@@ -26,13 +26,16 @@
 # failed, nothing dropped). It stops at the first number of copies that fails
 # and reports the largest that passed.
 #
-# Usage: bench/campus.sh [-c "1 2 3 4"] [-d SECONDS] [-w SECONDS] [-m disk|memory] [-S] [-k FILE] [-P]
+# Usage: bench/campus.sh [-c "1 2 3 4"] [-d SECONDS] [-w SECONDS] [-m disk|memory] [-S] [-T] [-k FILE] [-P]
 #   -c  numbers of copies to run, ascending (default "1 2 3 4 5 6 8")
 #   -d  seconds the simulator plays, simulated = wall time (default 60)
 #   -w  seconds before the CPU window opens (default 15; the window closes 5 s
 #       before the simulator ends)
 #   -m  citymesh's store: disk (default, fsynced group commits) or memory
 #   -S  add a subscriber of every event (citymesh sub -t '#', to /dev/null)
+#   -T  citymesh serve also runs the digital twin with its history (twin:
+#       section) and the energy, vineyard and robot services (services:
+#       section): the whole of citymesh (serve + connectors) on the campus
 #   -k  the campus file (default examples/campus/campus.yaml)
 #   -P  also write CPU profiles of citymesh serve and of the connectors over
 #       the CPU window to bench/results/campus-TIMESTAMP-COPIES-{serve,connector}.pprof
@@ -46,18 +49,20 @@ secs=60
 warm=15
 store=disk
 subscriber=0
+whole=0
 profile=0
 campus=examples/campus/campus.yaml
-while getopts "c:d:w:m:Sk:P" o; do
+while getopts "c:d:w:m:STk:P" o; do
   case $o in
     c) copies_list=$OPTARG ;;
     d) secs=$OPTARG ;;
     w) warm=$OPTARG ;;
     m) store=$OPTARG ;;
     S) subscriber=1 ;;
+    T) whole=1 ;;
     k) campus=$OPTARG ;;
     P) profile=1 ;;
-    *) echo "usage: $0 [-c copies] [-d seconds] [-w seconds] [-m disk|memory] [-S] [-k campus] [-P]"; exit 2 ;;
+    *) echo "usage: $0 [-c copies] [-d seconds] [-w seconds] [-m disk|memory] [-S] [-T] [-k campus] [-P]"; exit 2 ;;
   esac
 done
 if [ $((secs - warm - 5)) -lt 10 ]; then
@@ -137,7 +142,25 @@ for n in $copies_list; do
   printf 'per_listener_settings false\nallow_anonymous true\nlog_dest none\npersistence false\nmax_queued_messages 0\nlistener %s 127.0.0.1\n' "$ns" >"$dir/mosquitto.conf"
   [ "$(id -u)" = 0 ] && echo "user root" >>"$dir/mosquitto.conf"
   "$mosquitto" -c "$dir/mosquitto.conf" & mpid=$!; pids+=("$mpid")
-  "$cm" serve --mqtt "127.0.0.1:$mqtt" --ws off --http "127.0.0.1:$http" --data "$dir/data" --store "$store" --log warn 2>"$dir/serve.log" &
+  serveconf=()
+  if [ $whole = 1 ]; then
+    cat >"$dir/serve.yaml" <<EOF
+twin:
+  enabled: true
+  campus: $campus_abs
+  copies: $n
+services:
+  energy:
+    config: {campus: $campus_abs, tariff: $PWD/energy/live/campus-tariff.yaml}
+  vineyard:
+    config: {campus: $campus_abs}
+  robot:
+    config:
+      robots: [{id: loomi, site: campus, route: $PWD/examples/campus/loomi-route.yaml}]
+EOF
+    serveconf=(--config "$dir/serve.yaml")
+  fi
+  "$cm" serve "${serveconf[@]}" --mqtt "127.0.0.1:$mqtt" --ws off --http "127.0.0.1:$http" --data "$dir/data" --store "$store" --log warn 2>"$dir/serve.log" &
   spid=$!; pids+=("$spid")
   echo "NNSXS.CAMPUS-BENCH" >"$dir/ttn.key"
   cat >"$dir/connectors.yaml" <<EOF
@@ -197,18 +220,41 @@ d = sys.stdin.read().strip()
 units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "µs": 1e-6, "us": 1e-6, "ns": 1e-9}
 print("%.1f" % sum(float(v) * units[u] for v, u in re.findall(r"([0-9.]+)(ms|µs|us|ns|h|m|s)", d)) if d else "999")')
   up=${up:-0}; city=${city:-0}; errs=${errs:-0}; values=${values:-0}; msgs=${msgs:-0}; wall=${wall:-999}
+  # brokerin: what citymesh received from the simulator and the connectors:
+  # every publish less those of the twin (its snapshots) and the services
+  # (-T), which are in-process clients of the broker.
+  # With -T the counts are read once they stand still for a second (a
+  # derived publish is counted by the broker before its publisher counts it;
+  # the twin publishes once a second, the services after their debounce).
+  derived() {
+    [ $whole = 1 ] || { echo 0; return; }
+    # + 1: the end marker of the twin's recovery at its start.
+    echo $(( $(metric "127.0.0.1:$http" citymesh_twin_snapshots_published_total) + $(metric "127.0.0.1:$http" citymesh_service_messages_published_total) + 1 ))
+  }
+  brokerin() {
+    local b d b1 d1 i
+    b=$(metric "127.0.0.1:$http" citymesh_messages_received_total); d=$(derived)
+    [ $whole = 1 ] || { echo "$b"; return; }
+    for i in $(seq 15); do
+      sleep 1
+      b1=$(metric "127.0.0.1:$http" citymesh_messages_received_total); d1=$(derived)
+      [ "$b1" = "$b" ] && [ "$d1" = "$d" ] && break
+      b=$b1; d=$d1
+    done
+    echo $((b - d))
+  }
   settled() {
     local r e b
     r=$(metric "127.0.0.1:$chttp" citymesh_connector_uplinks_received_total)
     e=$(metric "127.0.0.1:$chttp" citymesh_connector_events_published_total)
-    b=$(metric "127.0.0.1:$http" citymesh_messages_received_total)
+    b=$(brokerin)
     [ "$r" -ge "$up" ] && [ "$b" -ge $((city + e)) ]
   }
   wait_for "the last events to arrive" 10 settled || true
   received=$(metric "127.0.0.1:$chttp" citymesh_connector_uplinks_received_total)
   events=$(metric "127.0.0.1:$chttp" citymesh_connector_events_published_total)
   failures=$(metric "127.0.0.1:$chttp" citymesh_connector_failures_total)
-  brecv=$(metric "127.0.0.1:$http" citymesh_messages_received_total)
+  brecv=$(brokerin)
   dropped=$(metric "127.0.0.1:$http" citymesh_messages_dropped_total)
   lost=$(( (up - received) + (city + events - brecv) + errs + failures + dropped ))
   [ $lost -lt 0 ] && lost=$((-lost))
