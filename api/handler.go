@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"mime"
@@ -25,8 +27,14 @@ type Options struct {
 	// Open marks a node without authentication and access control: every
 	// request is served as an administrator's.
 	Open bool
-	// Broker is the node's broker, for the broker's routes.
+	// Broker is the node's broker, for the broker's routes (which answer
+	// 503 without it).
 	Broker *broker.Broker
+	// Publisher publishes POST /api/v1/broker/publish's messages.
+	Publisher *broker.Local
+	// Authorizer is the broker's access control, which decides what a
+	// user may publish; nil: everything.
+	Authorizer auth.Authorizer
 }
 
 // Route is one route of the API: an http.ServeMux pattern and its
@@ -43,7 +51,13 @@ func Routes(o Options) []Route {
 		{"POST " + Prefix + "/session", http.HandlerFunc(s.login)},
 		{"GET " + Prefix + "/session", http.HandlerFunc(s.whoami)},
 		{"DELETE " + Prefix + "/session", http.HandlerFunc(s.logout)},
-		{"GET " + Prefix + "/broker/summary", s.operator(http.HandlerFunc(s.summary))},
+		{"GET " + Prefix + "/broker/summary", s.operator(s.summary)},
+		{"GET " + Prefix + "/broker/clients", s.operator(s.clients)},
+		{"GET " + Prefix + "/broker/clients/{id}", s.operator(s.client)},
+		{"DELETE " + Prefix + "/broker/clients/{id}", s.operator(s.disconnect)},
+		{"GET " + Prefix + "/broker/retained", s.operator(s.retained)},
+		{"DELETE " + Prefix + "/broker/retained/{topic...}", s.operator(s.clearRetained)},
+		{"POST " + Prefix + "/broker/publish", s.operator(s.publish)},
 		{"GET " + Prefix + "/openapi.json", http.HandlerFunc(serveOpenAPI)},
 	}
 }
@@ -181,9 +195,31 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// operator lets administrators and operators (without a tenant) through.
-func (s *server) operator(h http.Handler) http.Handler {
+// identityKey is the context key of a request's identity.
+type identityKey struct{}
+
+// identityOf is whom the broker's routes serve; nil on an open node.
+func identityOf(r *http.Request) *auth.Identity {
+	id, _ := r.Context().Value(identityKey{}).(*auth.Identity)
+	return id
+}
+
+// userOf names the caller, for the logs.
+func userOf(r *http.Request) string {
+	if id := identityOf(r); id != nil && id.User != "" {
+		return id.User
+	}
+	return "an operator"
+}
+
+// operator lets administrators and operators (without a tenant) through
+// to the broker's routes.
+func (s *server) operator(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.o.Broker == nil {
+			service.WriteProblem(w, r, http.StatusServiceUnavailable, "no broker")
+			return
+		}
 		if !s.o.Open {
 			if s.o.Auth == nil {
 				unauthorized(w, r)
@@ -199,6 +235,7 @@ func (s *server) operator(h http.Handler) http.Handler {
 				service.WriteProblem(w, r, http.StatusForbidden, "only administrators and operators use the broker's API")
 				return
 			}
+			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -221,10 +258,6 @@ type summary struct {
 // the broker started (a dashboard polling it derives the current rates
 // from the counters).
 func (s *server) summary(w http.ResponseWriter, r *http.Request) {
-	if s.o.Broker == nil {
-		service.WriteProblem(w, r, http.StatusServiceUnavailable, "no broker")
-		return
-	}
 	st := s.o.Broker.Stats()
 	up := st.Uptime.Seconds()
 	sm := summary{UptimeSeconds: up, Clients: st.Clients, Sessions: st.Sessions, Subscriptions: st.Subscriptions,
@@ -255,3 +288,5 @@ func Headers(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+func encodeBase64(p []byte) string { return base64.StdEncoding.EncodeToString(p) }

@@ -46,7 +46,16 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	access := n.httpAccess()
-	for _, rt := range api.Routes(api.Options{Auth: access.authn, Open: access.open, Broker: n.b}) {
+	o := api.Options{Auth: access.authn, Open: access.open, Broker: n.b}
+	if n.sec.acl != nil {
+		o.Authorizer = n.sec.acl
+	}
+	if l, err := n.b.NewLocal("citymesh-api"); err != nil {
+		n.log.Warn("api: POST /api/v1/broker/publish is off", "err", err)
+	} else {
+		o.Publisher = l
+	}
+	for _, rt := range api.Routes(o) {
 		mux.Handle(rt.Pattern, rt.Handler)
 	}
 	n.mu.Lock()
