@@ -139,10 +139,6 @@ type publishBody struct {
 // publish publishes a message as the caller: the ACL decides as for the
 // caller's MQTT client; topics starting with $ are refused.
 func (s *server) publish(w http.ResponseWriter, r *http.Request) {
-	if s.o.Publisher == nil {
-		service.WriteProblem(w, r, http.StatusServiceUnavailable, "publishing is not available on this node")
-		return
-	}
 	var b publishBody
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
@@ -162,8 +158,16 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 		service.WriteProblem(w, r, http.StatusForbidden, "the ACL does not let "+id.User+" publish to "+strconv.Quote(b.Topic))
 		return
 	}
+	// An in-process client for this one message: the broker counts no
+	// lasting client for the API.
+	l, err := s.o.Broker.NewLocal("citymesh-api-" + randomToken()[:12])
+	if err != nil {
+		service.WriteProblem(w, r, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	defer l.Close()
 	m := &broker.Message{Topic: b.Topic, Payload: []byte(b.Payload), QoS: b.QoS, Retain: b.Retain}
-	n, err := s.o.Publisher.PublishContext(r.Context(), m)
+	n, err := l.PublishContext(r.Context(), m)
 	if err != nil {
 		if errors.Is(err, r.Context().Err()) {
 			return

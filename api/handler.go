@@ -30,8 +30,6 @@ type Options struct {
 	// Broker is the node's broker, for the broker's routes (which answer
 	// 503 without it).
 	Broker *broker.Broker
-	// Publisher publishes POST /api/v1/broker/publish's messages.
-	Publisher *broker.Local
 	// Authorizer is the broker's access control, which decides what a
 	// user may publish; nil: everything.
 	Authorizer auth.Authorizer

@@ -50,11 +50,6 @@ func (n *Node) httpHandler() http.Handler {
 	if n.sec.acl != nil {
 		o.Authorizer = n.sec.acl
 	}
-	if l, err := n.b.NewLocal("citymesh-api"); err != nil {
-		n.log.Warn("api: POST /api/v1/broker/publish is off", "err", err)
-	} else {
-		o.Publisher = l
-	}
 	for _, rt := range api.Routes(o) {
 		mux.Handle(rt.Pattern, rt.Handler)
 	}
