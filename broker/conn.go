@@ -57,6 +57,7 @@ type conn struct {
 	will      *Message // guarded by s.mu once attached
 	willDelay uint32
 	connected bool
+	since     time.Time // when the client's CONNECT was accepted
 
 	// Security, set while handling CONNECT (see security.go).
 	listener   string

@@ -25,6 +25,7 @@ type endedSession struct {
 // it on Clean Start [MQTT-3.1.2-4], or creating it, and queues ack as the
 // first packet the client gets.
 func (b *Broker) attach(c *conn, id string, clean bool, expiry uint32, ack *mqtt.Connack) {
+	c.since = time.Now()
 	var wills []*Message
 	var ended *endedSession
 	b.mu.Lock()

@@ -13,11 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/citymesh/citymesh/api"
 	"github.com/citymesh/citymesh/broker"
 )
 
-// httpHandler serves /healthz, Prometheus /metrics, /debug/pprof and, on a
-// mesh node, GET /api/mesh.
+// httpHandler serves /healthz, Prometheus /metrics, /debug/pprof, the
+// API's sessions and broker routes (package api) and, on a mesh node, GET
+// /api/mesh, every answer with the browsers' security headers.
 func (n *Node) httpHandler() http.Handler {
 	reg := n.reg
 	// The Go runtime and the process are the HTTP listener's to report:
@@ -43,12 +45,30 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	access := n.httpAccess()
+	o := api.Options{Auth: access.authn, Open: access.open, Broker: n.b}
+	if n.sec.acl != nil {
+		o.Authorizer = n.sec.acl
+	}
+	for _, rt := range api.Routes(o) {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
 	n.mu.Lock()
 	for _, h := range n.mu.handlers {
 		mux.Handle(h.pattern, h.h)
 	}
 	n.mu.Unlock()
-	return mux
+	return api.Headers(mux)
+}
+
+// httpAccess is the access check of the node's HTTP APIs, made once: the
+// broker's users, and the browsers' sessions.
+func (n *Node) httpAccess() *TwinAccess {
+	n.accessOnce.Do(func() {
+		n.sessions = api.NewSessions(0, 0)
+		n.access = newHTTPAccess(n.sec.chain, n.sec.acl != nil, n.sessions)
+	})
+	return n.access
 }
 
 // handler is an HTTP handler a program added to the node's HTTP listener.
@@ -58,8 +78,17 @@ type handler struct {
 }
 
 // builtinPatterns are the HTTP listener's own patterns.
-var builtinPatterns = []string{"GET /api/mesh", "GET /healthz", "GET /metrics", "/debug/pprof/", "/debug/pprof/profile",
-	"/debug/pprof/symbol", "/debug/pprof/trace"}
+var builtinPatterns = append([]string{"GET /api/mesh", "GET /healthz", "GET /metrics", "/debug/pprof/", "/debug/pprof/profile",
+	"/debug/pprof/symbol", "/debug/pprof/trace"}, apiPatterns()...)
+
+// apiPatterns are the patterns of the API's routes (package api).
+func apiPatterns() []string {
+	var p []string
+	for _, rt := range api.Routes(api.Options{}) {
+		p = append(p, rt.Pattern)
+	}
+	return p
+}
 
 // Handle adds h to the node's HTTP listener under pattern (an
 // http.ServeMux pattern: "GET /pictures/", "/dashboard/"), beside

@@ -23,6 +23,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/citymesh/citymesh/api"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,13 +52,18 @@ import (
 // with Start (or Start and wait with Run), and stop it with Close. Its
 // methods are safe for concurrent use.
 type Node struct {
-	log  *slog.Logger
-	sec  *security
-	lock *dataLock    // the data directory's lock; nil without a disk store
-	st   *store.Store // nil with the memory store
-	mesh *mesh.Node   // nil without a mesh configuration
-	b    *broker.Broker
-	reg  *prometheus.Registry
+	log *slog.Logger
+	sec *security
+	// access is the HTTP APIs' access check, with the browsers'
+	// sessions; see httpAccess.
+	access     *TwinAccess
+	accessOnce sync.Once
+	sessions   *api.Sessions
+	lock       *dataLock    // the data directory's lock; nil without a disk store
+	st         *store.Store // nil with the memory store
+	mesh       *mesh.Node   // nil without a mesh configuration
+	b          *broker.Broker
+	reg        *prometheus.Registry
 	// conns runs the LoRaWAN connectors on connBus, the node's in-process
 	// bus; both nil without connectors.
 	conns   *run.Runtime
@@ -239,7 +245,7 @@ func (n *Node) newTwin(cfg *Config) error {
 		n.log.Warn("twin: the HTTP listener is off: its APIs are not served")
 		return nil
 	}
-	return n.twin.Mount(n.Handle, NewTwinAccess(n.sec.chain, n.sec.acl != nil))
+	return n.twin.Mount(n.Handle, n.httpAccess())
 }
 
 // Twin returns the node's digital twin, or nil when it has none.

@@ -409,7 +409,7 @@ func (n *Node) newServices(cfg *Config) error {
 		}
 		return nil
 	}
-	return n.services.Mount(n.Handle, NewTwinAccess(n.sec.chain, n.sec.acl != nil))
+	return n.services.Mount(n.Handle, n.httpAccess())
 }
 
 // AddService adds a service the program built itself (service.BuildFrom, or

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 
+	"github.com/citymesh/citymesh/api"
 	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/twin"
@@ -21,13 +19,15 @@ import (
 const HistoryPrefix = "/prometheus"
 
 // TwinAccess decides who reads a twin's HTTP APIs, with the broker's
-// users: HTTP Basic authentication with a user of the password file, or
-// "Authorization: Bearer" with a JWT, each checked as the broker checks an
-// MQTT login (auth.Chain). An administrator (group admin) sees everything
-// and may export and erase tenants; a user with a tenant sees only its
-// tenant's points, assets and series (an administrator with a tenant is
-// its tenant's operator: its tenant's data, export and erasure); any other
-// user is refused (403).
+// users, by the node's one authentication rule (api.Authenticator): a
+// browser's session cookie (its state-changing requests with the
+// session's X-CSRF-Token), HTTP Basic authentication with a user of the
+// password file, or "Authorization: Bearer" with a JWT, each checked as
+// the broker checks an MQTT login (auth.Chain). An administrator (group
+// admin) sees everything and may export and erase tenants; a user with a
+// tenant sees only its tenant's points, assets and series (an
+// administrator with a tenant is its tenant's operator: its tenant's data,
+// export and erasure); any other user is refused (403).
 // A request without credentials, or with wrong ones, gets 401, even when the
 // broker lets anonymous clients in (allow_anonymous): what an anonymous
 // MQTT client may read is topic ACL rules, which do not translate to the
@@ -35,15 +35,22 @@ const HistoryPrefix = "/prometheus"
 // access control (everyone may read everything over MQTT too) serves every
 // request in full, as an administrator's.
 type TwinAccess struct {
-	chain *auth.Chain // nil: no authentication back end
-	open  bool        // neither authentication nor access control
+	authn *api.Authenticator
+	open  bool // neither authentication nor access control
 }
 
 // NewTwinAccess returns the access of a twin served with the broker's
 // authentication chain (nil when none is configured); controlled says
 // whether the broker has access control (an ACL).
 func NewTwinAccess(chain *auth.Chain, controlled bool) *TwinAccess {
-	return &TwinAccess{chain: chain, open: chain == nil && !controlled}
+	return &TwinAccess{authn: &api.Authenticator{Chain: chain, Listener: ListenerHTTP}, open: chain == nil && !controlled}
+}
+
+// newHTTPAccess is NewTwinAccess that also takes browsers' sessions.
+func newHTTPAccess(chain *auth.Chain, controlled bool, sessions *api.Sessions) *TwinAccess {
+	a := NewTwinAccess(chain, controlled)
+	a.authn.Sessions = sessions
+	return a
 }
 
 // identityKey is the context key of a request's identity.
@@ -58,29 +65,7 @@ func requestIdentity(r *http.Request) *auth.Identity {
 
 // authenticate checks a request's credentials.
 func (a *TwinAccess) authenticate(r *http.Request) (*auth.Identity, error) {
-	req := &auth.ConnectRequest{ClientID: "http", Listener: ListenerHTTP}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		req.Remote = net.TCPAddrFromAddrPort(ap)
-	}
-	if user, pass, ok := r.BasicAuth(); ok {
-		req.Username, req.HasUsername = user, true
-		req.Password, req.HasPassword = []byte(pass), true
-	} else if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		req.Password, req.HasPassword = []byte(strings.TrimSpace(h[7:])), true
-	} else {
-		return nil, errors.New("no credentials")
-	}
-	if a.chain == nil {
-		return nil, errors.New("no authentication is configured")
-	}
-	id, err := a.chain.Authenticate(r.Context(), req)
-	if err != nil {
-		return nil, err
-	}
-	if id.Anonymous() {
-		return nil, errors.New("no credentials")
-	}
-	return id, nil
+	return a.authn.Authenticate(r)
 }
 
 // Wrap returns h behind the access check: it answers 401 and 403 itself,
@@ -91,6 +76,10 @@ func (a *TwinAccess) Wrap(h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := a.authenticate(r)
+		if errors.Is(err, api.ErrCSRF) {
+			writeJSONError(w, http.StatusForbidden, err.Error())
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)
@@ -114,6 +103,10 @@ func (a *TwinAccess) wrapProblem(h http.Handler, adminOnly bool) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := a.authenticate(r)
+		if errors.Is(err, api.ErrCSRF) {
+			api.Refuse(w, r, err)
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/citymesh/citymesh/api"
 	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/service"
@@ -150,7 +151,7 @@ func runService(ctx context.Context, kind string, args []string) error {
 			return err
 		}
 		log.Info("HTTP listening", "addr", ln.Addr().String())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: api.Headers(mux), ReadHeaderTimeout: 10 * time.Second}
 		served := make(chan struct{})
 		go func() { srv.Serve(ln); close(served) }()
 		stopHTTP = func() {

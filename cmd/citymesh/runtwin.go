@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/citymesh/citymesh/api"
 	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/node"
 )
@@ -156,7 +157,7 @@ func runTwin(ctx context.Context, args []string) error {
 			return err
 		}
 		log.Info("HTTP listening", "addr", ln.Addr().String())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: api.Headers(mux), ReadHeaderTimeout: 10 * time.Second}
 		served := make(chan struct{})
 		go func() { srv.Serve(ln); close(served) }()
 		stopHTTP = func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/citymesh/citymesh/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -151,6 +152,15 @@ acl:
 	} {
 		if code, body := get(tc.user, tc.path); code != tc.code {
 			t.Errorf("GET %s as %q: %d %s, want %d", tc.path, tc.user, code, body, tc.code)
+		}
+	}
+	// citymesh run twin's listener carries the browsers' security headers.
+	if resp, err := http.Get("http://" + httpAddr + "/api/v1/twin/points"); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.Header.Get("Content-Security-Policy") != api.CSP || resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("security headers: %v", resp.Header)
 		}
 	}
 	if got := points("cs"); strings.Join(got, ",") != "b01-0.01/temperature" {
