@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,10 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/web"
 )
 
-// httpHandler serves /healthz, Prometheus /metrics, /debug/pprof and, on a
-// mesh node, GET /api/mesh.
+// httpHandler serves /healthz, Prometheus /metrics, /debug/pprof, the
+// dashboard at / and, on a mesh node, GET /api/mesh.
 func (n *Node) httpHandler() http.Handler {
 	reg := n.reg
 	// The Go runtime and the process are the HTTP listener's to report:
@@ -44,11 +46,35 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	n.mu.Lock()
+	dashboard := true
 	for _, h := range n.mu.handlers {
 		mux.Handle(h.pattern, h.h)
+		if claimsDashboard(h.pattern) {
+			dashboard = false
+		}
 	}
 	n.mu.Unlock()
+	// The dashboard (package web), at / and /static/, unless the program
+	// serves its own pages there.
+	if dashboard {
+		d := web.Handler()
+		mux.Handle("GET /{$}", d)
+		mux.Handle("GET /static/", d)
+	}
 	return mux
+}
+
+// claimsDashboard reports whether a program's handler pattern serves the
+// root or /static/, where the node would otherwise serve the dashboard.
+func claimsDashboard(pattern string) bool {
+	path := pattern
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		path = strings.TrimLeft(p, " ")
+	}
+	if i := strings.IndexByte(path, '/'); i > 0 {
+		path = path[i:] // a host pattern: example.org/
+	}
+	return path == "/" || path == "/{$}" || strings.HasPrefix(path, "/static/") || path == "/static"
 }
 
 // handler is an HTTP handler a program added to the node's HTTP listener.
