@@ -149,6 +149,15 @@ func TestDashboardOverview(t *testing.T) {
 		func() string { return text("#points-total") })
 
 	if out := os.Getenv("CITYMESH_SCREENSHOT"); out != "" {
+		// A chart with half a minute of samples.
+		samples := func() int {
+			n, _ := chromedp.Run(tctx, chromedp.Evaluate[string](`document.body.dataset.samples || "0"`))
+			i, _ := strconv.Atoi(n)
+			return i
+		}
+		for deadline := time.Now().Add(60 * time.Second); samples() < 15 && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		}
+		t.Logf("%d samples of events/s", samples())
 		png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)

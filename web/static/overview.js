@@ -7,7 +7,6 @@ import mqtt from "/static/vendor/mqtt/mqtt.esm.js";
 const $ = (id) => document.getElementById(id);
 const nf = new Intl.NumberFormat("en", { maximumFractionDigits: 1 });
 const intf = new Intl.NumberFormat("en");
-const eur = new Intl.NumberFormat("en", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const POLL_MS = 2000;
 const WINDOW_S = 300;
 
@@ -57,7 +56,9 @@ const chart = new uPlot({
   width: Math.max(320, $("rate-chart").clientWidth || 600), height: 200,
   series: [{}, { label: "events/s", stroke: "#0b63b6", width: 2, fill: "rgba(11,99,182,0.08)" }],
   axes: [{}, { label: "events/s", size: 60 }],
-  scales: { x: { time: true } },
+  // The x axis always spans the last five minutes, even with one point.
+  scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - WINDOW_S, now]; } },
+    y: { range: (u, min, max) => [0, Math.max(10, max * 1.15)] } },
   legend: { show: true },
 }, [rate.t, rate.v], $("rate-chart"));
 window.addEventListener("resize", () => chart.setSize({ width: Math.max(320, $("rate-chart").clientWidth), height: 200 }));
@@ -79,6 +80,7 @@ async function pollMetrics() {
     rate.v.push(eps);
     while (rate.t.length && rate.t[0] < rate.t[rate.t.length - 1] - WINDOW_S) { rate.t.shift(); rate.v.shift(); }
     chart.setData([rate.t, rate.v]);
+    document.body.dataset.samples = String(rate.t.length);
     firstData();
   }
   rate.last = { total, at: now };
@@ -105,7 +107,7 @@ async function pollServices() {
     cell(r, intf.format(x.eventsIn ?? 0), "num");
     cell(r, intf.format(x.published ?? 0), "num");
     cell(r, intf.format(x.errors ?? 0), "num");
-    cell(r, utc(x.lastEvent));
+    cell(r, utc(x.lastEvent), "time");
   }), 6, "No services on this node.");
   firstData();
 }
@@ -120,7 +122,7 @@ async function pollAlarms() {
     cell(r, x.alertSource);
     const d = cell(r, x.alarmType);
     if (x.description) d.title = x.description;
-    cell(r, utc(x.dateIssued));
+    cell(r, utc(x.dateIssued), "time");
   }), 4, "No active alarms.");
 }
 
@@ -159,8 +161,8 @@ function renderInvoices() {
   fillRows($("invoices"), rows.map(([, v]) => (r) => {
     cell(r, v.site);
     cell(r, v.name || v.tenant);
-    cell(r, v.gross === null ? "–" : eur.format(v.gross), "num");
-    cell(r, utc(v.to));
+    cell(r, v.gross === null ? "–" : `${v.gross} ${v.currency}${v.estimated ? " (estimated)" : ""}`, "num");
+    cell(r, utc(v.updated), "time");
   }), 4, "Waiting for the first invoice…");
 }
 let alarmTimer = null;
@@ -195,9 +197,12 @@ client.on("message", (topic, payload) => {
     const key = `${p[1]}/${p[3]}`;
     if (payload.length === 0) { invoices.delete(key); renderInvoices(); return; }
     try {
-      const inv = JSON.parse(new TextDecoder().decode(payload));
-      const g = inv.gross === undefined ? null : Number(inv.gross);
-      invoices.set(key, { site: p[1], tenant: p[3], name: inv.name, gross: g, to: inv.to });
+      // {site, period, status, updated, invoice: {tenant, name, currency, gross, …}};
+      // amounts are decimal strings, to the cent, shown as they are.
+      const m = JSON.parse(new TextDecoder().decode(payload));
+      const inv = m.invoice ?? {};
+      invoices.set(key, { site: p[1], tenant: p[3], name: inv.name, gross: inv.gross ?? null,
+        currency: inv.currency ?? "", estimated: !!inv.estimated, updated: m.updated });
       renderInvoices();
     } catch (e) {
       console.warn(`invoice on ${topic}: ${e.message}`);
