@@ -16,7 +16,6 @@ import (
 
 	"github.com/citymesh/citymesh/demo"
 	"github.com/citymesh/citymesh/node"
-	"github.com/citymesh/citymesh/web"
 )
 
 // chromium finds Debian's Chromium (apt-get install chromium), or skips.
@@ -77,7 +76,6 @@ func TestDashboardOverview(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
 		t.Errorf("GET %s: Content-Type %q", page, ct)
 	}
-	_ = web.CSP
 
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1280, 1000), chromedp.Flag("disable-gpu", true))...)
