@@ -37,6 +37,13 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 		fmt.Fprintf(tw, "  MQTT over WebSocket\tws://%s/mqtt\t\n", a)
 	}
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
+		// The dashboard finds MQTT over WebSocket on port 8083 of its own
+		// host, or where ?ws= says.
+		page := "http://" + a.String() + "/"
+		if ws := d.node.Addr(node.ListenerWS); ws != nil && !strings.HasSuffix(ws.String(), ":8083") {
+			page += "?ws=ws://" + ws.String() + "/mqtt"
+		}
+		fmt.Fprintf(tw, "  dashboard\t%s\tthe Overview in a browser (docs/dashboard.md)\n", page)
 		fmt.Fprintf(tw, "  HTTP\thttp://%s\t/metrics, /healthz, the robot's pictures at /pictures/\n", a)
 		fmt.Fprintf(tw, "  twin\thttp://%s/api/v1/twin/\tevery point's latest state, assets, geometry (openapi.json)\n", a)
 		fmt.Fprintf(tw, "  history\thttp://%s%s\tPrometheus query API (PromQL; a Grafana data source URL)\n", a, HistoryPrefix)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +16,13 @@ import (
 
 	"github.com/citymesh/citymesh/api"
 	"github.com/citymesh/citymesh/broker"
+	"github.com/citymesh/citymesh/web"
 )
 
 // httpHandler serves /healthz, Prometheus /metrics, /debug/pprof, the
-// API's sessions and broker routes (package api) and, on a mesh node, GET
-// /api/mesh, every answer with the browsers' security headers.
+// API's sessions and broker routes (package api), the dashboard at / and,
+// on a mesh node, GET /api/mesh, every answer with the browsers' security
+// headers.
 func (n *Node) httpHandler() http.Handler {
 	reg := n.reg
 	// The Go runtime and the process are the HTTP listener's to report:
@@ -54,10 +57,21 @@ func (n *Node) httpHandler() http.Handler {
 		mux.Handle(rt.Pattern, rt.Handler)
 	}
 	n.mu.Lock()
+	dashboard := true
 	for _, h := range n.mu.handlers {
 		mux.Handle(h.pattern, h.h)
+		if claimsDashboard(h.pattern) {
+			dashboard = false
+		}
 	}
 	n.mu.Unlock()
+	// The dashboard (package web), at / and /static/, unless the program
+	// serves its own pages there.
+	if dashboard {
+		d := web.Handler()
+		mux.Handle("GET /{$}", d)
+		mux.Handle("GET /static/", d)
+	}
 	return api.Headers(mux)
 }
 
@@ -69,6 +83,19 @@ func (n *Node) httpAccess() *TwinAccess {
 		n.access = newHTTPAccess(n.sec.chain, n.sec.acl != nil, n.sessions)
 	})
 	return n.access
+}
+
+// claimsDashboard reports whether a program's handler pattern serves the
+// root or /static/, where the node would otherwise serve the dashboard.
+func claimsDashboard(pattern string) bool {
+	path := pattern
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		path = strings.TrimLeft(p, " ")
+	}
+	if i := strings.IndexByte(path, '/'); i > 0 {
+		path = path[i:] // a host pattern: example.org/
+	}
+	return path == "/" || path == "/{$}" || strings.HasPrefix(path, "/static/") || path == "/static"
 }
 
 // handler is an HTTP handler a program added to the node's HTTP listener.

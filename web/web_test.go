@@ -1,0 +1,103 @@
+package web_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/citymesh/citymesh/web"
+)
+
+func TestHandler(t *testing.T) {
+	srv := httptest.NewServer(web.Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		ctype, cache string
+		csp          bool
+		body         string
+	}{
+		{"GET", "/", 200, "text/html; charset=utf-8", "no-cache", true, `<main id="main"`},
+		{"HEAD", "/", 200, "text/html; charset=utf-8", "no-cache", true, ""},
+		{"GET", "/static/overview.js", 200, "text/javascript; charset=utf-8", "no-cache", false, "import uPlot"},
+		{"GET", "/static/app.css", 200, "text/css; charset=utf-8", "no-cache", false, ".tile"},
+		{"GET", "/static/vendor/mqtt/mqtt.esm.js", 200, "text/javascript; charset=utf-8", "public, max-age=31536000, immutable", false, "export default"},
+		{"GET", "/static/vendor/uplot/uPlot.min.css", 200, "text/css; charset=utf-8", "public, max-age=31536000, immutable", false, ".uplot"},
+		{"GET", "/static/vendor/leaflet/images/marker-icon.png", 200, "image/png", "public, max-age=31536000, immutable", false, "PNG"},
+		{"GET", "/static/vendor/uplot/LICENSE", 200, "text/plain; charset=utf-8", "public, max-age=31536000, immutable", false, "MIT"},
+		{"GET", "/static/", 404, "", "", false, ""},
+		{"GET", "/static/vendor/", 404, "", "", false, ""},
+		{"GET", "/static/nope.js", 404, "", "", false, ""},
+		{"GET", "/static/../web.go", 404, "", "", false, ""},
+		{"GET", "/index.html", 404, "", "", false, ""},
+		{"POST", "/", 405, "", "", false, ""},
+	} {
+		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		name := tc.method + " " + tc.path
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: status %d, want %d", name, resp.StatusCode, tc.status)
+			continue
+		}
+		if tc.status != 200 {
+			continue
+		}
+		if got := resp.Header.Get("Content-Type"); got != tc.ctype {
+			t.Errorf("%s: Content-Type %q, want %q", name, got, tc.ctype)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != tc.cache {
+			t.Errorf("%s: Cache-Control %q, want %q", name, got, tc.cache)
+		}
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", name, got)
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); (got == web.CSP) != tc.csp {
+			t.Errorf("%s: Content-Security-Policy %q", name, got)
+		}
+		if !strings.Contains(string(b), tc.body) {
+			t.Errorf("%s: body lacks %q", name, tc.body)
+		}
+	}
+}
+
+// TestNoInlineScriptsOrStyles: the page works under script-src 'self';
+// style-src 'self', so it has no inline script, style element or
+// attribute, and no event handler attribute.
+func TestNoInlineScriptsOrStyles(t *testing.T) {
+	srv := httptest.NewServer(web.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := strings.ToLower(string(b))
+	for _, bad := range []string{"<style", " style=", " onclick=", " onload=", "javascript:"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page has %q", bad)
+		}
+	}
+	for rest := page; ; {
+		i := strings.Index(rest, "<script")
+		if i < 0 {
+			break
+		}
+		tag := rest[i : i+strings.Index(rest[i:], ">")]
+		if !strings.Contains(tag, " src=") {
+			t.Errorf("an inline script: %s", tag)
+		}
+		rest = rest[i+len(tag):]
+	}
+}
