@@ -103,11 +103,10 @@ func runConnector(ctx context.Context, args []string) error {
 	if *configFile == "" {
 		return errors.New("--config is required: a file with a connectors section")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log %q: want debug, info, warn or error", *logLevel)
+	log, err := textLogger(os.Stderr, *logLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := node.Load(*configFile)
 	if err != nil {
 		return err
@@ -195,4 +194,13 @@ func runConnector(ctx context.Context, args []string) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return rt.Close()
+}
+
+// textLogger returns the logger of a command's --log level: text lines on w.
+func textLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -45,11 +44,10 @@ func runTwin(ctx context.Context, args []string) error {
 	if *configFile == "" {
 		return errors.New("--config is required: a file with a twin section")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log %q: want debug, info, warn or error", *logLevel)
+	log, err := textLogger(os.Stderr, *logLevel)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := node.Load(*configFile)
 	if err != nil {
 		return err
