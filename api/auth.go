@@ -76,6 +76,10 @@ func (a *Authenticator) Authenticate(r *http.Request) (*auth.Identity, error) {
 	return s.Identity, nil
 }
 
+// Session returns the live session of r's cookie, if it has one: what
+// logs a browser's MQTT over WebSocket in.
+func (a *Authenticator) Session(r *http.Request) (Session, bool) { return a.session(r) }
+
 // session returns the live session of r's cookie.
 func (a *Authenticator) session(r *http.Request) (Session, bool) {
 	if a.Sessions == nil {

@@ -62,6 +62,7 @@ type conn struct {
 	// Security, set while handling CONNECT (see security.go).
 	listener   string
 	tlsState   *tls.ConnectionState
+	preIdent   *auth.Identity // authenticated before CONNECT (ConnInfo.Identity)
 	addrKey    string
 	admitted   bool // counted by the broker's guard
 	ident      *auth.Identity
@@ -192,7 +193,7 @@ const maxInline = 8
 const inlineBatches = 2
 
 func newConn(b *Broker, nc net.Conn, info ConnInfo) *conn {
-	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String(), listener: info.Listener, tlsState: info.TLS}
+	c := &conn{b: b, nc: nc, remote: nc.RemoteAddr().String(), listener: info.Listener, tlsState: info.TLS, preIdent: info.Identity}
 	if c.listener == "" {
 		c.listener = "mqtt"
 	}

@@ -22,6 +22,12 @@ type ConnInfo struct {
 	// terminated (MQTT over WebSocket behind an HTTPS server); a *tls.Conn
 	// passed to ServeConnInfo is read directly.
 	TLS *tls.ConnectionState
+	// Identity, when set, is who the connection is: the caller
+	// authenticated it before it reached the broker (a browser's session
+	// cookie on the WebSocket upgrade). Its CONNECT's user name and
+	// password are then not checked; the ACL, tenant and limits apply as
+	// to any client of that identity.
+	Identity *auth.Identity
 }
 
 // ServeConnInfo is ServeConn for a connection that came through a named
@@ -57,7 +63,13 @@ func (c *conn) admit(p *mqtt.Connect, id string) mqtt.ReasonCode {
 	}
 	c.admitted = true
 	ident := &auth.Identity{ClientID: id, User: p.Username, Method: "anonymous"}
-	if a := b.opts.Authenticator; a != nil {
+	if pre := c.preIdent; pre != nil {
+		cp := *pre
+		cp.ClientID = id
+		ident = &cp
+		b.opts.Audit.Info("connect", "client", id, "user", ident.User, "tenant", ident.Tenant, "method", ident.Method,
+			"admin", ident.Admin, "remote", c.remote, "listener", c.listener)
+	} else if a := b.opts.Authenticator; a != nil {
 		req := &auth.ConnectRequest{ClientID: id, Username: p.Username, HasUsername: p.HasUsername, Password: p.Password,
 			HasPassword: p.HasPassword, Remote: c.nc.RemoteAddr(), Listener: c.listener}
 		if st := c.tlsConnState(); st != nil && len(st.VerifiedChains) > 0 {
@@ -92,7 +104,7 @@ func (c *conn) admit(p *mqtt.Connect, id string) mqtt.ReasonCode {
 		c.mount = tenantPrefix + ident.Tenant + "/"
 	}
 	c.ident = ident
-	c.controlled = b.opts.Authenticator != nil || b.opts.Authorizer != nil
+	c.controlled = b.opts.Authenticator != nil || b.opts.Authorizer != nil || c.preIdent != nil
 	if az := b.opts.Authorizer; az != nil && !ident.Admin {
 		// One checker for the reader and one for the writer: each is used
 		// by one goroutine. Administrators are not checked: they may do

@@ -20,10 +20,11 @@ import (
 )
 
 // httpHandler serves /healthz, Prometheus /metrics, /debug/pprof, the
-// API's sessions and broker routes (package api), the dashboard at / and,
-// on a mesh node, GET /api/mesh, every answer with the browsers' security
-// headers.
-func (n *Node) httpHandler() http.Handler {
+// API's sessions and broker routes (package api), the dashboard at /, MQTT
+// over WebSocket at /mqtt (for the dashboard's pages, on their own origin)
+// and, on a mesh node, GET /api/mesh, every answer with the browsers'
+// security headers.
+func (n *Node) httpHandler(ctx context.Context, addr net.Addr) http.Handler {
 	reg := n.reg
 	// The Go runtime and the process are the HTTP listener's to report:
 	// nodes embedded in one process each have their own registry. A
@@ -49,6 +50,7 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	access := n.httpAccess()
+	mux.Handle("/mqtt", n.wsHandler(ctx, ListenerHTTP, addr))
 	o := api.Options{Auth: access.authn, Open: access.open, Broker: n.b}
 	if n.sec.acl != nil {
 		o.Authorizer = n.sec.acl
@@ -71,6 +73,9 @@ func (n *Node) httpHandler() http.Handler {
 		d := web.Handler()
 		mux.Handle("GET /{$}", d)
 		mux.Handle("GET /static/", d)
+		for _, p := range web.Pages()[1:] {
+			handleUnlessTaken(mux, "GET "+p, d)
+		}
 	}
 	return api.Headers(mux)
 }
@@ -83,6 +88,14 @@ func (n *Node) httpAccess() *TwinAccess {
 		n.access = newHTTPAccess(n.sec.chain, n.sec.acl != nil, n.sessions)
 	})
 	return n.access
+}
+
+// handleUnlessTaken adds h to mux under pattern unless a handler of the
+// program already serves requests that pattern would (ServeMux refuses
+// such a pattern by panicking before it changes anything).
+func handleUnlessTaken(mux *http.ServeMux, pattern string, h http.Handler) {
+	defer func() { _ = recover() }()
+	mux.Handle(pattern, h)
 }
 
 // claimsDashboard reports whether a program's handler pattern serves the
@@ -105,7 +118,7 @@ type handler struct {
 }
 
 // builtinPatterns are the HTTP listener's own patterns.
-var builtinPatterns = append([]string{"GET /api/mesh", "GET /healthz", "GET /metrics", "/debug/pprof/", "/debug/pprof/profile",
+var builtinPatterns = append([]string{"GET /api/mesh", "/mqtt", "GET /healthz", "GET /metrics", "/debug/pprof/", "/debug/pprof/profile",
 	"/debug/pprof/symbol", "/debug/pprof/trace"}, apiPatterns()...)
 
 // apiPatterns are the patterns of the API's routes (package api).
@@ -181,7 +194,14 @@ func (n *Node) wsHandler(ctx context.Context, name string, addr net.Addr) http.H
 			return
 		}
 		c.SetReadLimit(-1) // the broker enforces the maximum packet size
-		n.b.ServeConnInfo(websocket.NetConn(ctx, c, websocket.MessageBinary), broker.ConnInfo{Listener: name, TLS: r.TLS})
+		info := broker.ConnInfo{Listener: name, TLS: r.TLS}
+		if x, ok := n.httpAccess().authn.Session(r); ok {
+			// A browser of the dashboard: its session says who it is.
+			id := *x.Identity
+			id.Method = "session"
+			info.Identity = &id
+		}
+		n.b.ServeConnInfo(websocket.NetConn(ctx, c, websocket.MessageBinary), info)
 	})
 	return mux
 }

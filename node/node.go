@@ -395,7 +395,7 @@ func (n *Node) serve(ctx context.Context, name string, ln net.Listener) {
 		n.serveHTTP(srv, tls.NewListener(ln, srv.TLSConfig))
 	case ListenerHTTP:
 		n.log.Info("HTTP listening", "addr", addr)
-		n.serveHTTP(newHTTPServer(n.httpHandler()), ln)
+		n.serveHTTP(newHTTPServer(n.httpHandler(ctx, ln.Addr())), ln)
 	}
 }
 

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/node"
 )
 
@@ -212,5 +216,96 @@ func TestWSAllowedOriginsValidate(t *testing.T) {
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%v: Validate() = %v, want %q", tc.origins, err, tc.want)
 		}
+	}
+}
+
+// wsMQTT opens MQTT 5 over WebSocket at url with the given headers
+// (Cookie, Origin) and connects as clientID without credentials; it
+// returns the client, the CONNACK's reason code, and the messages it
+// receives.
+func wsMQTT(t *testing.T, ctx context.Context, u string, hdr http.Header, clientID string) (*paho.Client, byte, chan *paho.Publish) {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: hdr, Subprotocols: []string{"mqtt"}})
+	if err != nil {
+		t.Fatalf("dial %s: %v", u, err)
+	}
+	got := make(chan *paho.Publish, 16)
+	cl := paho.NewClient(paho.ClientConfig{Conn: websocket.NetConn(context.Background(), c, websocket.MessageBinary),
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+			func(pr paho.PublishReceived) (bool, error) { got <- pr.Packet; return true, nil }},
+	})
+	ack, err := cl.Connect(ctx, &paho.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30})
+	if ack == nil {
+		t.Fatalf("connect %s: %v", clientID, err)
+	}
+	t.Cleanup(func() { cl.Disconnect(&paho.Disconnect{}) })
+	return cl, ack.ReasonCode, got
+}
+
+// TestWebSocketSession: the dashboard's pages open MQTT over WebSocket at
+// /mqtt on the node's own HTTP listener, and the browser's session cookie
+// logs the connection in as the session's user: a tenant's user is in its
+// tenant's namespace, as over MQTT with its password. Without a session
+// (and anonymous clients not allowed) the CONNECT is refused; a foreign
+// origin is refused at the upgrade, cookie or not.
+func TestWebSocketSession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := twinConfig(t, true)
+	cfg.Twin = node.TwinConfig{}
+	cfg.ACL.Rules = append(cfg.ACL.Rules, auth.RuleConfig{Allow: []string{"read"}, Topics: []string{"energy/#"}, Tenants: []string{"campus-service"}})
+	n := startNode(t, cfg, nil)
+	base := "http://" + n.Addr(node.ListenerHTTP).String()
+	wsURL := "ws://" + n.Addr(node.ListenerHTTP).String() + "/mqtt"
+	cookie, _ := login(t, base, "cs")
+
+	// The tenant's browser subscribes to its own namespace's topic.
+	hdr := http.Header{"Cookie": {cookie}, "Origin": {base}}
+	cl, code, got := wsMQTT(t, ctx, wsURL, hdr, "browser-cs")
+	if code != 0 {
+		t.Fatalf("CONNECT with the session cookie: reason %#x", code)
+	}
+	if _, err := cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "energy/#", QoS: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Paho over TCP as an administrator publishes into the tenant's
+	// namespace and outside it.
+	conn, err := net.Dial("tcp", n.Addr(node.ListenerMQTT).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := paho.NewClient(paho.ClientConfig{Conn: conn})
+	if ack, err := pub.Connect(ctx, &paho.Connect{ClientID: "ops-pub", CleanStart: true, KeepAlive: 30,
+		Username: "ops", UsernameFlag: true, Password: []byte("pw"), PasswordFlag: true}); err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("connect ops: %v %+v", err, ack)
+	}
+	defer pub.Disconnect(&paho.Disconnect{})
+	for _, topic := range []string{"energy/x/other", "$tenant/library/energy/x/theirs", "$tenant/campus-service/energy/x/mine"} {
+		if _, err := pub.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(topic)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case p := <-got:
+		if p.Topic != "energy/x/mine" || string(p.Payload) != "$tenant/campus-service/energy/x/mine" {
+			t.Fatalf("the tenant's browser got %q %q", p.Topic, p.Payload)
+		}
+	case <-ctx.Done():
+		t.Fatal("the tenant's browser got nothing")
+	}
+	select {
+	case p := <-got:
+		t.Fatalf("the tenant's browser also got %q", p.Topic)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	// No session: the CONNECT without credentials is refused.
+	if _, code, _ := wsMQTT(t, ctx, wsURL, http.Header{"Origin": {base}}, "browser-none"); code != 0x86 && code != 0x87 {
+		t.Errorf("CONNECT without a session: reason %#x, want 0x86 or 0x87", code)
+	}
+	// A foreign page's upgrade is refused, with the cookie too.
+	_, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookie}, "Origin": {"http://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Errorf("upgrade from another origin: %v %v", err, resp)
 	}
 }

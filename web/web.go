@@ -34,10 +34,29 @@ var contentTypes = map[string]string{
 	"":      "text/plain; charset=utf-8", // LICENSE, VERSIONS
 }
 
-// Handler serves the dashboard: index.html at / and the files of static/ at
-// /static/…. Vendored libraries are cached as immutable (their versions are
-// pinned and change only with a new binary); the dashboard's own files are
-// revalidated on every load. Mount it at "GET /{$}" and "GET /static/".
+// Pages returns the paths of the dashboard's pages: "/" (index.html) and
+// "/{name}" for every other static/{name}.html ("/login", "/map", …), in
+// lexical order. Mount Handler at "GET /{$}", "GET /static/" and each of
+// them but "/".
+func Pages() []string {
+	ents, err := fs.ReadDir(files, "static")
+	if err != nil {
+		panic(err) // the embedded tree is part of the binary
+	}
+	pages := []string{"/"}
+	for _, e := range ents {
+		if name, ok := strings.CutSuffix(e.Name(), ".html"); ok && !e.IsDir() && name != "index" {
+			pages = append(pages, "/"+name)
+		}
+	}
+	return pages
+}
+
+// Handler serves the dashboard: index.html at /, static/{name}.html at
+// /{name} and the files of static/ at /static/…. Vendored libraries are
+// cached as immutable (their versions are pinned and change only with a
+// new binary); the dashboard's own files are revalidated on every load.
+// Mount it as Pages says.
 func Handler() http.Handler {
 	static, err := fs.Sub(files, "static")
 	if err != nil {
@@ -50,13 +69,23 @@ func Handler() http.Handler {
 			return
 		}
 		name := "index.html"
-		if r.URL.Path != "/" {
-			rest, ok := strings.CutPrefix(r.URL.Path, "/static/")
-			if !ok || rest == "" || strings.HasSuffix(rest, "/") {
+		switch rest, ok := strings.CutPrefix(r.URL.Path, "/static/"); {
+		case r.URL.Path == "/":
+		case ok:
+			if rest == "" || strings.HasSuffix(rest, "/") {
 				http.NotFound(w, r)
 				return
 			}
 			name = path.Clean(rest)
+		default:
+			// A page: /login is static/login.html; /index, /login.html
+			// and anything with another slash are not.
+			page := strings.TrimPrefix(r.URL.Path, "/")
+			if page == "index" || page == "" || strings.ContainsAny(page, "/.") {
+				http.NotFound(w, r)
+				return
+			}
+			name = page + ".html"
 		}
 		b, err := fs.ReadFile(static, name)
 		if err != nil {

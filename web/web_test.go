@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,6 +34,12 @@ func TestHandler(t *testing.T) {
 		{"GET", "/static/nope.js", 404, "", "", false, ""},
 		{"GET", "/static/../web.go", 404, "", "", false, ""},
 		{"GET", "/index.html", 404, "", "", false, ""},
+		{"GET", "/login", 200, "text/html; charset=utf-8", "no-cache", true, `<form id="login"`},
+		{"GET", "/static/common.js", 200, "text/javascript; charset=utf-8", "no-cache", false, "export async function session"},
+		{"GET", "/index", 404, "", "", false, ""},
+		{"GET", "/login.html", 404, "", "", false, ""},
+		{"GET", "/nope", 404, "", "", false, ""},
+		{"GET", "/login/x", 404, "", "", false, ""},
 		{"POST", "/", 405, "", "", false, ""},
 	} {
 		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
@@ -99,5 +106,25 @@ func TestNoInlineScriptsOrStyles(t *testing.T) {
 			t.Errorf("an inline script: %s", tag)
 		}
 		rest = rest[i+len(tag):]
+	}
+}
+
+// TestPages: every page of the dashboard but / is a static/{name}.html.
+func TestPages(t *testing.T) {
+	pages := web.Pages()
+	if len(pages) < 2 || pages[0] != "/" || !slices.Contains(pages, "/login") {
+		t.Fatalf("Pages() = %v", pages)
+	}
+	srv := httptest.NewServer(web.Handler())
+	defer srv.Close()
+	for _, p := range pages {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") == "" {
+			t.Errorf("GET %s: %d, CSP %q", p, resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+		}
 	}
 }

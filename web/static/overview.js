@@ -2,53 +2,10 @@
 // kept live by polling and by the retained topics alarm/# and
 // energy/+/tenant/+/invoice over MQTT over WebSocket. Never the point topics.
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
-import mqtt from "/static/vendor/mqtt/mqtt.esm.js";
+import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, nf, setText, utc } from "/static/common.js";
 
-const $ = (id) => document.getElementById(id);
-const nf = new Intl.NumberFormat("en", { maximumFractionDigits: 1 });
-const intf = new Intl.NumberFormat("en");
 const POLL_MS = 2000;
 const WINDOW_S = 300;
-
-// firstData is marked, once, when the first figure of the node is on the
-// page: the time from navigation start to the view being useful.
-let firstDone = false;
-function firstData() {
-  if (firstDone) return;
-  firstDone = true;
-  performance.mark("citymesh:first-data");
-  document.body.dataset.ready = "true";
-}
-
-function setText(id, v) { const el = $(id); if (el && el.textContent !== v) el.textContent = v; }
-function utc(t) {
-  if (!t) return "–";
-  const d = new Date(t);
-  return isNaN(d) ? "–" : d.toISOString().slice(0, 19).replace("T", " ");
-}
-function cell(row, text, cls) {
-  const td = row.insertCell();
-  td.textContent = text;
-  if (cls) td.className = cls;
-  return td;
-}
-function fillRows(table, rows, cols, empty) {
-  const body = table.tBodies[0];
-  const fresh = document.createElement("tbody");
-  if (rows.length === 0) {
-    const r = fresh.insertRow();
-    const td = cell(r, empty);
-    td.colSpan = cols;
-  }
-  for (const fill of rows) fill(fresh.insertRow());
-  body.replaceWith(fresh);
-}
-async function getJSON(path) {
-  const r = await fetch(path, { headers: { Accept: "application/json" } });
-  // /api/v1/services answers 503 with its body while a service is degraded.
-  if (!r.ok && r.status !== 503) throw new Error(`${path}: HTTP ${r.status}`);
-  return r.json();
-}
 
 // Events per second: deltas of citymesh_messages_received_total.
 const rate = { t: [], v: [], last: null };
@@ -88,7 +45,7 @@ async function pollMetrics() {
 
 async function pollTwin() {
   let s;
-  try { s = await getJSON("/api/v1/twin/"); } catch { setText("points-live", "n/a"); return; }
+  try { s = await api("/api/v1/twin/"); } catch { setText("points-live", "n/a"); return; }
   setText("points-live", intf.format(s.points_with_value ?? 0));
   setText("points-silent", intf.format((s.points ?? 0) - (s.points_with_value ?? 0)));
   setText("points-total", intf.format(s.points ?? 0));
@@ -96,7 +53,7 @@ async function pollTwin() {
 }
 
 async function pollServices() {
-  const s = await getJSON("/api/v1/services");
+  const s = await api("/api/v1/services", { accept: [503] });
   const list = s.services ?? [];
   setText("services-total", intf.format(list.length));
   setText("services-running", intf.format(list.filter((x) => x.status === "running").length));
@@ -114,7 +71,7 @@ async function pollServices() {
 
 const sevRank = { critical: 0, major: 1, minor: 2, warning: 3, indeterminate: 4 };
 async function pollAlarms() {
-  const a = await getJSON("/api/v1/alarms?status=active");
+  const a = await api("/api/v1/alarms?status=active");
   const list = (a.alarms ?? []).sort((x, y) => (sevRank[x.severity] ?? 9) - (sevRank[y.severity] ?? 9));
   setText("alarms-active", intf.format(list.length));
   fillRows($("alarms"), list.slice(0, 50).map((x) => (r) => {
@@ -137,17 +94,7 @@ async function pollMesh() {
   setText("mesh", `${intf.format(up)} of ${intf.format(links.length)} links up` + (m.node ? ` at node ${m.node}` : "") + ".");
 }
 
-// A poller runs fn every ms; an error is shown once in the console as a
-// warning and retried, so a node restarting does not flood it.
-function every(ms, fn) {
-  let warned = false;
-  const run = async () => {
-    try { await fn(); warned = false; } catch (e) { if (!warned) console.warn(String(e)); warned = true; }
-    setText("updated", utc(new Date()) + " UTC");
-    setTimeout(run, ms);
-  };
-  run();
-}
+await header();
 every(POLL_MS, pollMetrics);
 every(5000, pollTwin);
 every(5000, pollServices);
@@ -166,25 +113,7 @@ function renderInvoices() {
   }), 4, "Waiting for the first invoice…");
 }
 let alarmTimer = null;
-function wsURL() {
-  const q = new URLSearchParams(location.search).get("ws");
-  if (q) return q;
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:8083/mqtt`;
-}
-const client = mqtt.connect(wsURL(), {
-  protocolVersion: 5,
-  clientId: `dashboard-${Math.random().toString(16).slice(2, 10)}`,
-  clean: true,
-  reconnectPeriod: 3000,
-});
-client.on("connect", () => {
-  setText("mqtt-state", "connected");
-  client.subscribe(["alarm/#", "energy/+/tenant/+/invoice"], { qos: 0 });
-});
-client.on("reconnect", () => setText("mqtt-state", "reconnecting…"));
-client.on("close", () => setText("mqtt-state", "disconnected"));
-client.on("error", (e) => console.warn(`mqtt: ${e.message}`));
-client.on("message", (topic, payload) => {
+connectMQTT(["alarm/#", "energy/+/tenant/+/invoice"], (topic, payload) => {
   const p = topic.split("/");
   if (p[0] === "alarm") {
     const el = $("alarm-updates");
@@ -199,7 +128,7 @@ client.on("message", (topic, payload) => {
     try {
       // {site, period, status, updated, invoice: {tenant, name, currency, gross, …}};
       // amounts are decimal strings, to the cent, shown as they are.
-      const m = JSON.parse(new TextDecoder().decode(payload));
+      const m = json(payload);
       const inv = m.invoice ?? {};
       invoices.set(key, { site: p[1], tenant: p[3], name: inv.name, gross: inv.gross ?? null,
         currency: inv.currency ?? "", estimated: !!inv.estimated, updated: m.updated });
