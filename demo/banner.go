@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,13 +38,9 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 		fmt.Fprintf(tw, "  MQTT over WebSocket\tws://%s/mqtt\t\n", a)
 	}
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
-		// The dashboard finds MQTT over WebSocket on port 8083 of its own
-		// host, or where ?ws= says.
-		page := "http://" + a.String() + "/"
-		if ws := d.node.Addr(node.ListenerWS); ws != nil && !strings.HasSuffix(ws.String(), ":8083") {
-			page += "?ws=ws://" + ws.String() + "/mqtt"
-		}
-		fmt.Fprintf(tw, "  dashboard\t%s\tthe Overview in a browser (docs/dashboard.md)\n", page)
+		// The dashboard's pages open MQTT over WebSocket at /mqtt of the
+		// same listener.
+		fmt.Fprintf(tw, "  dashboard\thttp://%s/\tthe campus in a browser: sign in as a user below (docs/dashboard.md)\n", a)
 		fmt.Fprintf(tw, "  HTTP\thttp://%s\t/metrics, /healthz, the robot's pictures at /pictures/\n", a)
 		fmt.Fprintf(tw, "  twin\thttp://%s/api/v1/twin/\tevery point's latest state, assets, geometry (openapi.json)\n", a)
 		fmt.Fprintf(tw, "  history\thttp://%s%s\tPrometheus query API (PromQL; a Grafana data source URL)\n", a, HistoryPrefix)
@@ -60,6 +57,7 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 		fmt.Fprintf(tw, "  alarms\thttp://%s%s\tevery open alarm; POST …/{id}/ack and …/{id}/clear\n", a, alarm.APIPrefix)
 	}
 	ns := d.ns.Addr(node.ListenerMQTT)
+	users := d.users
 	var servers []string
 	for _, a := range m.Applications {
 		switch a.Server {
@@ -77,6 +75,22 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 	fmt.Fprintf(tw, "  store\t%s\t\n", store)
 	tw.Flush()
 
+	cred := "" // curl's credentials
+	if len(users) > 0 {
+		fmt.Fprintf(&b, "\nUsers (new passwords at every start; the dashboard, the HTTP APIs and MQTT; %s):\n\n", filepath.Join(d.opts.Data, UsersFile))
+		tw = tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+		fmt.Fprintf(tw, "  role\tuser\tpassword\ttenant\n")
+		for _, u := range users {
+			t := u.Tenant
+			if t == "" {
+				t = "(all)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", u.Role, u.Name, u.Password, t)
+		}
+		tw.Flush()
+		cred = " -u " + users[0].Name + ":" + users[0].Password
+	}
+
 	sub := "citymesh sub" + hostPort(mqttAddr)
 	fmt.Fprintf(&b, "\nWatch it (in another terminal):\n\n")
 	tw = tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
@@ -90,14 +104,14 @@ func (d *Demo) WriteBanner(w io.Writer) error {
 	fmt.Fprintf(tw, "  citymesh sub%s -t 'v3/#' -t 'application/#' -v\t# the network servers' own messages\n", hostPort(ns))
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
 		fmt.Fprintf(tw, "  curl -s http://%s/metrics | grep citymesh_connector_uplinks\t# what the connectors did\n", a)
-		fmt.Fprintf(tw, "  curl -s 'http://%s/api/v1/twin/points?quantity=temperature&limit=3'\t# the twin: latest values\n", a)
-		fmt.Fprintf(tw, "  curl -s 'http://%s%sentities?type=AgriParcel&options=keyValues'\t# the twin in NGSI-LD\n", a, ngsild.Prefix)
-		fmt.Fprintf(tw, "  curl -s 'http://%s%s?status=active&severity=critical,major'\t# the alarms the services raised\n", a, alarm.APIPrefix)
+		fmt.Fprintf(tw, "  curl -s%s 'http://%s/api/v1/twin/points?quantity=temperature&limit=3'\t# the twin: latest values\n", cred, a)
+		fmt.Fprintf(tw, "  curl -s%s 'http://%s%sentities?type=AgriParcel&options=keyValues'\t# the twin in NGSI-LD\n", cred, a, ngsild.Prefix)
+		fmt.Fprintf(tw, "  curl -s%s 'http://%s%s?status=active&severity=critical,major'\t# the alarms the services raised\n", cred, a, alarm.APIPrefix)
 	}
 	tw.Flush()
 	if a := d.node.Addr(node.ListenerHTTP); a != nil {
 		// Too long for the column above: its comment goes first.
-		fmt.Fprintf(&b, "  # the history, in PromQL:\n  curl -s 'http://%s%s/api/v1/query' --data-urlencode 'query=avg by (site) (citymesh_point_value{quantity=\"temperature\"})'\n", a, HistoryPrefix)
+		fmt.Fprintf(&b, "  # the history, in PromQL:\n  curl -s%s 'http://%s%s/api/v1/query' --data-urlencode 'query=avg by (site) (citymesh_point_value{quantity=\"temperature\"})'\n", cred, a, HistoryPrefix)
 	}
 	fmt.Fprintf(&b, "\nCtrl-C stops it.\n")
 	_, err := io.WriteString(w, b.String())

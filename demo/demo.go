@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/connector/run"
@@ -43,7 +44,6 @@ import (
 	"github.com/citymesh/citymesh/sim"
 	"github.com/citymesh/citymesh/twin"
 	"github.com/citymesh/citymesh/twin/history"
-	"github.com/citymesh/citymesh/twin/ngsild"
 )
 
 // Defaults of Options.
@@ -107,6 +107,12 @@ type Options struct {
 	DecodedPayload bool
 	RobotEvery     time.Duration
 	Faults         *sim.FaultSet
+	// Users makes the demo's users (Users, UsersFile): the HTTP APIs and
+	// the dashboard then want a login, each user sees what its role and
+	// tenant allow. MQTT clients without credentials (the simulated
+	// devices on loopback) still get in. Without Users everything is
+	// served to everyone.
+	Users bool
 	// StatsEvery is how often a one-line summary is logged (default
 	// 10 s; negative: only at the end).
 	StatsEvery time.Duration
@@ -125,6 +131,7 @@ type Demo struct {
 	ns    *node.Node // the network servers' MQTT endpoint
 	node  *node.Node
 	pics  *sim.MemoryPictures
+	users []User // with Options.Users
 
 	// Made by Start.
 	conns    *run.Runtime
@@ -241,6 +248,14 @@ func New(opts Options) (*Demo, error) {
 	cfg := node.Default()
 	cfg.MQTT, cfg.WS, cfg.HTTP, cfg.Data, cfg.Store = opts.MQTT, opts.WS, opts.HTTP, opts.Data, opts.Store
 	cfg.Services = map[string]service.Section{} // the alarm API, and the services below
+	if opts.Users {
+		path, users, err := makeUsers(m, opts.Data)
+		if err != nil {
+			return nil, err
+		}
+		d.users = users
+		cfg.Auth = auth.Config{PasswordFile: path, AllowAnonymous: true}
+	}
 	if d.node, err = node.New(cfg, opts.Logger); err != nil {
 		return nil, err
 	}
@@ -281,13 +296,9 @@ func New(opts Options) (*Demo, error) {
 		return nil, err
 	}
 	if enabled(opts.HTTP) {
-		if err := d.node.Handle(twin.APIPrefix, twin.Handler(d.twin.State(), twin.HandlerOptions{Now: d.twinNow, History: d.hist})); err != nil {
-			return nil, err
-		}
-		if err := d.node.Handle(HistoryPrefix+"/", history.NewAPI(d.hist, history.APIOptions{Prefix: HistoryPrefix})); err != nil {
-			return nil, err
-		}
-		if err := d.node.Handle(ngsild.Prefix, ngsild.Handler(d.twin.State(), d.hist, ngsild.Options{Now: d.twinNow})); err != nil {
+		// The twin API, NGSI-LD and the history's Prometheus API, behind
+		// the node's access: with Users, each user sees its tenant's.
+		if err := d.node.MountTwin(d.twin, d.hist, d.twinNow); err != nil {
 			return nil, err
 		}
 	}
@@ -678,6 +689,9 @@ func (d *Demo) Node() *node.Node { return d.node }
 // NetworkServer returns the node that plays the network servers' MQTT
 // endpoint.
 func (d *Demo) NetworkServer() *node.Node { return d.ns }
+
+// Users returns the demo's users with their passwords (Options.Users).
+func (d *Demo) Users() []User { return append([]User(nil), d.users...) }
 
 // Model returns the campus model played (copy 0; the connectors know
 // Options.Copies copies of it: campus.Model.Copies).

@@ -222,7 +222,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"mqtt://" + d.Addr(node.ListenerMQTT).String(), "mqtt://" + d.Addr(demo.ListenerNetworkServer).String(),
-		"citymesh sub -p ", "dashboard", "/?ws=ws://" + d.Addr(node.ListenerWS).String() + "/mqtt", "/api/v1/twin/", "/api/v1/services", "/api/v1/alarms", "services' health: ", "/ngsi-ld/v1/", "'vineyard/#'", "'energy/+/meter/+/reading'", "v3/hn-wartberg-vineyards@ttn/devices/+/up"} {
+		"citymesh sub -p ", "dashboard", "http://" + d.Addr(node.ListenerHTTP).String() + "/ ", "/api/v1/twin/", "/api/v1/services", "/api/v1/alarms", "services' health: ", "/ngsi-ld/v1/", "'vineyard/#'", "'energy/+/meter/+/reading'", "v3/hn-wartberg-vineyards@ttn/devices/+/up"} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner.String())
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/citymesh/citymesh/api"
 	"github.com/citymesh/citymesh/auth"
@@ -197,19 +198,33 @@ func (a *TwinAccess) scope(r *http.Request) (string, error) {
 // tenant export and erasure) and, with the history on, the Prometheus HTTP
 // API at /prometheus/, both behind access.
 func (t *Twin) Mount(handle func(pattern string, h http.Handler) error, access *TwinAccess) error {
-	o := twin.HandlerOptions{Tenant: access.tenant, Admin: access.admin,
-		Tenants: twin.TenantData{Service: t.svc, History: t.hist}, History: t.hist}
-	if err := handle(twin.APIPrefix, access.Wrap(twin.Handler(t.svc.State(), o))); err != nil {
+	return mountTwin(handle, access, t.svc, t.hist, nil)
+}
+
+// MountTwin serves a twin the program runs itself (the demo's, on its
+// simulated clock now; nil: the wall clock) on the node's HTTP listener as
+// the twin section's is: the twin API, NGSI-LD and, with hist, the
+// Prometheus API, behind the node's access (its users, sessions and
+// tenants). Like Handle, it must be called before Start.
+func (n *Node) MountTwin(svc *twin.Service, hist *history.DB, now func() time.Time) error {
+	return mountTwin(n.Handle, n.httpAccess(), svc, hist, now)
+}
+
+// mountTwin adds the twin APIs of svc and hist through handle.
+func mountTwin(handle func(pattern string, h http.Handler) error, access *TwinAccess, svc *twin.Service, hist *history.DB, now func() time.Time) error {
+	o := twin.HandlerOptions{Tenant: access.tenant, Admin: access.admin, Now: now,
+		Tenants: twin.TenantData{Service: svc, History: hist}, History: hist}
+	if err := handle(twin.APIPrefix, access.Wrap(twin.Handler(svc.State(), o))); err != nil {
 		return err
 	}
 	// The NGSI-LD API reads the same state and history, its temporal API
 	// answering OperationNotSupported without a history.
-	if err := handle(ngsild.Prefix, access.Wrap(ngsild.Handler(t.svc.State(), t.hist, ngsild.Options{Tenant: access.tenant}))); err != nil {
+	if err := handle(ngsild.Prefix, access.Wrap(ngsild.Handler(svc.State(), hist, ngsild.Options{Tenant: access.tenant, Now: now}))); err != nil {
 		return err
 	}
-	if t.hist == nil {
+	if hist == nil {
 		return nil
 	}
-	api := history.NewAPI(t.hist, history.APIOptions{Prefix: HistoryPrefix, Scope: access.scope})
+	api := history.NewAPI(hist, history.APIOptions{Prefix: HistoryPrefix, Scope: access.scope})
 	return handle(HistoryPrefix+"/", access.Wrap(api))
 }

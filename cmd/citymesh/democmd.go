@@ -45,6 +45,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.Copies, "copies", 1, "simulate `n` copies of the campus (copy k's ids end in -xk); the connectors know them all")
 	fs.Float64Var(&o.LoadRate, "load-rate", 0, "load mode: every information point at `hz`")
 	fs.DurationVar(&o.StatsEvery, "stats", demo.DefaultStatsEvery, "how often to log a one-line summary (`interval`; 0: only at the end)")
+	open := fs.Bool("open", false, "no users: the dashboard and the HTTP APIs serve everyone (default: demo users, printed at start, one per role and tenant)")
 	logLevel := fs.String("log", "info", "log `level`: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: citymesh demo [flags]
@@ -62,6 +63,7 @@ flags:
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.Users = !*open
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
 	}

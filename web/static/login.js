@@ -30,3 +30,6 @@ form.addEventListener("submit", async (e) => {
 fetch("/api/v1/session", { headers: { Accept: "application/json" } }).then((r) => {
   if (r.ok) location.replace(next());
 }).catch(() => {});
+
+// The form is live: browser tests wait on this before typing.
+document.body.dataset.form = "ready";

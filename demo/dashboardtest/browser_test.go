@@ -1,10 +1,11 @@
-package demo_test
+package dashboardtest_test
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,9 +52,8 @@ func TestMain(m *testing.M) {
 }
 
 // sharedDemo returns the demo the browser tests share, starting it on the
-// first call: the small campus at half an hour a second, with the
-// simulator's faults of examples/sim/campus-faults.yaml that fall in its
-// first hours.
+// first call: the small campus at half an hour a second, with its users
+// (admin, operator, one per tenant: Demo.Users).
 func sharedDemo(t *testing.T) *dashDemo {
 	t.Helper()
 	dashOnce.Do(func() {
@@ -93,6 +93,19 @@ func sharedDemo(t *testing.T) *dashDemo {
 	return dash
 }
 
+// user returns the shared demo's user name, failing the test if it has
+// none of that name.
+func (d *dashDemo) user(t *testing.T, name string) demo.User {
+	t.Helper()
+	for _, u := range d.d.Users() {
+		if u.Name == name {
+			return u
+		}
+	}
+	t.Fatalf("the shared demo has no user %q", name)
+	return demo.User{}
+}
+
 // tab is one browser tab of the shared Chromium, with the console errors
 // and exceptions its pages raised.
 type tab struct {
@@ -104,9 +117,19 @@ type tab struct {
 }
 
 // newTab opens a tab in the shared headless Chromium (skipping the test
-// without one), closed at the end of the test, which then fails on any
-// console error or exception its pages had.
+// without one), signed in to the shared demo as its administrator; it is
+// closed at the end of the test, which then fails on any console error or
+// exception its pages had.
 func newTab(t *testing.T) *tab {
+	t.Helper()
+	tb := newTabAs(t, "")
+	u := sharedDemo(t).user(t, "admin")
+	tb.Login(dash.base, u.Name, u.Password)
+	return tb
+}
+
+// newTabAs is newTab signed in as nobody ("") or user of the shared demo.
+func newTabAs(t *testing.T, user string) *tab {
 	t.Helper()
 	exe := chromium(t)
 	browserOnce.Do(func() {
@@ -122,7 +145,9 @@ func newTab(t *testing.T) *tab {
 		t.Fatalf("start %s: %v", exe, browserErr)
 	}
 	tb := &tab{t: t}
-	cctx, ccancel := chromedp.NewContext(browserCtx, chromedp.WithListener(func(ev any) { // a new tab
+	// A new tab in a browser context of its own: its own cookies, so
+	// tabs signed in as different users do not share a session.
+	cctx, ccancel := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext(), chromedp.WithListener(func(ev any) {
 
 		tb.mu.Lock()
 		defer tb.mu.Unlock()
@@ -148,6 +173,10 @@ func newTab(t *testing.T) *tab {
 	tb.ctx = tctx
 	if err := chromedp.Do(tctx, chromedp.Navigate("about:blank")); err != nil { // opens the tab
 		t.Fatalf("open a tab: %v", err)
+	}
+	if user != "" {
+		u := sharedDemo(t).user(t, user)
+		tb.Login(dash.base, u.Name, u.Password)
 	}
 	t.Cleanup(func() {
 		tcancel()
@@ -202,17 +231,36 @@ func Eval[T any](tb *tab, expr string) T {
 	return v
 }
 
+// Click clicks the first element matching the CSS selector sel, as a
+// person's click would (its click event, a form's submission). Mouse
+// events at coordinates (chromedp.Click) do not reach the tabs of a
+// headless browser that are not in front: every tab but the first.
+func (tb *tab) Click(sel string) {
+	tb.t.Helper()
+	ok := Eval[bool](tb, `(() => { const el = document.querySelector(`+strconv.Quote(sel)+`); if (!el) return false; el.focus(); el.click(); return true; })()`)
+	if !ok {
+		tb.t.Fatalf("click %s: no such element", sel)
+	}
+}
+
 // Login signs in through the sign-in page as user with password and waits
 // for the page it lands on to be ready.
 func (tb *tab) Login(base, user, password string) {
 	tb.t.Helper()
-	tb.Do("sign in as "+user,
+	tb.Do("open the sign-in page",
 		chromedp.Navigate(base+"/login"),
-		chromedp.WaitVisible(chromedp.CSS(`#username`)),
-		chromedp.SendKeys(chromedp.CSS(`#username`), user),
-		chromedp.SendKeys(chromedp.CSS(`#password`), password),
-		chromedp.Submit(chromedp.CSS(`#login`)),
-		chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)))
+		chromedp.WaitVisible(chromedp.CSS(`body[data-form="ready"]`)),
+		// Typed key events go to the focused window only, and the tabs of
+		// several browser contexts are not all focused: set the values.
+		chromedp.SetValue(chromedp.CSS(`#username`), user),
+		chromedp.SetValue(chromedp.CSS(`#password`), password))
+	tb.Click(`#login button[type="submit"]`)
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`))); err != nil {
+		where, _ := chromedp.Run(tb.ctx, chromedp.Evaluate[string](`location.href + " " + (document.getElementById("login-error")?.textContent ?? "")`))
+		tb.t.Fatalf("sign in as %s: %v (at %s)", user, err, where)
+	}
 }
 
 // Screenshot writes a full-page PNG of the tab as name.png to the folder
