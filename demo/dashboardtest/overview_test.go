@@ -1,7 +1,9 @@
 package dashboardtest_test
 
 import (
+	"cmp"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -30,7 +32,8 @@ func chromium(t *testing.T) string {
 // without console errors or exceptions, shows the services' count, a live
 // events-per-second figure that changes within seconds and its MQTT
 // connection. CITYMESH_DASHBOARD=http://127.0.0.1:8080/ runs it against a
-// running `citymesh demo` instead; CITYMESH_SCREENSHOTS=docs/screenshots
+// running `citymesh demo` instead, signed in as CITYMESH_USER (default
+// admin) with CITYMESH_PASSWORD; CITYMESH_SCREENSHOTS=docs/screenshots
 // writes overview.png there.
 func TestDashboardOverview(t *testing.T) {
 	chromium(t)
@@ -52,7 +55,20 @@ func TestDashboardOverview(t *testing.T) {
 		t.Errorf("GET %s: Content-Type %q", page, ct)
 	}
 
-	tb := newTab(t)
+	var tb *tab
+	if os.Getenv("CITYMESH_DASHBOARD") == "" {
+		tb = newTab(t)
+	} else {
+		tb = newTabAs(t, "")
+		if pw := os.Getenv("CITYMESH_PASSWORD"); pw != "" {
+			user := cmp.Or(os.Getenv("CITYMESH_USER"), "admin")
+			u, err := url.Parse(page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb.Login(u.Scheme+"://"+u.Host, user, pw)
+		}
+	}
 	tb.Open(page)
 	firstMS := Eval[float64](tb, `performance.getEntriesByName("citymesh:first-data")[0].startTime`)
 	t.Logf("first data rendered %.0f ms after navigation start", firstMS)
