@@ -10,17 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"os"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/citymesh/citymesh/bus"
 	connectors "github.com/citymesh/citymesh/connector/run"
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/service"
@@ -86,14 +83,12 @@ func runRun(ctx context.Context, args []string) error {
 func runConnector(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run connector", flag.ContinueOnError)
 	configFile := fs.String("config", "", "YAML configuration `file` with a connectors section (citymesh serve's file, or one with that section only)")
-	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "the citymesh broker to publish to: mqtt://, tls://, ws:// or wss:// `URL`")
-	clientID := fs.String("client-id", "", "MQTT client `id` at the broker; keep it stable so that commands queued while away are kept (default citymesh-connector-HOSTNAME)")
-	username := fs.String("username", "", "user `name` at the broker")
-	passwordFile := fs.String("password-file", "", "`file` holding the password at the broker (its first line)")
+	var rf remoteFlags
+	rf.register(fs, "the citymesh broker to publish to: mqtt://, tls://, ws:// or wss:// `URL`",
+		"MQTT client `id` at the broker; keep it stable so that commands queued while away are kept (default citymesh-connector-HOSTNAME)",
+		"user `name` at the broker")
 	httpAddr := fs.String("http", "", "listen `address` of GET /metrics and /healthz (default off)")
 	logLevel := fs.String("log", "info", "log `level`: debug, info, warn or error")
-	var tf tlsFlags
-	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,34 +112,14 @@ func runConnector(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	u, err := url.Parse(*brokerURL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("--broker %q: want a URL such as mqtt://127.0.0.1:1883", *brokerURL)
-	}
-	if tf.enabled() && (u.Scheme == "mqtt" || u.Scheme == "tcp" || u.Scheme == "ws") {
-		return fmt.Errorf("--broker %s is not a TLS URL, but TLS flags were given: use tls:// or wss://", *brokerURL)
-	}
-	tc, err := tf.config(u.Hostname())
-	if err != nil {
+	if err := rf.resolve(); err != nil {
 		return err
 	}
-	var password []byte
-	if *passwordFile != "" {
-		b, err := os.ReadFile(*passwordFile)
-		if err != nil {
-			return fmt.Errorf("--password-file: %w", err)
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		password = []byte(strings.TrimSpace(line))
-	}
-	if *clientID == "" {
-		host, _ := os.Hostname()
-		*clientID = "citymesh-connector-" + strings.ReplaceAll(host, ".", "-")
-	}
+	rf.defaultClientID("citymesh-connector-")
 
 	// The configuration and the campus model are checked before anything
 	// connects.
-	rt, err := connectors.New(cfg.Connectors, connectors.Options{Logger: log, ClientIDPrefix: *clientID})
+	rt, err := connectors.New(cfg.Connectors, connectors.Options{Logger: log, ClientIDPrefix: rf.clientID})
 	if err != nil {
 		var fe *connectors.FieldError
 		if errors.As(err, &fe) {
@@ -153,10 +128,7 @@ func runConnector(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rt.Close()
-	dctx, cancel := context.WithTimeout(ctx, time.Minute)
-	remote, err := bus.DialRemote(dctx, bus.RemoteOptions{URL: *brokerURL, ClientID: *clientID, Username: *username,
-		Password: password, Logger: log, TLSConfig: tc})
-	cancel()
+	remote, err := rf.dial(ctx, log, rf.clientID)
 	if err != nil {
 		return err
 	}
@@ -190,7 +162,7 @@ func runConnector(ctx context.Context, args []string) error {
 	if err := rt.Start(ctx, remote); err != nil {
 		return err
 	}
-	log.Info("connectors running", "broker", *brokerURL, "client", *clientID)
+	log.Info("connectors running", "broker", rf.broker, "client", rf.clientID)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return rt.Close()

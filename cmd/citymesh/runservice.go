@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -35,15 +34,13 @@ func runService(ctx context.Context, kind string, args []string) error {
 	fs := flag.NewFlagSet("run "+kind, flag.ContinueOnError)
 	configFile := fs.String("config", "", "YAML configuration `file` with a services section (citymesh serve's file, or one with that section, data and auth); without it the kind's empty configuration")
 	name := fs.String("name", "", "the service's `name`: its entry in the services section, its state's namespace, its client id svc-NAME (default the one entry of kind "+kind+", else "+kind+")")
-	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "the citymesh broker of the city events: mqtt://, mqtts:// (tls://), ws:// or wss:// `URL`")
-	clientID := fs.String("client-id", "", "MQTT client `id` at the broker; keep it stable so that events queued while away are kept (default svc-NAME)")
-	username := fs.String("username", "", "user `name` at the broker")
-	passwordFile := fs.String("password-file", "", "`file` holding the password at the broker (its first line)")
+	var rf remoteFlags
+	rf.register(fs, "the citymesh broker of the city events: mqtt://, mqtts:// (tls://), ws:// or wss:// `URL`",
+		"MQTT client `id` at the broker; keep it stable so that events queued while away are kept (default svc-NAME)",
+		"user `name` at the broker")
 	dataDir := fs.String("data", "", "data `directory`: the state is DIR/services (default the configuration's data, ./data)")
 	httpAddr := fs.String("http", "127.0.0.1:8091", "listen `address` of the service's API (/api/v1/"+kind+"/), /api/v1/services, /metrics and /healthz; off for none")
 	logLevel := fs.String("log", "info", "log `level`: debug, info, warn or error")
-	var tf tlsFlags
-	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,27 +65,10 @@ func runService(ctx context.Context, kind string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmp.Or(*configFile, "no --config"), err)
 	}
-	u, err := url.Parse(*brokerURL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("--broker %q: want a URL such as mqtt://127.0.0.1:1883", *brokerURL)
-	}
-	if tf.enabled() && (u.Scheme == "mqtt" || u.Scheme == "tcp" || u.Scheme == "ws") {
-		return fmt.Errorf("--broker %s is not a TLS URL, but TLS flags were given: use mqtts:// or wss://", *brokerURL)
-	}
-	tc, err := tf.config(u.Hostname())
-	if err != nil {
+	if err := rf.resolve(); err != nil {
 		return err
 	}
-	var password []byte
-	if *passwordFile != "" {
-		b, err := os.ReadFile(*passwordFile)
-		if err != nil {
-			return fmt.Errorf("--password-file: %w", err)
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		password = []byte(strings.TrimSpace(line))
-	}
-	*clientID = cmp.Or(*clientID, "svc-"+svcName)
+	rf.clientID = cmp.Or(rf.clientID, "svc-"+svcName)
 	// The HTTP API's users are the auth section's, as for run twin.
 	chain, _, err := cfg.Auth.Build()
 	if err != nil {
@@ -120,12 +100,7 @@ func runService(ctx context.Context, kind string, args []string) error {
 		defer ln.Close() // (a no-op once served)
 	}
 	stateDir := filepath.Join(cmp.Or(*dataDir, cfg.Data, "./data"), "services")
-	dial := func(ctx context.Context, _ string) (bus.Bus, error) {
-		dctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		return bus.DialRemote(dctx, bus.RemoteOptions{URL: *brokerURL, ClientID: *clientID, Username: *username,
-			Password: password, Logger: log, TLSConfig: tc})
-	}
+	dial := func(ctx context.Context, _ string) (bus.Bus, error) { return rf.dial(ctx, log, rf.clientID) }
 	svcs, err := node.NewServices(list, node.ServicesOptions{Dial: dial, StateDir: stateDir,
 		Kinds: map[string]string{svcName: kind}, Logger: log})
 	if err != nil {
@@ -162,7 +137,7 @@ func runService(ctx context.Context, kind string, args []string) error {
 	if err := svcs.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("service running", "service", svcName, "kind", kind, "broker", *brokerURL, "client", *clientID, "state", stateDir)
+	log.Info("service running", "service", svcName, "kind", kind, "broker", rf.broker, "client", rf.clientID, "state", stateDir)
 	<-ctx.Done()
 	log.Info("shutting down")
 	if stopHTTP != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/citymesh/citymesh/api"
-	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/node"
 )
 
@@ -27,14 +25,12 @@ import (
 func runTwin(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run twin", flag.ContinueOnError)
 	configFile := fs.String("config", "", "YAML configuration `file` with a twin section (citymesh serve's file, or one with that section, data and auth); its auth section authenticates the HTTP APIs' users")
-	brokerURL := fs.String("broker", "mqtt://127.0.0.1:1883", "the citymesh broker of the city events: mqtt://, tls://, ws:// or wss:// `URL`")
-	clientID := fs.String("client-id", "", "MQTT client `id` at the broker; keep it stable so that events queued while away are kept (default citymesh-twin-HOSTNAME)")
-	username := fs.String("username", "", "user `name` at the broker: an administrator, so that the twin may publish into the tenants' namespaces")
-	passwordFile := fs.String("password-file", "", "`file` holding the password at the broker (its first line)")
+	var rf remoteFlags
+	rf.register(fs, "the citymesh broker of the city events: mqtt://, tls://, ws:// or wss:// `URL`",
+		"MQTT client `id` at the broker; keep it stable so that events queued while away are kept (default citymesh-twin-HOSTNAME)",
+		"user `name` at the broker: an administrator, so that the twin may publish into the tenants' namespaces")
 	httpAddr := fs.String("http", "127.0.0.1:8090", "listen `address` of the twin API (/api/v1/twin/), the Prometheus API (/prometheus/), /metrics and /healthz; off for none")
 	logLevel := fs.String("log", "info", "log `level`: debug, info, warn or error")
-	var tf tlsFlags
-	tf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,30 +54,10 @@ func runTwin(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	u, err := url.Parse(*brokerURL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("--broker %q: want a URL such as mqtt://127.0.0.1:1883", *brokerURL)
-	}
-	if tf.enabled() && (u.Scheme == "mqtt" || u.Scheme == "tcp" || u.Scheme == "ws") {
-		return fmt.Errorf("--broker %s is not a TLS URL, but TLS flags were given: use tls:// or wss://", *brokerURL)
-	}
-	tc, err := tf.config(u.Hostname())
-	if err != nil {
+	if err := rf.resolve(); err != nil {
 		return err
 	}
-	var password []byte
-	if *passwordFile != "" {
-		b, err := os.ReadFile(*passwordFile)
-		if err != nil {
-			return fmt.Errorf("--password-file: %w", err)
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		password = []byte(strings.TrimSpace(line))
-	}
-	if *clientID == "" {
-		host, _ := os.Hostname()
-		*clientID = "citymesh-twin-" + strings.ReplaceAll(host, ".", "-")
-	}
+	rf.defaultClientID("citymesh-twin-")
 	// The HTTP APIs' users are the auth section's: the broker's password
 	// file and JWT keys, read by this process too.
 	chain, _, err := cfg.Auth.Build()
@@ -115,10 +91,7 @@ func runTwin(ctx context.Context, args []string) error {
 	}
 	defer tw.Close() // the last to run: the history closes after the twin stopped
 
-	dctx, cancel := context.WithTimeout(ctx, time.Minute)
-	remote, err := bus.DialRemote(dctx, bus.RemoteOptions{URL: *brokerURL, ClientID: *clientID, Username: *username,
-		Password: password, Logger: log, TLSConfig: tc})
-	cancel()
+	remote, err := rf.dial(ctx, log, rf.clientID)
 	if err != nil {
 		return err
 	}
@@ -126,10 +99,7 @@ func runTwin(ctx context.Context, args []string) error {
 	// The event log's recorder on a client of its own: its filters
 	// overlap the twin's (status events), and a client holds one
 	// subscription per filter.
-	dctx, cancel = context.WithTimeout(ctx, time.Minute)
-	events, err := bus.DialRemote(dctx, bus.RemoteOptions{URL: *brokerURL, ClientID: *clientID + "-events", Username: *username,
-		Password: password, Logger: log, TLSConfig: tc})
-	cancel()
+	events, err := rf.dial(ctx, log, rf.clientID+"-events")
 	if err != nil {
 		return err
 	}
@@ -165,7 +135,7 @@ func runTwin(ctx context.Context, args []string) error {
 			<-served
 		}
 	}
-	log.Info("twin running", "broker", *brokerURL, "client", *clientID)
+	log.Info("twin running", "broker", rf.broker, "client", rf.clientID)
 	<-ctx.Done()
 	log.Info("shutting down")
 	if stopHTTP != nil {
