@@ -620,16 +620,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
-	retry := time.NewTimer(time.Hour)
+	retry := service.Retry{Min: 100 * time.Millisecond}
 	defer retry.Stop()
-	backoff := 100 * time.Millisecond
 	for {
-		if m.publish(ctx) {
-			backoff = 100 * time.Millisecond
-		} else {
-			retry.Reset(backoff)
-			backoff = min(2*backoff, 30*time.Second)
-		}
+		retry.Done(m.publish(ctx))
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -637,7 +631,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			cancel()
 			return nil
 		case <-m.wake:
-		case <-retry.C:
+		case <-retry.C():
 		case msg := <-m.cmds:
 			m.command(ctx, msg)
 		case <-prune.C:

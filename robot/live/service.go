@@ -469,16 +469,10 @@ func ProgressTopic(site, robotID string) string {
 // a closed or cancelled incident's final state goes out once, not retained,
 // and its retained message is removed. A failed publish is retried.
 func (r *run) publishLoop(ctx context.Context) {
-	retry := time.NewTimer(time.Hour)
+	var retry service.Retry
 	defer retry.Stop()
-	backoff := 50 * time.Millisecond
 	for {
-		if r.publish(ctx) {
-			backoff = 50 * time.Millisecond
-		} else {
-			retry.Reset(backoff)
-			backoff = min(2*backoff, 30*time.Second)
-		}
+		retry.Done(r.publish(ctx))
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -486,7 +480,7 @@ func (r *run) publishLoop(ctx context.Context) {
 			cancel()
 			return
 		case <-r.wake:
-		case <-retry.C:
+		case <-retry.C():
 		}
 	}
 }
