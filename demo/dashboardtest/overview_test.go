@@ -99,3 +99,35 @@ func TestDashboardOverview(t *testing.T) {
 		tb.Screenshot("overview")
 	}
 }
+
+// TestDashboardTenantOverview: a tenant's user signs in and the Overview
+// shows its own running invoice and no other tenant's; its header names
+// the user and the tenant; the page's own API calls for another tenant's
+// invoice are refused like any other request of that user.
+func TestDashboardTenantOverview(t *testing.T) {
+	d := sharedDemo(t)
+	tb := newTabAs(t, "campus-service")
+	tb.Open(d.base + "/")
+	if got := tb.Text("#user"); got != "campus-service (campus-service)" {
+		t.Errorf("the header names %q", got)
+	}
+	var names []string
+	for _, tn := range d.d.Model().Tenants {
+		if tn.ID != "campus-service" {
+			names = append(names, tn.Name)
+		}
+	}
+	waitDemo(t, "the tenant's invoice on the Overview", func() bool {
+		return strings.Contains(tb.Text("#invoices"), "Schwarz Campus Service")
+	}, func() string { return tb.Text("#invoices") })
+	table := tb.Text("#invoices")
+	for _, n := range names {
+		if strings.Contains(table, n) {
+			t.Errorf("campus-service's Overview shows %s's invoice:\n%s", n, table)
+		}
+	}
+	status := Eval[float64](tb, `fetch("/api/v1/energy/invoices/library").then((r) => r.status)`)
+	if status != 404 && status != 403 {
+		t.Errorf("campus-service's page reading library's invoice: HTTP %v", status)
+	}
+}

@@ -94,7 +94,7 @@ async function pollMesh() {
   setText("mesh", `${intf.format(up)} of ${intf.format(links.length)} links up` + (m.node ? ` at node ${m.node}` : "") + ".");
 }
 
-await header();
+const me = await header();
 every(POLL_MS, pollMetrics);
 every(5000, pollTwin);
 every(5000, pollServices);
@@ -112,6 +112,23 @@ function renderInvoices() {
     cell(r, utc(v.updated), "time");
   }), 4, "Waiting for the first invoice…");
 }
+// putInvoice shows one running invoice message ({site, period, status,
+// updated, invoice: {tenant, name, currency, gross, …}}, from MQTT or the
+// energy API); amounts are decimal strings, to the cent, shown as they are.
+function putInvoice(site, tenant, m) {
+  const inv = m.invoice ?? {};
+  invoices.set(`${site}/${tenant}`, { site, tenant, name: inv.name, gross: inv.gross ?? null,
+    currency: inv.currency ?? "", estimated: !!inv.estimated, updated: m.updated });
+}
+// A tenant's user reads its own invoice from the energy API too: its MQTT
+// connection is in its tenant's namespace.
+if (me.tenant) {
+  every(10000, async () => {
+    const r = await api("/api/v1/energy/invoices");
+    for (const m of r.invoices ?? []) putInvoice(m.site, m.invoice?.tenant ?? me.tenant, m);
+    renderInvoices();
+  });
+}
 let alarmTimer = null;
 connectMQTT(["alarm/#", "energy/+/tenant/+/invoice"], (topic, payload) => {
   const p = topic.split("/");
@@ -128,10 +145,7 @@ connectMQTT(["alarm/#", "energy/+/tenant/+/invoice"], (topic, payload) => {
     try {
       // {site, period, status, updated, invoice: {tenant, name, currency, gross, …}};
       // amounts are decimal strings, to the cent, shown as they are.
-      const m = json(payload);
-      const inv = m.invoice ?? {};
-      invoices.set(key, { site: p[1], tenant: p[3], name: inv.name, gross: inv.gross ?? null,
-        currency: inv.currency ?? "", estimated: !!inv.estimated, updated: m.updated });
+      putInvoice(p[1], p[3], json(payload));
       renderInvoices();
     } catch (e) {
       console.warn(`invoice on ${topic}: ${e.message}`);
