@@ -282,7 +282,7 @@ func New(opts Options) (*Demo, error) {
 		}
 		histDir = d.histTmp
 	}
-	if d.hist, err = history.Open(histDir, history.Options{}); err != nil {
+	if d.hist, err = history.Open(histDir, history.Options{Logger: opts.Logger}); err != nil {
 		return nil, fmt.Errorf("demo: history: %w", err)
 	}
 	if d.twin, err = twin.NewService(twin.Options{Model: m, Bus: d.twinBus, Logger: opts.Logger, Now: d.twinNow, Sink: d.hist}); err != nil {

@@ -494,11 +494,30 @@ func (f Filter) String() string {
 }
 
 // warnHandler passes on the records of Warn level and above: the TSDB logs
-// every compaction and WAL replay at Info.
+// every compaction and WAL replay at Info. Two warnings of the normal
+// course are passed on at Debug: late (out-of-order) samples are compacted
+// into blocks that overlap the in-order ones until the next compaction
+// merges them, and closing the history stops a compaction under way.
 type warnHandler struct{ slog.Handler }
+
+// routineWarnings are the TSDB's warnings of the normal course.
+var routineWarnings = map[string]bool{
+	"Overlapping blocks found during reloadBlocks":         true,
+	"aborting block compactions to persist the head block": true,
+}
 
 func (h warnHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnHandler) Handle(ctx context.Context, r slog.Record) error {
+	if routineWarnings[r.Message] && r.Level == slog.LevelWarn {
+		r.Level = slog.LevelDebug
+		if !h.Handler.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 func (h warnHandler) WithAttrs(as []slog.Attr) slog.Handler {
