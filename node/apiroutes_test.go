@@ -472,3 +472,95 @@ func TestAPIEveryRoute(t *testing.T) {
 
 
 func ptrU32(v uint32) *uint32 { return &v }
+
+// TestAPIOperatorReads: an operator (group operator, no tenant) reads the
+// twin, the energy, vineyard and robot services and the alarms of every
+// tenant, and changes nothing there (403), as a tenant's user may in its
+// tenant; it also reads the broker's sessions with their subscriptions and
+// the listeners.
+func TestAPIOperatorReads(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := newAPIFixture(t, ctx)
+	for _, c := range []struct {
+		method, path, body string
+		code               int
+		has                []string
+	}{
+		{"GET", "/api/v1/twin/points?asset=b01-0.01", "", 200, []string{roomPoint}},
+		{"GET", "/api/v1/twin/points/soil-probe-01/battery", "", 200, []string{devicePoint}},
+		{"POST", "/api/v1/twin/points/query", `{"ids":["` + roomPoint + `","` + devicePoint + `"]}`, 200, []string{roomPoint, devicePoint}},
+		{"GET", "/api/v1/energy/invoices/campus-service", "", 200, []string{`"invoices"`}},
+		{"GET", "/api/v1/vineyard/plots", "", 200, []string{"wartberg-01"}},
+		{"GET", "/api/v1/robot/incidents?state=all", "", 200, []string{f.csIncident, f.growerIncident}},
+		{"GET", "/api/v1/alarms", "", 200, []string{f.csAlarm, "wartberg-growers"}},
+		{"GET", "/api/v1/broker/sessions/watcher", "", 200, []string{`"filter":"city/#"`, `"connected":true`, `"expiry_seconds":60`}},
+		{"GET", "/api/v1/broker/listeners", "", 200, []string{`"name":"mqtt"`, `"name":"http"`, `"tls":false`}},
+		{"POST", "/api/v1/alarms/" + f.csAlarm + "/ack", "", 403, nil},
+		{"POST", "/api/v1/robot/incidents/" + f.csIncident + "/acknowledge", "", 403, nil},
+		{"POST", "/api/v1/vineyard/plots/wartberg-01/samples", f.samples, 403, nil},
+		{"GET", "/api/v1/twin/tenants/campus-service/export", "", 403, nil},
+		{"DELETE", "/api/v1/twin/tenants/campus-service", "", 403, nil},
+	} {
+		code, ctype, body := call(t, f.base, c.method, c.path, c.body, "", "watch")
+		if code != c.code {
+			t.Errorf("%s %s as an operator: %d %.300s, want %d", c.method, c.path, code, body, c.code)
+			continue
+		}
+		if code >= 400 && ctype != "application/problem+json" {
+			t.Errorf("%s %s as an operator: Content-Type %q", c.method, c.path, ctype)
+		}
+		for _, h := range c.has {
+			if !strings.Contains(body, h) {
+				t.Errorf("%s %s as an operator: no %q in %.300s", c.method, c.path, h, body)
+			}
+		}
+	}
+}
+
+// TestAPILoginBackoff: failed logins over POST /api/v1/session make the
+// address wait as the broker's login guard does for MQTT (the third
+// failure starts a wait of a second): the next login is refused with 429,
+// Retry-After and problem details, an MQTT CONNECT from the address too
+// (CONNACK 0x9F); once the wait is over the right password logs in and
+// forgives the failures.
+func TestAPILoginBackoff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := twinConfig(t, true)
+	cfg.Twin = node.TwinConfig{}
+	n := startNode(t, cfg, nil)
+	base := "http://" + n.Addr(node.ListenerHTTP).String()
+	loginAs := func(pw string) (int, string, string, string) {
+		resp, b := apiCall(t, "POST", base+"/api/v1/session", `{"username":"ops","password":"`+pw+`"}`, map[string]string{"Content-Type": "application/json"})
+		return resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), string(b)
+	}
+	for i := range 3 {
+		if code, _, _, body := loginAs("wrong"); code != 401 {
+			t.Fatalf("failed login %d: %d %s", i+1, code, body)
+		}
+	}
+	code, ctype, retry, body := loginAs("pw")
+	if code != 429 || ctype != "application/problem+json" || retry != "1" || !strings.Contains(body, `"status":429`) {
+		t.Fatalf("login after 3 failures: %d %q Retry-After %q %s", code, ctype, retry, body)
+	}
+	// MQTT from the same address waits too.
+	conn, err := net.Dial("tcp", n.Addr(node.ListenerMQTT).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	ack, err := c.Connect(ctx, &paho.Connect{ClientID: "after-http-failures", CleanStart: true, KeepAlive: 30,
+		Username: "ops", UsernameFlag: true, Password: []byte("pw"), PasswordFlag: true})
+	if ack == nil || ack.ReasonCode != 0x9F {
+		t.Errorf("MQTT CONNECT during the back-off: %v %+v, want CONNACK 0x9F", err, ack)
+	}
+	waitFor(t, 5*time.Second, "the back-off to pass", func() bool {
+		code, _, _, _ := loginAs("pw")
+		return code == 201
+	})
+	// The success forgave the failures: one more is a plain 401.
+	if code, _, _, body := loginAs("wrong"); code != 401 {
+		t.Errorf("a failure after a success: %d %s", code, body)
+	}
+}
