@@ -221,12 +221,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(b)
 }
 
-// problem writes an RFC 9457 problem details answer.
-func problem(w http.ResponseWriter, code int, title, detail string) {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": title, "status": code, "detail": detail})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(code)
-	w.Write(b)
+// problem writes an RFC 9457 problem details answer (service.WriteProblem):
+// its title the status's, what went wrong and why in its detail.
+func problem(w http.ResponseWriter, code int, what, detail string) {
+	service.WriteProblem(w, nil, code, what+": "+detail)
 }
 
 // The node mounts the API and gives it the access hooks.

@@ -34,12 +34,12 @@ func (s *Service) HTTPHandler() http.Handler {
 	return mux
 }
 
-// problem writes an RFC 9457 problem details response.
-func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
+// problem writes an RFC 9457 problem details response
+// (service.WriteProblem): its title the status's, what went wrong and why
+// in its detail.
+func problem(w http.ResponseWriter, status int, what, detail string) {
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail})
+	service.WriteProblem(w, nil, status, what+": "+detail)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -48,12 +48,10 @@ func (s *Service) HTTPHandler() http.Handler {
 	return mux
 }
 
-// problem writes an RFC 9457 problem details response.
+// problem writes an RFC 9457 problem details response
+// (service.WriteProblem).
 func problem(w http.ResponseWriter, code int, detail string) {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(code), "status": code, "detail": detail})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(code)
-	w.Write(b)
+	service.WriteProblem(w, nil, code, detail)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
