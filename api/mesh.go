@@ -35,10 +35,10 @@ type subscriptionBody struct {
 }
 
 func sessionOf(si broker.SessionInfo) sessionBody {
-	sb := sessionBody{ID: si.ID, Connected: si.Connected, Expiry: si.Expiry, Offline: si.Offline.UTC(), Queued: si.Queued,
+	sb := sessionBody{ID: si.ID, Connected: si.Connected, Expiry: si.Expiry, Queued: si.Queued,
 		Inflight: si.Inflight, Count: si.SubscriptionCount}
-	if si.Offline.IsZero() {
-		sb.Offline = time.Time{}
+	if !si.Offline.IsZero() {
+		sb.Offline = si.Offline.UTC()
 	}
 	if si.Connected {
 		c := clientOf(si.Client)
