@@ -470,7 +470,6 @@ func TestAPIEveryRoute(t *testing.T) {
 	}
 }
 
-
 func ptrU32(v uint32) *uint32 { return &v }
 
 // TestAPIOperatorReads: an operator (group operator, no tenant) reads the
