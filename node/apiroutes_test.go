@@ -470,6 +470,7 @@ func TestAPIEveryRoute(t *testing.T) {
 	}
 }
 
+// ptrU32 returns a pointer to v, for the optional properties of Paho.
 func ptrU32(v uint32) *uint32 { return &v }
 
 // TestAPIOperatorReads: an operator (group operator, no tenant) reads the
@@ -534,12 +535,22 @@ func TestAPILoginBackoff(t *testing.T) {
 		resp, b := apiCall(t, "POST", base+"/api/v1/session", `{"username":"ops","password":"`+pw+`"}`, map[string]string{"Content-Type": "application/json"})
 		return resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"), string(b)
 	}
-	for i := range 3 {
-		if code, _, _, body := loginAs("wrong"); code != 401 {
-			t.Fatalf("failed login %d: %d %s", i+1, code, body)
+	var code int
+	var ctype, retry, body string
+	for try := 0; ; try++ {
+		for i := range 3 {
+			if code, _, _, body := loginAs("wrong"); code != 401 {
+				t.Fatalf("failed login %d: %d %s", i+1, code, body)
+			}
+		}
+		third := time.Now()
+		code, ctype, retry, body = loginAs("pw")
+		// A machine too busy to send the next login within the second
+		// of the wait logs in (which forgives): try again.
+		if code != 201 || time.Since(third) < time.Second || try == 2 {
+			break
 		}
 	}
-	code, ctype, retry, body := loginAs("pw")
 	if code != 429 || ctype != "application/problem+json" || retry != "1" || !strings.Contains(body, `"status":429`) {
 		t.Fatalf("login after 3 failures: %d %q Retry-After %q %s", code, ctype, retry, body)
 	}
