@@ -2,6 +2,7 @@ package alarm
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +51,7 @@ func (b *Board) Handler(access service.Access) http.Handler {
 		access = service.AllAccess
 	}
 	h := &boardAPI{b: b, access: access}
-	mux := http.NewServeMux()
+	mux := service.NewMux()
 	mux.HandleFunc("GET "+APIPrefix, h.list)
 	mux.HandleFunc("GET "+APIPrefix+"/{id}", h.get)
 	mux.HandleFunc("POST "+APIPrefix+"/{id}/{verb}", h.command)
@@ -210,3 +211,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
 }
+
+// openAPI is the OpenAPI 3.1 document of the alarm API.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3.1 document of the alarm API (Handler's
+// routes), which the node merges into its own.
+func OpenAPI() []byte { return openAPI }

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +35,30 @@ type Options struct {
 	// Authorizer is the broker's access control, which decides what a
 	// user may publish; nil: everything.
 	Authorizer auth.Authorizer
+	// Listeners lists the node's listeners, for GET
+	// /api/v1/broker/listeners; nil: none.
+	Listeners func() []Listener
+	// Mesh serves the mesh's status as JSON at GET /api/v1/mesh (and the
+	// node at GET /api/mesh); nil: the node is in no mesh (404).
+	Mesh http.Handler
+	// Documents are the OpenAPI 3.1 documents of the other parts the
+	// node serves under /api/v1/ (the twin, the services, the alarms),
+	// merged with the API's own into the one document of GET
+	// /api/v1/openapi.json (MergeOpenAPI).
+	Documents [][]byte
+}
+
+// Listener describes one of the node's listeners.
+type Listener struct {
+	// Name is the listener's name (mqtt, mqtts, ws, wss, http).
+	Name string `json:"name"`
+	// Address is where it listens.
+	Address string `json:"address"`
+	// TLS says whether its connections use TLS.
+	TLS bool `json:"tls"`
+	// Clients is the number of the network clients connected through it
+	// (filled in by the API).
+	Clients int `json:"clients"`
 }
 
 // Route is one route of the API: an http.ServeMux pattern and its
@@ -56,7 +82,11 @@ func Routes(o Options) []Route {
 		{"GET " + Prefix + "/broker/retained", s.operator(s.retained)},
 		{"DELETE " + Prefix + "/broker/retained/{topic...}", s.operator(s.clearRetained)},
 		{"POST " + Prefix + "/broker/publish", s.operator(s.publish)},
-		{"GET " + Prefix + "/openapi.json", http.HandlerFunc(serveOpenAPI)},
+		{"GET " + Prefix + "/broker/sessions", s.operator(s.sessions)},
+		{"GET " + Prefix + "/broker/sessions/{id}", s.operator(s.session)},
+		{"GET " + Prefix + "/broker/listeners", s.operator(s.listeners)},
+		{"GET " + Prefix + "/mesh", s.operator(s.mesh)},
+		{"GET " + Prefix + "/openapi.json", s.openAPI()},
 	}
 }
 
@@ -123,10 +153,29 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		service.WriteProblem(w, r, http.StatusBadRequest, "the login is {\"username\": ..., \"password\": ...}")
 		return
 	}
+	// The broker's login back-off (broker.Limits.LoginFailures): an
+	// address that failed too often waits, over MQTT and here alike; the
+	// broker's audit log records every login and refusal.
+	b := s.o.Broker
+	if b != nil {
+		if wait := b.LoginWait(r.RemoteAddr); wait > 0 {
+			b.LoginRefused(r.RemoteAddr, "http", body.Username)
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			service.WriteProblem(w, r, http.StatusTooManyRequests, "too many failed logins from this address: try again in "+
+				strconv.Itoa(int(math.Ceil(wait.Seconds())))+" s")
+			return
+		}
+	}
 	id, err := s.o.Auth.Login(r, body.Username, body.Password)
 	if err != nil {
+		if b != nil {
+			b.LoginFailed(r.RemoteAddr, "http", body.Username)
+		}
 		service.WriteProblem(w, r, http.StatusUnauthorized, "wrong user name or password")
 		return
+	}
+	if b != nil {
+		b.LoginSucceeded(r.RemoteAddr, "http", id.User)
 	}
 	// A session replaces the one the browser had.
 	if c, err := r.Cookie(CookieName); err == nil {

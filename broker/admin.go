@@ -131,3 +131,116 @@ func (b *Broker) ClearRetained(name string) (bool, error) {
 	b.persistRetained(m)
 	return true, nil
 }
+
+// SessionInfo describes a session of a network client, connected or not,
+// for operators.
+type SessionInfo struct {
+	// ID is the client identifier.
+	ID string
+	// Connected says whether a client is attached; Client describes it
+	// then.
+	Connected bool
+	Client    ClientInfo
+	// Expiry is the Session Expiry Interval in seconds, and Offline when
+	// the client left (zero while connected).
+	Expiry  uint32
+	Offline time.Time
+	// Queued is how many messages wait for the client, Inflight how many
+	// were sent and are not yet acknowledged.
+	Queued, Inflight int
+	// Subscriptions are the session's subscriptions, by filter; only
+	// Session fills them in.
+	Subscriptions []SubscriptionInfo
+	// SubscriptionCount is the number of the session's subscriptions.
+	SubscriptionCount int
+}
+
+// SubscriptionInfo is one subscription of a session.
+type SubscriptionInfo struct {
+	// Filter is the topic filter as the broker keeps it (a shared
+	// subscription's $share/{group}/ prefix included).
+	Filter string
+	// QoS is the maximum QoS granted.
+	QoS byte
+	// NoLocal, RetainAsPublished and RetainHandling are the MQTT 5
+	// subscription options.
+	NoLocal, RetainAsPublished bool
+	RetainHandling             byte
+	// Identifier is the subscription identifier, 0 for none.
+	Identifier uint32
+}
+
+// Sessions returns the sessions of network clients, connected or waiting
+// for their clients to come back (not the mesh's links, nor in-process
+// Local sessions), by client identifier, without their subscriptions.
+func (b *Broker) Sessions() []SessionInfo {
+	b.mu.Lock()
+	sessions := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	b.mu.Unlock()
+	out := make([]SessionInfo, 0, len(sessions))
+	for _, s := range sessions {
+		if si, ok := s.sessionInfo(false); ok {
+			out = append(out, si)
+		}
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Session returns session id of a network client, with its
+// subscriptions.
+func (b *Broker) Session(id string) (SessionInfo, bool) {
+	b.mu.Lock()
+	s := b.sessions[id]
+	b.mu.Unlock()
+	if s == nil {
+		return SessionInfo{}, false
+	}
+	return s.sessionInfo(true)
+}
+
+// sessionInfo describes s, unless it is a mesh link's or an in-process
+// client's.
+func (s *session) sessionInfo(subs bool) (SessionInfo, bool) {
+	if s.link.Load() != nil {
+		return SessionInfo{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.linkKind != KindClient {
+		return SessionInfo{}, false
+	}
+	si := SessionInfo{ID: s.id, Expiry: s.expiry, Offline: s.offline, Queued: s.queue.Len(), Inflight: len(s.inflight),
+		SubscriptionCount: len(s.subs)}
+	switch c := s.out.(type) {
+	case nil:
+	case *conn:
+		if c.kind != KindClient {
+			return SessionInfo{}, false
+		}
+		if !c.closeAfter && !c.dead {
+			si.Connected, si.Offline = true, time.Time{}
+			si.Client = ClientInfo{ID: s.id, Remote: c.remote, Listener: c.listener, Version: c.version, Since: c.since, Subscriptions: len(s.subs)}
+			if c.ident != nil {
+				si.Client.User, si.Client.Tenant = c.ident.User, c.ident.Tenant
+			}
+		}
+	default:
+		return SessionInfo{}, false // an in-process client
+	}
+	if subs {
+		si.Subscriptions = make([]SubscriptionInfo, 0, len(s.subs))
+		for f, o := range s.subs {
+			x := SubscriptionInfo{Filter: f, QoS: o.qos, NoLocal: o.noLocal, RetainAsPublished: o.retainAsPublished, RetainHandling: o.retainHandling}
+			if len(o.subIDs) > 0 {
+				x.Identifier = o.subIDs[0]
+			}
+			si.Subscriptions = append(si.Subscriptions, x)
+		}
+		slices.SortFunc(si.Subscriptions, func(a, b SubscriptionInfo) int { return strings.Compare(a.Filter, b.Filter) })
+	}
+	return si, true
+}

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -84,5 +85,84 @@ func TestAdminRetained(t *testing.T) {
 	}
 	if got, _ := b.Retained("#", 0); len(got) != 2 || b.Stats().Retained != 2 {
 		t.Errorf("after clearing: %v, stats %d", got, b.Stats().Retained)
+	}
+}
+
+// TestAdminSessions: Sessions lists the network clients' sessions,
+// connected or waiting for their clients, without the in-process ones;
+// Session gives one with its subscriptions and their options; a clean
+// session is gone when its client leaves.
+func TestAdminSessions(t *testing.T) {
+	b, addr := startBroker(t, broker.Options{})
+	expiry := uint32(300)
+	keep, _ := dialV5(t, addr, &paho.Connect{ClientID: "keeper", CleanStart: true, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
+	subID := 7
+	if _, err := keep.Subscribe(t.Context(), &paho.Subscribe{Properties: &paho.SubscribeProperties{SubscriptionIdentifier: &subID},
+		Subscriptions: []paho.SubscribeOptions{{Topic: "a/#", QoS: 1, NoLocal: true}, {Topic: "b", QoS: 0, RetainHandling: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	dialV5(t, addr, &paho.Connect{ClientID: "passer", CleanStart: true, KeepAlive: 30})
+	l, err := b.NewLocal("in-process")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	ids := func() []string {
+		var out []string
+		for _, s := range b.Sessions() {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	if got := ids(); !slices.Equal(got, []string{"keeper", "passer"}) {
+		t.Fatalf("Sessions() = %v, want keeper and passer", got)
+	}
+	s, ok := b.Session("keeper")
+	want := []broker.SubscriptionInfo{{Filter: "a/#", QoS: 1, NoLocal: true, Identifier: 7}, {Filter: "b", RetainHandling: 2, Identifier: 7}}
+	if !ok || !s.Connected || s.Client.Version != 5 || s.Expiry != 300 || s.SubscriptionCount != 2 || !slices.Equal(s.Subscriptions, want) {
+		t.Fatalf("Session(keeper) = %+v, %v", s, ok)
+	}
+	if _, ok := b.Session("in-process"); ok {
+		t.Error("Session of an in-process client")
+	}
+	if _, ok := b.Session("nobody"); ok {
+		t.Error("Session of nobody")
+	}
+
+	// Both clients leave: the kept session waits, offline; the clean one
+	// ends.
+	keep.Disconnect(&paho.Disconnect{})
+	b.Disconnect("passer", "bye")
+	waitFor(t, "keeper offline, passer gone", func() bool {
+		s, ok := b.Session("keeper")
+		return ok && !s.Connected && !s.Offline.IsZero() && slices.Equal(ids(), []string{"keeper"})
+	})
+}
+
+// TestLoginBackoffShared: failed logins told by another way of logging in
+// (LoginFailed, as the HTTP API does) make the address wait (LoginWait)
+// and refuse its MQTT CONNECT with 0x9F; a success forgives.
+func TestLoginBackoffShared(t *testing.T) {
+	b, addr := startBroker(t, broker.Options{})
+	if w := b.LoginWait("127.0.0.1:1234"); w != 0 {
+		t.Fatalf("LoginWait before any failure: %v", w)
+	}
+	for range 3 {
+		b.LoginFailed("127.0.0.1:1234", "http", "ops")
+	}
+	if w := b.LoginWait("127.0.0.1:5678"); w <= 0 || w > time.Second {
+		t.Fatalf("LoginWait after 3 failures: %v, want up to 1 s (for the address, any port)", w)
+	}
+	if w := b.LoginWait("[::2]:1"); w != 0 {
+		t.Errorf("LoginWait of another address: %v", w)
+	}
+	if _, ack, err := tryDialV5(addr, &paho.Connect{ClientID: "x", CleanStart: true, KeepAlive: 30}); ack == nil || ack.ReasonCode != 0x9F {
+		t.Errorf("CONNECT during the back-off: %+v %v, want 0x9F", ack, err)
+	}
+	b.LoginSucceeded("127.0.0.1:1", "http", "ops")
+	if w := b.LoginWait("127.0.0.1:1234"); w != 0 {
+		t.Errorf("LoginWait after a success: %v", w)
 	}
 }

@@ -246,3 +246,52 @@ func (p *publishLimiter) wait(n int, now time.Time) time.Duration {
 	}
 	return d
 }
+
+// blocked returns how long logins from key must still wait (0: none).
+func (g *guard) blocked(key string, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if st := g.addrs[key]; st != nil && now.Before(st.blockedUntil) {
+		return st.blockedUntil.Sub(now)
+	}
+	return 0
+}
+
+// remoteKey is the source IP address of a remote address in host:port
+// form, the unit of the per-address limits.
+func remoteKey(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// LoginWait returns how long logins from remote (host:port, as
+// http.Request.RemoteAddr) must still wait after failed ones: the back-off
+// of Limits.LoginFailures and MaxLoginBackoff, which other ways of logging
+// in with the broker's users (the HTTP API) share with MQTT's CONNECT. 0:
+// none.
+func (b *Broker) LoginWait(remote string) time.Duration {
+	return b.guard.blocked(remoteKey(remote), time.Now())
+}
+
+// LoginFailed records a failed login of user from remote by way of via
+// ("http" for the HTTP API), in the audit log and in the back-off of the
+// address, which counts failures over MQTT and the other ways alike.
+func (b *Broker) LoginFailed(remote, via, user string) {
+	b.guard.loginFailed(remoteKey(remote), time.Now())
+	b.opts.Audit.Info("login refused", "via", via, "user", user, "remote", remote, "reason", "bad_credentials")
+}
+
+// LoginRefused audits a login of user from remote by way of via refused
+// because the address is waiting after failed logins (LoginWait).
+func (b *Broker) LoginRefused(remote, via, user string) {
+	b.opts.Audit.Info("login refused", "via", via, "user", user, "remote", remote, "reason", "login_backoff")
+}
+
+// LoginSucceeded forgives remote its failed logins, as a successful
+// CONNECT does, and audits the login.
+func (b *Broker) LoginSucceeded(remote, via, user string) {
+	b.guard.loginSucceeded(remoteKey(remote))
+	b.opts.Audit.Info("login", "via", via, "user", user, "remote", remote)
+}

@@ -22,7 +22,7 @@ import (
 // httpHandler serves /healthz, Prometheus /metrics, /debug/pprof, the
 // API's sessions and broker routes (package api), the dashboard at /, MQTT
 // over WebSocket at /mqtt (for the dashboard's pages, on their own origin)
-// and, on a mesh node, GET /api/mesh, every answer with the browsers'
+// and, on a mesh node, GET /api/mesh (also at GET /api/v1/mesh), every answer with the browsers'
 // security headers.
 func (n *Node) httpHandler(ctx context.Context, addr net.Addr) http.Handler {
 	reg := n.reg
@@ -51,10 +51,16 @@ func (n *Node) httpHandler(ctx context.Context, addr net.Addr) http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	access := n.httpAccess()
 	mux.Handle("/mqtt", n.wsHandler(ctx, ListenerHTTP, addr))
-	o := api.Options{Auth: access.authn, Open: access.open, Broker: n.b}
+	o := api.Options{Auth: access.authn, Open: access.open, Broker: n.b, Listeners: n.listenerList}
 	if n.sec.acl != nil {
 		o.Authorizer = n.sec.acl
 	}
+	if n.mesh != nil {
+		o.Mesh = n.mesh
+	}
+	n.mu.Lock()
+	_, o.Documents = n.apiParts()
+	n.mu.Unlock()
 	for _, rt := range api.Routes(o) {
 		mux.Handle(rt.Pattern, rt.Handler)
 	}
@@ -78,6 +84,17 @@ func (n *Node) httpHandler(ctx context.Context, addr net.Addr) http.Handler {
 		}
 	}
 	return api.Headers(mux)
+}
+
+// listenerList lists the node's bound listeners for the API.
+func (n *Node) listenerList() []api.Listener {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]api.Listener, 0, len(n.mu.listeners))
+	for name, ln := range n.mu.listeners {
+		out = append(out, api.Listener{Name: name, Address: ln.Addr().String(), TLS: name == ListenerMQTTS || name == ListenerWSS})
+	}
+	return out
 }
 
 // httpAccess is the access check of the node's HTTP APIs, made once: the

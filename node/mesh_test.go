@@ -72,8 +72,12 @@ func TestMeshOfNodesInProcess(t *testing.T) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if code, body := httpGet(t, "http://"+core.Addr(node.ListenerHTTP).String()+"/api/mesh"); code != 200 || !strings.Contains(body, "wartberg") {
-		t.Fatalf("/api/mesh: %d %s", code, body)
+	// The mesh's status, at its old path and under /api/v1/.
+	for _, path := range []string{"/api/mesh", "/api/v1/mesh"} {
+		if code, body := httpGet(t, "http://"+core.Addr(node.ListenerHTTP).String()+path); code != 200 || !strings.Contains(body, "wartberg") ||
+			!strings.Contains(body, `"queued"`) || !strings.Contains(body, `"lag_ns"`) || !strings.Contains(body, `"up": true`) {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
 	}
 	pub.Disconnect(&paho.Disconnect{})
 	sub.Disconnect(&paho.Disconnect{})

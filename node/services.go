@@ -234,11 +234,13 @@ func (s *Services) Collector() prometheus.Collector { return s.runner.Collector(
 // served to administrators only. A second service of a kind whose API is
 // mounted already is not mounted (a warning says so).
 func (s *Services) Mount(handle func(pattern string, h http.Handler) error, access *TwinAccess) error {
-	if err := handle(ServicesPrefix, access.wrapProblem(s.runner.Handler(), false)); err != nil {
+	rh := s.runner.Handler()
+	if err := handle(ServicesPrefix, describe(access.wrapProblem(rh, false), rh, service.OpenAPI())); err != nil {
 		return err
 	}
 	if s.board != nil {
-		h := access.wrapProblem(s.board.Handler(access.ServiceAccess()), false)
+		bh := s.board.Handler(access.ServiceAccess())
+		h := describe(access.wrapProblem(bh, false), bh, alarm.OpenAPI())
 		if err := handle(alarm.APIPrefix, h); err != nil {
 			return err
 		}
@@ -276,7 +278,11 @@ func (s *Services) mount(svc service.Service) error {
 	if h == nil {
 		return nil
 	}
-	if err := s.handle(service.APIPrefix+kind+"/", s.access.wrapProblem(h, adminOnly)); err != nil {
+	var doc []byte
+	if d, ok := svc.(service.Documented); ok {
+		doc = d.OpenAPI()
+	}
+	if err := s.handle(service.APIPrefix+kind+"/", describe(s.access.wrapProblem(h, adminOnly), h, doc)); err != nil {
 		return fmt.Errorf("service %s: %w", svc.Name(), err)
 	}
 	s.mounted[kind] = svc.Name()

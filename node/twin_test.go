@@ -34,14 +34,15 @@ const (
 )
 
 // twinUsers writes a password file (password "pw") with an administrator
-// (ops), a user of each tenant of the small campus (cs: campus-service,
-// grower: wartberg-growers) and a user without a tenant (plain).
+// (ops), an operator (watch), a user of each tenant of the small campus
+// (cs: campus-service, grower: wartberg-growers) and a user without a
+// tenant nor a role (plain).
 func twinUsers(t testing.TB) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "passwd")
 	f := auth.NewPasswordFile(path)
 	for _, u := range []struct{ name, group, tenant string }{
-		{"ops", "admin", ""}, {"cs", "", "campus-service"}, {"grower", "", "wartberg-growers"}, {"plain", "", ""},
+		{"ops", "admin", ""}, {"watch", "operator", ""}, {"cs", "", "campus-service"}, {"grower", "", "wartberg-growers"}, {"plain", "", ""},
 	} {
 		hash, err := auth.HashPassword([]byte("pw"), auth.HashParams{Bcrypt: true, Cost: 4})
 		if err != nil {

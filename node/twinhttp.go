@@ -2,9 +2,9 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/citymesh/citymesh/api"
@@ -28,7 +28,8 @@ const HistoryPrefix = "/prometheus"
 // admin) sees everything and may export and erase tenants; a user with a
 // tenant sees only its tenant's points, assets and series (an
 // administrator with a tenant is its tenant's operator: its tenant's data,
-// export and erasure); any other user is refused (403).
+// export and erasure); an operator (group operator, no tenant) reads
+// everything and changes nothing; any other user is refused (403).
 // A request without credentials, or with wrong ones, gets 401, even when the
 // broker lets anonymous clients in (allow_anonymous): what an anonymous
 // MQTT client may read is topic ACL rules, which do not translate to the
@@ -70,60 +71,51 @@ func (a *TwinAccess) authenticate(r *http.Request) (*auth.Identity, error) {
 }
 
 // Wrap returns h behind the access check: it answers 401 and 403 itself,
-// and passes the request's identity on to the tenant hooks.
+// as RFC 9457 problem details, and passes the request's identity on to
+// the tenant hooks. Administrators, tenants' users and operators (group
+// operator, no tenant: every tenant's data, to read) get through.
 func (a *TwinAccess) Wrap(h http.Handler) http.Handler {
-	if a.open {
-		return h
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := a.authenticate(r)
-		if errors.Is(err, api.ErrCSRF) {
-			writeJSONError(w, http.StatusForbidden, err.Error())
-			return
-		}
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
-			w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)
-			writeJSONError(w, http.StatusUnauthorized, "authentication required: HTTP Basic with a broker user, or a Bearer JWT")
-			return
-		}
-		if !id.Admin && id.Tenant == "" {
-			writeJSONError(w, http.StatusForbidden, "only administrators and tenants' users read the twin")
-			return
-		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
-	})
+	return a.guard(h, false, false)
 }
 
-// wrapProblem is Wrap for the services' and the alarm APIs: the same
-// check, its refusals as RFC 9457 problem details; adminOnly refuses
-// tenants' users too (403).
+// wrapProblem is Wrap for the services' and the alarm APIs: adminOnly
+// refuses tenants' users and operators too (403); operators only read
+// (GET, HEAD: a request that changes state is 403).
 func (a *TwinAccess) wrapProblem(h http.Handler, adminOnly bool) http.Handler {
+	return a.guard(h, adminOnly, true)
+}
+
+// guard is the access check of Wrap and wrapProblem.
+func (a *TwinAccess) guard(h http.Handler, adminOnly, operatorsRead bool) http.Handler {
 	if a.open {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := a.authenticate(r)
-		if errors.Is(err, api.ErrCSRF) {
-			api.Refuse(w, r, err)
-			return
-		}
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
-			w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)
-			service.WriteProblem(w, r, http.StatusUnauthorized, "authentication required: HTTP Basic with a broker user, or a Bearer JWT")
+			api.Refuse(w, r, err)
 			return
 		}
 		switch {
 		case adminOnly && (!id.Admin || id.Tenant != ""):
 			service.WriteProblem(w, r, http.StatusForbidden, "only administrators use this API")
 			return
-		case !id.Admin && id.Tenant == "":
-			service.WriteProblem(w, r, http.StatusForbidden, "only administrators and tenants' users use this API")
+		case operator(id) && operatorsRead && r.Method != http.MethodGet && r.Method != http.MethodHead:
+			service.WriteProblem(w, r, http.StatusForbidden, "operators read this API; only administrators and tenants' users act on it")
+			return
+		case !id.Admin && id.Tenant == "" && !operator(id):
+			service.WriteProblem(w, r, http.StatusForbidden, "only administrators, operators and tenants' users use this API")
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 	})
+}
+
+// operator reports whether id is an operator without being an
+// administrator: group operator, no tenant. Operators read every tenant's
+// data.
+func operator(id *auth.Identity) bool {
+	return id != nil && !id.Admin && id.Tenant == "" && slices.Contains(api.Roles(id), api.RoleOperator)
 }
 
 // user is the name of the user a request was authenticated as;
@@ -142,17 +134,6 @@ func (a *TwinAccess) ServiceAccess() service.Access {
 	return service.Access{Tenant: a.tenant, User: a.user}
 }
 
-// writeJSONError answers {"error": msg} with code.
-func writeJSONError(w http.ResponseWriter, code int, msg string) {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	w.Write(append(b, '\n'))
-}
-
 // tenant is the twin API's tenant hook: an administrator without a tenant
 // (or anyone on an open twin) sees all, anyone with a tenant its tenant.
 // An administrator who belongs to a tenant is that tenant's operator, as on
@@ -165,7 +146,7 @@ func (a *TwinAccess) tenant(r *http.Request) (string, bool) {
 	if id.Tenant != "" {
 		return id.Tenant, false
 	}
-	return "", id.Admin
+	return "", id.Admin || operator(id)
 }
 
 // admin is the twin API's administrator hook: administrators export and
@@ -187,10 +168,10 @@ func (a *TwinAccess) scope(r *http.Request) (string, error) {
 		return "", nil
 	case id != nil && id.Tenant != "":
 		return id.Tenant, nil
-	case id != nil && id.Admin:
+	case id != nil && (id.Admin || operator(id)):
 		return "", nil
 	}
-	return "", errors.New("only administrators and tenants' users read the history")
+	return "", errors.New("only administrators, operators and tenants' users read the history")
 }
 
 // Mount adds the twin's HTTP APIs through handle (Node.Handle, or a
@@ -214,7 +195,8 @@ func (n *Node) MountTwin(svc *twin.Service, hist *history.DB, now func() time.Ti
 func mountTwin(handle func(pattern string, h http.Handler) error, access *TwinAccess, svc *twin.Service, hist *history.DB, now func() time.Time) error {
 	o := twin.HandlerOptions{Tenant: access.tenant, Admin: access.admin, Now: now,
 		Tenants: twin.TenantData{Service: svc, History: hist}, History: hist}
-	if err := handle(twin.APIPrefix, access.Wrap(twin.Handler(svc.State(), o))); err != nil {
+	th := twin.Handler(svc.State(), o)
+	if err := handle(twin.APIPrefix, describe(access.Wrap(th), th, twin.OpenAPI())); err != nil {
 		return err
 	}
 	// The NGSI-LD API reads the same state and history, its temporal API

@@ -31,8 +31,9 @@ type HTTPService interface {
 type Access struct {
 	// Tenant says whom a request is for, as twin.HandlerOptions.Tenant
 	// does: a tenant's user sees only its tenant's data (tenant set, all
-	// false); an administrator without a tenant sees all (all true).
-	// tenant "" with all false sees nothing.
+	// false); an administrator or an operator without a tenant sees all
+	// (all true; the node lets operators' requests through only when they
+	// read: GET, HEAD). tenant "" with all false sees nothing.
 	Tenant func(r *http.Request) (tenant string, all bool)
 	// User is the name of the user who makes the request, for audit
 	// trails (who acknowledged an incident); "anonymous" on a node

@@ -213,12 +213,8 @@ type ServiceList struct {
 // service is starting, running or stopped, 503 when one is degraded or
 // failed (so a load balancer or a probe can tell).
 func (r *Runner) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
+	m := NewMux()
+	m.HandleFunc("GET "+APIPrefix+"services", func(w http.ResponseWriter, req *http.Request) {
 		list := ServiceList{Services: r.Health()}
 		code := http.StatusOK
 		for _, h := range list.Services {
@@ -230,6 +226,11 @@ func (r *Runner) Handler() http.Handler {
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(list)
 	})
+	m.HandleFunc(APIPrefix+"services", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		WriteProblem(w, req, http.StatusMethodNotAllowed, req.Method+" is not allowed here: GET, HEAD")
+	})
+	return m
 }
 
 // The runner's metrics, labelled by service.

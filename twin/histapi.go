@@ -217,9 +217,9 @@ func parseStep(s string) (time.Duration, error) {
 
 // history answers 501 when the handler has no history, and reports
 // whether it has.
-func (h *api) hasHistory(w http.ResponseWriter) bool {
+func (h *api) hasHistory(w http.ResponseWriter, r *http.Request) bool {
 	if h.o.History == nil {
-		writeError(w, http.StatusNotImplemented, errNoHistory)
+		writeError(w, r, http.StatusNotImplemented, errNoHistory)
 		return false
 	}
 	return true
@@ -227,7 +227,7 @@ func (h *api) hasHistory(w http.ResponseWriter) bool {
 
 // pointHistory serves GET …/points/{asset}/{key}/history.
 func (h *api) pointHistory(w http.ResponseWriter, r *http.Request) {
-	if !h.hasHistory(w) {
+	if !h.hasHistory(w, r) {
 		return
 	}
 	id := r.PathValue("asset") + "/" + r.PathValue("key")
@@ -236,7 +236,7 @@ func (h *api) pointHistory(w http.ResponseWriter, r *http.Request) {
 		switch k {
 		case "from", "to", "step", "agg", "limit":
 		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q (want from, to, step, agg, limit)", k))
+			writeError(w, r, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q (want from, to, step, agg, limit)", k))
 			return
 		}
 	}
@@ -244,17 +244,17 @@ func (h *api) pointHistory(w http.ResponseWriter, r *http.Request) {
 	h.scope(r, &q)
 	res, err := h.s.Points(q)
 	if err != nil || res.Len() == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no information point %q", id))
+		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no information point %q", id))
 		return
 	}
 	limit, err := intParam(v, "limit")
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	hr, err := parseHistory(h.o.Now(), v.Get("from"), v.Get("to"), v.Get("step"), listParam(v, "agg"), limit)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	h.answerHistory(w, r, res, "", hr)
@@ -262,36 +262,36 @@ func (h *api) pointHistory(w http.ResponseWriter, r *http.Request) {
 
 // historyQuery serves POST …/history/query.
 func (h *api) historyQuery(w http.ResponseWriter, r *http.Request) {
-	if !h.hasHistory(w) {
+	if !h.hasHistory(w, r) {
 		return
 	}
 	var b HistoryBody
 	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: %v", err))
+		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("body: %v", err))
 		return
 	}
 	hr, err := parseHistory(h.o.Now(), b.From, b.To, b.Step, b.Agg, b.Limit)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	qb := b.QueryBody
 	qb.Limit = 0
 	q, err := qb.query()
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	h.scope(r, &q)
 	res, err := h.s.Points(q)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	if res.Total-min(q.Offset, res.Total) > MaxHistoryPoints {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("the selection has %d points, more than %d: narrow it (by kind, quantity, site, building or area) or name at most that many ids", res.Total, MaxHistoryPoints))
+		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("the selection has %d points, more than %d: narrow it (by kind, quantity, site, building or area) or name at most that many ids", res.Total, MaxHistoryPoints))
 		return
 	}
 	h.answerHistory(w, r, res, q.Scope, hr)
@@ -301,7 +301,7 @@ func (h *api) historyQuery(w http.ResponseWriter, r *http.Request) {
 func (h *api) answerHistory(w http.ResponseWriter, r *http.Request, res Result, scope string, hr histRequest) {
 	if hr.step > 0 {
 		if n := int64(res.Len()) * windows(hr.from, hr.to, hr.step); n > MaxHistoryBuckets {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%d points × %d buckets is more than %d buckets: narrow the selection or the range, or widen the step",
+			writeError(w, r, http.StatusBadRequest, fmt.Sprintf("%d points × %d buckets is more than %d buckets: narrow the selection or the range, or widen the step",
 				res.Len(), windows(hr.from, hr.to, hr.step), MaxHistoryBuckets))
 			return
 		}
@@ -323,7 +323,7 @@ func (h *api) answerHistory(w http.ResponseWriter, r *http.Request, res Result, 
 		if r.Context().Err() != nil {
 			return
 		}
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, ans)
@@ -511,7 +511,7 @@ type EventsAnswer struct {
 
 // assetEvents serves GET …/assets/{id}/events.
 func (h *api) assetEvents(w http.ResponseWriter, r *http.Request) {
-	if !h.hasHistory(w) {
+	if !h.hasHistory(w, r) {
 		return
 	}
 	id := r.PathValue("id")
@@ -520,34 +520,34 @@ func (h *api) assetEvents(w http.ResponseWriter, r *http.Request) {
 		switch k {
 		case "from", "to", "limit":
 		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q (want from, to, limit)", k))
+			writeError(w, r, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q (want from, to, limit)", k))
 			return
 		}
 	}
 	q := Query{IDs: []string{id}}
 	h.scope(r, &q)
 	if res, err := h.s.Assets(q); err != nil || res.Len() == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no asset %q", id))
+		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no asset %q", id))
 		return
 	}
 	limit, err := intParam(v, "limit")
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	switch {
 	case limit < 0:
-		writeError(w, http.StatusBadRequest, "limit must not be negative")
+		writeError(w, r, http.StatusBadRequest, "limit must not be negative")
 		return
 	case limit > MaxEventLimit:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %d is more than %d", limit, MaxEventLimit))
+		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("limit %d is more than %d", limit, MaxEventLimit))
 		return
 	case limit == 0:
 		limit = DefaultEventLimit
 	}
 	hr, err := parseHistory(h.o.Now(), v.Get("from"), v.Get("to"), "", nil, 0)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	evs, err := h.o.History.Events().Query(r.Context(), id, hr.from, hr.to, limit+1)
@@ -555,7 +555,7 @@ func (h *api) assetEvents(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			return
 		}
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	ans := EventsAnswer{Asset: id, From: hr.from, To: hr.to, Limit: limit, Events: evs}

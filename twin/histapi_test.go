@@ -226,8 +226,8 @@ func TestHistoryBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := do(t, h, tc.method, tc.target, tc.body)
-			var e apiError
-			if code != tc.code || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, tc.msg) {
+			var e problemBody
+			if code != tc.code || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Detail, tc.msg) {
 				t.Errorf("%d %s; want %d with %q", code, body, tc.code, tc.msg)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/geojson"
 
+	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/twin/history"
 )
 
@@ -57,12 +58,12 @@ func Handler(s *State, o HandlerOptions) http.Handler {
 		o.Now = time.Now
 	}
 	h := &api{s: s, o: o}
-	mux := http.NewServeMux()
+	mux := service.NewMux()
 	for _, r := range routes {
 		mux.HandleFunc(r.method+" "+r.pattern, r.handle(h))
 	}
 	mux.HandleFunc(APIPrefix, func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such resource: "+r.URL.Path+" (see "+APIPrefix+"openapi.json)")
+		writeError(w, r, http.StatusNotFound, "no such resource: "+r.URL.Path+" (see "+APIPrefix+"openapi.json)")
 	})
 	return mux
 }
@@ -96,24 +97,26 @@ type api struct {
 	o HandlerOptions
 }
 
+// OpenAPI returns the OpenAPI 3.1 document of the twin API, which the
+// node merges into its own (GET /api/v1/openapi.json).
+func OpenAPI() []byte { return openAPI }
+
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(openAPI)
 }
 
-// apiError is the body of every error response.
-type apiError struct {
-	Error string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, apiError{Error: msg})
+// writeError answers r with an RFC 9457 problem (service.WriteProblem),
+// the body of every error response.
+func writeError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	service.WriteProblem(w, r, code, msg)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed"}`)
+		service.WriteProblem(w, nil, http.StatusInternalServerError, "encoding the response failed: "+err.Error())
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -167,7 +170,7 @@ func (h *api) point(w http.ResponseWriter, r *http.Request) {
 	h.scope(r, &q)
 	res, err := h.s.Points(q)
 	if err != nil || res.Len() == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no information point %q", id))
+		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no information point %q", id))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -181,7 +184,7 @@ func (h *api) asset(w http.ResponseWriter, r *http.Request) {
 	h.scope(r, &q)
 	res, err := h.s.Assets(q)
 	if err != nil || res.Len() == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no asset %q", id))
+		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no asset %q", id))
 		return
 	}
 	writeJSON(w, http.StatusOK, h.s.AssetStates(res, h.o.Now())[0])
@@ -190,13 +193,13 @@ func (h *api) asset(w http.ResponseWriter, r *http.Request) {
 func (h *api) points(w http.ResponseWriter, r *http.Request) {
 	q, err := readQuery(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	h.scope(r, &q)
 	res, err := h.s.Points(q)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	b := make([]byte, 0, 64+400*res.Len())
@@ -211,24 +214,24 @@ func (h *api) points(w http.ResponseWriter, r *http.Request) {
 func (h *api) assets(w http.ResponseWriter, r *http.Request) {
 	q, err := readQuery(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	if len(q.Asset) > 0 || q.Quantity != "" {
-		writeError(w, http.StatusBadRequest, "asset and quantity select points, not assets")
+		writeError(w, r, http.StatusBadRequest, "asset and quantity select points, not assets")
 		return
 	}
 	h.scope(r, &q)
 	res, err := h.s.Assets(q)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	list := h.s.AssetStates(res, h.o.Now())
 	b := listHead(nil, res, q.Offset)
 	js, err := json.Marshal(list)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	b = append(b, `,"assets":`...)

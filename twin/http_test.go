@@ -45,8 +45,13 @@ func do(t *testing.T, h http.Handler, method, target, body string, hdr ...string
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
-	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s %s: Content-Type %q", method, target, ct)
+	// Answers are JSON, errors RFC 9457 problem details.
+	want := "application/json"
+	if w.Code >= 400 {
+		want = "application/problem+json"
+	}
+	if ct := w.Header().Get("Content-Type"); ct != want {
+		t.Errorf("%s %s: %d, Content-Type %q, want %q", method, target, w.Code, ct, want)
 	}
 	return w.Code, w.Body.Bytes()
 }
@@ -97,8 +102,8 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("%d %s, want %d", code, body, tc.code)
 			}
 			if tc.errText != "" {
-				var e apiError
-				if err := json.Unmarshal(body, &e); err != nil || !strings.Contains(e.Error, tc.errText) {
+				var e problemBody
+				if err := json.Unmarshal(body, &e); err != nil || !strings.Contains(e.Detail, tc.errText) {
 					t.Fatalf("error %s, want one mentioning %q", body, tc.errText)
 				}
 				return
@@ -216,4 +221,10 @@ func TestOpenAPIRoutes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// problemBody is the part of an RFC 9457 problem the tests read.
+type problemBody struct {
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
 }

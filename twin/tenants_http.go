@@ -61,16 +61,16 @@ func (d TenantData) EraseTenant(ctx context.Context, tenant string) (Erasure, er
 // returns the tenant, or false after answering.
 func (h *api) tenantAdmin(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if h.o.Tenants == nil {
-		writeError(w, http.StatusNotFound, "tenant export and erasure are not served here")
+		writeError(w, r, http.StatusNotFound, "tenant export and erasure are not served here")
 		return "", false
 	}
 	if h.o.Admin == nil || !h.o.Admin(r) {
-		writeError(w, http.StatusForbidden, "only administrators export or erase a tenant")
+		writeError(w, r, http.StatusForbidden, "only administrators export or erase a tenant")
 		return "", false
 	}
 	tenant := r.PathValue("tenant")
 	if err := event.ValidID(tenant); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("tenant: %v", err))
+		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("tenant: %v", err))
 		return "", false
 	}
 	return tenant, true
@@ -101,7 +101,7 @@ func (h *api) eraseTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	er, err := h.o.Tenants.EraseTenant(r.Context(), tenant)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	b, _ := json.Marshal(struct {

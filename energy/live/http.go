@@ -1,6 +1,7 @@
 package live
 
 import (
+	_ "embed"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -24,7 +25,7 @@ const APIPrefix = "/api/v1/energy/"
 // tenant, and the ESG figures to the sites it is a tenant of. Bad input is
 // answered with an RFC 9457 problem (application/problem+json).
 func (s *Service) HTTPHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := service.NewMux()
 	mux.HandleFunc("GET "+APIPrefix+"invoices", s.listInvoices)
 	mux.HandleFunc("GET "+APIPrefix+"invoices/{tenant}", s.tenantInvoices)
 	mux.HandleFunc("GET "+APIPrefix+"esg", s.listESG)
@@ -220,12 +221,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(b)
 }
 
-// problem writes an RFC 9457 problem details answer.
-func problem(w http.ResponseWriter, code int, title, detail string) {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": title, "status": code, "detail": detail})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(code)
-	w.Write(b)
+// problem writes an RFC 9457 problem details answer (service.WriteProblem):
+// its title the status's, what went wrong and why in its detail.
+func problem(w http.ResponseWriter, code int, what, detail string) {
+	service.WriteProblem(w, nil, code, what+": "+detail)
 }
 
 // The node mounts the API and gives it the access hooks.
@@ -233,3 +232,12 @@ var (
 	_ service.HTTPService  = (*Service)(nil)
 	_ service.AccessSetter = (*Service)(nil)
 )
+
+// openAPI is the OpenAPI 3.1 document of the service's routes.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3.1 document of the service's routes
+// (service.Documented), which the node merges into its own.
+func (s *Service) OpenAPI() []byte { return openAPI }

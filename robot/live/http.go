@@ -1,6 +1,7 @@
 package live
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/robot"
+	"github.com/citymesh/citymesh/service"
 )
 
 // APIPrefix is where the service's HTTP API is mounted.
@@ -19,7 +21,7 @@ const APIPrefix = "/api/v1/robot/"
 // HTTPHandler returns the service's HTTP API, to be mounted at APIPrefix
 // (its routes carry the whole path). docs/services.md, "Robot".
 func (s *Service) HTTPHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := service.NewMux()
 	mux.HandleFunc("GET "+APIPrefix+"incidents", s.listIncidents)
 	mux.HandleFunc("GET "+APIPrefix+"incidents/{id}", s.getIncident)
 	mux.HandleFunc("POST "+APIPrefix+"incidents/{id}/{action}", s.actOnIncident)
@@ -32,12 +34,12 @@ func (s *Service) HTTPHandler() http.Handler {
 	return mux
 }
 
-// problem writes an RFC 9457 problem details response.
-func problem(w http.ResponseWriter, status int, title, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
+// problem writes an RFC 9457 problem details response
+// (service.WriteProblem): its title the status's, what went wrong and why
+// in its detail.
+func problem(w http.ResponseWriter, status int, what, detail string) {
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": title, "status": status, "detail": detail})
+	service.WriteProblem(w, nil, status, what+": "+detail)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -248,3 +250,12 @@ func (s *Service) getPicture(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, req, "", time.Time{}, strings.NewReader(string(data)))
 }
+
+// openAPI is the OpenAPI 3.1 document of the service's routes.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3.1 document of the service's routes
+// (service.Documented), which the node merges into its own.
+func (s *Service) OpenAPI() []byte { return openAPI }

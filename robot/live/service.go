@@ -2,6 +2,7 @@ package live
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -561,6 +562,9 @@ type Reply struct {
 	Result   string    `json:"result,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Incident *Incident `json:"incident,omitempty"`
+	// Alarm is the incident's alarm after a command on the alarm, as the
+	// alarm board wants it (alarm.Reply).
+	Alarm *alarm.Alarm `json:"alarm,omitempty"`
 }
 
 func decodeCommand(p []byte) (Command, error) {
@@ -574,6 +578,26 @@ func decodeCommand(p []byte) (Command, error) {
 		return c, fmt.Errorf("command body: %w", err)
 	}
 	return c, nil
+}
+
+// decodeAlarmCommand reads the body of a command on an alarm: a Command,
+// or the alarm board's (alarm.Command: by, comment), the comment as the
+// note.
+func decodeAlarmCommand(p []byte) (Command, error) {
+	var c struct {
+		By      string `json:"by"`
+		Note    string `json:"note,omitempty"`
+		Comment string `json:"comment,omitempty"`
+	}
+	if len(bytes.TrimSpace(p)) == 0 {
+		return Command{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Command{}, fmt.Errorf("command body: %w", err)
+	}
+	return Command{By: c.By, Note: cmp.Or(c.Note, c.Comment)}, nil
 }
 
 // command carries out robot/{site}/incident/{id}/{action}; tenant is the
@@ -640,7 +664,7 @@ func (r *run) alarmCommand(ctx context.Context, m bus.Message) {
 	kind := robot.AnomalyKind(strings.ReplaceAll(p[4], "-", "_"))
 	site, asset := p[1], p[3]
 	var reply Reply
-	c, err := decodeCommand(m.Payload)
+	c, err := decodeAlarmCommand(m.Payload)
 	var id string
 	if err == nil {
 		var ok bool
@@ -662,6 +686,11 @@ func (r *run) alarmCommand(ctx context.Context, m bus.Message) {
 			reply.Result, reply.Incident = resultUnchanged, inc
 		} else {
 			reply.Incident, reply.Result, err = r.act(ctx, id, action, c.By, c.Note)
+		}
+	}
+	if err == nil {
+		if a, ok := r.alarms.Get(alarm.Key{Site: site, Kind: p[2], Asset: asset, Type: p[4]}); ok {
+			reply.Alarm = &a
 		}
 	}
 	r.reply(ctx, m, "", reply, err)

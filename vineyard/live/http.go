@@ -2,6 +2,7 @@ package live
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/event"
+	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/vineyard"
 	"github.com/citymesh/citymesh/vineyard/soil"
 	"github.com/paulmach/orb"
@@ -32,7 +34,7 @@ const (
 // (its routes carry the whole path): the plots, their risk and weather,
 // their soil samples and maps (docs/services.md, "Vineyard").
 func (s *Service) HTTPHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := service.NewMux()
 	mux.HandleFunc("GET "+APIPrefix+"plots", s.getPlots)
 	mux.HandleFunc("GET "+APIPrefix+"plots/{plot}/risk", s.plotRoute(s.getRisk))
 	mux.HandleFunc("GET "+APIPrefix+"plots/{plot}/weather", s.plotRoute(s.getWeather))
@@ -46,12 +48,10 @@ func (s *Service) HTTPHandler() http.Handler {
 	return mux
 }
 
-// problem writes an RFC 9457 problem details response.
+// problem writes an RFC 9457 problem details response
+// (service.WriteProblem).
 func problem(w http.ResponseWriter, code int, detail string) {
-	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(code), "status": code, "detail": detail})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(code)
-	w.Write(b)
+	service.WriteProblem(w, nil, code, detail)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -387,3 +387,12 @@ func (s *Service) getSoil(w http.ResponseWriter, r *http.Request, pi *plotInfo) 
 }
 
 func orbPoint(lon, lat float64) orb.Point { return orb.Point{lon, lat} }
+
+// openAPI is the OpenAPI 3.1 document of the service's routes.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3.1 document of the service's routes
+// (service.Documented), which the node merges into its own.
+func (s *Service) OpenAPI() []byte { return openAPI }
