@@ -65,7 +65,7 @@ func TestDashboardEnergy(t *testing.T) {
 	waitDemo(t, "the running invoice of campus-service", func() bool {
 		return Eval[bool](tb, `!!document.querySelector('`+row+`')`)
 	}, func() string { return textNow(tb, "#invoices tbody") })
-	first := textNow(tb, row + " td.gross")
+	first := textNow(tb, row+" td.gross")
 	if !amount.MatchString(first) {
 		t.Fatalf("invoice total %q: want a decimal to the cent with its currency", first)
 	}
@@ -83,7 +83,7 @@ func TestDashboardEnergy(t *testing.T) {
 	// What the page shows is what the service computes: at some moment the
 	// page and the API agree (both move on while we look).
 	waitDemo(t, "the page's total to equal the API's", func() bool {
-		page := textNow(tb, row + " td.gross")
+		page := textNow(tb, row+" td.gross")
 		return page == apiGross(t, dd.base, "campus", "campus-service") && amount.MatchString(page)
 	}, func() string {
 		return textNow(tb, row+" td.gross") + " on the page, " + apiGross(t, dd.base, "campus", "campus-service") + " in the API"
@@ -122,6 +122,12 @@ func TestDashboardEnergy(t *testing.T) {
 
 	if os.Getenv("CITYMESH_SCREENSHOTS") != "" {
 		Eval[bool](tb, `(() => { const s = document.querySelector("#carrier"); s.value = "electricity"; s.dispatchEvent(new Event("change")); return true; })()`)
+		// Half a simulated day of history in the charts (a second at most
+		// per hour at 1,800×).
+		waitDemo(t, "12 hours in the charts", func() bool {
+			n, _ := strconv.Atoi(Eval[string](tb, `document.body.dataset.hours || "0"`))
+			return n >= 12
+		}, func() string { return textNow(tb, "#history-note") })
 		waitDemo(t, "the electricity chart again", func() bool {
 			return strings.Contains(textNow(tb, "#chart-building .u-legend"), "b01 (kWh/h)")
 		}, func() string { return textNow(tb, "#chart-building .u-legend") })

@@ -74,7 +74,8 @@ const hist = { from: 0, to: 0, t: [], last: new Map(), units: new Map(), fetched
 async function loadHistory() {
   if (!simNow || meters.size === 0) return;
   const hours = Number($("range").value);
-  const to = (Math.floor(simNow / HOUR) + 1) * HOUR;
+  // Up to the start of the simulated hour: the current hour is incomplete.
+  const to = Math.floor(simNow / HOUR) * HOUR;
   const from = to - (hours + 1) * HOUR; // one hour more: the first hour's consumption needs the reading before it
   const ids = [...meters.values()].map((x) => x.billed).filter(Boolean);
   const r = await api("/api/v1/twin/history/query", { method: "POST",
@@ -92,8 +93,20 @@ async function loadHistory() {
     const x = meters.get(se.asset);
     if (x) hist.units.set(x.carrier, unitOf(se.unit));
   }
+  // Leave out the hours before the first readings (a demo that started
+  // recently): the chart spans the hours that have some.
+  let skip = 0;
+  while (skip < t.length - 2 && [...last.values()].every((v) => v[skip] === null || v[skip + 1] === null)) skip++;
+  if (skip) {
+    t.splice(0, skip);
+    for (const v of last.values()) v.splice(0, skip);
+  }
   Object.assign(hist, { from, to, t, last, fetched: simNow });
-  setText("history-note", `${t.length - 1} hours up to ${utc(to * 1000)} UTC (simulated)`);
+  const n = Math.max(0, t.length - 1);
+  document.body.dataset.hours = String(n);
+  setText("history-note", n < hours
+    ? `${n} hours with readings (of the ${hours} chosen), up to ${utc(to * 1000)} UTC (simulated)`
+    : `${n} hours up to ${utc(to * 1000)} UTC (simulated)`);
   renderCharts();
   renderBuildings();
 }
@@ -181,8 +194,7 @@ $("history-form").addEventListener("submit", (e) => e.preventDefault());
 // from the live register values less the period's first reading.
 function renderBuildings() {
   const ids = [...new Set([...meters.values()].filter((x) => x.top).map((x) => x.building || "(no building)"))].sort();
-  const hours = hist.t.length ? hist.t.length - 1 : Number($("range").value);
-  setText("th-period", `Consumption in the last ${hours} hours`);
+  setText("th-period", hist.t.length ? `Consumption since ${utc(hist.t[0] * 1000).slice(0, 16)} (simulated, UTC)` : "Consumption in the period");
   let total = null;
   fillRows($("buildings"), ids.map((b) => (r) => {
     const ms = [...meters.values()].filter((x) => x.top && (x.building || "(no building)") === b);
