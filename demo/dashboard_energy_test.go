@@ -94,9 +94,9 @@ func TestDashboardEnergy(t *testing.T) {
 		return strings.HasSuffix(textNow(tb, `#buildings tr[data-building="b01"] td.power`), " kW")
 	}, func() string { return textNow(tb, "#buildings tbody") })
 	waitDemo(t, "building b01's consumption in the period", func() bool {
-		s := textNow(tb, `#buildings tr[data-building="b01"] td.period`)
-		return strings.Contains(s, "Electricity") && strings.Contains(s, "kWh")
-	}, func() string { return textNow(tb, `#buildings tr[data-building="b01"] td.period`) })
+		s := textNow(tb, `#buildings tr[data-building="b01"] td[data-carrier="electricity"]`)
+		return strings.HasSuffix(s, " kWh") && strings.Contains(textNow(tb, "#buildings thead"), "Electricity (kWh)")
+	}, func() string { return textNow(tb, `#buildings tr[data-building="b01"]`) })
 
 	// Charts: one series per building and per tenant, with the unit.
 	waitDemo(t, "the consumption charts", func() bool {

@@ -13,7 +13,7 @@ import { $, api, cell, connectMQTT, every, fillRows, firstData, header, json, nf
 
 const UNITS = { KWH: "kWh", MWH: "MWh", MTQ: "m³", KWT: "kW", WTT: "W" };
 const CARRIERS = { electricity: "Electricity", district_heating: "Heat (district heating)", heat: "Heat", water: "Water",
-  gas: "Gas", cooling: "Cooling", hot_water: "Hot water" };
+  gas: "Gas", natural_gas: "Gas", cooling: "Cooling", district_cooling: "Cooling (district)", hot_water: "Hot water" };
 const PALETTE = ["#0b63b6", "#c2410c", "#1d7a3a", "#7c3aed", "#b3261e", "#0e7490", "#9a5b00", "#be185d", "#4a5868", "#15803d"];
 const HOUR = 3600;
 
@@ -78,8 +78,15 @@ async function loadHistory() {
   const to = Math.floor(simNow / HOUR) * HOUR;
   const from = to - (hours + 1) * HOUR; // one hour more: the first hour's consumption needs the reading before it
   const ids = [...meters.values()].map((x) => x.billed).filter(Boolean);
-  const r = await api("/api/v1/twin/history/query", { method: "POST",
-    body: { ids, from: new Date(from * 1000).toISOString(), to: new Date(to * 1000).toISOString(), step: "1h", agg: ["last"] } });
+  let r;
+  try {
+    r = await api("/api/v1/twin/history/query", { method: "POST",
+      body: { ids, from: new Date(from * 1000).toISOString(), to: new Date(to * 1000).toISOString(), step: "1h", agg: ["last"] } });
+  } catch (e) {
+    if (e.status !== 501) throw e;
+    setText("history-note", "This node keeps no history (twin history off): live figures only.");
+    return;
+  }
   const t = [];
   for (let h = from; h < to; h += HOUR) t.push(h);
   const last = new Map();
@@ -165,7 +172,12 @@ function drawChart(id, groups, unit, empty) {
         value: (u, v) => v === null || v === undefined ? "–" : `${kwh.format(v)} ${unit}`,
       }))],
       axes: [{ label: "simulated time (UTC)" }, { label: `${unit} per hour`, size: 70 }],
-      scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      scales: {
+        // The period's hours, an hour at least (uPlot's own range for a
+        // single point spans years).
+        x: { time: true, range: () => [hist.t[1] ?? hist.t[0], Math.max(hist.t[hist.t.length - 1], (hist.t[1] ?? hist.t[0]) + HOUR)] },
+        y: { range: (u, min, max) => [0, Math.max(1, (max ?? 0) * 1.1)] },
+      },
     }, data, el);
     c = charts[id] = { chart, labels };
   } else {
@@ -173,13 +185,24 @@ function drawChart(id, groups, unit, empty) {
   }
 }
 
+// fewest keeps a chart readable: the seven groups of most consumption in
+// the period, and the rest summed as one line.
+function fewest(groups, what) {
+  if (groups.length <= 8) return groups;
+  const sum = (v) => v.reduce((a, x) => a + (x ?? 0), 0);
+  const sorted = [...groups].sort(([, a], [, b]) => sum(b) - sum(a));
+  const rest = sorted.slice(7);
+  const other = rest[0][1].map((_, i) => rest.reduce((a, [, v]) => (v[i] === null ? a : (a ?? 0) + v[i]), null));
+  return [...sorted.slice(0, 7), [`${rest.length} other ${what}`, other]];
+}
+
 function renderCharts() {
   const carrier = $("carrier").value;
   const unit = hist.units.get(carrier) ?? "kWh";
   for (const el of document.querySelectorAll(".unit-label")) el.textContent = unit;
-  drawChart("chart-building", sumBy(carrier, (x) => (x.top ? x.building || "(no building)" : "")), unit,
+  drawChart("chart-building", fewest(sumBy(carrier, (x) => (x.top ? x.building || "(no building)" : "")), "buildings"), unit,
     `No ${carrierName(carrier).toLowerCase()} meters of a building in view, or no readings in the period yet.`);
-  drawChart("chart-tenant", sumBy(carrier, (x) => x.tenant), unit,
+  drawChart("chart-tenant", fewest(sumBy(carrier, (x) => x.tenant), "tenants"), unit,
     `No tenant has its own ${carrierName(carrier).toLowerCase()} meter in view.`);
 }
 
@@ -190,11 +213,27 @@ $("carrier").addEventListener("change", renderCharts);
 $("range").addEventListener("change", () => loadHistory().catch((e) => console.warn(String(e))));
 $("history-form").addEventListener("submit", (e) => e.preventDefault());
 
-// The buildings' table: power now and consumption since the period began,
-// from the live register values less the period's first reading.
+// The buildings' table: power now and consumption per carrier since the
+// period began, from the live register values less the period's first
+// reading; a column per carrier the session has meters of.
 function renderBuildings() {
   const ids = [...new Set([...meters.values()].filter((x) => x.top).map((x) => x.building || "(no building)"))].sort();
-  setText("th-period", hist.t.length ? `Consumption since ${utc(hist.t[0] * 1000).slice(0, 16)} (simulated, UTC)` : "Consumption in the period");
+  const carriers = [...new Set([...meters.values()].filter((x) => x.top).map((x) => x.carrier))]
+    .sort((a, b) => (a === "electricity" ? -1 : b === "electricity" ? 1 : a.localeCompare(b)));
+  setText("buildings-note", hist.t.length
+    ? `Consumption per carrier since ${utc(hist.t[0] * 1000).slice(0, 16)} UTC (simulated), the start of the period chosen above.`
+    : "Consumption per carrier over the period chosen above, once its history has come.");
+  const head = $("buildings").tHead.rows[0];
+  const want = ["Building", "Name", "Electric power now (kW)", ...carriers.map((c) => `${carrierName(c)} (${hist.units.get(c) ?? "…"})`), "Latest reading (simulated, UTC)"];
+  if ([...head.cells].map((c) => c.textContent).join("|") !== want.join("|")) {
+    head.replaceChildren(...want.map((w, k) => {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = w;
+      if (k >= 2 && k < want.length - 1) th.className = "num";
+      return th;
+    }));
+  }
   let total = null;
   fillRows($("buildings"), ids.map((b) => (r) => {
     const ms = [...meters.values()].filter((x) => x.top && (x.building || "(no building)") === b);
@@ -214,11 +253,13 @@ function renderBuildings() {
     }
     if (power !== null) total = (total ?? 0) + power;
     cell(r, power === null ? "no power register" : `${nf.format(power)} kW`, "num power");
-    const parts = [...per.entries()].sort(([a], [c]) => a.localeCompare(c))
-      .map(([c, v]) => `${carrierName(c)} ${kwh.format(v)} ${hist.units.get(c) ?? ""}`);
-    cell(r, parts.length ? parts.join(" · ") : "no readings in the period yet", "num period");
+    for (const c of carriers) {
+      const has = ms.some((x) => x.carrier === c);
+      const td = cell(r, !has ? "" : per.has(c) ? `${kwh.format(per.get(c))} ${hist.units.get(c) ?? ""}` : "–", "num");
+      td.dataset.carrier = c;
+    }
     cell(r, utc(newest), "time");
-  }), 5, "No buildings with meters in view.");
+  }), want.length, "No buildings with meters in view.");
   setText("power-now", total === null ? "–" : nf.format(total));
   setText("sim-now", simNow ? utc(simNow * 1000) : "–");
 }
@@ -244,8 +285,8 @@ function renderInvoices() {
     const cur = inv.currency ?? "";
     r.dataset.key = key;
     cell(r, ev.site);
-    const t = cell(r, inv.name ? `${inv.tenant}` : inv.tenant);
-    if (inv.name) t.title = inv.name;
+    const t = cell(r, inv.tenant);
+    if (inv.name) t.title = inv.name; // the tenant's full name on hover
     cell(r, ev.period);
     cell(r, ev.status + (inv.estimated ? " (estimated)" : ""), `inv-${ev.status}`);
     cell(r, money(inv.net, cur), "num net");
