@@ -77,8 +77,11 @@ func TestDashboardEnergy(t *testing.T) {
 		return textNow(tb, row+" td.gross") != first
 	}, func() string { return "still " + first })
 	t.Logf("invoice total %s → %s on screen after %v", first, textNow(tb, row+" td.gross"), time.Since(start).Round(time.Millisecond))
+	if n, _ := strconv.Atoi(Eval[string](tb, `document.body.dataset.mqttInvoices || "0"`)); n == 0 {
+		t.Errorf("no invoice came over MQTT")
+	}
 	if n, _ := strconv.Atoi(textNow(tb, "#inv-updates")); n == 0 {
-		t.Errorf("no invoice update counted from MQTT")
+		t.Errorf("no invoice update counted")
 	}
 	// What the page shows is what the service computes: at some moment the
 	// page and the API agree (both move on while we look).

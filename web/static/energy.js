@@ -28,6 +28,7 @@ const tenant = s.tenant || "";
 setText("scope", tenant
   ? `Signed in for tenant ${tenant}: its own buildings, meters and invoices only.`
   : "All buildings, meters, tenants and sites of this node.");
+setText("cap-building-how", tenant ? "your meters in it" : "its main meters");
 setText("inv-source", tenant
   ? "From the energy API (GET /api/v1/energy/invoices), every 5 s. Amounts as the energy service computes them, to the cent."
   : "Live over MQTT (retained energy/+/tenant/+/invoice). Amounts as the energy service computes them, to the cent.");
@@ -260,17 +261,29 @@ function renderBuildings() {
     }
     cell(r, utc(newest), "time");
   }), want.length, "No buildings with meters in view.");
-  setText("power-now", total === null ? "–" : nf.format(total));
+  if (total === null) {
+    // No power register in view (a tenant's sub-meters): the mean power of
+    // the last full hour, from its electricity consumption.
+    const last = sumBy("electricity", (x) => (x.top ? "all" : ""))[0]?.[1] ?? [];
+    const v = last.length ? last[last.length - 1] : null;
+    setText("power-now", v === null ? "–" : nf.format(v));
+    setText("power-how", v === null ? "no power register in view" : "mean of the last full hour (no power register in view)");
+  } else {
+    setText("power-now", nf.format(total));
+    setText("power-how", "from the main meters' power registers");
+  }
   setText("sim-now", simNow ? utc(simNow * 1000) : "–");
 }
 
 // Invoices, keyed site/tenant.
 const invoices = new Map();
-let invUpdates = 0;
+let invUpdates = 0; // invoices that changed since the page loaded
+let mqttInvoices = 0; // invoice messages received over MQTT
 function setInvoice(ev) {
   const key = `${ev.site}/${ev.invoice?.tenant}`;
   const old = invoices.get(key);
   if (old && old.period > ev.period) return; // the newest month only
+  if (old && (old.updated !== ev.updated || old.invoice?.gross !== ev.invoice?.gross)) invUpdates++;
   invoices.set(key, ev);
 }
 
@@ -280,6 +293,7 @@ function renderInvoices() {
   const rows = [...invoices.entries()].sort(([a], [b]) => a.localeCompare(b));
   setText("inv-count", String(rows.length));
   setText("inv-updates", String(invUpdates));
+  document.body.dataset.mqttInvoices = String(mqttInvoices);
   fillRows($("invoices"), rows.map(([key, ev]) => (r) => {
     const inv = ev.invoice ?? {};
     const cur = inv.currency ?? "";
@@ -416,7 +430,7 @@ connectMQTT(filters, (topic, payload) => {
       }
     });
   } else if (p[0] === "energy" && p[4] === "invoice") {
-    invUpdates++;
+    mqttInvoices++;
     setInvoice(m);
     renderInvoices();
   } else if (p[0] === "energy" && p[4] === "esg") {

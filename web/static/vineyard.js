@@ -190,6 +190,7 @@ function chart(id, series, yLabel, range, bars) {
 function renderWeather() {
   const ts = [...wx.keys()].sort((a, b) => a - b);
   $("weather-empty").hidden = ts.length > 0;
+  document.querySelector(".charts3").hidden = ts.length === 0;
   const latest = ts.length ? wx.get(ts[ts.length - 1]) : null;
   setText("plot-latest", latest ? latest.time.replace("T", " ").replace(/:00([+-]\d\d:\d\d|Z)$/, " $1") : "–");
   chart("chart-temp", [
@@ -348,6 +349,7 @@ renderAll();
 
 // Live: the retained topics for operators; the API for tenants.
 if (tenant) {
+  setText("mqtt-state", "not used (API, every 5 s)");
   every(5000, async () => {
     await pollPlots();
     if (!current) return;
