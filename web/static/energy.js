@@ -146,6 +146,14 @@ function sumBy(carrier, key) {
   return [...groups.entries()].sort(([a], [b]) => a.localeCompare(b));
 }
 
+// latestInLegend shows the newest hour's values in a chart's legend while
+// the pointer is not over the chart (uPlot shows the hovered hour's).
+function latestInLegend(u) {
+  if (u.cursor.left >= 0) return;
+  const n = u.data[0].length;
+  if (n) u.setLegend({ idx: n - 1 }, false);
+}
+
 const charts = {};
 function drawChart(id, groups, unit, empty) {
   const el = $(id);
@@ -168,6 +176,7 @@ function drawChart(id, groups, unit, empty) {
     const chart = new uPlot({
       width: Math.max(300, el.clientWidth || 500), height: 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
+      hooks: { setLegend: [latestInLegend] },
       series: [{ label: "Hour (UTC)" }, ...groups.map(([k], i) => ({
         label: `${k} (${unit}/h)`, stroke: PALETTE[i % PALETTE.length], width: 2,
         value: (u, v) => v === null || v === undefined ? "–" : `${kwh.format(v)} ${unit}`,
@@ -180,9 +189,11 @@ function drawChart(id, groups, unit, empty) {
         y: { range: (u, min, max) => [0, Math.max(1, (max ?? 0) * 1.1)] },
       },
     }, data, el);
+    latestInLegend(chart);
     c = charts[id] = { chart, labels };
   } else {
     c.chart.setData(data);
+    latestInLegend(c.chart);
   }
 }
 

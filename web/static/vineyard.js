@@ -160,6 +160,14 @@ const tzName = () => {
   const a = Math.abs(tzOff);
   return `UTC${tzOff < 0 ? "−" : "+"}${String(Math.floor(a / 3600)).padStart(2, "0")}:${String(Math.floor(a % 3600 / 60)).padStart(2, "0")}`;
 };
+// latestInLegend shows the newest hour's values in a chart's legend while
+// the pointer is not over the chart (uPlot shows the hovered hour's).
+function latestInLegend(u) {
+  if (u.cursor.left >= 0) return;
+  const n = u.data[0].length;
+  if (n) u.setLegend({ idx: n - 1 }, false);
+}
+
 const charts = {};
 function chart(id, series, yLabel, range, bars) {
   const el = $(id);
@@ -174,6 +182,7 @@ function chart(id, series, yLabel, range, bars) {
     c = charts[id] = { key, chart: new uPlot({
       width: Math.max(280, el.clientWidth || 400), height: 220,
       tzDate: (t) => uPlot.tzDate(new Date((t + off) * 1000), "Etc/UTC"),
+      hooks: { setLegend: [latestInLegend] },
       series: [{ label: `Hour (${key})` }, ...series.map((x) => ({
         label: `${x.label} (${x.unit})`, stroke: x.color, width: bars ? 1 : 2, fill: bars ? x.color : undefined,
         paths: bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined, points: bars ? { show: false } : undefined,
@@ -182,8 +191,10 @@ function chart(id, series, yLabel, range, bars) {
       axes: [{ label: `local time (${key})` }, { label: yLabel, size: 60 }],
       scales: { y: { range } },
     }, data, el) };
+    latestInLegend(c.chart);
   } else {
     c.chart.setData(data);
+    latestInLegend(c.chart);
   }
 }
 
