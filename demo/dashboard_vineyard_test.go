@@ -23,11 +23,13 @@ func TestDashboardVineyard(t *testing.T) {
 	chromium(t)
 	dd := sharedDemo(t)
 	tb := newTab(t)
-	tb.Open(dd.base + "/vineyard")
+	tb.Open(dd.base + "/vineyard?plot=wartberg-01") // a plot named in the address
 
-	waitDemo(t, "the plot wartberg-01 in the table", func() bool {
-		return textNow(tb, `#plots tr[data-plot="wartberg-01"] td.hours`) != ""
-	}, func() string { return textNow(tb, "#plots tbody") })
+	waitDemo(t, "the plot wartberg-01 in the table, chosen", func() bool {
+		return textNow(tb, `#plots tr[data-plot="wartberg-01"] td.hours`) != "" &&
+			Eval[string](tb, `document.querySelector("#plot").value`) == "wartberg-01" &&
+			strings.Contains(textNow(tb, "#h-weather"), "wartberg-01")
+	}, func() string { return textNow(tb, "#plots tbody") + " / " + textNow(tb, "#h-weather") })
 
 	// The latest hour moves on screen as the simulated station reports.
 	waitDemo(t, "the latest hour of weather", func() bool { return textNow(tb, "#plot-latest") != "–" },

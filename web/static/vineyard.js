@@ -86,10 +86,8 @@ function renderPlots() {
 async function pollPlots() {
   const list = await api("/api/v1/vineyard/plots");
   for (const p of list) plots.set(p.id, { ...plots.get(p.id), ...p });
-  if (!current || !plots.has(current)) {
-    current = list[0]?.id ?? "";
-    if (current) await loadPlot();
-  }
+  if (!current || !plots.has(current)) current = list[0]?.id ?? "";
+  if (current && loaded !== current) await loadPlot();
   renderPlots();
   firstData();
 }
@@ -118,8 +116,10 @@ function since(days) {
 
 // loadPlot fetches the current plot's weather and risk of the span chosen,
 // and its soil maps.
+let loaded = ""; // the plot whose weather and risk were fetched
 async function loadPlot() {
   const id = current;
+  loaded = id;
   for (const el of document.querySelectorAll(".plot-name")) el.textContent = id ? `plot ${id}` : "the plot";
   wx.clear();
   risk = null;
