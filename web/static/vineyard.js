@@ -230,7 +230,8 @@ function renderRisk() {
   }
   const gaps = (risk.gaps ?? []).length;
   setText("risk-summary", `Latest day ${risk.date ?? "–"}: highest level ${levelOf(risk.level)}, from ${intf.format(risk.hours ?? 0)} hours of weather this season` +
-    (gaps ? `, with ${gaps} gaps in it.` : ".") + " Risk builds over days of weather: a plot played for a few hours shows little.");
+    (gaps ? `, with ${gaps} gaps in it.` : ".") +
+    ((risk.hours ?? 0) < 72 ? " Risk builds over days of weather: a plot with a few hours of it shows little yet." : ""));
   for (const d of DISEASES) {
     const r = risk.diseases.find((x) => x.disease === d.id);
     const days = [...(r?.days ?? [])].sort((a, b) => b.date.localeCompare(a.date));
