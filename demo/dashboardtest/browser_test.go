@@ -3,6 +3,7 @@ package dashboardtest_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -104,6 +105,23 @@ func (d *dashDemo) user(t *testing.T, name string) demo.User {
 	}
 	t.Fatalf("the shared demo has no user %q", name)
 	return demo.User{}
+}
+
+// get sends GET path to the shared demo's HTTP listener as user (HTTP
+// Basic), failing the test on a transport error.
+func (d *dashDemo) get(t *testing.T, user, path string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest("GET", d.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := d.user(t, user)
+	req.SetBasicAuth(u.Name, u.Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // tab is one browser tab of the shared Chromium, with the console errors

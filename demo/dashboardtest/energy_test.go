@@ -1,8 +1,7 @@
-package demo_test
+package dashboardtest_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -22,10 +21,7 @@ var amount = regexp.MustCompile(`^-?[0-9]+\.[0-9]{2} EUR$`)
 // API gives it ("" without one).
 func apiGross(t *testing.T, base, site, tenant string) string {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/energy/invoices?site=" + site)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := sharedDemo(t).get(t, "admin", "/api/v1/energy/invoices?site="+site)
 	defer resp.Body.Close()
 	var out struct {
 		Invoices []struct {
@@ -146,4 +142,33 @@ func textNow(tb *tab, sel string) string {
 	tb.t.Helper()
 	q, _ := json.Marshal(sel)
 	return Eval[string](tb, `(document.querySelector(`+string(q)+`)?.textContent ?? "").trim()`)
+}
+
+// TestDashboardEnergyTenant: a tenant's user sees on the Energy view its
+// own running invoice and no other tenant's, and only buildings where it
+// has meters.
+func TestDashboardEnergyTenant(t *testing.T) {
+	chromium(t)
+	dd := sharedDemo(t)
+	tb := newTabAs(t, "campus-service")
+	tb.Open(dd.base + "/energy")
+	own := `#invoices tbody tr[data-key="campus/campus-service"]`
+	waitDemo(t, "campus-service's invoice", func() bool {
+		return Eval[bool](tb, `!!document.querySelector('`+own+`')`)
+	}, func() string { return textNow(tb, "#invoices tbody") })
+	keys := Eval[[]string](tb, `[...document.querySelectorAll("#invoices tbody tr[data-key]")].map((r) => r.dataset.key)`)
+	for _, k := range keys {
+		if k != "campus/campus-service" {
+			t.Errorf("campus-service's Energy view shows the invoice %s", k)
+		}
+	}
+	all := len(Eval[[]string](tb, `[...document.querySelectorAll("#buildings tbody tr[data-building]")].map((r) => r.dataset.building)`))
+	admin := newTab(t)
+	admin.Open(dd.base + "/energy")
+	waitDemo(t, "the administrator's buildings", func() bool {
+		return Eval[int](admin, `document.querySelectorAll("#buildings tbody tr[data-building]").length`) > 0
+	}, func() string { return textNow(admin, "#buildings tbody") })
+	if n := Eval[int](admin, `document.querySelectorAll("#buildings tbody tr[data-building]").length`); all > n {
+		t.Errorf("the tenant sees %d buildings, the administrator %d", all, n)
+	}
 }
