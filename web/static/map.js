@@ -36,6 +36,28 @@ const map = L.map("map", { zoomSnap: 0.25, keyboard: true, attributionControl: t
 map.attributionControl.setPrefix(false);
 map.attributionControl.addAttribution("the campus model of citymesh");
 map.setView([49.15, 9.22], 14);
+// Shapes' labels only where they have room: none below zoom LABEL_ZOOM;
+// above, a label that would overlap one already shown (buildings first,
+// the highest load first) is hidden; its shape keeps its tooltip's text in
+// the side tables.
+const LABEL_ZOOM = 14;
+function placeLabels() {
+  const off = map.getZoom() < LABEL_ZOOM;
+  map.getContainer().classList.toggle("labels-off", off);
+  if (off) return;
+  const order = [...[...buildings.values()].sort((a, b) => (b.kw ?? -1) - (a.kw ?? -1)), ...plots.values()];
+  const shown = [];
+  for (const x of order) {
+    const el = x.shape.getTooltip()?.getElement();
+    if (!el) continue;
+    el.classList.remove("crowded");
+    const r = el.getBoundingClientRect();
+    const hit = shown.some((o) => r.left < o.right + 2 && r.right > o.left - 2 && r.top < o.bottom + 1 && r.bottom > o.top - 1);
+    if (hit) el.classList.add("crowded");
+    else shown.push(r);
+  }
+}
+map.on("zoomend", () => placeLabels());
 const tiles = new URLSearchParams(location.search).get("tiles");
 if (tiles) L.tileLayer(tiles, { maxZoom: 21 }).addTo(map);
 
@@ -193,6 +215,7 @@ async function pollLoads() {
   loaded.buildings = true;
   fit();
   siteButtons();
+  placeLabels();
   summary();
   firstData();
 }
@@ -223,6 +246,7 @@ async function pollPlots() {
     pl.shape.setStyle({ fillColor: RISK[p.level] ?? RISK.none });
     pl.shape.setTooltipContent(esc(`${pl.asset.name || p.id}: risk ${p.level}`));
   }
+  placeLabels();
   fillRows($("plots"), [...plots.values()].map((pl) => (row) => {
     cell(row, pl.asset.name || pl.asset.id).title = pl.asset.id;
     const lvl = pl.risk?.level ?? "–";
@@ -321,8 +345,11 @@ function waypointLatLng(robotID, wp) {
   return null;
 }
 
+// badge is an incident's or alarm's marker: a 22 px badge up and to the
+// right of its place (an incident's, left: an alarm's), so the robot and
+// the shapes under it stay visible.
 function badge(kind, severity, text) {
-  return L.divIcon({ className: `badge badge-${kind} sev-${severity}`, html: text, iconSize: [22, 22], iconAnchor: [11, 11] });
+  return L.divIcon({ className: `badge badge-${kind} sev-${severity}`, html: text, iconSize: [22, 22], iconAnchor: kind === "inc" ? [-4, 26] : [26, 26] });
 }
 
 function showIncident(inc) {
@@ -389,8 +416,7 @@ async function pollAlarms() {
 
 // ---- Start ----
 await header();
-await loadRoutes().catch((e) => console.warn(String(e)));
-loaded.routes = true;
+loadRoutes().catch((e) => console.warn(String(e))).finally(() => { loaded.routes = true; fit(); });
 every(10000, pollLoads);
 every(15000, pollPlots);
 every(10000, pollIncidents);
