@@ -39,8 +39,9 @@ async function loadRoutes() {
     const waypoints = new Map();
     for (const w of wps) {
       waypoints.set(w.id, w);
+      // Waypoints' ids as labels on a short route; on hover on a long one.
       L.circleMarker([w.lat, w.lon], { radius: 5, color: "#14324f", weight: 1, fillColor: "#fff", fillOpacity: 1 })
-        .bindTooltip(`${w.id}`, { permanent: true, direction: "top", offset: [0, -4], className: "wp-label" }).addTo(track);
+        .bindTooltip(`${w.id}`, { permanent: wps.length <= 8, direction: "top", offset: [0, -4], className: "wp-label" }).addTo(track);
     }
     const trail = L.polyline([], { color: "#0b63b6", weight: 3, opacity: 0.6 }).addTo(track);
     const marker = L.circleMarker(line[0] ?? [0, 0], { radius: 8, color: "#fff", weight: 2, fillColor: "#0b63b6", fillOpacity: 1, className: "robot-marker" }).addTo(track);
@@ -75,9 +76,15 @@ function onProgress(p) {
     r.wpKey = key;
     fillRows($("waypoints"), (p.waypoints ?? []).map((w) => (row) => {
       const def = r.waypoints.get(w.id);
-      cell(row, def?.name ? `${w.id} · ${def.name}` : w.id);
+      const c = cell(row, w.id, "wp");
+      if (def?.name) {
+        const n = document.createElement("span");
+        n.className = "wp-name";
+        n.textContent = def.name;
+        c.append(" ", n);
+      }
       cell(row, human(w.state), `wp-${w.state}`);
-      cell(row, utc(w.reached_at), "time");
+      cell(row, w.reached_at ? utc(w.reached_at).slice(11) : "–", "time");
       cell(row, w.closest_m >= 0 ? nf.format(w.closest_m) : "–", "num");
     }), 4, "No waypoints.");
   }
@@ -156,7 +163,7 @@ function card(id) {
     fact("Incident", inc.id);
     fact("Observed / expected", `${inc.observed || "–"} / ${inc.expected || "–"}`);
     fact("Where", `${inc.site}, waypoint ${inc.waypoint || "–"}${inc.check ? `, check ${inc.check}` : ""}, robot ${inc.robot}`);
-    fact("Seen", `${intf.format(inc.count)} times, ${utc(inc.opened_at)} to ${utc(inc.last_seen_at)} (UTC)`);
+    fact("Seen", `${intf.format(inc.count)} ${inc.count === 1 ? "time" : "times"}, ${utc(inc.opened_at)} to ${utc(inc.last_seen_at)} (UTC)`);
     if (inc.tenant) fact("Tenant", inc.tenant);
     const have = new Set([...pics.querySelectorAll("img")].map((i) => i.dataset.hash));
     for (const p of inc.pictures ?? []) {
