@@ -64,6 +64,7 @@ if (tiles) L.tileLayer(tiles, { maxZoom: 21 }).addTo(map);
 // Panes keep the layers in order: soil above plots, markers above all.
 map.createPane("soil").style.zIndex = 405;
 map.createPane("route").style.zIndex = 420;
+map.createPane("robot").style.zIndex = 660; // above the labels (tooltips, 650): never hidden
 const canvas = L.canvas({ pane: "soil", padding: 0.2 });
 
 const layers = {
@@ -298,7 +299,7 @@ async function loadRoutes() {
         .bindTooltip(esc(`${w.id}: ${w.name || ""}`)).addTo(layers.route);
     }
     const trail = L.polyline([], { pane: "route", color: "#0b63b6", weight: 3, opacity: 0.6, className: "robot-trail" }).addTo(layers.route);
-    const marker = L.circleMarker(line[0] ?? [0, 0], { pane: "route", radius: 8, color: "#fff", weight: 2, fillColor: "#0b63b6", fillOpacity: 1, className: "robot-marker" });
+    const marker = L.circleMarker(line[0] ?? [0, 0], { pane: "robot", radius: 8, color: "#fff", weight: 2, fillColor: "#0b63b6", fillOpacity: 1, className: "robot-marker" });
     marker.bindTooltip(esc(info.robot), { permanent: true, direction: "right", offset: [8, 0], className: "label robot-label" });
     marker.addTo(layers.route);
     routes.set(info.robot, { info, waypoints, marker, trail, fixes: 0 });
