@@ -161,9 +161,11 @@ function fit(force) {
   if (b.isValid()) { map.fitBounds(b, { paddingTopLeft: [60, 40], paddingBottomRight: [right, 40], maxZoom: 18 }); fitted = true; }
 }
 
+const count = (n, one, many) => `${intf.format(n)} ${n === 1 ? one : many}`;
 function summary() {
-  setText("map-summary", `${intf.format(buildings.size)} buildings, ${intf.format(plots.size)} plots, ` +
-    `${intf.format(routes.size)} robot routes, ${intf.format(incidents.size)} open incidents, ${intf.format(alarmCount.placed)} alarms on the map.`);
+  setText("map-summary", `${count(buildings.size, "building", "buildings")}, ${count(plots.size, "plot", "plots")}, ` +
+    `${count(routes.size, "robot route", "robot routes")}, ${count(incidents.size, "open incident", "open incidents")}, ` +
+    `${count(alarmCount.placed, "alarm", "alarms")} on the map.`);
 }
 
 // ---- Buildings and their load ----
@@ -171,7 +173,7 @@ const buildings = new Map(); // id → {asset, shape, kw, observed}
 const mainMeters = new Map(); // meter id → building id
 
 async function loadBuildings() {
-  const r = await api("/api/v1/twin/assets?kind=building");
+  const [r, m] = await Promise.all([api("/api/v1/twin/assets?kind=building"), api("/api/v1/twin/assets?kind=meter")]);
   for (const a of r.assets ?? []) {
     if (buildings.has(a.id) || !a.geometry) continue;
     const shape = L.geoJSON(a.geometry, { style: { color: "#14324f", weight: 1.5, fillColor: NO_LOAD, fillOpacity: 0.85 } });
@@ -179,8 +181,9 @@ async function loadBuildings() {
     shape.addTo(layers.buildings);
     buildings.set(a.id, { asset: a, shape, kw: null, observed: null });
   }
+  // The map is there: the campus's shapes, coloured once the loads come.
+  firstData();
   // The main electricity meters (a building's own, not the floors').
-  const m = await api("/api/v1/twin/assets?kind=meter");
   for (const a of m.assets ?? []) {
     const b = a.relations?.building;
     if (b && a.attributes?.carrier === "electricity" && a.attributes?.type === "electricity-main") mainMeters.set(a.id, b);
