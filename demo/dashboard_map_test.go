@@ -82,12 +82,15 @@ func TestDashboardMap(t *testing.T) {
 		t.Errorf("layer control: %q", labels)
 	}
 	Eval[bool](tb, `(() => { const i = [...document.querySelectorAll("#map .leaflet-control-layers label")].find((l) => l.textContent.includes("pH")).querySelector("input"); i.id = "soil-ph"; return true; })()`)
+	soilAt := time.Now()
 	tb.Do("switch the pH soil map on with the keyboard", chromedp.Focus(chromedp.CSS("#soil-ph")), chromedp.KeyEvent(" "))
-	waitDemo(t, "the soil map on a canvas", func() bool {
-		return Eval[bool](tb, `document.querySelector("#soil-ph").checked && !!document.querySelector("#map .leaflet-soil-pane canvas")`)
+	waitDemo(t, "the soil maps on a canvas", func() bool {
+		return Eval[bool](tb, `document.querySelector("#soil-ph").checked && document.body.dataset.soilph === "loaded" && !!document.querySelector("#map .leaflet-soil-pane canvas")`)
 	}, func() string {
 		return "pH checked: " + Eval[string](tb, `String(document.querySelector("#soil-ph").checked)`)
 	})
+	t.Logf("the pH soil maps of %d plots fetched and drawn %v after the key press",
+		Eval[int](tb, `document.querySelectorAll("#plots tbody tr").length`), time.Since(soilAt).Round(time.Millisecond))
 
 	// Back to the default layers; zoom to the campus (the site of the
 	// buildings) with its button: labels are shown where they have room.

@@ -268,18 +268,26 @@ map.on("overlayadd", async (e) => {
   const n = Object.keys(soilLayers).find((k) => soilLayers[k] === e.layer);
   if (!n || soilLoaded.has(n)) return;
   soilLoaded.add(n);
-  for (const id of plots.keys()) {
-    try {
-      const r = await fetch(`/api/v1/vineyard/plots/${encodeURIComponent(id)}/soil/${n}.geojson`, { headers: { Accept: "application/geo+json" } });
-      if (!r.ok) { console.warn(`soil map ${n} of ${id}: HTTP ${r.status}`); continue; }
-      const fc = await r.json();
-      L.geoJSON(fc, {
-        renderer: canvas, pane: "soil", interactive: false,
-        filter: (f) => f.properties?.kind === "cell",
-        style: (f) => ({ stroke: false, fillColor: SOIL[f.properties.class] ?? "#999", fillOpacity: 0.75 }),
-      }).addTo(soilLayers[n]);
-    } catch (err) { console.warn(`soil map ${n} of ${id}: ${err.message}`); soilLoaded.delete(n); }
-  }
+  // Four plots at a time: a campus has tens of plots, each map some
+  // hundreds of kB.
+  const queue = [...plots.keys()];
+  const one = async (id) => {
+    const r = await fetch(`/api/v1/vineyard/plots/${encodeURIComponent(id)}/soil/${n}.geojson`, { headers: { Accept: "application/geo+json" } });
+    if (!r.ok) { console.warn(`soil map ${n} of ${id}: HTTP ${r.status}`); return; }
+    const fc = await r.json();
+    L.geoJSON(fc, {
+      renderer: canvas, pane: "soil", interactive: false,
+      filter: (f) => f.properties?.kind === "cell",
+      style: (f) => ({ stroke: false, fillColor: SOIL[f.properties.class] ?? "#999", fillOpacity: 0.75 }),
+    }).addTo(soilLayers[n]);
+  };
+  const worker = async () => {
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+      try { await one(id); } catch (err) { console.warn(`soil map ${n} of ${id}: ${err.message}`); soilLoaded.delete(n); }
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  document.body.dataset[`soil${n}`] = "loaded"; // data-soilph: tests wait on it
 });
 
 // ---- The robot: route, position, track ----
