@@ -23,72 +23,81 @@ import (
 )
 
 // The Campus map and Robot views need the robot's incidents, which the
-// shared demo (no faults) does not have: their tests share a second demo
-// of the small campus, with the fault scenario examples/sim/campus-faults.yaml
-// (the escape route at b01 blocked from 07:00, the robot off its corridor
-// at 08:02, a water leak, downy-mildew weather, ...).
+// shared demo (no faults) does not have, and the Robot test acts on them:
+// their tests share a second demo of the small campus, with the fault
+// scenario examples/sim/campus-faults.yaml (the escape route at b01
+// blocked from 07:00, the robot off its corridor at 08:02, a water leak,
+// downy-mildew weather, ...). TestDashboardRobot, which runs after
+// TestDashboardMap, stops it when it ends, so that it does not run on
+// beside the package's other tests; a later caller starts a new one.
 var (
-	faultDashOnce sync.Once
-	faultDashErr  error
-	faultDash     *dashDemo
+	faultDashMu  sync.Mutex
+	faultDash    *dashDemo
+	faultDashOff func()
 )
 
-// faultDemo returns the demo with the fault scenario, starting it on the
-// first call; TestMain stops it.
+// faultDemo returns the demo with the fault scenario, starting it if none
+// runs; stopFaultDemo (or TestMain) stops it.
 func faultDemo(t *testing.T) *dashDemo {
 	t.Helper()
-	faultDashOnce.Do(func() {
-		f, err := os.Open(filepath.Join("..", "examples", "sim", "campus-faults.yaml"))
-		if err != nil {
-			faultDashErr = err
-			return
-		}
-		sc, err := sim.ReadScenario(f)
-		f.Close()
-		if err != nil {
-			faultDashErr = err
-			return
-		}
-		fs, err := sim.NewFaultSet(sc.Faults)
-		if err != nil {
-			faultDashErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "citymesh-dashboard-faults-")
-		if err != nil {
-			faultDashErr = err
-			return
-		}
-		opts := options(t)
-		opts.Data = dir
-		opts.Faults = fs
-		d, err := demo.New(opts)
-		if err != nil {
-			os.RemoveAll(dir)
-			faultDashErr = err
-			return
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		if err := d.Start(ctx); err != nil {
-			cancel()
-			d.Close()
-			os.RemoveAll(dir)
-			faultDashErr = err
-			return
-		}
-		dashStop = append(dashStop, func() {
-			cancel()
-			if err := d.Close(); err != nil {
-				fmt.Fprintln(os.Stderr, "demo with faults: close:", err)
-			}
-			os.RemoveAll(dir)
-		})
-		faultDash = &dashDemo{d: d, base: "http://" + d.Addr(node.ListenerHTTP).String()}
-	})
-	if faultDashErr != nil {
-		t.Fatalf("the demo with faults: %v", faultDashErr)
+	faultDashMu.Lock()
+	defer faultDashMu.Unlock()
+	if faultDash != nil {
+		return faultDash
 	}
+	f, err := os.Open(filepath.Join("..", "examples", "sim", "campus-faults.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := sim.ReadScenario(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := sim.NewFaultSet(sc.Faults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "citymesh-dashboard-faults-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := options(t)
+	opts.Data = dir
+	opts.Faults = fs
+	d, err := demo.New(opts)
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("the demo with faults: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.Start(ctx); err != nil {
+		cancel()
+		d.Close()
+		os.RemoveAll(dir)
+		t.Fatalf("the demo with faults: %v", err)
+	}
+	faultDash = &dashDemo{d: d, base: "http://" + d.Addr(node.ListenerHTTP).String()}
+	faultDashOff = func() {
+		cancel()
+		if err := d.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo with faults: close:", err)
+		}
+		os.RemoveAll(dir)
+	}
+	dashStop = append(dashStop, stopFaultDemo)
 	return faultDash
+}
+
+// stopFaultDemo stops the demo with faults, if one runs.
+func stopFaultDemo() {
+	faultDashMu.Lock()
+	defer faultDashMu.Unlock()
+	if faultDash == nil {
+		return
+	}
+	faultDashOff()
+	faultDash, faultDashOff = nil, nil
 }
 
 // dashboardTarget returns the base URL the test runs against
@@ -136,6 +145,7 @@ func watchCSP(tb *tab) {
 func TestDashboardRobot(t *testing.T) {
 	chromium(t)
 	base, mqttAddr := dashboardTarget(t)
+	t.Cleanup(stopFaultDemo) // after the tab's cleanup (cleanups run last first)
 	tb := newTab(t)
 	watchCSP(tb)
 	tb.Open(base + "/robot")
