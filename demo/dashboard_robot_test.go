@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -134,7 +135,8 @@ func watchCSP(tb *tab) {
 // TestDashboardRobot opens the Robot view of a demo whose robot finds the
 // blocked escape route at b01: the view loads without console errors or
 // CSP violations; the robot's marker moves on the track and its position
-// changes on screen within seconds as the simulator moves it; the
+// changes on screen within seconds as the simulator moves it, its
+// battery and status come from the twin; the
 // incident is listed with its picture (loaded, from the robot API) and its
 // audit trail; acknowledging it with a note in the UI is seen by an
 // independent MQTT subscriber (Debian's mosquitto_sub) on the incident's
@@ -159,6 +161,10 @@ func TestDashboardRobot(t *testing.T) {
 	waitDemo(t, "the robot to move on screen", func() bool {
 		return tb.Text("#robot-pos") != pos && Eval[string](tb, `document.querySelector("#track path.robot-marker").getAttribute("d")`) != d
 	}, func() string { return "still at " + pos })
+	waitDemo(t, "the robot's battery (%) and status from the twin", func() bool {
+		_, err := strconv.ParseFloat(tb.Text("#robot-battery"), 64)
+		return err == nil && tb.Text("#robot-status") != "–"
+	}, func() string { return tb.Text("#robot-battery") + " " + tb.Text("#robot-status") })
 	waitDemo(t, "the patrol's waypoints", func() bool { return strings.Contains(tb.Text("#waypoints"), "wp02") },
 		func() string { return tb.Text("#waypoints") })
 

@@ -90,6 +90,27 @@ function onProgress(p) {
   }
 }
 
+// pollRobots shows the robot's battery and status from the twin (the
+// robot's own status events: online, docked, …); a tenant that may not see
+// the robot's asset sees "–".
+async function pollRobots() {
+  for (const id of routes.keys()) {
+    let a, b;
+    try {
+      [a, b] = await Promise.all([api(`/api/v1/twin/assets/${encodeURIComponent(id)}`),
+        api(`/api/v1/twin/points?asset=${encodeURIComponent(id)}&quantity=batteryLevel`)]);
+    } catch (e) {
+      if (e.status === 404 || e.status === 403) continue;
+      throw e;
+    }
+    const v = b.points?.[0]?.value;
+    setText("robot-battery", v == null ? "–" : nf.format(v));
+    const l = a.liveness ?? {};
+    setText("robot-status", [l.status, l.reason].filter(Boolean).join(", ") || "–");
+    return; // one robot's figures: the first route's
+  }
+}
+
 // ---- Incidents ----
 let me = null; // the session
 const incidents = new Map(); // id → incident
@@ -276,6 +297,7 @@ me = await header();
 await loadRoutes().catch((e) => console.warn(String(e)));
 every(10000, pollIncidents);
 every(30000, async () => { if (routes.size === 0) await loadRoutes(); });
+every(10000, pollRobots);
 
 connectMQTT(["robot/+/robot/+/progress", "robot/+/incident/+/state"], (topic, payload) => {
   const p = topic.split("/");
