@@ -135,15 +135,15 @@ func watchCSP(tb *tab) {
 // TestDashboardRobot opens the Robot view of a demo whose robot finds the
 // blocked escape route at b01: the view loads without console errors or
 // CSP violations; the robot's marker moves on the track and its position
-// changes on screen within seconds as the simulator moves it, its
-// battery and status come from the twin; the
-// incident is listed with its picture (loaded, from the robot API) and its
-// audit trail; acknowledging it with a note in the UI is seen by an
-// independent MQTT subscriber (Debian's mosquitto_sub) on the incident's
-// topic, with the note and who acted, and the UI's audit trail shows it;
-// start, resolve and close then follow from the buttons, and a button the
-// lifecycle does not allow is disabled. CITYMESH_SCREENSHOTS writes
-// robot.png.
+// changes on screen within seconds as the simulator moves it; its battery
+// and status come from the twin; the incident is listed with its picture
+// (loaded, from the robot API) and its audit trail; acknowledging it with
+// a note in the UI is seen by an independent MQTT subscriber (Debian's
+// mosquitto_sub) on the incident's topic, with the note and who acted, and
+// the UI's audit trail shows it; start, resolve and close then follow from
+// the buttons, each seen over MQTT, and a button the lifecycle does not
+// allow is disabled. CITYMESH_DASHBOARD (with CITYMESH_DASHBOARD_MQTT)
+// runs it against a running demo; CITYMESH_SCREENSHOTS writes robot.png.
 func TestDashboardRobot(t *testing.T) {
 	chromium(t)
 	base, mqttAddr := dashboardTarget(t)
