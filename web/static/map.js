@@ -36,6 +36,15 @@ const map = L.map("map", { zoomSnap: 0.25, keyboard: true, attributionControl: t
 map.attributionControl.setPrefix(false);
 map.attributionControl.addAttribution("the campus model of citymesh");
 map.setView([49.15, 9.22], 14);
+const tiles = new URLSearchParams(location.search).get("tiles");
+if (tiles) L.tileLayer(tiles, { maxZoom: 21 }).addTo(map);
+
+// Panes keep the layers in order: soil above plots, markers above all.
+map.createPane("soil").style.zIndex = 405;
+map.createPane("route").style.zIndex = 420;
+map.createPane("robot").style.zIndex = 660; // above the labels (tooltips, 650): never hidden
+const canvas = L.canvas({ pane: "soil", padding: 0.2 });
+
 // Shapes' labels only where they have room: none below zoom LABEL_ZOOM;
 // above, a label that would overlap one already shown (buildings first,
 // the highest load first) is hidden; its shape keeps its tooltip's text in
@@ -46,26 +55,18 @@ function placeLabels() {
   map.getContainer().classList.toggle("labels-off", off);
   if (off) return;
   const order = [...[...buildings.values()].sort((a, b) => (b.kw ?? -1) - (a.kw ?? -1)), ...plots.values()];
+  // Show all, measure all, then hide: one layout, not one per label.
+  const els = order.map((x) => x.shape.getTooltip()?.getElement()).filter(Boolean);
+  for (const el of els) el.classList.remove("crowded");
+  const rects = els.map((el) => el.getBoundingClientRect());
   const shown = [];
-  for (const x of order) {
-    const el = x.shape.getTooltip()?.getElement();
-    if (!el) continue;
-    el.classList.remove("crowded");
-    const r = el.getBoundingClientRect();
-    const hit = shown.some((o) => r.left < o.right + 2 && r.right > o.left - 2 && r.top < o.bottom + 1 && r.bottom > o.top - 1);
-    if (hit) el.classList.add("crowded");
+  els.forEach((el, i) => {
+    const r = rects[i];
+    if (shown.some((o) => r.left < o.right + 2 && r.right > o.left - 2 && r.top < o.bottom + 1 && r.bottom > o.top - 1)) el.classList.add("crowded");
     else shown.push(r);
-  }
+  });
 }
-map.on("zoomend", () => placeLabels());
-const tiles = new URLSearchParams(location.search).get("tiles");
-if (tiles) L.tileLayer(tiles, { maxZoom: 21 }).addTo(map);
-
-// Panes keep the layers in order: soil above plots, markers above all.
-map.createPane("soil").style.zIndex = 405;
-map.createPane("route").style.zIndex = 420;
-map.createPane("robot").style.zIndex = 660; // above the labels (tooltips, 650): never hidden
-const canvas = L.canvas({ pane: "soil", padding: 0.2 });
+map.on("zoomend overlayadd", () => placeLabels());
 
 const layers = {
   buildings: L.featureGroup().addTo(map),
