@@ -264,9 +264,39 @@ func TestDashboardRobot(t *testing.T) {
 	}
 
 	// Start, resolve, close: each button, each state over MQTT.
-	for _, c := range []struct{ button, state string }{{"start", "in_progress"}, {"resolve", "resolved"}, {"close", "closed"}} {
+	for _, c := range []struct{ button, state string }{{"start", "in_progress"}, {"resolve", "resolved"}} {
 		tb.Do(c.button, chromedp.Click(chromedp.CSS(sel+" button.act-"+c.button)))
 		waitState(c.state)
+	}
+	// Close. The robot reopens a resolved incident when it sees the
+	// anomaly again (the fault may still be on): then resolve it again.
+	press := func(state, button string) {
+		t.Helper()
+		waitDemo(t, "the card in state "+state, func() bool {
+			return Eval[string](tb, `document.querySelector("`+sel+`")?.dataset.state ?? ""`) == state
+		}, func() string { return textOf(tb, sel+" .state") })
+		tb.Do(button, chromedp.Click(chromedp.CSS(sel+" button.act-"+button)))
+	}
+	press("resolved", "close")
+	deadline := time.After(60 * time.Second)
+	for closed := false; !closed; {
+		select {
+		case inc, ok := <-states:
+			if !ok {
+				t.Fatal("mosquitto_sub ended before the incident closed")
+			}
+			switch inc.State {
+			case "closed":
+				closed = true
+			case "in_progress":
+				t.Logf("reopened by %s: resolved again", inc.Audit[len(inc.Audit)-1].Actor)
+				press("in_progress", "resolve")
+			case "resolved":
+				press("resolved", "close")
+			}
+		case <-deadline:
+			t.Fatalf("mosquitto_sub: %s not closed within 60 s", incID)
+		}
 	}
 	// Closed: gone from the incidents to do, listed under "closed".
 	waitDemo(t, "the closed incident to leave the list of those to do", func() bool {
