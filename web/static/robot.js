@@ -20,6 +20,8 @@ const ACTIONS = [
 ];
 const SEV_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
 const human = (s) => String(s ?? "").replace(/_/g, " ");
+// label is text for a Leaflet tooltip, as a node (a string would be HTML).
+const label = (text) => { const s = document.createElement("span"); s.textContent = text; return s; };
 
 // ---- The live track ----
 const track = L.map("track", { zoomSnap: 0.25, keyboard: true, attributionControl: false, minZoom: 12, maxZoom: 22 });
@@ -41,7 +43,7 @@ async function loadRoutes() {
       waypoints.set(w.id, w);
       // Waypoints' ids as labels on a short route; on hover on a long one.
       L.circleMarker([w.lat, w.lon], { radius: 5, color: "#14324f", weight: 1, fillColor: "#fff", fillOpacity: 1 })
-        .bindTooltip(`${w.id}`, { permanent: wps.length <= 8, direction: "top", offset: [0, -4], className: "wp-label" }).addTo(track);
+        .bindTooltip(label(w.id), { permanent: wps.length <= 8, direction: "top", offset: [0, -4], className: "wp-label" }).addTo(track);
     }
     const trail = L.polyline([], { color: "#0b63b6", weight: 3, opacity: 0.6 }).addTo(track);
     const marker = L.circleMarker(line[0] ?? [0, 0], { radius: 8, color: "#fff", weight: 2, fillColor: "#0b63b6", fillOpacity: 1, className: "robot-marker" }).addTo(track);
