@@ -239,6 +239,17 @@ function card(id) {
   return c;
 }
 
+// keep stores an incident's state unless what is stored is newer: an
+// action's reply, the poll and MQTT may arrive in any order.
+function keep(inc) {
+  const old = incidents.get(inc.id);
+  if (old) {
+    const n0 = old.audit?.length ?? 0, n1 = inc.audit?.length ?? 0;
+    if (n1 < n0 || (n1 === n0 && Date.parse(inc.updated_at) < Date.parse(old.updated_at))) return;
+  }
+  incidents.set(inc.id, inc);
+}
+
 function render() {
   const list = [...incidents.values()].filter(wanted)
     .sort((a, b) => (SEV_RANK[a.severity] ?? 9) - (SEV_RANK[b.severity] ?? 9) || String(b.opened_at).localeCompare(String(a.opened_at)));
@@ -263,7 +274,7 @@ function render() {
 
 async function pollIncidents() {
   const r = await api("/api/v1/robot/incidents?state=all");
-  for (const inc of r.incidents ?? []) incidents.set(inc.id, inc);
+  for (const inc of r.incidents ?? []) keep(inc);
   render();
   firstData();
 }
@@ -277,7 +288,7 @@ async function act(id, action, button) {
     const body = { by: me?.user || "dashboard" };
     if (note) body.note = note;
     const r = await api(`/api/v1/robot/incidents/${encodeURIComponent(id)}/${action}`, { method: "POST", body });
-    if (r?.incident) incidents.set(id, r.incident);
+    if (r?.incident) keep(r.incident);
     c.note.value = "";
     setText("action-status", `Incident ${id}: ${human(r?.result ?? action)}${r?.incident ? ` by ${r.incident.audit?.at(-1)?.actor ?? "you"}` : ""}.`);
     render();
@@ -310,7 +321,7 @@ connectMQTT(["robot/+/robot/+/progress", "robot/+/incident/+/state"], (topic, pa
     } else if (p[2] === "incident") {
       const m = json(payload);
       if (!m) return; // a final incident's retained message removed: its last state came before
-      incidents.set(m.id, m);
+      keep(m);
       render();
     }
   } catch (e) {
