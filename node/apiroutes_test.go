@@ -370,6 +370,7 @@ func routeCases(f *apiFixture) []routeCase {
 		{route: "POST /api/v1/robot/incidents/{id}/{action}", path: "/api/v1/robot/incidents/" + f.csIncident + "/acknowledge", user: "cs", ok: 200,
 			bad: "/api/v1/robot/incidents/" + f.csIncident + "/frobnicate", badCode: 404, other: "grower", otherCode: 404, lacks: f.csIncident},
 		{route: "GET /api/v1/robot/progress", path: "/api/v1/robot/progress", user: "watch", ok: 200},
+		{route: "GET /api/v1/robot/routes", path: "/api/v1/robot/routes", user: "cs", ok: 200},
 		{route: "POST /api/v1/robot/pictures", path: "/api/v1/robot/pictures", body: png, ctype: "image/png", ok: 201,
 			bad: "/api/v1/robot/pictures", badBody: "not a picture", badCode: 415, other: "cs", otherCode: 403},
 		{route: "GET /api/v1/robot/pictures/{hash}", path: "/api/v1/robot/pictures/" + pic, user: "cs", ok: 200,

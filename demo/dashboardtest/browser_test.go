@@ -135,7 +135,8 @@ type tab struct {
 }
 
 // newTab opens a tab in the shared headless Chromium (skipping the test
-// without one), signed in to the shared demo as its administrator; it is
+// without one; Content-Security-Policy violations count as console
+// errors), signed in to the shared demo as its administrator; it is
 // closed at the end of the test, which then fails on any console error or
 // exception its pages had.
 func newTab(t *testing.T) *tab {
@@ -192,6 +193,7 @@ func newTabAs(t *testing.T, user string) *tab {
 	if err := chromedp.Do(tctx, chromedp.Navigate("about:blank")); err != nil { // opens the tab
 		t.Fatalf("open a tab: %v", err)
 	}
+	watchCSP(tb)
 	if user != "" {
 		u := sharedDemo(t).user(t, user)
 		tb.Login(dash.base, u.Name, u.Password)

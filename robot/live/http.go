@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ func (s *Service) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET "+APIPrefix+"incidents/{id}", s.getIncident)
 	mux.HandleFunc("POST "+APIPrefix+"incidents/{id}/{action}", s.actOnIncident)
 	mux.HandleFunc("GET "+APIPrefix+"progress", s.listProgress)
+	mux.HandleFunc("GET "+APIPrefix+"routes", s.listRoutes)
 	mux.HandleFunc("POST "+APIPrefix+"pictures", s.uploadPicture)
 	mux.HandleFunc("GET "+APIPrefix+"pictures/{hash}", s.getPicture)
 	mux.HandleFunc(APIPrefix, func(w http.ResponseWriter, r *http.Request) {
@@ -168,6 +170,33 @@ func (s *Service) listProgress(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"robots": r.lastProgress()})
+}
+
+// RouteInfo is a followed robot's route, for a map: the route's
+// waypoints in patrol order with their positions and checks, and the
+// corridor half-width the service holds the robot to.
+type RouteInfo struct {
+	Robot     string       `json:"robot"`
+	Site      string       `json:"site"`
+	CorridorM float64      `json:"corridor_m"`
+	LengthM   float64      `json:"length_m"`
+	Route     *robot.Route `json:"route"`
+}
+
+// listRoutes is GET …/routes: every followed robot's route, by robot id.
+// Routes are the campus's, like the robots' progress: every caller of the
+// API sees them.
+func (s *Service) listRoutes(w http.ResponseWriter, req *http.Request) {
+	r := s.running(w)
+	if r == nil {
+		return
+	}
+	out := make([]RouteInfo, 0, len(r.trackers))
+	for _, tr := range r.trackers { // built before the run starts, read-only after
+		out = append(out, RouteInfo{Robot: tr.id, Site: tr.site, CorridorM: tr.tracker.CorridorM(), LengthM: tr.tracker.LengthM(), Route: tr.route})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Robot < out[j].Robot })
+	writeJSON(w, http.StatusOK, map[string]any{"routes": out})
 }
 
 // UploadResult answers a picture upload.

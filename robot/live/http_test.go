@@ -208,6 +208,9 @@ func TestIncidentActionsOverHTTP(t *testing.T) {
 		{"nothing after cancel", "POST", "incidents/" + esc + "/start", "swhn", "anna", "", 409, "final"},
 		{"closed ones on request", "GET", "incidents?state=cancelled", "", "", "", 200, esc},
 		{"progress", "GET", "progress", "", "", "", 200, `"robot":"loomi"`},
+		{"routes", "GET", "routes", "", "", "", 200, `"robot":"loomi","site":"campus","corridor_m":`},
+		{"routes' waypoints", "GET", "routes", "swhn", "", "", 200, `"waypoints":[{"id":"wp01"`},
+		{"routes is read-only", "POST", "routes", "", "", "", 404, "not a route"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			status, body := do(c.method, c.path, c.tenant, c.user, c.body)
