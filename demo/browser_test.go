@@ -211,7 +211,9 @@ func (tb *tab) Login(base, user, password string) {
 		chromedp.WaitVisible(chromedp.CSS(`#username`)),
 		chromedp.SendKeys(chromedp.CSS(`#username`), user),
 		chromedp.SendKeys(chromedp.CSS(`#password`), password),
-		chromedp.Submit(chromedp.CSS(`#login`)),
+		// A click on the button, as a person does: chromedp.Submit calls
+		// the form's submit(), which skips its submit handler.
+		chromedp.Click(chromedp.CSS(`#login button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)))
 }
 
