@@ -81,8 +81,7 @@ func (a *TwinAccess) Wrap(h http.Handler) http.Handler {
 			return
 		}
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
-			w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)
+			api.Challenge(w, r)
 			writeJSONError(w, http.StatusUnauthorized, "authentication required: HTTP Basic with a broker user, or a Bearer JWT")
 			return
 		}
@@ -108,8 +107,7 @@ func (a *TwinAccess) wrapProblem(h http.Handler, adminOnly bool) http.Handler {
 			return
 		}
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
-			w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)
+			api.Challenge(w, r)
 			service.WriteProblem(w, r, http.StatusUnauthorized, "authentication required: HTTP Basic with a broker user, or a Bearer JWT")
 			return
 		}

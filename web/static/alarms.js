@@ -56,7 +56,17 @@ async function refresh() {
   history.replaceState(null, "", qs ? `?${qs}` : location.pathname);
   // Every open alarm (for the figures and the filter's choices), and the
   // ones the filter selects, as the API selects them.
-  const [all, sel] = await Promise.all([api("/api/v1/alarms"), qs ? api(`/api/v1/alarms?${qs}`) : null]);
+  let all, sel;
+  try {
+    [all, sel] = await Promise.all([api("/api/v1/alarms"), qs ? api(`/api/v1/alarms?${qs}`) : null]);
+  } catch (e) {
+    if (e.status !== 404 && e.status !== 403) throw e;
+    // A node without services has no alarms, nor their API; a user the
+    // API refuses is told why.
+    fillRows($("alarms"), [], 10, e.status === 404 ? "This node has no alarm API: it runs no services." : `The alarm API refuses you: ${e.message}`);
+    firstData();
+    return;
+  }
   const every = all.alarms ?? [];
   for (const a of every) known.set(topicOf(a), a);
   for (const [name, key] of [["f-site", "site"], ["f-kind", "sourceKind"], ["f-type", "alarmType"], ["f-originator", "originator"]]) {
