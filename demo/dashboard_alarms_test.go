@@ -168,6 +168,17 @@ func TestDashboardAlarms(t *testing.T) {
 		return found && strings.Contains(Eval[string](tb, `location.search`), "severity=minor")
 	}, func() string { return tb.Text("#alarms") })
 
+	// With the keyboard: Enter on the second alarm's Acknowledge button
+	// acknowledges it, and the keyboard stays on its row (its Clear).
+	minorRow := `#alarms tr[data-id="` + minor.ID + `"]`
+	tb.Do("acknowledge with the keyboard", chromedp.Focus(chromedp.CSS(minorRow+` button.ack`)), chromedp.KeyEvent("\r"))
+	waitDemo(t, "the second alarm acknowledged", func() bool {
+		return strings.HasPrefix(tb.Text(minorRow+` td:nth-child(3)`), "yes, by anonymous")
+	}, func() string { return tb.Text("#alarms") + tb.Text("#action-error") })
+	waitDemo(t, "the focus on the row's Clear", func() bool {
+		return Eval[string](tb, `document.activeElement.className + " " + (document.activeElement.closest("tr")?.dataset.id ?? "")`) == "clear "+minor.ID
+	}, func() string { return Eval[string](tb, `document.activeElement.outerHTML`) })
+
 	if os.Getenv("CITYMESH_SCREENSHOTS") != "" {
 		tb.Open(dd.base + "/alarms")
 		tb.Screenshot("alarms")
