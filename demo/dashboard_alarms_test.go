@@ -73,9 +73,8 @@ func TestDashboardAlarms(t *testing.T) {
 	}
 
 	sel := `#alarms tr[data-id="` + target.ID + `"]`
-	tb.Do("type a comment and acknowledge",
-		chromedp.SendKeys(chromedp.CSS("#comment"), "seen on the dashboard"),
-		chromedp.Click(chromedp.CSS(sel+` button.ack`)))
+	tb.Do("type a comment", chromedp.SendKeys(chromedp.CSS("#comment"), "seen on the dashboard"))
+	clickRow(tb, sel+` button.ack`)
 
 	// The subscriber sees the acknowledgement on the retained topic: the
 	// alarm acknowledged by the page's user, or, had its service cleared
@@ -111,9 +110,9 @@ func TestDashboardAlarms(t *testing.T) {
 	if acked.ID != "" {
 		// The row says acknowledged; its history has the acknowledgement.
 		waitDemo(t, "the row to be acknowledged", func() bool {
-			return strings.HasPrefix(tb.Text(sel+` td:nth-child(3)`), "yes, by anonymous")
-		}, func() string { return tb.Text(sel) })
-		tb.Do("open the history", chromedp.Click(chromedp.CSS(sel+` button.history`)))
+			return strings.HasPrefix(ackCell(tb, target.ID), "yes, by anonymous")
+		}, func() string { return tb.Text("#alarms") })
+		clickRow(tb, sel+` button.history`)
 		if got := tb.Text("#audit"); !strings.Contains(got, "acknowledged") || !strings.Contains(got, "seen on the dashboard") {
 			t.Errorf("history: %s", got)
 		}
@@ -173,7 +172,7 @@ func TestDashboardAlarms(t *testing.T) {
 	minorRow := `#alarms tr[data-id="` + minor.ID + `"]`
 	tb.Do("acknowledge with the keyboard", chromedp.Focus(chromedp.CSS(minorRow+` button.ack`)), chromedp.KeyEvent("\r"))
 	waitDemo(t, "the second alarm acknowledged", func() bool {
-		return strings.HasPrefix(tb.Text(minorRow+` td:nth-child(3)`), "yes, by anonymous")
+		return strings.HasPrefix(ackCell(tb, minor.ID), "yes, by anonymous")
 	}, func() string { return tb.Text("#alarms") + tb.Text("#action-error") })
 	waitDemo(t, "the focus on the row's Clear", func() bool {
 		return Eval[string](tb, `document.activeElement.className + " " + (document.activeElement.closest("tr")?.dataset.id ?? "")`) == "clear "+minor.ID
@@ -222,4 +221,21 @@ func raiseAlarm(t *testing.T, dd *dashDemo, c alarm.Condition) alarm.Alarm {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// ackCell returns the Acknowledged cell's text of the row of alarm id, ""
+// without one, read in one go: the page replaces its rows as it refreshes.
+func ackCell(tb *tab, id string) string {
+	tb.t.Helper()
+	return Eval[string](tb, `document.querySelector('#alarms tr[data-id="`+id+`"]')?.cells[2].textContent ?? ""`)
+}
+
+// clickRow clicks the enabled button sel of a table's row in one go (the
+// views replace their rows as they refresh, which a query followed by a
+// click can fall between).
+func clickRow(tb *tab, sel string) {
+	tb.t.Helper()
+	waitDemo(tb.t, "a click on "+sel, func() bool {
+		return Eval[bool](tb, `(() => { const b = document.querySelector('`+sel+`'); if (!b || b.disabled) return false; b.click(); return true; })()`)
+	}, func() string { return "no enabled button " + sel })
 }

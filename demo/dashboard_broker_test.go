@@ -112,12 +112,12 @@ func TestDashboardBroker(t *testing.T) {
 	tb.Do("find the client", chromedp.SendKeys(chromedp.CSS("#client-find"), "victim"))
 	waitDemo(t, "the client's row", func() bool { return Eval[bool](tb, `!!document.querySelector('`+client+`')`) },
 		func() string { return tb.Text("#client-list") })
-	tb.Do("its details", chromedp.Click(chromedp.CSS(client+" button.details")))
+	clickRow(tb, client+" button.details")
 	waitDemo(t, "the details", func() bool {
 		d := tb.Text("#cd")
 		return strings.Contains(d, "5.0") && strings.Contains(d, "1 filter")
 	}, func() string { return tb.Text("#cd") })
-	tb.Do("disconnect it", chromedp.Click(chromedp.CSS(client+" button.disconnect")))
+	clickRow(tb, client+" button.disconnect")
 	select {
 	case <-victim.c.Done():
 	case <-ctx.Done():
