@@ -117,6 +117,16 @@ func TestDashboardBroker(t *testing.T) {
 		d := tb.Text("#cd")
 		return strings.Contains(d, "5.0") && strings.Contains(d, "1 filter")
 	}, func() string { return tb.Text("#cd") })
+	// The keyboard on the row's Details stays there when the list
+	// refreshes (every 5 s).
+	tb.Do("focus the details", chromedp.Focus(chromedp.CSS(client+" button.details")),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#client-list tbody").dataset.before = "refresh"`))
+	waitDemo(t, "the list to refresh", func() bool {
+		return Eval[bool](tb, `document.querySelector("#client-list tbody").dataset.before === undefined`)
+	}, func() string { return "not refreshed" })
+	if got := Eval[string](tb, `document.activeElement.className + " " + (document.activeElement.closest("tr")?.dataset.id ?? "")`); got != "details dashboard-victim" {
+		t.Errorf("after the list refreshed, the focus is on %q, want the client's Details", got)
+	}
 	clickRow(tb, client+" button.disconnect")
 	select {
 	case <-victim.c.Done():

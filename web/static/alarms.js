@@ -105,7 +105,24 @@ async function act(a, verb, button) {
   (next ?? $("action-status")).focus?.();
 }
 
+// keepFocus runs fill, which replaces table's rows, and puts the keyboard
+// back on the button it was on (same row id, same class), if still there:
+// a refresh must not throw a keyboard user out of the table.
+function keepFocus(table, fill) {
+  const f = document.activeElement;
+  const row = f && table.contains(f) ? f.closest("tr")?.dataset.id : undefined;
+  const cls = f?.className;
+  fill();
+  if (row === undefined) return;
+  const b = table.querySelector(`tr[data-id="${CSS.escape(row)}"] button.${CSS.escape(cls)}`);
+  if (b && !b.disabled) b.focus();
+}
+
 function render() {
+  keepFocus($("alarms"), renderRows);
+}
+
+function renderRows() {
   setText("count-shown", intf.format(shown.length));
   fillRows($("alarms"), shown.map((a) => (r) => {
     r.dataset.id = a.id;

@@ -126,8 +126,22 @@ async function pollMetrics() {
 
 // --- Clients ---------------------------------------------------------
 
+// keepFocus runs fill, which replaces table's rows, and puts the keyboard
+// back on the button it was on (same row id, same class), if still there:
+// a refresh must not throw a keyboard user out of the table.
+function keepFocus(table, fill) {
+  const f = document.activeElement;
+  const row = f && table.contains(f) ? f.closest("tr")?.dataset.id : undefined;
+  const cls = f?.className;
+  fill();
+  if (row === undefined) return;
+  const b = table.querySelector(`tr[data-id="${CSS.escape(row)}"] button.${CSS.escape(cls)}`);
+  if (b && !b.disabled) b.focus();
+}
+
 let clients = [];
-function renderClients() {
+function renderClients() { keepFocus($("client-list"), renderClientRows); }
+function renderClientRows() {
   const q = $("client-find").value.trim().toLowerCase();
   const shown = clients.filter((c) => !q || [c.id, c.user, c.tenant, c.remote].some((v) => (v ?? "").toLowerCase().includes(q)));
   setText("clients-shown", shown.length === clients.length ? intf.format(clients.length) : `${intf.format(shown.length)} of ${intf.format(clients.length)}`);
