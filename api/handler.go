@@ -113,9 +113,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-func unauthorized(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
+// Challenge sets the WWW-Authenticate challenges of a 401 answer to r
+// (RFC 9110 §11.6.1): Bearer always, and Basic unless r comes from a
+// page's script (Sec-Fetch-Mode other than navigate, as browsers send it:
+// https://www.w3.org/TR/fetch-metadata/). A Basic challenge makes a browser
+// ask for a user name and password in a dialog of its own, over the
+// dashboard, instead of letting the page go to its sign-in page; headless
+// browsers wait for an answer that never comes.
+func Challenge(w http.ResponseWriter, r *http.Request) {
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode == "" || mode == "navigate" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="citymesh", charset="UTF-8"`)
+	}
 	w.Header().Add("WWW-Authenticate", `Bearer realm="citymesh"`)
+}
+
+func unauthorized(w http.ResponseWriter, r *http.Request) {
+	Challenge(w, r)
 	service.WriteProblem(w, r, http.StatusUnauthorized, "authentication required: a session (POST /api/v1/session), HTTP Basic with a broker user, or a Bearer JWT")
 }
 
