@@ -367,3 +367,60 @@ func TestLimitMetOnceIsRetried(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentAbandonedRuns: many goroutines decode with one codec just
+// compiled (so that most calls make their runtime first) while the machine
+// is made busy enough that calls meet the time limit, are abandoned by
+// guard after their grace period, and run again. A run abandoned after its
+// script returned still ends, on its runtime's goroutine, while its second
+// run is under way or after DecodeUplink returned: under -race, nothing it
+// makes may reach the caller. Some calls are cancelled too. The results
+// that come back are whole.
+func TestConcurrentAbandonedRuns(t *testing.T) {
+	// One processor for 24 goroutines: a goroutine waits for its turn
+	// longer than the grace period, as on a machine at a load of 13. The
+	// test is not parallel, so no other test runs meanwhile.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	// Little script and a large result: the conversion of the result, which
+	// no interrupt stops, is where a run is most often abandoned.
+	const src = `function decodeUplink(input) {
+  var d = { n: input.bytes[0] };
+  for (var k = 0; k < 1500; k++) d["k" + k] = [k, "v" + k];
+  return { data: d };
+}`
+	c := compile(t, src, codec.Limits{Timeout: 20 * time.Millisecond})
+	defer c.Close()
+	until := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	for g := range 24 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(until); i++ {
+				ctx, cancel := context.WithCancel(context.Background())
+				if i%5 == 4 {
+					time.AfterFunc(time.Duration(i%40)*time.Millisecond, cancel)
+				}
+				b := []byte{byte(g*31 + i)}
+				out, err := c.DecodeUplink(ctx, codec.UplinkInput{Bytes: b, FPort: 2})
+				cancel()
+				b[0]++ // the caller owns its buffer again
+				if err != nil {
+					if !errors.Is(err, &codec.Error{Reason: codec.ReasonTimeout}) {
+						t.Errorf("DecodeUplink: %v", err)
+						return
+					}
+					continue
+				}
+				if out.Data["n"] != float64(byte(g*31+i)) || len(out.Data) != 1501 || !reflect.DeepEqual(out.Data["k7"], []any{7.0, "v7"}) {
+					t.Errorf("DecodeUplink = n %v, %d members, k7 %v", out.Data["n"], len(out.Data), out.Data["k7"])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := c.Stats()
+	t.Logf("%+v", st)
+	if st.Abandoned == 0 || st.Retried == 0 {
+		t.Log("no run was abandoned and run again: the path this test is for was not taken this time")
+	}
+}
