@@ -253,12 +253,18 @@ func (c *Codec) DecodeDownlink(ctx context.Context, in DownlinkBytes) (*DecodedD
 // returned; nothing it makes reaches do's caller.
 func do[T any](c *Codec, ctx context.Context, op string, call func(v *jsvm) (T, error)) (T, error) {
 	out, err := doOnce(c, ctx, op, call)
-	var ce *Error
-	if err != nil && ctx.Err() == nil && errors.As(err, &ce) && (ce.Reason == ReasonTimeout || ce.Reason == ReasonMemory) {
+	if retryable(ctx, err) {
 		c.retried.Add(1)
 		out, err = doOnce(c, ctx, op, call)
 	}
 	return out, err
+}
+
+// retryable reports whether err is a time or memory limit met while ctx
+// was still live: a failure a busy moment of the machine can cause.
+func retryable(ctx context.Context, err error) bool {
+	var ce *Error
+	return err != nil && ctx.Err() == nil && errors.As(err, &ce) && (ce.Reason == ReasonTimeout || ce.Reason == ReasonMemory)
 }
 
 // doOnce runs one call on a runtime of the pool, under guard, and returns
@@ -271,7 +277,7 @@ func doOnce[T any](c *Codec, ctx context.Context, op string, call func(v *jsvm) 
 		return zero, err
 	}
 	res := make(chan T, 1)
-	err = c.guard(ctx, v, op, func() error {
+	err = c.guard(ctx, v, op, c.lim.Timeout, func() error {
 		out, err := call(v)
 		if err == nil {
 			res <- out

@@ -121,7 +121,7 @@ func TestCompileErrors(t *testing.T) {
 		"top-level loop":  "while (true) {} function decodeUplink() {}",
 		"too large":       "function decodeUplink(){}" + strings.Repeat(" ", 300<<10),
 	} {
-		_, err := codec.Compile("bad", src, codec.Limits{Timeout: 50 * time.Millisecond})
+		_, err := codec.Compile("bad", src, codec.Limits{Timeout: 50 * time.Millisecond, CompileTimeout: 50 * time.Millisecond})
 		var ce *codec.Error
 		if !errors.As(err, &ce) || ce.CodecID != "bad" || ce.Op != "compile" {
 			t.Errorf("%s: Compile = %v", name, err)
@@ -422,5 +422,69 @@ func TestConcurrentAbandonedRuns(t *testing.T) {
 	t.Logf("%+v", st)
 	if st.Abandoned == 0 || st.Retried == 0 {
 		t.Log("no run was abandoned and run again: the path this test is for was not taken this time")
+	}
+}
+
+// TestCompileBudget: the prelude and a script's top-level code run under
+// the compile budget (CompileTimeout, 1 s by default), not a call's
+// 100 ms: top-level code that a busy machine makes take 300 ms on the wall
+// clock compiles under the default limits, and a compile that met its
+// budget once runs again, as a call does. A top-level loop without end
+// still fails, within twice its budget and the grace periods; so does top-level
+// code slower than the budget each time.
+func TestCompileBudget(t *testing.T) {
+	t.Parallel()
+	const decoder = "\nfunction decodeUplink(input) { return { data: { ok: 1 } }; }"
+	tests := []struct {
+		name    string
+		top     string // top-level code; %d is a wall-clock time in ms
+		lim     codec.Limits
+		retried uint64
+		wantErr bool
+	}{
+		{"slow top level, default limits", `var t0 = Date.now(); while (Date.now() < t0 + 300) {}`, codec.Limits{}, 0, false},
+		{"slow once", `while (Date.now() < %d) {}`, codec.Limits{CompileTimeout: 200 * time.Millisecond}, 1, false},
+		{"slower than the budget", `var t0 = Date.now(); while (Date.now() < t0 + 300) {}`, codec.Limits{CompileTimeout: 100 * time.Millisecond}, 1, true},
+		{"endless loop", `while (true) {}`, codec.Limits{CompileTimeout: 100 * time.Millisecond}, 1, true},
+		{"endless loop, default limits", `for (;;) { try { while (true) {} } catch (e) {} }`, codec.Limits{}, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			top := tt.top
+			if strings.Contains(top, "%d") {
+				top = fmt.Sprintf(top, time.Now().Add(300*time.Millisecond).UnixMilli())
+			}
+			start := time.Now()
+			c, err := codec.Compile("top", top+decoder, tt.lim)
+			took := time.Since(start)
+			if tt.wantErr {
+				var ce *codec.Error
+				if !errors.As(err, &ce) || ce.Op != "compile" || ce.Reason != codec.ReasonTimeout {
+					t.Fatalf("Compile = %v; want a compile timeout", err)
+				}
+				budget := tt.lim.CompileTimeout
+				if budget == 0 {
+					budget = time.Second
+				}
+				// Two runs, each its budget and at most its grace period,
+				// and a margin for a busy machine.
+				if limit := 4*budget + 5*time.Second; took > limit {
+					t.Errorf("Compile failed after %v, more than %v", took, limit)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Compile after %v: %v", took, err)
+			}
+			defer c.Close()
+			if got := c.Stats().Retried; got != tt.retried {
+				t.Errorf("Retried = %d, want %d", got, tt.retried)
+			}
+			out, err := c.DecodeUplink(context.Background(), codec.UplinkInput{Bytes: []byte{1}, FPort: 1})
+			if err != nil || out.Data["ok"] != float64(1) {
+				t.Errorf("DecodeUplink = %+v, %v", out, err)
+			}
+		})
 	}
 }
