@@ -2,8 +2,11 @@ package energy
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,5 +424,55 @@ func TestStandingQuantity(t *testing.T) {
 		if q, _, _ := b.standingQuantity(tc.per); !q.Equal(dec(tc.want)) {
 			t.Errorf("%s–%s per %s: got %s, want %s", tc.from, tc.to, tc.per, q, tc.want)
 		}
+	}
+}
+
+// TestTariffsShared: one Tariffs, built in code and never checked, is
+// shared by billings made and run at once from many goroutines, as the
+// energy service's sites and months share its tariff. Building a billing
+// checks the tariffs, which prepares their bands' windows and fills in
+// defaults: on a copy of the billing's own, so under -race nothing is
+// written that another billing reads, and the caller's Tariffs is as it
+// was. Every billing's invoices are the same.
+func TestTariffsShared(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	rs, site, tf, opt := randomBilling(r)
+	before := fmt.Sprintf("%#v %#v %#v", tf, tf.Tariffs, *tf.Heating)
+	want, _, err := Invoices(rs, site, tf, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := &tf
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for range 4 {
+				var got []Invoice
+				var err error
+				if g%2 == 0 {
+					got, _, err = Invoices(rs, site, *shared, opt)
+				} else {
+					var rb *RunningBilling
+					if rb, err = NewRunningBilling(site, *shared, opt); err == nil {
+						for _, rd := range rs {
+							rb.Add(rd)
+						}
+						got, _, err = rb.Invoices()
+					}
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("goroutine %d: invoices differ from the first billing's", g)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if after := fmt.Sprintf("%#v %#v %#v", tf, tf.Tariffs, *tf.Heating); after != before {
+		t.Errorf("the shared Tariffs changed:\n%s\nwas\n%s", after, before)
 	}
 }

@@ -80,6 +80,9 @@ func NewBilling(site Site, tariffs Tariffs, opt InvoiceOptions) (*Billing, error
 	if err := site.Check(); err != nil {
 		return nil, err
 	}
+	// Check prepares the tariffs in place: on a copy of the billing's own,
+	// since the caller's bands and heating are shared with its Tariffs.
+	tariffs = tariffs.Clone()
 	if err := tariffs.Check(); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package energy
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,8 +96,41 @@ func ReadTariffYAML(r io.Reader) (Tariffs, error) {
 	return t, nil
 }
 
-// Check validates the tariffs and prepares their windows. It must be called
-// on Tariffs built in code before they are used (ReadTariffYAML calls it).
+// Clone returns a deep copy of t, which shares no tariff, band, standing
+// charge, heating or VAT rate with t: checking the copy writes nothing that
+// t's users read.
+func (t *Tariffs) Clone() Tariffs {
+	c := *t
+	if t.VATPercent != nil {
+		v := *t.VATPercent
+		c.VATPercent = &v
+	}
+	c.Tariffs = slices.Clone(t.Tariffs)
+	for i := range c.Tariffs {
+		tf := &c.Tariffs[i]
+		tf.Bands = slices.Clone(tf.Bands)
+		for j := range tf.Bands {
+			tf.Bands[j].Days = slices.Clone(tf.Bands[j].Days)
+		}
+		if tf.Standing != nil {
+			st := *tf.Standing
+			tf.Standing = &st
+		}
+	}
+	if t.Heating != nil {
+		h := *t.Heating
+		h.Tenants = slices.Clone(h.Tenants)
+		c.Heating = &h
+	}
+	return c
+}
+
+// Check validates the tariffs and prepares them: it fills in the
+// defaults (currency, time zone, the heating's carrier) and the bands'
+// windows, writing into t, its tariffs' bands and its heating. Call it
+// once, before t is shared (ReadTariffYAML calls it). NewBilling and
+// NewRunningBilling check a copy of their own (Clone), so one Tariffs,
+// checked or not, may be shared by any number of billings at once.
 func (t *Tariffs) Check() error {
 	if t.Currency == "" {
 		t.Currency = "EUR"

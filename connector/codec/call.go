@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -77,8 +78,10 @@ func (c *Codec) DecodeUplink(ctx context.Context, in UplinkInput) (*UplinkOutput
 	if len(in.Bytes) > c.lim.MaxInputBytes {
 		return nil, &Error{CodecID: c.id, Op: op, Reason: ReasonInput, Detail: fmt.Sprintf("%d bytes, at most %d", len(in.Bytes), c.lim.MaxInputBytes)}
 	}
-	var out *UplinkOutput
-	err := c.do(ctx, op, func(v *jsvm) error {
+	// The call works on a copy: a call abandoned in a native operation
+	// (see guard) may go on after DecodeUplink returns.
+	in.Bytes = slices.Clone(in.Bytes)
+	return do(c, ctx, op, func(v *jsvm) (*UplinkOutput, error) {
 		r := v.r
 		bytes := byteArray(r, in.Bytes)
 		var res goja.Value
@@ -93,7 +96,7 @@ func (c *Codec) DecodeUplink(ctx context.Context, in UplinkInput) (*UplinkOutput
 			}
 			date, derr := r.New(v.date, r.ToValue(recv.UnixMilli()))
 			if derr != nil {
-				return c.classify(op, derr)
+				return nil, c.classify(op, derr)
 			}
 			define(input, "recvTime", date)
 			res, err = v.decodeUplink(goja.Undefined(), input)
@@ -107,41 +110,40 @@ func (c *Codec) DecodeUplink(ctx context.Context, in UplinkInput) (*UplinkOutput
 			}
 		}
 		if err != nil {
-			return c.classify(op, err)
+			return nil, c.classify(op, err)
 		}
 		conv := c.converter()
 		result, err := conv.result(c, op, res)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = &UplinkOutput{}
+		out := &UplinkOutput{}
 		if out.Data, err = conv.dataObject(c, op, result.data); err != nil {
-			return err
+			return nil, err
 		}
 		out.Warnings = result.warnings
 		out.Log = v.log
 		if v.normalizeUplink == nil {
-			return nil
+			return out, nil
 		}
 		const nop = "normalizeUplink"
 		arg := r.NewObject()
 		define(arg, "data", result.data)
 		res, err = v.normalizeUplink(goja.Undefined(), arg)
 		if err != nil {
-			return c.classify(nop, err)
+			return nil, c.classify(nop, err)
 		}
 		nres, err := conv.result(c, nop, res)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out.NormalizedWarnings = nres.warnings
 		out.Log = v.log
-		return conv.normalized(c, nop, nres.data, out)
+		if err := conv.normalized(c, nop, nres.data, out); err != nil {
+			return nil, err
+		}
+		return out, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // EncodeDownlink runs the codec's encodeDownlink (or the older Encoder).
@@ -150,12 +152,18 @@ func (c *Codec) EncodeDownlink(ctx context.Context, in DownlinkInput) (*Downlink
 	if !c.hasEncodeDownlink {
 		return nil, &Error{CodecID: c.id, Op: op, Reason: ReasonMissing, Detail: "the script defines neither encodeDownlink nor Encoder"}
 	}
-	var out *DownlinkOutput
-	err := c.do(ctx, op, func(v *jsvm) error {
+	// The call works on a copy: a call abandoned in a native operation
+	// (see guard) may go on after EncodeDownlink returns, and the caller
+	// may then change its map.
+	own, err := copyData(in.Data, 0)
+	if err != nil {
+		return nil, &Error{CodecID: c.id, Op: op, Reason: ReasonInput, Detail: err.Error()}
+	}
+	return do(c, ctx, op, func(v *jsvm) (*DownlinkOutput, error) {
 		r := v.r
-		data, err := toJS(r, in.Data, 0)
+		data, err := toJS(r, own, 0)
 		if err != nil {
-			return &Error{CodecID: c.id, Op: op, Reason: ReasonInput, Detail: err.Error()}
+			return nil, &Error{CodecID: c.id, Op: op, Reason: ReasonInput, Detail: err.Error()}
 		}
 		var res goja.Value
 		if v.encodeDownlink != nil {
@@ -173,33 +181,29 @@ func (c *Codec) EncodeDownlink(ctx context.Context, in DownlinkInput) (*Downlink
 			}
 		}
 		if err != nil {
-			return c.classify(op, err)
+			return nil, c.classify(op, err)
 		}
 		conv := c.converter()
 		result, err := conv.result(c, op, res)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = &DownlinkOutput{Warnings: result.warnings, FPort: in.FPort, Log: v.log}
+		out := &DownlinkOutput{Warnings: result.warnings, FPort: in.FPort, Log: v.log}
 		if out.Bytes, err = conv.bytes(c, op, result.bytes); err != nil {
-			return err
+			return nil, err
 		}
 		if result.fPort != nil && !goja.IsUndefined(result.fPort) && !goja.IsNull(result.fPort) {
 			p := result.fPort.ToFloat()
 			if p != math.Trunc(p) || p < 1 || p > 255 {
-				return &Error{CodecID: c.id, Op: op, Reason: ReasonOutput, Detail: "fPort is not an integer from 1 to 255"}
+				return nil, &Error{CodecID: c.id, Op: op, Reason: ReasonOutput, Detail: "fPort is not an integer from 1 to 255"}
 			}
 			out.FPort = uint8(p)
 		}
 		if out.FPort == 0 {
 			out.FPort = 1
 		}
-		return nil
+		return out, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // DecodeDownlink runs the codec's decodeDownlink.
@@ -211,63 +215,81 @@ func (c *Codec) DecodeDownlink(ctx context.Context, in DownlinkBytes) (*DecodedD
 	if len(in.Bytes) > c.lim.MaxInputBytes {
 		return nil, &Error{CodecID: c.id, Op: op, Reason: ReasonInput, Detail: fmt.Sprintf("%d bytes, at most %d", len(in.Bytes), c.lim.MaxInputBytes)}
 	}
-	var out *DecodedDownlink
-	err := c.do(ctx, op, func(v *jsvm) error {
+	in.Bytes = slices.Clone(in.Bytes) // as in DecodeUplink
+	return do(c, ctx, op, func(v *jsvm) (*DecodedDownlink, error) {
 		r := v.r
 		input := r.NewObject()
 		define(input, "bytes", byteArray(r, in.Bytes))
 		define(input, "fPort", r.ToValue(int64(in.FPort)))
 		res, err := v.decodeDownlink(goja.Undefined(), input)
 		if err != nil {
-			return c.classify(op, err)
+			return nil, c.classify(op, err)
 		}
 		conv := c.converter()
 		result, err := conv.result(c, op, res)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = &DecodedDownlink{Warnings: result.warnings, Log: v.log}
-		out.Data, err = conv.dataObject(c, op, result.data)
-		return err
+		out := &DecodedDownlink{Warnings: result.warnings, Log: v.log}
+		if out.Data, err = conv.dataObject(c, op, result.data); err != nil {
+			return nil, err
+		}
+		return out, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
-// do runs one call on a runtime of the pool, under guard, and returns the
-// runtime to the pool only if the call did not fail. A call that met the
-// time or memory limit runs once more on a fresh runtime: both limits are
-// measured on the whole process (wall time, the heap), so a moment in which
-// the machine or the rest of the process was busy can make a good codec
-// fail once; a codec that really loops or allocates without end fails
-// twice, and costs twice its limit. The calls are pure (a codec has no I/O),
-// so running one again changes nothing else.
-func (c *Codec) do(ctx context.Context, op string, call func(v *jsvm) error) error {
-	err := c.doOnce(ctx, op, call)
-	var ce *Error
-	if err != nil && ctx.Err() == nil && errors.As(err, &ce) && (ce.Reason == ReasonTimeout || ce.Reason == ReasonMemory) {
+// do runs one call on a runtime of the pool, under guard, and returns
+// the call's result. A call that met the time or memory limit runs once
+// more on a fresh runtime: both limits are measured on the whole process
+// (wall time, the heap), so a moment in which the machine or the rest of
+// the process was busy can make a good codec fail once; a codec that
+// really loops or allocates without end fails twice, and costs twice its
+// limit. The calls are pure (a codec has no I/O), so running one again
+// changes nothing else.
+//
+// The call returns its result rather than setting a variable of its
+// caller: a run that guard abandoned may still end, and succeed, on its
+// runtime's goroutine while the second run is under way or after do has
+// returned; nothing it makes reaches do's caller.
+func do[T any](c *Codec, ctx context.Context, op string, call func(v *jsvm) (T, error)) (T, error) {
+	out, err := doOnce(c, ctx, op, call)
+	if retryable(ctx, err) {
 		c.retried.Add(1)
-		err = c.doOnce(ctx, op, call)
+		out, err = doOnce(c, ctx, op, call)
 	}
-	return err
+	return out, err
+}
+
+// retryable reports whether err is a time or memory limit met while ctx
+// was still live: a failure a busy moment of the machine can cause.
+func retryable(ctx context.Context, err error) bool {
+	var ce *Error
+	return err != nil && ctx.Err() == nil && errors.As(err, &ce) && (ce.Reason == ReasonTimeout || ce.Reason == ReasonMemory)
 }
 
 // doOnce runs one call on a runtime of the pool, under guard, and returns
-// the runtime to the pool only if the call did not fail.
-func (c *Codec) doOnce(ctx context.Context, op string, call func(v *jsvm) error) error {
+// the runtime to the pool only if the call did not fail. The result comes
+// back through a channel that only a call guard waited for has written.
+func doOnce[T any](c *Codec, ctx context.Context, op string, call func(v *jsvm) (T, error)) (T, error) {
+	var zero T
 	v, err := c.get(ctx)
 	if err != nil {
-		return err
+		return zero, err
 	}
-	err = c.guard(ctx, v, op, func() error { return call(v) })
+	res := make(chan T, 1)
+	err = c.guard(ctx, v, op, c.lim.Timeout, func() error {
+		out, err := call(v)
+		if err == nil {
+			res <- out
+		}
+		return err
+	})
 	if err != nil {
 		c.drop(v)
-		return err
+		return zero, err
 	}
 	c.put(v)
-	return nil
+	return <-res, nil
 }
 
 // define sets an own data property without running setters an object's
@@ -316,6 +338,45 @@ func toJS(r *goja.Runtime, v any, depth int) (goja.Value, error) {
 		return r.NewArray(items...), nil
 	case string, bool, float64, float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
 		return r.ToValue(v), nil
+	}
+	return nil, fmt.Errorf("data holds a %T, not a JSON value", v)
+}
+
+// copyData copies a Go value of a JSON shape (the types toJS takes), so
+// that a call does not read the caller's maps after it returned.
+func copyData(v any, depth int) (any, error) {
+	if depth > 32 {
+		return nil, fmt.Errorf("data nested deeper than 32")
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		if v == nil {
+			return map[string]any(nil), nil
+		}
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			c, err := copyData(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = c
+		}
+		return out, nil
+	case []any:
+		if v == nil {
+			return []any(nil), nil
+		}
+		out := make([]any, len(v))
+		for i, e := range v {
+			c, err := copyData(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = c
+		}
+		return out, nil
+	case nil, string, bool, float64, float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return v, nil
 	}
 	return nil, fmt.Errorf("data holds a %T, not a JSON value", v)
 }

@@ -117,6 +117,13 @@ type Limits struct {
 	// Timeout is the time one call may take; default 100 ms (The Things
 	// Stack's default for payload formatters).
 	Timeout time.Duration `yaml:"timeout"`
+	// CompileTimeout is the time the prelude and the script's top-level
+	// code may take in a new runtime: in Compile, and whenever a call
+	// finds no runtime in the pool. Default 1 s, or Timeout if that is
+	// longer. It is larger than Timeout because it is wall-clock time
+	// spent once per runtime, often while the process starts and the
+	// machine is busiest; a top-level loop without end still stops.
+	CompileTimeout time.Duration `yaml:"compile_timeout"`
 	// MaxStackDepth is the deepest JavaScript call nesting; default 64.
 	MaxStackDepth int `yaml:"max_stack_depth"`
 	// MaxInputBytes is the largest payload given to a decoder; default 255
@@ -146,6 +153,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Timeout <= 0 {
 		l.Timeout = 100 * time.Millisecond
+	}
+	if l.CompileTimeout <= 0 {
+		l.CompileTimeout = max(time.Second, l.Timeout)
 	}
 	set(&l.MaxStackDepth, 64)
 	set(&l.MaxInputBytes, 255)
@@ -206,7 +216,13 @@ func Compile(id, source string, lim Limits) (*Codec, error) {
 		return nil, fail("%v", err)
 	}
 	c := &Codec{id: id, prog: prog, lim: lim, pool: make(chan *jsvm, max(16, 4*runtime.GOMAXPROCS(0)))}
-	v, err := c.newVM(context.Background())
+	ctx := context.Background()
+	v, err := c.newVM(ctx)
+	if retryable(ctx, err) {
+		// As a call's (see do): the limit is wall-clock time.
+		c.retried.Add(1)
+		v, err = c.newVM(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -229,8 +245,8 @@ type Stats struct {
 	// dropped after a failure (or because the pool was full), Abandoned
 	// how many were left to a call that did not stop when interrupted.
 	Created, Dropped, Abandoned uint64
-	// Retried is how many calls ran a second time after their first run
-	// met the time or memory limit (see Codec.do).
+	// Retried is how many calls (or compiles) ran a second time after
+	// their first run met the time or memory limit (see Codec.do).
 	Retried uint64
 }
 
@@ -253,7 +269,7 @@ func (c *Codec) newVM(ctx context.Context) (*jsvm, error) {
 		}
 	}()
 	v.r.SetMaxCallStackSize(c.lim.MaxStackDepth)
-	err := c.guard(ctx, v, "compile", func() error {
+	err := c.guard(ctx, v, "compile", c.lim.CompileTimeout, func() error {
 		v.installConsole()
 		v.date = v.r.GlobalObject().Get("Date")
 		if _, err := v.r.RunProgram(preludeProgram); err != nil {
@@ -313,9 +329,10 @@ type interrupt struct {
 	detail string
 }
 
-// guard runs body, which calls into the runtime, under the codec's limits.
-// body runs on a goroutine of its own while guard watches it: when the time
-// limit passes, ctx ends or the heap grows past the limit, guard
+// guard runs body, which calls into the runtime, under the codec's limits
+// and the time limit given. body runs on the runtime's goroutine while
+// guard watches it: when the time limit passes, ctx ends or the heap grows
+// past the limit, guard
 // interrupts the runtime. A script is interrupted between two of its
 // instructions; a long native operation (a JSON.stringify of a deeply
 // nested value, say) only notices when it ends. If body has not returned
@@ -323,11 +340,11 @@ type interrupt struct {
 // which is never used again, and returns; the abandoned goroutine ends
 // when the native operation does, and Close waits for it. A panic in body
 // is recovered.
-func (c *Codec) guard(ctx context.Context, v *jsvm, op string, body func() error) error {
+func (c *Codec) guard(ctx context.Context, v *jsvm, op string, limit time.Duration, body func() error) error {
 	done := make(chan error, 1)
 	base := heapBytes()
 	v.work <- func() { done <- c.protect(op, body) }
-	deadline := time.NewTimer(c.lim.Timeout)
+	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	tick := time.NewTicker(heapCheckEvery)
 	defer tick.Stop()
@@ -339,7 +356,7 @@ func (c *Codec) guard(ctx context.Context, v *jsvm, op string, body func() error
 		}
 		fired = &in
 		v.r.Interrupt(in)
-		grace = time.After(c.grace())
+		grace = time.After(graceAfter(limit))
 	}
 	ctxDone := ctx.Done()
 	for {
@@ -356,7 +373,7 @@ func (c *Codec) guard(ctx context.Context, v *jsvm, op string, body func() error
 			ctxDone = nil
 			stop(interrupt{ReasonTimeout, "context: " + ctx.Err().Error()})
 		case <-deadline.C:
-			stop(interrupt{ReasonTimeout, fmt.Sprintf("ran longer than %v", c.lim.Timeout)})
+			stop(interrupt{ReasonTimeout, fmt.Sprintf("ran longer than %v", limit)})
 		case <-tick.C:
 			if grown := int64(heapBytes()) - int64(base); grown > c.lim.MaxHeapGrowth {
 				stop(interrupt{ReasonMemory, fmt.Sprintf("heap grew by %d MiB during the call, limit %d MiB", grown>>20, c.lim.MaxHeapGrowth>>20)})
@@ -364,13 +381,14 @@ func (c *Codec) guard(ctx context.Context, v *jsvm, op string, body func() error
 		case <-grace:
 			c.abandoned.Add(1)
 			return &Error{CodecID: c.id, Op: op, Reason: fired.reason,
-				Detail: fmt.Sprintf("%s; still in a native operation %v after the interrupt, the runtime was abandoned", fired.detail, c.grace())}
+				Detail: fmt.Sprintf("%s; still in a native operation %v after the interrupt, the runtime was abandoned", fired.detail, graceAfter(limit))}
 		}
 	}
 }
 
-// grace is how long guard waits for an interrupted call to stop.
-func (c *Codec) grace() time.Duration { return max(c.lim.Timeout, 100*time.Millisecond) }
+// graceAfter is how long guard waits for an interrupted call to stop,
+// given the call's time limit.
+func graceAfter(limit time.Duration) time.Duration { return max(limit, 100*time.Millisecond) }
 
 // protect runs body and turns a panic into an Error.
 func (c *Codec) protect(op string, body func() error) (err error) {

@@ -121,7 +121,7 @@ func TestCompileErrors(t *testing.T) {
 		"top-level loop":  "while (true) {} function decodeUplink() {}",
 		"too large":       "function decodeUplink(){}" + strings.Repeat(" ", 300<<10),
 	} {
-		_, err := codec.Compile("bad", src, codec.Limits{Timeout: 50 * time.Millisecond})
+		_, err := codec.Compile("bad", src, codec.Limits{Timeout: 50 * time.Millisecond, CompileTimeout: 50 * time.Millisecond})
 		var ce *codec.Error
 		if !errors.As(err, &ce) || ce.CodecID != "bad" || ce.Op != "compile" {
 			t.Errorf("%s: Compile = %v", name, err)
@@ -363,6 +363,130 @@ func TestLimitMetOnceIsRetried(t *testing.T) {
 			}
 			if err != nil || out.Data["ok"] != float64(1) {
 				t.Fatalf("DecodeUplink = %+v, %v; want data ok 1 from the second run", out, err)
+			}
+		})
+	}
+}
+
+// TestConcurrentAbandonedRuns: many goroutines decode with one codec just
+// compiled (so that most calls make their runtime first) while the machine
+// is made busy enough that calls meet the time limit, are abandoned by
+// guard after their grace period, and run again. A run abandoned after its
+// script returned still ends, on its runtime's goroutine, while its second
+// run is under way or after DecodeUplink returned: under -race, nothing it
+// makes may reach the caller. Some calls are cancelled too. The results
+// that come back are whole.
+func TestConcurrentAbandonedRuns(t *testing.T) {
+	// One processor for 24 goroutines: a goroutine waits for its turn
+	// longer than the grace period, as on a machine at a load of 13. The
+	// test is not parallel, so no other test runs meanwhile.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	// Little script and a large result: the conversion of the result, which
+	// no interrupt stops, is where a run is most often abandoned.
+	const src = `function decodeUplink(input) {
+  var d = { n: input.bytes[0] };
+  for (var k = 0; k < 1500; k++) d["k" + k] = [k, "v" + k];
+  return { data: d };
+}`
+	c := compile(t, src, codec.Limits{Timeout: 20 * time.Millisecond})
+	defer c.Close()
+	until := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	for g := range 24 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(until); i++ {
+				ctx, cancel := context.WithCancel(context.Background())
+				if i%5 == 4 {
+					time.AfterFunc(time.Duration(i%40)*time.Millisecond, cancel)
+				}
+				b := []byte{byte(g*31 + i)}
+				out, err := c.DecodeUplink(ctx, codec.UplinkInput{Bytes: b, FPort: 2})
+				cancel()
+				b[0]++ // the caller owns its buffer again
+				if err != nil {
+					if !errors.Is(err, &codec.Error{Reason: codec.ReasonTimeout}) {
+						t.Errorf("DecodeUplink: %v", err)
+						return
+					}
+					continue
+				}
+				if out.Data["n"] != float64(byte(g*31+i)) || len(out.Data) != 1501 || !reflect.DeepEqual(out.Data["k7"], []any{7.0, "v7"}) {
+					t.Errorf("DecodeUplink = n %v, %d members, k7 %v", out.Data["n"], len(out.Data), out.Data["k7"])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st := c.Stats()
+	t.Logf("%+v", st)
+	if st.Abandoned == 0 || st.Retried == 0 {
+		t.Log("no run was abandoned and run again: the path this test is for was not taken this time")
+	}
+}
+
+// TestCompileBudget: the prelude and a script's top-level code run under
+// the compile budget (CompileTimeout, 1 s by default), not a call's
+// 100 ms: top-level code that a busy machine makes take 300 ms on the wall
+// clock compiles under the default limits, and a compile that met its
+// budget once runs again, as a call does. A top-level loop without end
+// still fails, within twice its budget and the grace periods; so does top-level
+// code slower than the budget each time.
+func TestCompileBudget(t *testing.T) {
+	t.Parallel()
+	const decoder = "\nfunction decodeUplink(input) { return { data: { ok: 1 } }; }"
+	tests := []struct {
+		name    string
+		top     string // top-level code; %d is a wall-clock time in ms
+		lim     codec.Limits
+		retried uint64
+		wantErr bool
+	}{
+		{"slow top level, default limits", `var t0 = Date.now(); while (Date.now() < t0 + 300) {}`, codec.Limits{}, 0, false},
+		// The first run is interrupted at 1 s (the default budget), the
+		// second waits for the rest of the 1.5 s; the half second between
+		// leaves the watchdog time for its turn on a busy machine.
+		{"slow once", `while (Date.now() < %d) {}`, codec.Limits{}, 1, false},
+		{"slower than the budget", `var t0 = Date.now(); while (Date.now() < t0 + 300) {}`, codec.Limits{CompileTimeout: 100 * time.Millisecond}, 1, true},
+		{"endless loop", `while (true) {}`, codec.Limits{CompileTimeout: 100 * time.Millisecond}, 1, true},
+		{"endless loop, default limits", `for (;;) { try { while (true) {} } catch (e) {} }`, codec.Limits{}, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			top := tt.top
+			if strings.Contains(top, "%d") {
+				top = fmt.Sprintf(top, time.Now().Add(1500*time.Millisecond).UnixMilli())
+			}
+			start := time.Now()
+			c, err := codec.Compile("top", top+decoder, tt.lim)
+			took := time.Since(start)
+			if tt.wantErr {
+				var ce *codec.Error
+				if !errors.As(err, &ce) || ce.Op != "compile" || ce.Reason != codec.ReasonTimeout {
+					t.Fatalf("Compile = %v; want a compile timeout", err)
+				}
+				budget := tt.lim.CompileTimeout
+				if budget == 0 {
+					budget = time.Second
+				}
+				// Two runs, each its budget and at most its grace period,
+				// and a margin for a busy machine.
+				if limit := 4*budget + 5*time.Second; took > limit {
+					t.Errorf("Compile failed after %v, more than %v", took, limit)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Compile after %v: %v", took, err)
+			}
+			defer c.Close()
+			if got := c.Stats().Retried; got != tt.retried {
+				t.Errorf("Retried = %d, want %d", got, tt.retried)
+			}
+			out, err := c.DecodeUplink(context.Background(), codec.UplinkInput{Bytes: []byte{1}, FPort: 1})
+			if err != nil || out.Data["ok"] != float64(1) {
+				t.Errorf("DecodeUplink = %+v, %v", out, err)
 			}
 		})
 	}

@@ -18,7 +18,8 @@
 // codec is compiled once (Compile) and runs in a pool of runtimes of its
 // own, so codecs never see each other's globals; a runtime is dropped after
 // any failure. A call is bounded (Limits): in time (100 ms by default, the
-// stack's default, by interrupting the runtime), in call depth, in input
+// stack's default, by interrupting the runtime; the top-level code of a new
+// runtime gets a larger budget, 1 s), in call depth, in input
 // size, in the size and depth of its result, and in the process heap's
 // growth during the call (a watchdog samples the heap and interrupts the
 // call). The sandbox offers no I/O: no require, no timers, no network or

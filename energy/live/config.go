@@ -145,7 +145,12 @@ func (c *Config) Check() error {
 func (c *Config) load() (map[string]energy.Site, *campus.Model, energy.Tariffs, energy.FactorSet, error) {
 	var tf energy.Tariffs
 	if c.Tariffs != nil {
-		tf = *c.Tariffs
+		// A checked copy of the service's own: the caller's Tariffs may be
+		// shared with other services, and Check writes into it.
+		tf = c.Tariffs.Clone()
+		if err := tf.Check(); err != nil {
+			return nil, nil, tf, energy.FactorSet{}, err
+		}
 	} else {
 		t, err := readFile(c.Tariff, energy.ReadTariffYAML)
 		if err != nil {

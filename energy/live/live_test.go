@@ -374,11 +374,11 @@ func TestExchangeLeavesInvoiceUnchanged(t *testing.T) {
 	from := time.Date(2026, 5, 1, 0, 0, 0, 0, berlin)
 	until := from.Add(2 * 24 * time.Hour)
 	type line struct{ qty, amount float64 }
+	// One tariff for the three services, each still running while the
+	// next starts: none writes into it.
+	tf := loadTariff(t)
 	lines := func(msgs []bus.Message) map[string]line {
 		b, _ := startBroker(t)
-		// A tariff of its own: checking it prepares its bands, which the
-		// service that runs still reads.
-		tf := loadTariff(t)
 		ls := newLive(t, b, live.Config{Sites: sites, Tariffs: &tf, Debounce: 5 * time.Millisecond}, until)
 		publishAll(t, b, "gw", msgs)
 		ls.waitUpdated("2026-05", until.Add(-15*time.Minute), 10*time.Second)
@@ -429,4 +429,57 @@ func boolf(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// TestServicesShareTariffs: energy services made and run at once from one
+// configuration share its Tariffs. Making a service and each month's
+// billing check the tariffs, which writes their defaults and bands'
+// windows: each works on a copy of its own, so under -race none writes
+// what a running one reads, the caller's Tariffs stays as it was, and two
+// services bill the same readings alike.
+func TestServicesShareTariffs(t *testing.T) {
+	m := loadCampus(t, "../../examples/campus/small/campus.yaml")
+	sites, err := live.SitesFromCampus(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 5, 1, 0, 0, 0, 0, berlin)
+	until := from.Add(24 * time.Hour)
+	tf := loadTariff(t)
+	before := fmt.Sprintf("%#v", tf.Tariffs)
+	cfg := live.Config{Sites: sites, Tariffs: &tf, Debounce: 5 * time.Millisecond}
+	b, _ := startBroker(t)
+	msgs := simulate(t, m, from, until)
+	one := newLive(t, b, cfg, until)
+	// Services are made while the first bills its readings.
+	made := make(chan *live.Service, 1)
+	go func() {
+		var svc *live.Service
+		for range 10 {
+			s, err := live.New("energy", cfg)
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			svc = s
+		}
+		made <- svc
+	}()
+	publishAll(t, b, "gw", msgs)
+	svc := <-made
+	if svc == nil {
+		t.FailNow()
+	}
+	two := &liveService{t: t, b: b, svc: svc, store: service.NewMemoryStore(), now: func() time.Time { return until }}
+	two.start()
+	t.Cleanup(func() { two.stop() })
+	publishAll(t, b, "gw2", msgs) // the first service drops them as duplicates
+	one.waitUpdated("2026-05", until.Add(-15*time.Minute), 10*time.Second)
+	two.waitUpdated("2026-05", until.Add(-15*time.Minute), 10*time.Second)
+	if a, b := one.invoices("2026-05"), two.invoices("2026-05"); a != b || a == "[]" {
+		t.Errorf("the services bill alike:\n%s\n%s", a, b)
+	}
+	if after := fmt.Sprintf("%#v", tf.Tariffs); after != before {
+		t.Errorf("the shared Tariffs changed:\n%s\nwas\n%s", after, before)
+	}
 }
