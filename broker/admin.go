@@ -29,15 +29,22 @@ type ClientInfo struct {
 	Subscriptions int
 }
 
-// Clients returns the clients connected over the network (not the mesh's
-// links, nor in-process Local sessions), by client identifier.
-func (b *Broker) Clients() []ClientInfo {
+// sessionList returns the broker's sessions at this moment, read under
+// its lock, to be looked at without it.
+func (b *Broker) sessionList() []*session {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	sessions := make([]*session, 0, len(b.sessions))
 	for _, s := range b.sessions {
 		sessions = append(sessions, s)
 	}
-	b.mu.Unlock()
+	return sessions
+}
+
+// Clients returns the clients connected over the network (not the mesh's
+// links, nor in-process Local sessions), by client identifier.
+func (b *Broker) Clients() []ClientInfo {
+	sessions := b.sessionList()
 	out := make([]ClientInfo, 0, len(sessions))
 	for _, s := range sessions {
 		if ci, ok := s.clientInfo(); ok {
@@ -174,12 +181,7 @@ type SubscriptionInfo struct {
 // for their clients to come back (not the mesh's links, nor in-process
 // Local sessions), by client identifier, without their subscriptions.
 func (b *Broker) Sessions() []SessionInfo {
-	b.mu.Lock()
-	sessions := make([]*session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		sessions = append(sessions, s)
-	}
-	b.mu.Unlock()
+	sessions := b.sessionList()
 	out := make([]SessionInfo, 0, len(sessions))
 	for _, s := range sessions {
 		if si, ok := s.sessionInfo(false); ok {
