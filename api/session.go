@@ -38,8 +38,28 @@ type Sessions struct {
 	idle, max time.Duration
 	now       func() time.Time
 
-	mu sync.Mutex
-	m  map[string]*Session
+	mu    sync.Mutex
+	m     map[string]*Session
+	onEnd []func(sid string)
+}
+
+// OnEnd adds f to the functions called, outside the store's lock, with
+// the id of every session that ends: by logout (Delete) or found expired.
+// A node closes the session's MQTT over WebSocket connections there.
+func (s *Sessions) OnEnd(f func(sid string)) {
+	s.mu.Lock()
+	s.onEnd = append(s.onEnd, f)
+	s.mu.Unlock()
+}
+
+// ended calls the OnEnd functions for the sessions ids; the caller does
+// not hold the lock.
+func (s *Sessions) ended(ids []string, fs []func(string)) {
+	for _, id := range ids {
+		for _, f := range fs {
+			f(id)
+		}
+	}
 }
 
 // Default session lifetimes.
@@ -72,14 +92,18 @@ func randomToken() string {
 func (s *Sessions) Create(id *auth.Identity) *Session {
 	now := s.now()
 	x := &Session{ID: randomToken(), CSRF: randomToken(), Identity: id, Created: now, Seen: now}
+	var gone []string
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for k, v := range s.m {
 		if s.expired(v, now) {
 			delete(s.m, k)
+			gone = append(gone, k)
 		}
 	}
 	s.m[x.ID] = x
+	fs := s.onEnd
+	s.mu.Unlock()
+	s.ended(gone, fs)
 	return x
 }
 
@@ -92,24 +116,34 @@ func (s *Sessions) expired(x *Session, now time.Time) bool {
 func (s *Sessions) Get(sid string) (Session, bool) {
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	x, ok := s.m[sid]
 	if !ok {
+		s.mu.Unlock()
 		return Session{}, false
 	}
 	if s.expired(x, now) {
 		delete(s.m, sid)
+		fs := s.onEnd
+		s.mu.Unlock()
+		s.ended([]string{sid}, fs)
 		return Session{}, false
 	}
 	x.Seen = now
-	return *x, true
+	out := *x
+	s.mu.Unlock()
+	return out, true
 }
 
 // Delete ends session sid.
 func (s *Sessions) Delete(sid string) {
 	s.mu.Lock()
+	_, ok := s.m[sid]
 	delete(s.m, sid)
+	fs := s.onEnd
 	s.mu.Unlock()
+	if ok {
+		s.ended([]string{sid}, fs)
+	}
 }
 
 // Len is the number of sessions held, expired ones not yet swept

@@ -100,3 +100,32 @@ func TestRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsOnEnd: the OnEnd functions hear of every session that ends,
+// by logout or found expired (by Get, or swept by Create), once, and of
+// no other.
+func TestSessionsOnEnd(t *testing.T) {
+	s := NewSessions(time.Minute, time.Hour)
+	now := time.Unix(1_000_000, 0)
+	s.now = func() time.Time { return now }
+	var ended []string
+	s.OnEnd(func(sid string) { ended = append(ended, sid) })
+	a, b, c := s.Create(&auth.Identity{User: "a"}), s.Create(&auth.Identity{User: "b"}), s.Create(&auth.Identity{User: "c"})
+	s.Delete(a.ID)
+	s.Delete(a.ID)      // again: nothing more ends
+	s.Delete("unknown") // never was
+	if !slices.Equal(ended, []string{a.ID}) {
+		t.Fatalf("after logout: ended %v, want [a]", ended)
+	}
+	now = now.Add(2 * time.Minute) // b and c idle too long
+	if _, ok := s.Get(b.ID); ok {
+		t.Fatal("b still live")
+	}
+	if !slices.Equal(ended, []string{a.ID, b.ID}) {
+		t.Fatalf("after b expired: ended %v", ended)
+	}
+	s.Create(&auth.Identity{User: "d"}) // sweeps c
+	if !slices.Equal(ended, []string{a.ID, b.ID, c.ID}) {
+		t.Fatalf("after the sweep: ended %v", ended)
+	}
+}

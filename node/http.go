@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,6 +103,7 @@ func (n *Node) listenerList() []api.Listener {
 func (n *Node) httpAccess() *TwinAccess {
 	n.accessOnce.Do(func() {
 		n.sessions = api.NewSessions(0, 0)
+		n.sessions.OnEnd(n.sessionConns.end)
 		n.access = newHTTPAccess(n.sec.chain, n.sec.acl != nil, n.sessions)
 	})
 	return n.access
@@ -212,13 +214,74 @@ func (n *Node) wsHandler(ctx context.Context, name string, addr net.Addr) http.H
 		}
 		c.SetReadLimit(-1) // the broker enforces the maximum packet size
 		info := broker.ConnInfo{Listener: name, TLS: r.TLS}
+		nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
 		if x, ok := n.httpAccess().authn.Session(r); ok {
-			// A browser of the dashboard: its session says who it is.
+			// A browser of the dashboard: its session says who it is,
+			// as long as the session lasts.
 			id := *x.Identity
 			id.Method = "session"
 			info.Identity = &id
+			nc = n.sessionConns.add(x.ID, nc)
 		}
-		n.b.ServeConnInfo(websocket.NetConn(ctx, c, websocket.MessageBinary), info)
+		n.b.ServeConnInfo(nc, info)
 	})
 	return mux
+}
+
+// sessionConns are the MQTT over WebSocket connections of browser
+// sessions, by session id. The zero value is ready.
+type sessionConns struct {
+	mu sync.Mutex
+	m  map[string]map[*sessionConn]struct{}
+}
+
+// add registers nc as a connection of session sid and returns it wrapped:
+// its Close unregisters it.
+func (s *sessionConns) add(sid string, nc net.Conn) net.Conn {
+	c := &sessionConn{Conn: nc, sid: sid, set: s}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]map[*sessionConn]struct{})
+	}
+	if s.m[sid] == nil {
+		s.m[sid] = make(map[*sessionConn]struct{})
+	}
+	s.m[sid][c] = struct{}{}
+	return c
+}
+
+// end closes the connections of session sid, which ended (logout or
+// expiry): the broker sees them go as any dropped connection.
+func (s *sessionConns) end(sid string) {
+	s.mu.Lock()
+	conns := s.m[sid]
+	delete(s.m, sid)
+	s.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
+}
+
+// sessionConn is a connection of a browser session.
+type sessionConn struct {
+	net.Conn
+	sid  string
+	set  *sessionConns
+	once sync.Once
+}
+
+// Close closes the connection and forgets it.
+func (c *sessionConn) Close() error {
+	c.once.Do(func() {
+		c.set.mu.Lock()
+		if m := c.set.m[c.sid]; m != nil {
+			delete(m, c)
+			if len(m) == 0 {
+				delete(c.set.m, c.sid)
+			}
+		}
+		c.set.mu.Unlock()
+	})
+	return c.Conn.Close()
 }

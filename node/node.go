@@ -59,11 +59,14 @@ type Node struct {
 	access     *TwinAccess
 	accessOnce sync.Once
 	sessions   *api.Sessions
-	lock       *dataLock    // the data directory's lock; nil without a disk store
-	st         *store.Store // nil with the memory store
-	mesh       *mesh.Node   // nil without a mesh configuration
-	b          *broker.Broker
-	reg        *prometheus.Registry
+	// sessionConns are the MQTT over WebSocket connections each browser
+	// session logged in, closed when the session ends.
+	sessionConns sessionConns
+	lock         *dataLock    // the data directory's lock; nil without a disk store
+	st           *store.Store // nil with the memory store
+	mesh         *mesh.Node   // nil without a mesh configuration
+	b            *broker.Broker
+	reg          *prometheus.Registry
 	// conns runs the LoRaWAN connectors on connBus, the node's in-process
 	// bus; both nil without connectors.
 	conns   *run.Runtime

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/citymesh/citymesh/api"
 	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/node"
 )
@@ -257,7 +258,8 @@ func TestWebSocketSession(t *testing.T) {
 	n := startNode(t, cfg, nil)
 	base := "http://" + n.Addr(node.ListenerHTTP).String()
 	wsURL := "ws://" + n.Addr(node.ListenerHTTP).String() + "/mqtt"
-	cookie, _ := login(t, base, "cs")
+	cookie, s := login(t, base, "cs")
+	csrf := s.CSRF
 
 	// The tenant's browser subscribes to its own namespace's topic.
 	hdr := http.Header{"Cookie": {cookie}, "Origin": {base}}
@@ -299,12 +301,24 @@ func TestWebSocketSession(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 
+	// Logging out ends the session's MQTT over WebSocket connections.
+	resp, body := apiCall(t, "DELETE", base+"/api/v1/session", "", map[string]string{"Cookie": cookie, api.CSRFHeader: csrf})
+	if resp.StatusCode != 204 {
+		t.Fatalf("logout: %d %s", resp.StatusCode, body)
+	}
+	select {
+	case <-cl.Done():
+	case <-ctx.Done():
+		t.Fatal("the logged-out session's MQTT over WebSocket connection is still open")
+	}
+
 	// No session: the CONNECT without credentials is refused.
 	if _, code, _ := wsMQTT(t, ctx, wsURL, http.Header{"Origin": {base}}, "browser-none"); code != 0x86 && code != 0x87 {
 		t.Errorf("CONNECT without a session: reason %#x, want 0x86 or 0x87", code)
 	}
-	// A foreign page's upgrade is refused, with the cookie too.
-	_, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookie}, "Origin": {"http://evil.example"}}})
+	// A foreign page's upgrade is refused, with a live session's cookie too.
+	live, _ := login(t, base, "cs")
+	_, resp, err = websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {live}, "Origin": {"http://evil.example"}}})
 	if err == nil || resp == nil || resp.StatusCode != 403 {
 		t.Errorf("upgrade from another origin: %v %v", err, resp)
 	}
