@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	"gopkg.in/yaml.v3"
 
+	"github.com/citymesh/citymesh/auth"
 	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/energy/live"
 	"github.com/citymesh/citymesh/event"
@@ -34,6 +36,8 @@ func TestNodeEnergyAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Services = sections
+	cfg.ACL.Rules = append(cfg.ACL.Rules, auth.RuleConfig{Allow: []string{"read"}, Topics: []string{"energy/+/tenant/+/invoice"},
+		Tenants: []string{"campus-service", "wartberg-growers"}})
 	n := startNode(t, cfg, nil)
 	addr, base := n.Addr(node.ListenerMQTT).String(), "http://"+n.Addr(node.ListenerHTTP).String()
 	waitServicesRunning(t, n)
@@ -78,6 +82,49 @@ func TestNodeEnergyAccess(t *testing.T) {
 		code, body := twinGet(t, "GET", base+"/api/v1/energy/esg", "ops")
 		return code == 200 && strings.Contains(string(body), `"site":"campus"`)
 	})
+
+	// Over MQTT: campus-service's own client reads its invoice in its
+	// namespace, as energy/campus/tenant/campus-service/invoice; the
+	// growers' client, subscribed to the same filter, gets none of it.
+	var mu sync.Mutex
+	got := map[string][]string{}
+	on := func(user string) func(*paho.Publish) {
+		return func(p *paho.Publish) {
+			mu.Lock()
+			got[user] = append(got[user], p.Topic+" "+string(p.Payload))
+			mu.Unlock()
+		}
+	}
+	cs := pahoLogin(t, ctx, addr, "cs-app", "cs", on("cs"))
+	defer cs.Disconnect(&paho.Disconnect{})
+	grower := pahoLogin(t, ctx, addr, "grower-app", "grower", on("grower"))
+	defer grower.Disconnect(&paho.Disconnect{})
+	if _, err := pub.Publish(ctx, &paho.Publish{Topic: "$tenant/wartberg-growers/energy/x/tenant/wartberg-growers/invoice", Payload: []byte("marker"), QoS: 1, Retain: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*paho.Client{cs, grower} {
+		if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "energy/+/tenant/+/invoice", QoS: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := func(user, sub string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range got[user] {
+			if strings.Contains(m, sub) {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 10*time.Second, "campus-service's invoice over MQTT", func() bool {
+		return seen("cs", `energy/campus/tenant/campus-service/invoice {`) && seen("cs", `"tenant":"campus-service"`)
+	})
+	waitFor(t, 10*time.Second, "the growers' marker", func() bool { return seen("grower", "marker") })
+	time.Sleep(200 * time.Millisecond) // the rest of the retained burst
+	if seen("grower", "campus-service") {
+		t.Errorf("the growers' client got campus-service's invoice: %q", got["grower"])
+	}
 
 	for _, c := range []struct {
 		name, user, path string

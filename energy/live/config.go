@@ -59,6 +59,12 @@ type Config struct {
 	FillGaps bool          `yaml:"fill_gaps"`
 	// Anomalies configures the alarms.
 	Anomalies AnomalyConfig `yaml:"anomalies"`
+	// TenantTopics publishes each tenant's invoices also in its tenant's
+	// namespace ($tenant/{tenant}/energy/{site}/tenant/{tenant}/…), where
+	// the tenant's own MQTT clients — its dashboard pages among them —
+	// read them as energy/{site}/tenant/{tenant}/…; the service's broker
+	// user must then be an administrator. Default true.
+	TenantTopics *bool `yaml:"tenant_topics"`
 
 	// Tenant, when set, says whom an HTTP request is for: a tenant's user
 	// sees only its own invoices (all false), an operator all (all true).

@@ -201,11 +201,19 @@ func (r *run) flush(ctx context.Context, key string) {
 	}
 	r.s.setView(evs, vesg)
 	for _, ev := range evs {
+		var names []string
 		if final {
-			r.publish(ctx, InvoiceTopic(site, ev.Invoice.Tenant, EventFinalInvoice), ev)
+			names = append(names, EventFinalInvoice)
 		}
 		if newest {
-			r.publish(ctx, InvoiceTopic(site, ev.Invoice.Tenant, EventInvoice), ev)
+			names = append(names, EventInvoice)
+		}
+		for _, name := range names {
+			topic := InvoiceTopic(site, ev.Invoice.Tenant, name)
+			r.publish(ctx, topic, ev)
+			if t := ev.Invoice.Tenant; (r.s.cfg.TenantTopics == nil || *r.s.cfg.TenantTopics) && t != "" && !strings.ContainsAny(t, "/+#") {
+				r.publish(ctx, TenantNamespace+ev.Invoice.Tenant+"/"+topic, ev)
+			}
 		}
 	}
 	if vesg != nil && newest {
@@ -350,6 +358,10 @@ const (
 	EventFinalInvoice = "final-invoice"
 	EventESG          = "esg"
 )
+
+// TenantNamespace is the first level of every tenant's namespace on the
+// broker: its clients see $tenant/{tenant}/x as x (docs/security.md).
+const TenantNamespace = "$tenant/"
 
 // InvoiceTopic returns energy/{site}/tenant/{tenant}/{name}.
 func InvoiceTopic(site, tenant, name string) string {
