@@ -92,6 +92,11 @@ type Config struct {
 	// SoilType is the soil type the P and K classes are read for: light,
 	// medium (default) or heavy.
 	SoilType string `yaml:"soil_type"`
+	// TenantTopics publishes each plot's weather, risk and soil messages
+	// also in its tenant's namespace ($tenant/{tenant}/vineyard/…), where
+	// the tenant's own MQTT clients read them as vineyard/…; the service's
+	// broker user must then be an administrator. Default true.
+	TenantTopics *bool `yaml:"tenant_topics"`
 
 	// Model is the campus, for embedding: used instead of reading Campus.
 	Model *campus.Model `yaml:"-"`

@@ -267,7 +267,7 @@ func collect(t testing.TB, url string) *collector {
 		}
 		c.seen[m.Topic] = string(m.Payload)
 	}
-	for _, f := range []string{"vineyard/+/plot/#", "alarm/+/plot/#"} {
+	for _, f := range []string{"vineyard/+/plot/#", "alarm/+/plot/#", "$tenant/+/vineyard/+/plot/#"} {
 		if err := sub.Subscribe(context.Background(), f, 1, h); err != nil {
 			t.Fatal(err)
 		}
@@ -417,6 +417,12 @@ func TestOrderDuplicatesRestart(t *testing.T) {
 	for _, k := range []string{"vineyard/wartberg/plot/wartberg-01/risk", "vineyard/wartberg/plot/wartberg-02/weather", "vineyard/wartberg/plot/wartberg-01/soil", "alarm/wartberg/plot/wartberg-01/downy-mildew-risk"} {
 		if want[k] == "" {
 			t.Errorf("in order: no %s; have %v", k, mapKeysS(want))
+		}
+	}
+	// The plots' tenant reads the same in its namespace.
+	for _, k := range []string{"vineyard/wartberg/plot/wartberg-01/risk", "vineyard/wartberg/plot/wartberg-02/weather", "vineyard/wartberg/plot/wartberg-01/soil"} {
+		if c := want["$tenant/wartberg-growers/"+k]; c != want[k] {
+			t.Errorf("the tenant's copy of %s: %.80q, want %.80q", k, c, want[k])
 		}
 	}
 

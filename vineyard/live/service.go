@@ -653,11 +653,23 @@ func (s *Service) refresh(ctx context.Context, plot string) {
 		v     any
 	}{{eventWx, weatherDoc(pi, res, s.name)}, {eventRisk, res.risk}} {
 		topic := event.NewTopic(event.DomainVineyard, pi.Site, event.AssetPlot, plot, out.event).String()
-		if err := env.Bus.Publish(ctx, bus.Message{Topic: topic, Payload: marshal(out.v), QoS: 1, Retain: true, ContentType: "application/json"}); err != nil {
-			env.Error(fmt.Errorf("vineyard: publish %s: %w", topic, err))
-		}
+		s.publishRetained(ctx, env, topic, pi.Tenant, marshal(out.v))
 	}
 	s.updateAlarms(ctx, pi, res, rev)
+}
+
+// publishRetained publishes payload retained on topic and, with
+// TenantTopics (the default), on its copy in tenant's namespace.
+func (s *Service) publishRetained(ctx context.Context, env *service.Env, topic, tenant string, payload []byte) {
+	topics := []string{topic}
+	if (s.cfg.TenantTopics == nil || *s.cfg.TenantTopics) && tenant != "" && !strings.ContainsAny(tenant, "/+#") {
+		topics = append(topics, "$tenant/"+tenant+"/"+topic)
+	}
+	for _, t := range topics {
+		if err := env.Bus.Publish(ctx, bus.Message{Topic: t, Payload: payload, QoS: 1, Retain: true, ContentType: "application/json"}); err != nil {
+			env.Error(fmt.Errorf("vineyard: publish %s: %w", t, err))
+		}
+	}
 }
 
 // assessLocked runs the models over a plot's hours; nil when it has none.

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/vineyard/soil"
@@ -225,9 +224,7 @@ func (s *Service) refreshSoil(ctx context.Context, plot string) {
 	s.mu.maps[plot] = sm
 	s.mu.Unlock()
 	topic := event.NewTopic(event.DomainVineyard, pi.Site, event.AssetPlot, plot, eventSoil).String()
-	if err := env.Bus.Publish(ctx, bus.Message{Topic: topic, Payload: marshal(soilDoc(pi, sm, s.name)), QoS: 1, Retain: true, ContentType: "application/json"}); err != nil {
-		env.Error(fmt.Errorf("vineyard: publish %s: %w", topic, err))
-	}
+	s.publishRetained(ctx, env, topic, pi.Tenant, marshal(soilDoc(pi, sm, s.name)))
 }
 
 // Soil is the retained message on vineyard/{site}/plot/{plot}/soil: a
