@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/citymesh/citymesh/auth"
 )
@@ -41,7 +44,31 @@ type Authenticator struct {
 	Sessions *Sessions
 	// Listener is the listener name the chain is told of.
 	Listener string
+	// Guard, when set, is the login back-off HTTP Basic credentials go
+	// through, as the session login and MQTT CONNECTs do (the node's
+	// broker): an address that failed too often waits (ErrLoginBackoff).
+	Guard LoginGuard
 }
+
+// LoginGuard is the back-off of failed logins per address
+// (*broker.Broker is one): how long remote waits, and the failures and
+// refusals to count and audit.
+type LoginGuard interface {
+	LoginWait(remote string) time.Duration
+	LoginFailed(remote, via, user string)
+	LoginRefused(remote, via, user string)
+}
+
+// LoginBackoff is the error of a login refused because its address failed
+// too often: the request may be retried after Wait (429).
+type LoginBackoff struct{ Wait time.Duration }
+
+func (e *LoginBackoff) Error() string {
+	return "too many failed logins from this address: try again in " + strconv.Itoa(e.seconds()) + " s"
+}
+
+// seconds is Wait rounded up to whole seconds, at least 1.
+func (e *LoginBackoff) seconds() int { return max(1, int(math.Ceil(e.Wait.Seconds()))) }
 
 // unsafe reports whether method changes state.
 func unsafe(method string) bool {
@@ -58,7 +85,18 @@ func unsafe(method string) bool {
 // X-CSRF-Token header must be the session's token (ErrCSRF).
 func (a *Authenticator) Authenticate(r *http.Request) (*auth.Identity, error) {
 	if user, pass, ok := r.BasicAuth(); ok {
-		return a.Login(r, user, pass)
+		g := a.Guard
+		if g != nil {
+			if wait := g.LoginWait(r.RemoteAddr); wait > 0 {
+				g.LoginRefused(r.RemoteAddr, "http-basic", user)
+				return nil, &LoginBackoff{Wait: wait}
+			}
+		}
+		id, err := a.Login(r, user, pass)
+		if err != nil && g != nil {
+			g.LoginFailed(r.RemoteAddr, "http-basic", user)
+		}
+		return id, err
 	}
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return a.check(r.Context(), r, &auth.ConnectRequest{Password: []byte(strings.TrimSpace(h[7:])), HasPassword: true})

@@ -132,9 +132,14 @@ func unauthorized(w http.ResponseWriter, r *http.Request) {
 	service.WriteProblem(w, r, http.StatusUnauthorized, "authentication required: a session (POST /api/v1/session), HTTP Basic with a broker user, or a Bearer JWT")
 }
 
-// Refuse answers err of Authenticate: 403 for ErrCSRF, 401 otherwise, as
-// problem details.
+// Refuse answers err of Authenticate: 429 with Retry-After for a
+// LoginBackoff, 403 for ErrCSRF, 401 otherwise, as problem details.
 func Refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if lb, ok := errors.AsType[*LoginBackoff](err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(lb.seconds()))
+		service.WriteProblem(w, r, http.StatusTooManyRequests, lb.Error())
+		return
+	}
 	if errors.Is(err, ErrCSRF) {
 		service.WriteProblem(w, r, http.StatusForbidden, "a request that changes state with the session cookie must carry the session's "+CSRFHeader+" header")
 		return

@@ -105,6 +105,9 @@ func (n *Node) httpAccess() *TwinAccess {
 		n.sessions = api.NewSessions(0, 0)
 		n.sessions.OnEnd(n.sessionConns.end)
 		n.access = newHTTPAccess(n.sec.chain, n.sec.acl != nil, n.sessions)
+		// HTTP Basic credentials wait out the same back-off as logins
+		// and MQTT CONNECTs from their address.
+		n.access.authn.Guard = n.b
 	})
 	return n.access
 }
