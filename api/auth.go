@@ -51,12 +51,13 @@ type Authenticator struct {
 }
 
 // LoginGuard is the back-off of failed logins per address
-// (*broker.Broker is one): how long remote waits, and the failures and
-// refusals to count and audit.
+// (*broker.Broker is one): how long remote waits, the failures and
+// refusals to count and audit, and the successes that forgive.
 type LoginGuard interface {
 	LoginWait(remote string) time.Duration
 	LoginFailed(remote, via, user string)
 	LoginRefused(remote, via, user string)
+	LoginForgive(remote string)
 }
 
 // LoginBackoff is the error of a login refused because its address failed
@@ -93,8 +94,12 @@ func (a *Authenticator) Authenticate(r *http.Request) (*auth.Identity, error) {
 			}
 		}
 		id, err := a.Login(r, user, pass)
-		if err != nil && g != nil {
-			g.LoginFailed(r.RemoteAddr, "http-basic", user)
+		if g != nil {
+			if err != nil {
+				g.LoginFailed(r.RemoteAddr, "http-basic", user)
+			} else {
+				g.LoginForgive(r.RemoteAddr)
+			}
 		}
 		return id, err
 	}

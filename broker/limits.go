@@ -289,6 +289,13 @@ func (b *Broker) LoginRefused(remote, via, user string) {
 	b.opts.Audit.Info("login refused", "via", via, "user", user, "remote", remote, "reason", "login_backoff")
 }
 
+// LoginForgive forgives remote its failed logins without auditing: a
+// request with right credentials of a way of logging in that is checked on
+// every request (HTTP Basic), which would fill the audit log.
+func (b *Broker) LoginForgive(remote string) {
+	b.guard.loginSucceeded(remoteKey(remote))
+}
+
 // LoginSucceeded forgives remote its failed logins, as a successful
 // CONNECT does, and audits the login.
 func (b *Broker) LoginSucceeded(remote, via, user string) {

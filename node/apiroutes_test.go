@@ -633,4 +633,12 @@ func TestAPIBasicBackoff(t *testing.T) {
 		code, _, _, _ := basic("pw")
 		return code == 200
 	})
+	// The right password forgave the failures: one more wrong one does
+	// not start a wait.
+	if code, _, _, body := basic("wrong"); code != 401 {
+		t.Errorf("a wrong password after a right one: %d %s", code, body)
+	}
+	if code, _, _, body := basic("pw"); code != 200 {
+		t.Errorf("the right password after one wrong: %d %s", code, body)
+	}
 }
