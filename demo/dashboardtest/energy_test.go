@@ -145,8 +145,8 @@ func textNow(tb *tab, sel string) string {
 }
 
 // TestDashboardEnergyTenant: a tenant's user sees on the Energy view its
-// own running invoice and no other tenant's, and only buildings where it
-// has meters.
+// own running invoice, live over MQTT in its namespace, and no other
+// tenant's, and only buildings where it has meters.
 func TestDashboardEnergyTenant(t *testing.T) {
 	chromium(t)
 	dd := sharedDemo(t)
@@ -156,6 +156,12 @@ func TestDashboardEnergyTenant(t *testing.T) {
 	waitDemo(t, "campus-service's invoice", func() bool {
 		return Eval[bool](tb, `!!document.querySelector('`+own+`')`)
 	}, func() string { return textNow(tb, "#invoices tbody") })
+	// It came over MQTT, in the tenant's namespace (the energy service's
+	// tenant's copy), not only from the API.
+	waitDemo(t, "an invoice over MQTT in the tenant's namespace", func() bool {
+		n, _ := strconv.Atoi(Eval[string](tb, `document.body.dataset.mqttInvoices || "0"`))
+		return n > 0
+	}, func() string { return Eval[string](tb, `document.body.dataset.mqttInvoices || "0"`) + " over MQTT" })
 	keys := Eval[[]string](tb, `[...document.querySelectorAll("#invoices tbody tr[data-key]")].map((r) => r.dataset.key)`)
 	for _, k := range keys {
 		if k != "campus/campus-service" {

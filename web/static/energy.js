@@ -6,8 +6,10 @@
 //
 // A tenant's session sees what the node's APIs give it: its own buildings,
 // meters and invoices. Its MQTT connection lives in its tenant's namespace,
-// where the twin publishes its own meters but the energy service publishes
-// nothing: for a tenant the page polls the energy API instead.
+// where the twin publishes its own meters and the energy service its
+// invoices (tenant_topics), but no ESG figures: for a tenant the page polls
+// the ESG API, and the invoices' API once a minute in case the service
+// publishes no tenants' copies.
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
 import { $, api, cell, connectMQTT, every, fillRows, firstData, header, json, nf, setText, utc } from "/static/common.js";
 
@@ -29,9 +31,8 @@ setText("scope", tenant
   ? `Signed in for tenant ${tenant}: its own buildings, meters and invoices only.`
   : "All buildings, meters, tenants and sites of this node.");
 setText("cap-building-how", tenant ? "your meters in it" : "its main meters");
-setText("inv-source", tenant
-  ? "From the energy API (GET /api/v1/energy/invoices), every 5 s. Amounts as the energy service computes them, to the cent."
-  : "Live over MQTT (retained energy/+/tenant/+/invoice). Amounts as the energy service computes them, to the cent.");
+setText("inv-source", "Live over MQTT (retained energy/+/tenant/+/invoice" + (tenant ? ", in your tenant's namespace" : "") +
+  "). Amounts as the energy service computes them, to the cent.");
 
 // The campus as the session may see it.
 const buildings = new Map(); // id → {id, name}
@@ -413,7 +414,7 @@ await Promise.all([
 ]);
 every(10000, loadHistory);
 if (tenant) {
-  every(5000, pollInvoices);
+  every(60000, pollInvoices);
   every(10000, pollESG);
 }
 
@@ -423,8 +424,8 @@ function soon(fn) {
   renderTimer = setTimeout(() => { renderTimer = null; fn(); }, 250);
 }
 
-const filters = ["twin/+/meter/+"];
-if (!tenant) filters.push("energy/+/tenant/+/invoice", "energy/+/site/+/esg");
+const filters = ["twin/+/meter/+", "energy/+/tenant/+/invoice"];
+if (!tenant) filters.push("energy/+/site/+/esg");
 connectMQTT(filters, (topic, payload) => {
   const p = topic.split("/");
   let m;
