@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/citymesh/citymesh/api"
@@ -231,7 +232,15 @@ func wsMQTT(t *testing.T, ctx context.Context, u string, hdr http.Header, client
 		t.Fatalf("dial %s: %v", u, err)
 	}
 	got := make(chan *paho.Publish, 16)
-	cl := paho.NewClient(paho.ClientConfig{Conn: websocket.NetConn(context.Background(), c, websocket.MessageBinary),
+	// paho.golang writes a packet in several Write calls and sends PINGREQ
+	// from a goroutine of its own (the first right after CONNACK); over a
+	// WebSocket NetConn, unlike a TCP socket's writev, those calls can
+	// interleave with the SUBSCRIBE that follows, and the broker rightly
+	// answers the mixed bytes with DISCONNECT 0x81 (malformed packet).
+	// packets.NewThreadSafeConn makes each packet's writes one critical
+	// section.
+	ws := packets.NewThreadSafeConn(websocket.NetConn(context.Background(), c, websocket.MessageBinary))
+	cl := paho.NewClient(paho.ClientConfig{Conn: ws,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) { got <- pr.Packet; return true, nil }},
 	})
