@@ -5,7 +5,7 @@
 // page is open. Live over MQTT: the retained alarm topics
 // alarm/{site}/{kind}/{asset}/{type} (five levels: the alarms, not their
 // command topics).
-import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, setText, utc } from "/static/common.js";
+import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, keepFocus, setText, utc } from "/static/common.js";
 
 const POLL_MS = 10000;
 const SEVERITIES = ["critical", "major", "minor", "warning", "indeterminate"];
@@ -105,18 +105,6 @@ async function act(a, verb, button) {
   (next ?? $("action-status")).focus?.();
 }
 
-// keepFocus runs fill, which replaces table's rows, and puts the keyboard
-// back on the button it was on (same row id, same class), if still there:
-// a refresh must not throw a keyboard user out of the table.
-function keepFocus(table, fill) {
-  const f = document.activeElement;
-  const row = f && table.contains(f) ? f.closest("tr")?.dataset.id : undefined;
-  const cls = f?.className;
-  fill();
-  if (row === undefined) return;
-  const b = table.querySelector(`tr[data-id="${CSS.escape(row)}"] button.${CSS.escape(cls)}`);
-  if (b && !b.disabled) b.focus();
-}
 
 function render() {
   keepFocus($("alarms"), renderRows);

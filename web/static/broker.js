@@ -5,7 +5,7 @@
 // filter, delete) and a publish box (POST /api/v1/broker/publish). Every
 // change goes through common.js api(), with the session's CSRF token.
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
-import { $, api, cell, every, fillRows, firstData, hasRole, header, intf, nf, setText, utc } from "/static/common.js";
+import { $, api, cell, every, fillRows, firstData, hasRole, header, intf, keepFocus, nf, setText, utc } from "/static/common.js";
 
 const POLL_MS = 2000;
 const WINDOW_S = 300;
@@ -126,18 +126,6 @@ async function pollMetrics() {
 
 // --- Clients ---------------------------------------------------------
 
-// keepFocus runs fill, which replaces table's rows, and puts the keyboard
-// back on the button it was on (same row id, same class), if still there:
-// a refresh must not throw a keyboard user out of the table.
-function keepFocus(table, fill) {
-  const f = document.activeElement;
-  const row = f && table.contains(f) ? f.closest("tr")?.dataset.id : undefined;
-  const cls = f?.className;
-  fill();
-  if (row === undefined) return;
-  const b = table.querySelector(`tr[data-id="${CSS.escape(row)}"] button.${CSS.escape(cls)}`);
-  if (b && !b.disabled) b.focus();
-}
 
 let clients = [];
 function renderClients() { keepFocus($("client-list"), renderClientRows); }

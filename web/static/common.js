@@ -53,6 +53,44 @@ export function fillRows(table, rows, cols, empty) {
   body.replaceWith(fresh);
 }
 
+// keepFocus runs fill, which replaces table's rows, and puts the keyboard
+// back on the button it was on (same row id, same class), if still there:
+// a refresh must not throw a keyboard user out of the table.
+export function keepFocus(table, fill) {
+  const f = document.activeElement;
+  const row = f && table.contains(f) ? f.closest("tr")?.dataset.id : undefined;
+  const cls = f?.className;
+  fill();
+  if (row === undefined) return;
+  const b = table.querySelector(`tr[data-id="${CSS.escape(row)}"] button.${CSS.escape(cls)}`);
+  if (b && !b.disabled) b.focus();
+}
+
+// showProgress moves a robot's marker to its progress event p, keeps the
+// last keep fixes of its trail, counts the fix (body[data-robot-fixes]) and
+// writes the figures every robot panel has (robot-id, robot-route,
+// robot-pos, robot-progress, robot-along, robot-dev, robot-time). r is the
+// view's record of the robot's route: {info, marker, trail, fixes}. It
+// reports false, doing nothing, for an event without a position.
+export function showProgress(r, p, keep) {
+  if (typeof p.lat !== "number") return false;
+  const ll = [p.lat, p.lon];
+  r.marker.setLatLng(ll);
+  r.trail.addLatLng(ll);
+  const pts = r.trail.getLatLngs();
+  if (pts.length > keep) r.trail.setLatLngs(pts.slice(pts.length - keep));
+  r.fixes++;
+  document.body.dataset.robotFixes = String(r.fixes);
+  setText("robot-id", p.robot);
+  setText("robot-route", r.info.route.name || p.route);
+  setText("robot-pos", `${p.lat.toFixed(6)}° N, ${p.lon.toFixed(6)}° E`);
+  setText("robot-progress", nf.format((p.progress ?? 0) * 100));
+  setText("robot-along", nf.format(p.along_m ?? 0));
+  setText("robot-dev", nf.format(Math.abs(p.deviation_m ?? 0)));
+  setText("robot-time", utc(p.time));
+  return true;
+}
+
 // firstData marks, once, the moment the view's first figure of the node is
 // on the page (performance mark citymesh:first-data, body[data-ready]).
 let firstDone = false;

@@ -6,7 +6,7 @@
 // progress topic), open incidents and active alarms as markers. Leaflet
 // (vendored) draws it; it sets element styles from script (CSSOM), which
 // the page's CSP allows, and the page has no inline styles or scripts.
-import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, nf, setText, utc } from "/static/common.js";
+import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, nf, setText, showProgress, utc } from "/static/common.js";
 
 const L = window.L;
 
@@ -324,23 +324,9 @@ async function loadRoutes() {
 
 function onProgress(p) {
   const r = routes.get(p.robot);
-  if (!r || typeof p.lat !== "number") return;
-  const ll = [p.lat, p.lon];
-  r.marker.setLatLng(ll);
-  r.trail.addLatLng(ll);
-  const pts = r.trail.getLatLngs();
-  if (pts.length > TRAIL) r.trail.setLatLngs(pts.slice(pts.length - TRAIL));
-  r.fixes++;
-  document.body.dataset.robotFixes = String(r.fixes);
-  setText("robot-id", p.robot);
-  setText("robot-route", r.info.route.name || p.route);
-  setText("robot-pos", `${p.lat.toFixed(6)}° N, ${p.lon.toFixed(6)}° E`);
+  if (!r || !showProgress(r, p, TRAIL)) return;
   const next = p.next ? r.waypoints.get(p.next) : null;
   setText("robot-next", next ? `${next.id} (${next.name || ""})` : (p.next || "–"));
-  setText("robot-progress", nf.format((p.progress ?? 0) * 100));
-  setText("robot-along", nf.format(p.along_m ?? 0));
-  setText("robot-dev", nf.format(Math.abs(p.deviation_m ?? 0)));
-  setText("robot-time", utc(p.time));
 }
 
 // ---- Incidents and alarms ----

@@ -4,7 +4,7 @@
 // and the incidents the robot found with their pictures, their audit trail
 // (who did what, when) and the actions people take: acknowledge, start,
 // resolve, close (POST through common.js api(), with the CSRF token).
-import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, nf, setText, utc } from "/static/common.js";
+import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, nf, setText, showProgress, utc } from "/static/common.js";
 
 const L = window.L;
 // TODO are the states that still need someone: open, or resolved and
@@ -27,7 +27,9 @@ const label = (text) => { const s = document.createElement("span"); s.textConten
 const track = L.map("track", { zoomSnap: 0.25, keyboard: true, attributionControl: false, minZoom: 12, maxZoom: 22 });
 track.setView([49.15, 9.21], 17);
 L.control.scale({ metric: true, imperial: false }).addTo(track);
-const routes = new Map(); // robot → {info, marker, trail, waypoints}
+// TRAIL is how many of the robot's last fixes its trail shows.
+const TRAIL = 200;
+const routes = new Map(); // robot → {info, marker, trail, waypoints, fixes}
 let fitted = false;
 
 async function loadRoutes() {
@@ -56,23 +58,9 @@ async function loadRoutes() {
 
 function onProgress(p) {
   const r = routes.get(p.robot);
-  if (!r || typeof p.lat !== "number") return;
-  const ll = [p.lat, p.lon];
-  r.marker.setLatLng(ll);
-  r.trail.addLatLng(ll);
-  const pts = r.trail.getLatLngs();
-  if (pts.length > 200) r.trail.setLatLngs(pts.slice(pts.length - 200));
-  r.fixes++;
-  document.body.dataset.robotFixes = String(r.fixes);
+  if (!r || !showProgress(r, p, TRAIL)) return;
   setText("robot-fixes", intf.format(r.fixes));
-  setText("robot-id", p.robot);
-  setText("robot-route", r.info.route.name || p.route);
-  setText("robot-pos", `${p.lat.toFixed(6)}° N, ${p.lon.toFixed(6)}° E`);
-  setText("robot-progress", nf.format((p.progress ?? 0) * 100));
-  setText("robot-along", nf.format(p.along_m ?? 0));
-  setText("robot-dev", nf.format(Math.abs(p.deviation_m ?? 0)));
   setText("robot-patrol", utc(p.patrol_started));
-  setText("robot-time", utc(p.time));
   const key = (p.waypoints ?? []).map((w) => w.id + w.state).join();
   if (key !== r.wpKey) {
     r.wpKey = key;
