@@ -44,6 +44,7 @@ import (
 	"github.com/citymesh/citymesh/sim"
 	"github.com/citymesh/citymesh/twin"
 	"github.com/citymesh/citymesh/twin/history"
+	"github.com/citymesh/citymesh/web"
 )
 
 // Defaults of Options.
@@ -113,6 +114,9 @@ type Options struct {
 	// devices on loopback) still get in. Without Users everything is
 	// served to everyone.
 	Users bool
+	// Dashboard are the dashboard's settings (the node configuration's
+	// dashboard section): a tile server under the maps.
+	Dashboard web.Options
 	// StatsEvery is how often a one-line summary is logged (default
 	// 10 s; negative: only at the end).
 	StatsEvery time.Duration
@@ -247,6 +251,7 @@ func New(opts Options) (*Demo, error) {
 	}
 	cfg := node.Default()
 	cfg.MQTT, cfg.WS, cfg.HTTP, cfg.Data, cfg.Store = opts.MQTT, opts.WS, opts.HTTP, opts.Data, opts.Store
+	cfg.Dashboard = opts.Dashboard
 	cfg.Services = map[string]service.Section{} // the alarm API, and the services below
 	if opts.Users {
 		path, users, err := makeUsers(m, opts.Data)

@@ -15,6 +15,7 @@ import (
 	"github.com/citymesh/citymesh/connector/run"
 	"github.com/citymesh/citymesh/mesh"
 	"github.com/citymesh/citymesh/service"
+	"github.com/citymesh/citymesh/web"
 )
 
 // Config is a node's configuration. Its YAML form is the configuration file
@@ -118,6 +119,10 @@ type Config struct {
 	// and the services' health at /api/v1/services. Default none. Every
 	// service setting needs a restart.
 	Services map[string]service.Section `yaml:"services"`
+	// Dashboard are the dashboard's settings: a tile server under the
+	// maps (docs/dashboard.md). Default none: the maps show the campus's
+	// own shapes on a plain background.
+	Dashboard web.Options `yaml:"dashboard"`
 }
 
 // Default returns the configuration of `citymesh serve` without flags or a
@@ -272,6 +277,10 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Twin.validate(&c.Connectors, data)...)
 	errs = append(errs, validateServices(c.Services)...)
+	if err := c.Dashboard.Validate(); err != nil {
+		key, msg, _ := strings.Cut(err.Error(), ": ")
+		errs = append(errs, &FieldError{Field: "dashboard." + key, Err: errors.New(msg)})
+	}
 	return errors.Join(errs...)
 }
 

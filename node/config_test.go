@@ -49,6 +49,8 @@ func TestValidate(t *testing.T) {
 		{"negative rate", func(c *node.Config) { c.Limits.Limits.PublishRate = -1 }, "limits.publish_rate", "cannot be negative"},
 		{"duration without a unit", func(c *node.Config) { c.Limits.ConnectTimeout = 10 }, "limits.connect_timeout", "write a unit"},
 		{"mesh without a role", func(c *node.Config) { c.Mesh = mesh.Config{Node: "core-1"} }, "mesh", "role"},
+		{"tile template without {y}", func(c *node.Config) { c.Dashboard.MapTiles = "https://tiles.example.org/{z}/{x}.png" }, "dashboard.map_tiles", "has no {y}"},
+		{"attribution without tiles", func(c *node.Config) { c.Dashboard.MapAttribution = "© OpenStreetMap contributors" }, "dashboard.map_attribution", "without map_tiles"},
 		{"connector without a campus", func(c *node.Config) {
 			c.Connectors.TTS = []run.TTSConfig{{Application: "wartberg-ttn", APIKeyFile: "ttn.key"}}
 		}, "connectors.campus", "campus file is required"},

@@ -66,7 +66,7 @@ func (n *Node) httpHandler(ctx context.Context, addr net.Addr) http.Handler {
 		mux.Handle(rt.Pattern, rt.Handler)
 	}
 	n.mu.Lock()
-	dashboard := true
+	dashboard, site := true, n.mu.cfg.Dashboard
 	for _, h := range n.mu.handlers {
 		mux.Handle(h.pattern, h.h)
 		if claimsDashboard(h.pattern) {
@@ -77,7 +77,7 @@ func (n *Node) httpHandler(ctx context.Context, addr net.Addr) http.Handler {
 	// The dashboard (package web), at / and /static/, unless the program
 	// serves its own pages there.
 	if dashboard {
-		d := web.Handler()
+		d := web.Handler(site)
 		mux.Handle("GET /{$}", d)
 		mux.Handle("GET /static/", d)
 		for _, p := range web.Pages()[1:] {

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestHandler(t *testing.T) {
-	srv := httptest.NewServer(web.Handler())
+	srv := httptest.NewServer(web.Handler(web.Options{}))
 	defer srv.Close()
 	for _, tc := range []struct {
 		method, path string
@@ -35,6 +36,7 @@ func TestHandler(t *testing.T) {
 		{"GET", "/static/../web.go", 404, "", "", false, ""},
 		{"GET", "/index.html", 404, "", "", false, ""},
 		{"GET", "/login", 200, "text/html; charset=utf-8", "no-cache", true, `<form id="login"`},
+		{"GET", "/static/site.json", 200, "application/json", "no-cache", false, "{}"},
 		{"GET", "/static/common.js", 200, "text/javascript; charset=utf-8", "no-cache", false, "export async function session"},
 		{"GET", "/index", 404, "", "", false, ""},
 		{"GET", "/login.html", 404, "", "", false, ""},
@@ -82,7 +84,7 @@ func TestHandler(t *testing.T) {
 // style-src 'self', so it has no inline script, style element or
 // attribute, and no event handler attribute.
 func TestNoInlineScriptsOrStyles(t *testing.T) {
-	srv := httptest.NewServer(web.Handler())
+	srv := httptest.NewServer(web.Handler(web.Options{}))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/")
 	if err != nil {
@@ -115,7 +117,7 @@ func TestPages(t *testing.T) {
 	if len(pages) < 2 || pages[0] != "/" || !slices.Contains(pages, "/login") {
 		t.Fatalf("Pages() = %v", pages)
 	}
-	srv := httptest.NewServer(web.Handler())
+	srv := httptest.NewServer(web.Handler(web.Options{}))
 	defer srv.Close()
 	for _, p := range pages {
 		resp, err := http.Get(srv.URL + p)
@@ -126,5 +128,60 @@ func TestPages(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") == "" {
 			t.Errorf("GET %s: %d, CSP %q", p, resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 		}
+	}
+}
+
+// TestOptions: the tile server setting is checked (a template with {z},
+// {x}, {y}; an http(s) URL or a path on the node; nothing that could
+// break out of the CSP), reaches the pages in /static/site.json, and
+// only its origin is added to the pages' img-src.
+func TestOptions(t *testing.T) {
+	for _, tc := range []struct {
+		o      web.Options
+		err    string // "" for valid
+		imgSrc string // the pages' img-src when valid
+	}{
+		{web.Options{}, "", "img-src 'self' data:;"},
+		{web.Options{MapTiles: "https://tile.openstreetmap.org/{z}/{x}/{y}.png", MapAttribution: "© OpenStreetMap contributors"}, "",
+			"img-src 'self' data: https://tile.openstreetmap.org;"},
+		{web.Options{MapTiles: "https://{s}.tiles.example.org:8443/base/{z}/{x}/{y}{r}.png"}, "", "img-src 'self' data: https://*.tiles.example.org:8443;"},
+		{web.Options{MapTiles: "http://127.0.0.1:9000/{z}/{x}/{y}.png"}, "", "img-src 'self' data: http://127.0.0.1:9000;"},
+		{web.Options{MapTiles: "/tiles/{z}/{x}/{y}.png"}, "", "img-src 'self' data:;"},
+		{web.Options{MapAttribution: "© somebody"}, "map_attribution: an attribution without map_tiles", ""},
+		{web.Options{MapTiles: "https://tiles.example.org/{z}/{x}.png"}, "map_tiles: \"https://tiles.example.org/{z}/{x}.png\" has no {y}", ""},
+		{web.Options{MapTiles: "ftp://tiles.example.org/{z}/{x}/{y}.png"}, "want an https:// or http:// URL", ""},
+		{web.Options{MapTiles: "//tiles.example.org/{z}/{x}/{y}.png"}, "want an https:// or http:// URL", ""},
+		{web.Options{MapTiles: "tiles/{z}/{x}/{y}.png"}, "want an https:// or http:// URL", ""},
+		{web.Options{MapTiles: "https://a.example; script-src *; x/{z}/{x}/{y}"}, "spaces, quotes, commas and semicolons", ""},
+		{web.Options{MapTiles: "https://user:pw@tiles.example.org/{z}/{x}/{y}.png"}, "no credentials", ""},
+		{web.Options{MapTiles: "https://tiles{z}.example.org/{z}/{x}/{y}.png"}, "only {s}. may stand in the host", ""},
+	} {
+		err := tc.o.Validate()
+		if (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%+v: Validate() = %v, want %q", tc.o, err, tc.err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		srv := httptest.NewServer(web.Handler(tc.o))
+		resp, err := http.Get(srv.URL + "/map")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, tc.imgSrc) || strings.Count(csp, "img-src") != 1 {
+			t.Errorf("%+v: the page's CSP %q, want %q in it", tc.o, csp, tc.imgSrc)
+		}
+		resp, err = http.Get(srv.URL + "/static/site.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got web.Options
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || got != tc.o {
+			t.Errorf("site.json: %+v (%v), want %+v", got, err, tc.o)
+		}
+		resp.Body.Close()
+		srv.Close()
 	}
 }

@@ -45,6 +45,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.Copies, "copies", 1, "simulate `n` copies of the campus (copy k's ids end in -xk); the connectors know them all")
 	fs.Float64Var(&o.LoadRate, "load-rate", 0, "load mode: every information point at `hz`")
 	fs.DurationVar(&o.StatsEvery, "stats", demo.DefaultStatsEvery, "how often to log a one-line summary (`interval`; 0: only at the end)")
+	fs.StringVar(&o.Dashboard.MapTiles, "map-tiles", "", "tile server `URL` template under the dashboard's maps, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (default none: the campus's own shapes)")
+	fs.StringVar(&o.Dashboard.MapAttribution, "map-attribution", "", "the tiles' attribution `text`, e.g. \"© OpenStreetMap contributors\"")
 	open := fs.Bool("open", false, "no users: the dashboard and the HTTP APIs serve everyone (default: demo users, printed at start, one per role and tenant)")
 	logLevel := fs.String("log", "info", "log `level`: debug, info, warn or error")
 	fs.Usage = func() {
@@ -64,6 +66,11 @@ flags:
 		return err
 	}
 	o.Users = !*open
+	if err := o.Dashboard.Validate(); err != nil {
+		// "map_tiles: …" is the flag --map-tiles here.
+		key, msg, _ := strings.Cut(err.Error(), ": ")
+		return fmt.Errorf("--%s: %s", strings.ReplaceAll(key, "_", "-"), msg)
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
 	}

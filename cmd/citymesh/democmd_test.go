@@ -142,6 +142,8 @@ func TestDemoBadFlags(t *testing.T) {
 		{[]string{"stray"}, "unexpected argument"},
 		{[]string{"--faults", "nowhere.yaml"}, "--faults"},
 		{[]string{"--fault", "kind=nope,asset=b01,start=2026-05-12T07:00:00Z"}, "fault"},
+		{[]string{"--map-tiles", "tiles.example.org/{z}/{x}/{y}.png"}, "--map-tiles: \"tiles.example.org/{z}/{x}/{y}.png\": want an https:// or http:// URL"},
+		{[]string{"--map-attribution", "© OpenStreetMap contributors"}, "--map-attribution: an attribution without map_tiles"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -46,6 +46,8 @@ func newServeFlags() *serveFlags {
 	fs.String("sync", "", "when acknowledged messages count as stored: `batch` (fsynced, grouped across connections; default), always (one fsync each) or none (unsafe: not fsynced)")
 	fs.String("sync-interval", "", "shortest `time` between two syncs of the store's log; commits within it share one sync (default 500us; 0 syncs at once)")
 	fs.String("log", "", "log `level`: debug, info, warn or error (default info)")
+	fs.String("map-tiles", "", "tile server `URL` template under the dashboard's maps (dashboard.map_tiles; default none)")
+	fs.String("map-attribution", "", "the tiles' attribution `text` (dashboard.map_attribution)")
 	fs.BoolVar(&f.remote, "allow-remote-anonymous", false, "allow listening on non-loopback addresses without authentication")
 	return f
 }
@@ -74,7 +76,7 @@ func (f *serveFlags) config() (node.Config, error) {
 	}
 	for name, dst := range map[string]*string{"mqtt": &cfg.MQTT, "mqtts": &cfg.MQTTS, "ws": &cfg.WS, "wss": &cfg.WSS,
 		"http": &cfg.HTTP, "data": &cfg.Data, "store": &cfg.Store, "sync": &cfg.Sync, "log": &cfg.Log,
-		"password-file": &cfg.Auth.PasswordFile} {
+		"password-file": &cfg.Auth.PasswordFile, "map-tiles": &cfg.Dashboard.MapTiles, "map-attribution": &cfg.Dashboard.MapAttribution} {
 		if v, ok := f.set[name]; ok {
 			*dst = v
 		}

@@ -41,6 +41,10 @@ func TestServeConfigErrors(t *testing.T) {
 			`--sync-interval "soon": want a duration such as 500us, 2ms or 0`},
 		{"a sync interval too long", "sync_interval: 5s\n", nil,
 			"sync_interval: 5s: want a duration from 0 to 1s"},
+		{"a tile template without {y}", "dashboard:\n  map_tiles: https://tiles.example.org/{z}/{x}.png\n", nil,
+			`dashboard.map_tiles: "https://tiles.example.org/{z}/{x}.png" has no {y}`},
+		{"a tile flag that is no URL", "", []string{"--map-tiles", "ftp://tiles.example.org/{z}/{x}/{y}.png"},
+			"dashboard.map_tiles: \"ftp://tiles.example.org/{z}/{x}/{y}.png\": want an https:// or http:// URL"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -91,6 +91,29 @@ export function showProgress(r, p, keep) {
   return true;
 }
 
+// addTiles draws the tile server of the node's dashboard settings
+// (/static/site.json: map_tiles, map_attribution) under a Leaflet map's
+// shapes; without one the map keeps to the campus's own shapes. It
+// reports whether tiles were added.
+export async function addTiles(L, map) {
+  let site = {};
+  try {
+    const r = await fetch("/static/site.json", { credentials: "same-origin" });
+    if (r.ok) site = await r.json();
+  } catch (e) {
+    console.warn(`dashboard settings: ${e}`);
+  }
+  if (!site.map_tiles) return false;
+  const layer = L.tileLayer(site.map_tiles, { maxZoom: map.getMaxZoom(), maxNativeZoom: 19, attribution: esc(site.map_attribution ?? "") });
+  if (!map.attributionControl && site.map_attribution) L.control.attribution({ prefix: false }).addTo(map);
+  layer.addTo(map);
+  document.body.dataset.tiles = "on";
+  return true;
+}
+
+// esc makes text safe to put in HTML (Leaflet's attributions are HTML).
+export const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
 // firstData marks, once, the moment the view's first figure of the node is
 // on the page (performance mark citymesh:first-data, body[data-ready]).
 let firstDone = false;

@@ -6,7 +6,7 @@
 // progress topic), open incidents and active alarms as markers. Leaflet
 // (vendored) draws it; it sets element styles from script (CSSOM), which
 // the page's CSP allows, and the page has no inline styles or scripts.
-import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, nf, setText, showProgress, utc } from "/static/common.js";
+import { $, addTiles, api, cell, connectMQTT, esc, every, fillRows, firstData, header, intf, json, nf, setText, showProgress, utc } from "/static/common.js";
 
 const L = window.L;
 
@@ -28,16 +28,14 @@ const SOIL_LABEL = { A: "very low", B: "low", C: "optimal", D: "high", E: "very 
 const NUTRIENTS = [["p", "phosphorus (P)"], ["k", "potassium (K)"], ["ph", "pH"]];
 
 const loadColor = (kw) => (kw == null ? NO_LOAD : LOAD_BINS.find((b) => kw < b.max).color);
-const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 
-// The map: EPSG:3857 without tiles; an optional same-origin tile URL
-// template in ?tiles= (the CSP allows images from the node only).
+// The map: EPSG:3857, the campus's own shapes on a plain background, over
+// the tile server of the dashboard's settings if the node has one.
 const map = L.map("map", { zoomSnap: 0.25, keyboard: true, attributionControl: true, minZoom: 10, maxZoom: 21 });
 map.attributionControl.setPrefix(false);
 map.attributionControl.addAttribution("the campus model of citymesh");
 map.setView([49.15, 9.22], 14);
-const tiles = new URLSearchParams(location.search).get("tiles");
-if (tiles) L.tileLayer(tiles, { maxZoom: 21 }).addTo(map);
+addTiles(L, map);
 
 // Panes keep the layers in order: soil above plots, markers above all.
 map.createPane("soil").style.zIndex = 405;

@@ -4,7 +4,7 @@
 // and the incidents the robot found with their pictures, their audit trail
 // (who did what, when) and the actions people take: acknowledge, start,
 // resolve, close (POST through common.js api(), with the CSRF token).
-import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, nf, setText, showProgress, utc } from "/static/common.js";
+import { $, addTiles, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, nf, setText, showProgress, utc } from "/static/common.js";
 
 const L = window.L;
 // TODO are the states that still need someone: open, or resolved and
@@ -25,6 +25,7 @@ const label = (text) => { const s = document.createElement("span"); s.textConten
 
 // ---- The live track ----
 const track = L.map("track", { zoomSnap: 0.25, keyboard: true, attributionControl: false, minZoom: 12, maxZoom: 22 });
+addTiles(L, track);
 track.setView([49.15, 9.21], 17);
 L.control.scale({ metric: true, imperial: false }).addTo(track);
 // TRAIL is how many of the robot's last fixes its trail shows.
