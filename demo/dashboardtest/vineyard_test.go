@@ -90,3 +90,46 @@ func TestDashboardVineyard(t *testing.T) {
 		tb.Screenshot("vineyard")
 	}
 }
+
+// TestDashboardVineyardTenant signs in the wine growers' tenant user: its
+// Vineyard view shows its plot, live over MQTT from its namespace (the
+// vineyard service's tenant copies), not only from the API; another
+// tenant's user sees no plot and gets no vineyard message over MQTT.
+func TestDashboardVineyardTenant(t *testing.T) {
+	chromium(t)
+	dd := sharedDemo(t)
+	grower := newTabAs(t, "wartberg-growers")
+	grower.Open(dd.base + "/vineyard")
+	waitDemo(t, "the growers' plot", func() bool {
+		return Eval[bool](grower, `!!document.querySelector('#plots tr[data-plot="wartberg-01"]')`)
+	}, func() string { return textNow(grower, "#plots tbody") })
+	mqttCount := `document.body.dataset.mqttVineyard || "0"`
+	waitDemo(t, "the plot's messages over MQTT in the tenant's namespace", func() bool {
+		n, _ := strconv.Atoi(Eval[string](grower, mqttCount))
+		return n > 0
+	}, func() string { return Eval[string](grower, mqttCount) + " over MQTT" })
+	waitDemo(t, "the plot's risk", func() bool {
+		l := textNow(grower, `#risk article[data-disease="downy_mildew"] output.level`)
+		return l == "none" || l == "low" || l == "moderate" || l == "high"
+	}, func() string { return textNow(grower, "#risk") })
+
+	other := newTabAs(t, "library")
+	other.Open(dd.base + "/vineyard")
+	waitDemo(t, "no plot for the library", func() bool {
+		return strings.Contains(textNow(other, "#plots tbody"), "Your tenant has no plots.")
+	}, func() string { return textNow(other, "#plots tbody") })
+	// The grower's view got the retained messages at once on subscribing;
+	// the library's, subscribed to the same filters, has had as long.
+	waitDemo(t, "the library's MQTT connection", func() bool {
+		return textNow(other, "#mqtt-state") == "connected"
+	}, func() string { return textNow(other, "#mqtt-state") })
+	before := Eval[string](grower, mqttCount)
+	waitDemo(t, "another message for the grower", func() bool { return Eval[string](grower, mqttCount) != before },
+		func() string { return "still " + before })
+	if n := Eval[string](other, mqttCount); n != "0" {
+		t.Errorf("the library's Vineyard view got %s vineyard messages over MQTT", n)
+	}
+	if n := Eval[int](other, `document.querySelectorAll("#plots tr[data-plot]").length`); n != 0 {
+		t.Errorf("the library's Vineyard view shows %d plots", n)
+	}
+}

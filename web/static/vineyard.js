@@ -5,8 +5,10 @@
 // point topics.
 //
 // A tenant's MQTT connection lives in its tenant's namespace, where the
-// vineyard service publishes nothing: for a tenant the page polls the API
-// (which shows a tenant its own plots only).
+// vineyard service publishes copies of its plots' messages (tenant_topics):
+// the same subscriptions bring a tenant its own plots only, as the API
+// shows it only those. The API once a minute is the fallback (a service
+// without tenant copies, a connection down).
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
 import { $, api, cell, connectMQTT, every, fillRows, firstData, header, intf, json, setText } from "/static/common.js";
 
@@ -26,8 +28,8 @@ const two = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
 
 const s = await header();
 const tenant = s.tenant || "";
-setText("plots-source", (tenant ? `Tenant ${tenant}: its own plots. From the vineyard API, every 5 s. ` :
-  "Live over MQTT (retained vineyard/+/plot/+/risk) and the vineyard API. ") +
+setText("plots-source", (tenant ? `Tenant ${tenant}: its own plots. ` : "") +
+  "Live over MQTT (retained vineyard/+/plot/+/risk) and the vineyard API. " +
   "Levels: none, low, moderate, high — the latest day of weather, in the plot's local time.");
 
 const plots = new Map(); // id → PlotSummary
@@ -359,30 +361,30 @@ window.addEventListener("resize", () => {
 await pollPlots().catch((e) => { console.warn(String(e)); setText("plots-source", `Plots unavailable: ${e.message}`); });
 renderAll();
 
-// Live: the retained topics for operators; the API for tenants.
-if (tenant) {
-  setText("mqtt-state", "not used (API, every 5 s)");
-  every(5000, async () => {
-    await pollPlots();
-    if (!current) return;
-    const last = Math.max(0, ...wx.keys());
-    const q = last ? `?from=${new Date((last - 86400) * 1000).toISOString()}` : "";
-    const w = await api(`/api/v1/vineyard/plots/${encodeURIComponent(current)}/weather${q}`);
-    addHours(w.hours ?? []);
-    const from = since(7);
-    risk = await api(`/api/v1/vineyard/plots/${encodeURIComponent(current)}/risk${from ? `?from=${from}` : ""}`);
-    renderWeather();
-    renderRisk();
-  });
-  every(60000, () => (current ? loadSoil() : null));
-} else {
-  every(15000, pollPlots);
+// Live: the retained topics (a tenant's copies in its namespace); the API
+// once a minute besides.
+async function refreshCurrent() {
+  if (!current) return;
+  const last = Math.max(0, ...wx.keys());
+  const q = last ? `?from=${new Date((last - 86400) * 1000).toISOString()}` : "";
+  const w = await api(`/api/v1/vineyard/plots/${encodeURIComponent(current)}/weather${q}`);
+  addHours(w.hours ?? []);
+  const from = since(7);
+  risk = await api(`/api/v1/vineyard/plots/${encodeURIComponent(current)}/risk${from ? `?from=${from}` : ""}`);
+  renderWeather();
+  renderRisk();
+}
+every(15000, pollPlots);
+every(60000, refreshCurrent);
+{
   let soilTimer = null;
+  let viaMQTT = 0;
   connectMQTT(["vineyard/+/plot/+/risk", "vineyard/+/plot/+/weather", "vineyard/+/plot/+/soil"], (topic, payload) => {
     const [, , , plot, what] = topic.split("/");
     let m;
     try { m = json(payload); } catch (e) { console.warn(`${topic}: ${e.message}`); return; }
     if (!m) return;
+    document.body.dataset.mqttVineyard = String(++viaMQTT);
     if (what === "risk") {
       const p = plots.get(plot) ?? { id: plot, site: m.site };
       p.date = m.date;
