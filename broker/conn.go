@@ -82,6 +82,10 @@ type conn struct {
 	link       *Link
 	clientMode bool
 	endErr     error // why the reader stopped, for Link.Serve
+	// writeErr is the write error that made the writer close the socket,
+	// when the peer had not closed it: the reason of the connection's end
+	// (the reader only sees its socket closed).
+	writeErr atomic.Pointer[error]
 
 	// Reader goroutine only.
 	inAliases  map[uint16]string // client → broker topic aliases [MQTT-3.3.2-10]
@@ -455,6 +459,8 @@ func (c *conn) readFailed(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.logger().Info("keep alive timeout; closing")
 		c.sendDisconnect(mqtt.KeepAliveTimeout, "")
+	case c.writeErr.Load() != nil:
+		// The writer closed the socket and logged why.
 	case isClosedErr(err):
 		c.debug("connection closed by peer")
 	default:
@@ -1349,8 +1355,19 @@ func (c *conn) writeFailed(err error) {
 	s.mu.Lock()
 	c.dead = true
 	s.mu.Unlock()
-	c.debug("write failed; closing", "err", err)
+	if peerClosed(err) {
+		c.debug("write failed; closing", "err", err)
+	} else {
+		c.writeErr.CompareAndSwap(nil, &err)
+		c.logger().Info("write failed; closing", "err", err)
+	}
 	c.closeSocket()
+}
+
+// peerClosed reports whether a write error says the peer closed or reset
+// the connection.
+func peerClosed(err error) bool {
+	return isClosedErr(err) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (c *conn) writeBatch(w *writer, ctrls []ctrl, batch []delivery) error {

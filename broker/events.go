@@ -28,7 +28,9 @@ type ClientEvent struct {
 	// Reason says why the connection ended: "disconnect" (the client
 	// sent DISCONNECT), "taken over" (another connection took its
 	// session), "keep alive timeout", "closed" (by the peer or by the
-	// broker), or the error that ended it.
+	// broker), "write failed: …" (the broker could not write to the
+	// client: a write timeout of a client that reads nothing, an error of
+	// the network), or the error that ended it.
 	Reason string
 }
 
@@ -47,6 +49,8 @@ func (b *Broker) clientEvent(c *conn, connected, takenOver bool) {
 		switch err := c.endErr; {
 		case takenOver:
 			e.Reason = "taken over"
+		case c.writeErr.Load() != nil:
+			e.Reason = "write failed: " + (*c.writeErr.Load()).Error()
 		case err == nil:
 			e.Reason = "disconnect"
 		case errors.Is(err, os.ErrDeadlineExceeded):
