@@ -93,6 +93,10 @@ type Options struct {
 	// ConnectTimeout is how long a new connection may take to send CONNECT.
 	// Default 10 s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// WriteTimeout is how long a write to a client may wait for the
+	// client to take the bytes (its socket full: a client that reads
+	// nothing, a dead link) before the connection is closed. Default 30 s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// SysInterval is the period of $SYS/ statistics. Default 10 s; negative
 	// disables them.
 	SysInterval time.Duration `yaml:"-"`
@@ -166,6 +170,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxLinkStoredBytes == 0 {
 		o.MaxLinkStoredBytes = 4 << 30
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 30 * time.Second
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 10 * time.Second

@@ -1209,7 +1209,7 @@ func (c *conn) writeLoop() {
 		// What a writer run on a reader could not write: first, in order.
 		now := c.b.now()
 		c.lastWrite = now
-		c.nc.SetWriteDeadline(now.Add(30 * time.Second))
+		c.nc.SetWriteDeadline(now.Add(c.b.opts.WriteTimeout))
 		_, err := w.bw.Write(c.stash)
 		if cap(c.stash) > 64<<10 {
 			c.stash = nil
@@ -1325,9 +1325,15 @@ func (c *conn) writeRun(w *writer, inline bool) {
 		dead := c.dead
 		s.mu.Unlock()
 		if !dead {
-			if now := c.b.now(); !inline && now.Sub(c.lastWrite) > time.Second {
+			// The write deadline bounds a write that waits; it is moved
+			// at most once a second (half the timeout, if shorter).
+			// Inline writes never wait, but the socket's deadline applies
+			// to them too: one set long ago by a writer goroutine would
+			// fail the first write after an idle spell ("i/o timeout"),
+			// so they move it as well.
+			if now := c.b.now(); now.Sub(c.lastWrite) > min(time.Second, c.b.opts.WriteTimeout/2) {
 				c.lastWrite = now
-				c.nc.SetWriteDeadline(now.Add(30 * time.Second))
+				c.nc.SetWriteDeadline(now.Add(c.b.opts.WriteTimeout))
 			}
 			if err := c.writeBatch(w, ctrls, batch); err != nil {
 				c.writeFailed(err)
