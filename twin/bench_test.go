@@ -152,3 +152,23 @@ func BenchmarkRecoverCampus(b *testing.B) {
 		b.ReportMetric(float64(svc.Recovered().Points), "points")
 	}
 }
+
+// BenchmarkBuildingQuery selects one building's temperatures in the
+// reference campus, as the dashboard and the API's clients do (the twin
+// query of docs/benchmarks.md's API latency figures).
+func BenchmarkBuildingQuery(b *testing.B) {
+	s, _, _ := referenceFed(b)
+	building := s.model.Buildings[len(s.model.Buildings)/2].ID
+	q := Query{Building: building, Quantity: "temperature"}
+	n := 0
+	for b.Loop() {
+		r, err := s.Points(q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = r.Total
+	}
+	if n == 0 {
+		b.Fatalf("no temperature in building %s", building)
+	}
+}

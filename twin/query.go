@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/paulmach/orb"
@@ -209,14 +210,29 @@ func (s *State) Points(q Query) (Result, error) {
 		}
 		return true
 	}
-	r.collect(&q, s.byPoint, len(s.points), func(i int32) string { return s.points[i].p.Tenant }, match)
+	var within []int32 // the candidates, when an index narrows them
+	switch {
+	case assets != nil:
+		within = []int32{}
+		for ai := range assets {
+			within = append(within, s.assets[ai].points...)
+		}
+		slices.Sort(within)
+	case q.Building != "":
+		within = s.inBuilding[q.Building].points
+		if within == nil {
+			within = []int32{}
+		}
+	}
+	r.collect(&q, s.byPoint, len(s.points), within, func(i int32) string { return s.points[i].p.Tenant }, match)
 	return r, nil
 }
 
 // collect fills r with the indexes among n that match, or, when q names
 // ids, with those of them that match (ids unknown in byID, or hidden by
-// q's scope, go to r.Unknown), and keeps q's page.
-func (r *Result) collect(q *Query, byID map[string]int32, n int, tenant func(int32) string, match func(int32) bool) {
+// q's scope, go to r.Unknown), and keeps q's page. A non-nil within
+// (ascending) holds every index that can match, so only those are tried.
+func (r *Result) collect(q *Query, byID map[string]int32, n int, within []int32, tenant func(int32) string, match func(int32) bool) {
 	if q.IDs != nil {
 		for _, id := range q.IDs {
 			i, ok := byID[id]
@@ -224,6 +240,12 @@ func (r *Result) collect(q *Query, byID map[string]int32, n int, tenant func(int
 				r.Unknown = append(r.Unknown, id)
 				continue
 			}
+			if match(i) {
+				r.idx = append(r.idx, i)
+			}
+		}
+	} else if within != nil {
+		for _, i := range within {
 			if match(i) {
 				r.idx = append(r.idx, i)
 			}
@@ -286,7 +308,14 @@ func (s *State) Assets(q Query) (Result, error) {
 		}
 		return !g.hasGeo || g.match(a.Location)
 	}
-	r.collect(&q, s.byAsset, len(s.assets), func(i int32) string { return s.assets[i].a.Tenant }, match)
+	var within []int32
+	if q.Building != "" {
+		within = s.inBuilding[q.Building].assets
+		if within == nil {
+			within = []int32{}
+		}
+	}
+	r.collect(&q, s.byAsset, len(s.assets), within, func(i int32) string { return s.assets[i].a.Tenant }, match)
 	return r, nil
 }
 

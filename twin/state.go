@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,11 @@ type State struct {
 	// NewState.
 	byPoint map[string]int32
 	byAsset map[string]int32
+	// inBuilding lists, by building id, the indexes of the assets that
+	// belong to it (see buildingOf) and of their points, ascending, so a
+	// query of one building reads its part only; read-only after
+	// NewState.
+	inBuilding map[string]buildingIndex
 
 	applied, stale, rejected atomic.Uint64
 	version                  atomic.Uint64 // bumped on every change
@@ -174,7 +180,28 @@ func NewState(m *campus.Model) *State {
 		s.points = append(s.points, pointEntry{p: p, asset: ai})
 		s.assets[ai].points = append(s.assets[ai].points, i)
 	}
+	s.inBuilding = make(map[string]buildingIndex)
+	for ai := range int32(len(s.assets)) {
+		b := s.buildingOf(ai)
+		if b == "" {
+			continue
+		}
+		x := s.inBuilding[b]
+		x.assets = append(x.assets, ai)
+		x.points = append(x.points, s.assets[ai].points...)
+		s.inBuilding[b] = x
+	}
+	for b, x := range s.inBuilding {
+		slices.Sort(x.points)
+		s.inBuilding[b] = x
+	}
 	return s
+}
+
+// buildingIndex is what belongs to one building: asset and point indexes,
+// ascending.
+type buildingIndex struct {
+	assets, points []int32
 }
 
 // Model returns the campus model the state was built from.
