@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/demo"
 	"github.com/citymesh/citymesh/event"
+	"github.com/citymesh/citymesh/internal/pahotest"
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/sim"
@@ -92,51 +92,6 @@ func options(t *testing.T) demo.Options {
 	return demo.Options{MQTT: "127.0.0.1:0", WS: "127.0.0.1:0", HTTP: "127.0.0.1:0", NetworkServer: "127.0.0.1:0",
 		Data: t.TempDir(), Campus: smallCampus, Codecs: codecs, Seed: 3, Start: start, Speed: 1800, RobotEvery: 30 * time.Second,
 		StatsEvery: 500 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
-}
-
-// collector is an Eclipse Paho MQTT 5 subscriber that keeps what arrives.
-type collector struct {
-	mu   sync.Mutex
-	msgs []*paho.Publish
-	c    *paho.Client
-}
-
-func subscribe(t *testing.T, ctx context.Context, addr, id string, filters ...string) *collector {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := &collector{}
-	col.c = paho.NewClient(paho.ClientConfig{Conn: conn, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-		func(pr paho.PublishReceived) (bool, error) {
-			col.mu.Lock()
-			col.msgs = append(col.msgs, pr.Packet)
-			col.mu.Unlock()
-			return true, nil
-		}}})
-	if _, err := col.c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}); err != nil {
-		t.Fatal(err)
-	}
-	var subs []paho.SubscribeOptions
-	for _, f := range filters {
-		subs = append(subs, paho.SubscribeOptions{Topic: f, QoS: 1})
-	}
-	if _, err := col.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs}); err != nil {
-		t.Fatal(err)
-	}
-	return col
-}
-
-func (c *collector) snapshot() []*paho.Publish {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]*paho.Publish(nil), c.msgs...)
-}
-
-func (c *collector) close() {
-	c.c.Disconnect(&paho.Disconnect{})
-	<-c.c.Done()
 }
 
 // seen is what the subscriber found so far, each event valid by its
@@ -271,11 +226,11 @@ func TestDemo(t *testing.T) {
 
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	col := subscribe(t, sctx, d.Addr(node.ListenerMQTT).String(), "dashboard", "vineyard/#", "energy/#", "building/#", "robot/#")
+	col := pahotest.Subscribe(t, sctx, d.Addr(node.ListenerMQTT).String(), pahotest.Options{ClientID: "dashboard"}, "vineyard/#", "energy/#", "building/#", "robot/#")
 	var s seen
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		s = check(t, m, col.snapshot())
+		s = check(t, m, col.Messages())
 		if len(s.deviceTypes) == len(types) && len(s.pictures) > 0 && s.counts[event.EventReading] > 0 && s.counts[event.EventUplink] > 0 &&
 			s.counts[event.EventPosition] > 0 && s.counts[event.EventCheck] > 0 && s.counts[event.EventStatus] > 0 && s.counts[event.EventMeasurement] > len(m.Devices) {
 			break
@@ -440,7 +395,7 @@ func TestDemo(t *testing.T) {
 	if n := st.Connectors.Failed["codec"] + st.Connectors.Failed["parse"] + st.Connectors.Failed["unknown_device"]; n != 0 {
 		t.Errorf("the connectors failed %d uplinks: %v", n, st.Connectors.Failed)
 	}
-	col.close()
+	col.Close()
 
 	cancel()
 	select {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/citymesh/citymesh/demo"
 	"github.com/citymesh/citymesh/energy/live"
+	"github.com/citymesh/citymesh/internal/pahotest"
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/service"
 )
@@ -79,13 +80,13 @@ func TestDemoEnergy(t *testing.T) {
 
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	col := subscribe(t, sctx, d.Addr(node.ListenerMQTT).String(), "energy-reader",
+	col := pahotest.Subscribe(t, sctx, d.Addr(node.ListenerMQTT).String(), pahotest.Options{ClientID: "energy-reader"},
 		live.InvoiceTopic("campus", "campus-service", live.EventInvoice), live.ESGTopic("campus"))
-	defer col.close()
+	defer col.Close()
 	var got map[string]bool
 	waitDemo(t, "the retained invoice and ESG figures", func() bool {
 		got = map[string]bool{}
-		for _, p := range col.snapshot() {
+		for _, p := range col.Messages() {
 			var ev struct {
 				Period string `json:"period"`
 				Status string `json:"status"`

@@ -14,6 +14,7 @@ import (
 
 	"github.com/citymesh/citymesh/alarm"
 	"github.com/citymesh/citymesh/demo"
+	"github.com/citymesh/citymesh/internal/pahotest"
 	"github.com/citymesh/citymesh/node"
 	robotlive "github.com/citymesh/citymesh/robot/live"
 	"github.com/citymesh/citymesh/service"
@@ -70,13 +71,13 @@ func TestDemoRobot(t *testing.T) {
 	// Its retained results, as an independent MQTT client sees them.
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
-	col := subscribe(t, sctx, d.Addr(node.ListenerMQTT).String(), "robot-watcher",
+	col := pahotest.Subscribe(t, sctx, d.Addr(node.ListenerMQTT).String(), pahotest.Options{ClientID: "robot-watcher"},
 		robotlive.ProgressTopic("+", "+"), robotlive.IncidentTopic("+", "+"))
-	defer col.close()
+	defer col.Close()
 	var inc robotlive.Incident
 	var progress bool
 	waitDemo(t, "the robot's progress and the blocked escape route's incident with a picture, retained", func() bool {
-		for _, p := range col.snapshot() {
+		for _, p := range col.Messages() {
 			switch {
 			case p.Topic == robotlive.ProgressTopic("campus", "loomi"):
 				progress = true

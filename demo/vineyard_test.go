@@ -13,6 +13,7 @@ import (
 
 	"github.com/citymesh/citymesh/demo"
 	"github.com/citymesh/citymesh/event"
+	"github.com/citymesh/citymesh/internal/pahotest"
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/service"
 	vinelive "github.com/citymesh/citymesh/vineyard/live"
@@ -79,15 +80,15 @@ func TestDemoVineyard(t *testing.T) {
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	col := subscribe(t, sctx, d.Addr(node.ListenerMQTT).String(), "vineyard-dashboard", "vineyard/+/plot/+/risk", "vineyard/+/plot/+/weather")
-	defer col.close()
+	col := pahotest.Subscribe(t, sctx, d.Addr(node.ListenerMQTT).String(), pahotest.Options{ClientID: "vineyard-dashboard"}, "vineyard/+/plot/+/risk", "vineyard/+/plot/+/weather")
+	defer col.Close()
 	// Every plot's risk, read from the retained messages: at least two
 	// hours of weather (the first hours come within seconds at the demo's
 	// speed).
 	risks := map[string]vinelive.Risk{}
 	weather := map[string]bool{}
 	waitDemo(t, "every plot's risk and weather on the bus", func() bool {
-		for _, p := range col.snapshot() {
+		for _, p := range col.Messages() {
 			tp, err := event.ParseTopic(p.Topic)
 			if err != nil {
 				t.Fatalf("topic %s: %v", p.Topic, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/citymesh/citymesh/alarm"
 	"github.com/citymesh/citymesh/bus"
+	"github.com/citymesh/citymesh/internal/pahotest"
 	"github.com/citymesh/citymesh/node"
 	"github.com/citymesh/citymesh/service"
 )
@@ -56,17 +57,17 @@ func TestDashboardAlarms(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sub := subscribe(t, ctx, dd.d.Addr(node.ListenerMQTT).String(), "alarms-watcher", "", "", target.Topic)
+	sub := pahotest.Subscribe(t, ctx, dd.d.Addr(node.ListenerMQTT).String(), pahotest.Options{ClientID: "alarms-watcher"}, target.Topic)
 	// The retained alarm arrives first, not acknowledged.
 	var first alarm.Alarm
 	waitDemo(t, "the retained alarm", func() bool {
-		for _, m := range sub.snapshot() {
+		for _, m := range sub.Messages() {
 			if len(m.Payload) > 0 && json.Unmarshal(m.Payload, &first) == nil && first.ID == target.ID {
 				return true
 			}
 		}
 		return false
-	}, func() string { return strconv.Itoa(len(sub.snapshot())) + " messages" })
+	}, func() string { return strconv.Itoa(len(sub.Messages())) + " messages" })
 	if first.Acknowledged {
 		t.Fatalf("the retained alarm is acknowledged already: %+v", first)
 	}
@@ -80,7 +81,7 @@ func TestDashboardAlarms(t *testing.T) {
 	// it meanwhile, closed (its retained message removed).
 	var acked alarm.Alarm
 	waitDemo(t, "the acknowledgement over MQTT", func() bool {
-		for _, m := range sub.snapshot() {
+		for _, m := range sub.Messages() {
 			if len(m.Payload) == 0 {
 				t.Logf("the alarm closed (its service had cleared it)")
 				return true
@@ -92,7 +93,7 @@ func TestDashboardAlarms(t *testing.T) {
 			}
 		}
 		return false
-	}, func() string { return strconv.Itoa(len(sub.snapshot())) + " messages" })
+	}, func() string { return strconv.Itoa(len(sub.Messages())) + " messages" })
 	if acked.ID != "" {
 		if acked.AcknowledgedBy != "admin" {
 			t.Errorf("acknowledged by %q, want the page's user, admin", acked.AcknowledgedBy)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/citymesh/citymesh/internal/pahotest"
 	"github.com/citymesh/citymesh/node"
 )
 
@@ -30,7 +31,7 @@ func TestDashboardBroker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	mqttAddr := dd.d.Addr(node.ListenerMQTT).String()
-	sub := subscribe(t, ctx, mqttAddr, "dashboard-broker-watcher", "", "", "dashboard/test/#")
+	sub := pahotest.Subscribe(t, ctx, mqttAddr, pahotest.Options{ClientID: "dashboard-broker-watcher"}, "dashboard/test/#")
 
 	tb := newTab(t)
 	tb.Open(dd.base + "/broker")
@@ -58,13 +59,13 @@ func TestDashboardBroker(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#pub-retain")),
 		chromedp.Click(chromedp.CSS("#pub-send")))
 	waitDemo(t, "the message at the Paho subscriber", func() bool {
-		for _, m := range sub.snapshot() {
+		for _, m := range sub.Messages() {
 			if m.Topic == topic && string(m.Payload) == payload && m.QoS == 1 {
 				return true
 			}
 		}
 		return false
-	}, func() string { return strconv.Itoa(len(sub.snapshot())) + " messages" })
+	}, func() string { return strconv.Itoa(len(sub.Messages())) + " messages" })
 	waitDemo(t, "the publish's answer", func() bool { return strings.Contains(tb.Text("#pub-result"), "queued for 1 session.") },
 		func() string { return tb.Text("#pub-result") + tb.Text("#pub-problem") })
 
@@ -104,7 +105,7 @@ func TestDashboardBroker(t *testing.T) {
 	}
 
 	// A client's details, and its disconnection.
-	victim := subscribe(t, ctx, mqttAddr, "dashboard-victim", "", "", "dashboard/victim")
+	victim := pahotest.Subscribe(t, ctx, mqttAddr, pahotest.Options{ClientID: "dashboard-victim"}, "dashboard/victim")
 	client := `#client-list tr[data-id="dashboard-victim"]`
 	tb.Do("find the client", chromedp.SendKeys(chromedp.CSS("#client-find"), "victim"))
 	waitDemo(t, "the client's row", func() bool { return Eval[bool](tb, `!!document.querySelector('`+client+`')`) },
@@ -126,7 +127,7 @@ func TestDashboardBroker(t *testing.T) {
 	}
 	clickRow(tb, client+" button.disconnect")
 	select {
-	case <-victim.c.Done():
+	case <-victim.Client.Done():
 	case <-ctx.Done():
 		t.Fatal("the disconnected client's connection did not end")
 	}

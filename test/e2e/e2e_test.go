@@ -23,16 +23,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/paho"
-
 	"github.com/citymesh/citymesh/campus"
 	"github.com/citymesh/citymesh/event"
 	"github.com/citymesh/citymesh/internal/lorawantest"
+	"github.com/citymesh/citymesh/internal/pahotest"
 	"github.com/citymesh/citymesh/internal/testproc"
 	"github.com/citymesh/citymesh/sim"
 )
@@ -192,49 +190,6 @@ func connectorsConfig(t *testing.T, addr string) string {
 	return path
 }
 
-// subscriber is an Eclipse Paho MQTT 5 client of citymesh.
-type subscriber struct {
-	mu   sync.Mutex
-	msgs []*paho.Publish
-	c    *paho.Client
-}
-
-func subscribe(t *testing.T, addr string, filters ...string) *subscriber {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &subscriber{}
-	s.c = paho.NewClient(paho.ClientConfig{Conn: conn, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
-		func(pr paho.PublishReceived) (bool, error) {
-			s.mu.Lock()
-			s.msgs = append(s.msgs, pr.Packet)
-			s.mu.Unlock()
-			return true, nil
-		}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := s.c.Connect(ctx, &paho.Connect{ClientID: "e2e-checker", CleanStart: true, KeepAlive: 30}); err != nil {
-		t.Fatal(err)
-	}
-	var subs []paho.SubscribeOptions
-	for _, f := range filters {
-		subs = append(subs, paho.SubscribeOptions{Topic: f, QoS: 1})
-	}
-	if _, err := s.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.c.Disconnect(&paho.Disconnect{}) })
-	return s
-}
-
-func (s *subscriber) snapshot() []*paho.Publish {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.msgs)
-}
-
 // uplinkKey identifies one uplink: a device's frame counter restarts at a
 // rejoin, so the network server's receive time is part of it.
 type uplinkKey struct {
@@ -320,7 +275,9 @@ func lorawanEndToEnd(t *testing.T, mode string) {
 	}
 	serve := procs[0]
 	waitUntil(t, "citymesh serve", 20*time.Second, func() bool { v, err := scrape(httpAddr, "citymesh_build_info"); return err == nil && v == 1 }, serve.out.String)
-	sub := subscribe(t, mqttAddr, "+/+/device/+/measurement", "+/+/device/+/uplink", "+/+/device/+/status")
+	subCtx, subCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer subCancel()
+	sub := pahotest.Subscribe(t, subCtx, mqttAddr, pahotest.Options{ClientID: "e2e-checker"}, "+/+/device/+/measurement", "+/+/device/+/uplink", "+/+/device/+/status")
 	if mode == "run connector" {
 		metrics = freePort(t)
 		procs = append(procs, start(t, "citymesh run connector", "run", "connector", "--config", config, "--broker", "mqtt://"+mqttAddr,
@@ -370,7 +327,7 @@ func lorawanEndToEnd(t *testing.T, mode string) {
 		return fmt.Sprintf("received %v of %d, duplicates %v of %d, measurements %v, uplinks %v of %d; subscriber %d messages",
 			metric("citymesh_connector_uplinks_received_total"), published, metric("citymesh_connector_uplinks_duplicate_total"), copies,
 			metric("citymesh_connector_events_published_total", `kind="measurement"`), metric("citymesh_connector_events_published_total", `kind="uplink"`),
-			delivered, len(sub.snapshot()))
+			delivered, len(sub.Messages()))
 	}
 	waitUntil(t, "every uplink's events", 30*time.Second, func() bool {
 		return metric("citymesh_connector_uplinks_received_total") == float64(published) &&
@@ -378,7 +335,7 @@ func lorawanEndToEnd(t *testing.T, mode string) {
 			metric("citymesh_connector_events_published_total", `kind="measurement"`) == float64(delivered)
 	}, explain)
 	statuses := metric("citymesh_connector_events_published_total", `kind="status"`)
-	waitUntil(t, "the subscriber to receive them", 30*time.Second, func() bool { return len(sub.snapshot()) == 2*delivered+int(statuses) }, explain)
+	waitUntil(t, "the subscriber to receive them", 30*time.Second, func() bool { return len(sub.Messages()) == 2*delivered+int(statuses) }, explain)
 	if got := metric("citymesh_connector_uplinks_duplicate_total"); got != float64(copies) {
 		t.Errorf("%v copies dropped, the truth sent %d uplinks twice", got, copies)
 	}
@@ -393,7 +350,7 @@ func lorawanEndToEnd(t *testing.T, mode string) {
 	meas := map[uplinkKey]int{}
 	upl := map[uplinkKey]int{}
 	reasons := map[string]map[string]bool{} // device → status reasons
-	for _, p := range sub.snapshot() {
+	for _, p := range sub.Messages() {
 		tp, err := event.ParseTopic(p.Topic)
 		if err != nil {
 			t.Fatalf("%s: %v", p.Topic, err)
