@@ -170,7 +170,13 @@ func TestDashboardAlarms(t *testing.T) {
 	// With the keyboard: Enter on the second alarm's Acknowledge button
 	// acknowledges it, and the keyboard stays on its row (its Clear).
 	minorRow := `#alarms tr[data-id="` + minor.ID + `"]`
-	tb.Do("acknowledge with the keyboard", chromedp.Focus(chromedp.CSS(minorRow+` button.ack`)), chromedp.KeyEvent("\r"))
+	// Focused from the page's script in one step: the table's rows are
+	// replaced as alarms change (the keyboard stays on the same button,
+	// keepFocus), so a node looked up before may be gone when focused.
+	if !Eval[bool](tb, `(() => { const b = document.querySelector('`+minorRow+` button.ack'); b?.focus(); return !!b; })()`) {
+		t.Fatal("the second alarm has no Acknowledge button")
+	}
+	tb.Do("acknowledge with the keyboard", chromedp.KeyEvent("\r"))
 	waitDemo(t, "the second alarm acknowledged", func() bool {
 		return strings.HasPrefix(ackCell(tb, minor.ID), "yes, by admin")
 	}, func() string { return tb.Text("#alarms") + tb.Text("#action-error") })

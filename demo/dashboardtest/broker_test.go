@@ -90,7 +90,7 @@ func TestDashboardBroker(t *testing.T) {
 	if got := tb.Text(row + " td.payload"); got != payload {
 		t.Errorf("retained preview %q, want %q", got, payload)
 	}
-	tb.Do("delete it", chromedp.Click(chromedp.CSS(row+" button.delete")))
+	clickRow(tb, row+" button.delete")
 	waitDemo(t, "the retained message gone", func() bool {
 		return strings.Contains(tb.Text("#retained-status"), "Deleted") && !Eval[bool](tb, `!!document.querySelector('`+row+`')`)
 	}, func() string { return tb.Text("#retained-status") + tb.Text("#retained-error") })
@@ -117,8 +117,12 @@ func TestDashboardBroker(t *testing.T) {
 	}, func() string { return tb.Text("#cd") })
 	// The keyboard on the row's Details stays there when the list
 	// refreshes (every 5 s).
-	tb.Do("focus the details", chromedp.Focus(chromedp.CSS(client+" button.details")),
-		chromedp.Evaluate[chromedp.Void](`document.querySelector("#client-list tbody").dataset.before = "refresh"`))
+	// Focus and mark in one step of the page's script: a refresh between
+	// a lookup and the focus would leave a node that is gone.
+	if !Eval[bool](tb, `(() => { const b = document.querySelector('`+client+` button.details'); b?.focus();
+		document.querySelector("#client-list tbody").dataset.before = "refresh"; return !!b && document.activeElement === b; })()`) {
+		t.Fatal("the client's Details cannot be focused")
+	}
 	waitDemo(t, "the list to refresh", func() bool {
 		return Eval[bool](tb, `document.querySelector("#client-list tbody").dataset.before === undefined`)
 	}, func() string { return "not refreshed" })

@@ -217,6 +217,9 @@ func TestIncidentActionsOverHTTP(t *testing.T) {
 			if status != c.status || !strings.Contains(body, c.contains) {
 				t.Errorf("%s %s: %d %s, want %d with %q", c.method, c.path, status, body, c.status, c.contains)
 			}
+			if status == 200 {
+				checkDocumented(t, c.method, c.path, status, body)
+			}
 		})
 	}
 	inc, _ := r.s.cur.Load().book.get(esc)
