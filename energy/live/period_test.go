@@ -12,6 +12,7 @@ import (
 
 	"github.com/citymesh/citymesh/bus"
 	"github.com/citymesh/citymesh/energy/live"
+	"github.com/citymesh/citymesh/internal/openapitest"
 	"github.com/citymesh/citymesh/service"
 )
 
@@ -90,7 +91,11 @@ func TestMonthCloses(t *testing.T) {
 	if code != 200 || len(l.Invoices) != 2 || l.Invoices[0].Status != live.StatusFinal || l.Invoices[1].Status != live.StatusRunning {
 		t.Errorf("invoices of the tenant: %d %s", code, body)
 	}
+	openapitest.Check(t, ls.svc.OpenAPI(), "GET", "/api/v1/energy/invoices/campus-service", code, "", []byte(body))
 	code, _, body = get("/api/v1/energy/esg")
+	openapitest.Check(t, ls.svc.OpenAPI(), "GET", "/api/v1/energy/esg", code, "", []byte(body))
+	code2, _, body2 := get("/api/v1/energy/invoices")
+	openapitest.Check(t, ls.svc.OpenAPI(), "GET", "/api/v1/energy/invoices", code2, "", []byte(body2))
 	var e live.ESGList
 	json.Unmarshal([]byte(body), &e)
 	if code != 200 || len(e.ESG) != 2 || e.ESG[0].Period != "2026-04" || e.ESG[0].Status != live.StatusFinal || !(e.ESG[1].TotalMWh > 0) {

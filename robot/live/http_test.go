@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/citymesh/citymesh/bus"
+	"github.com/citymesh/citymesh/internal/openapitest"
 	"github.com/citymesh/citymesh/robot"
 	"github.com/citymesh/citymesh/service"
 	"github.com/citymesh/citymesh/sim"
@@ -218,7 +219,7 @@ func TestIncidentActionsOverHTTP(t *testing.T) {
 				t.Errorf("%s %s: %d %s, want %d with %q", c.method, c.path, status, body, c.status, c.contains)
 			}
 			if status == 200 {
-				checkDocumented(t, c.method, c.path, status, body)
+				openapitest.Check(t, openAPI, c.method, APIPrefix+c.path, status, "", []byte(body))
 			}
 		})
 	}

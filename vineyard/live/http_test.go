@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/citymesh/citymesh/service"
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/planar"
+
+	"github.com/citymesh/citymesh/internal/openapitest"
+	"github.com/citymesh/citymesh/service"
 )
 
 // labBody returns n laboratory samples on a grid inside the plot.
@@ -124,6 +126,9 @@ func TestHTTP(t *testing.T) {
 		resp, body := do(tc.method, tc.path, tc.tenant, tc.body)
 		if resp.StatusCode != tc.code || resp.Header.Get("Content-Type") != tc.ctype || !strings.Contains(string(body), tc.contains) {
 			t.Errorf("%s: %d %s %.300s; want %d %s with %q", tc.name, resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.code, tc.ctype, tc.contains)
+		}
+		if resp.StatusCode/100 == 2 && tc.ctype == "application/json" {
+			openapitest.Check(t, s.OpenAPI(), tc.method, tc.path, resp.StatusCode, "", body)
 		}
 	}
 
