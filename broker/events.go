@@ -46,11 +46,12 @@ func (b *Broker) clientEvent(c *conn, connected, takenOver bool) {
 	}
 	if !connected {
 		var me *mqtt.Error
+		writeErr := c.writeErr.Load()
 		switch err := c.endErr; {
 		case takenOver:
 			e.Reason = "taken over"
-		case c.writeErr.Load() != nil:
-			e.Reason = "write failed: " + (*c.writeErr.Load()).Error()
+		case writeErr != nil:
+			e.Reason = "write failed: " + (*writeErr).Error()
 		case err == nil:
 			e.Reason = "disconnect"
 		case errors.Is(err, os.ErrDeadlineExceeded):

@@ -40,12 +40,12 @@ func TestWriteFailedReason(t *testing.T) {
 	}})
 	defer b.Close()
 	for _, tc := range []struct {
-		name   string
-		inject bool
-		want   string
+		name, id string
+		inject   bool
+		want     string
 	}{
-		{"the write fails", true, "write failed: " + errInjected.Error()},
-		{"the client closes", false, "closed"},
+		{"the write fails", "w-fails", true, "write failed: " + errInjected.Error()},
+		{"the client closes", "w-closes", false, "closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client, server := net.Pipe()
@@ -53,7 +53,7 @@ func TestWriteFailedReason(t *testing.T) {
 			fc := &failingConn{Conn: server}
 			b.ServeConn(fc)
 			client.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := client.Write(connectBytes(mqtt.V5, "w-"+tc.name[4:8])); err != nil {
+			if _, err := client.Write(connectBytes(mqtt.V5, tc.id)); err != nil {
 				t.Fatal(err)
 			}
 			r := mqtt.NewReader(client, 0)

@@ -107,7 +107,6 @@ export async function addTiles(L, map) {
   const layer = L.tileLayer(site.map_tiles, { maxZoom: map.getMaxZoom(), maxNativeZoom: 19, attribution: esc(site.map_attribution ?? "") });
   if (!map.attributionControl && site.map_attribution) L.control.attribution({ prefix: false }).addTo(map);
   layer.addTo(map);
-  document.body.dataset.tiles = "on";
   return true;
 }
 
